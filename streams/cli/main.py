@@ -1,0 +1,151 @@
+"""The ``streams`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.errors import StreamsError
+
+app = typer.Typer(
+    name="streams",
+    help="Profile Streams: per-property last-writer-wins customer profiles over Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+topics_app = typer.Typer(help="Provision and check the contract's topics.", no_args_is_help=True)
+profile_app = typer.Typer(help="Query customer profiles on a worker.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(profile_app, name="profile")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def broker(
+    listen: Annotated[str, typer.Option(help="HOST:PORT of the Kafka listener.")] = "127.0.0.1:9092",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Log directory (default: a fresh temporary one).")
+    ] = None,
+) -> None:
+    """Run the embedded single-node Apache Kafka (KRaft) until interrupted."""
+    from streams.broker.embedded import run_foreground
+
+    try:
+        code = run_foreground(listen, data_dir)
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic of the contract (idempotent) and check partition counts."""
+    from streams.kafka.topics import create_topics
+    from streams.settings import Settings
+
+    try:
+        statuses = create_topics(Settings())
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    for status in statuses:
+        verb = "created" if status.created else "exists "
+        typer.echo(f"{verb} {status.name} partitions={status.partitions}")
+
+
+@topics_app.command("check")
+def topics_check() -> None:
+    """Exit non-zero, naming the topic, when a topic is missing or mis-partitioned."""
+    from streams.kafka.topics import verify_topics
+    from streams.settings import Settings
+
+    try:
+        verify_topics(Settings())
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    typer.echo("topics ok")
+
+
+@app.command()
+def worker(
+    data_dir: Annotated[Path | None, typer.Option(help="Local state directory.")] = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of the query/metrics API.")] = None,
+    web_host: Annotated[str | None, typer.Option(help="Interface of the query API.")] = None,
+) -> None:
+    """Run one processor worker; replicas share the input partitions."""
+    from streams.processor.runner import run_worker
+    from streams.settings import Settings
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if web_port is not None:
+        overrides["web_port"] = web_port
+    if web_host is not None:
+        overrides["web_host"] = web_host
+    try:
+        code = run_worker(Settings(**overrides))  # type: ignore[arg-type]
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
+@profile_app.command("get")
+def profile_get(
+    customer_id: Annotated[str, typer.Argument(help="The customer id.")],
+    include_timestamps: Annotated[
+        bool, typer.Option("--include-timestamps", help="Show last_update per property.")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Worker base URL (default: the configured web port).")
+    ] = None,
+) -> None:
+    """Print a customer's profile as JSON, as GET /customers/{id} answers it."""
+    from streams.web.client import fetch_profile
+
+    try:
+        body = fetch_profile(customer_id, include_timestamps=include_timestamps, base_url=url)
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    typer.echo(body)
+
+
+@app.command()
+def produce(
+    path: Annotated[Path, typer.Argument(help="JSONL file: one change event per line.")],
+) -> None:
+    """Produce change events from a JSONL file to the input topic, as-is (bad lines too)."""
+    from streams.kafka.produce import produce_file
+    from streams.settings import Settings
+
+    try:
+        count = produce_file(Settings(), path)
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"produced {count} records")
+
+
+@app.command()
+def demo() -> None:
+    """What `make run` runs: embedded Kafka, topics, a worker, sample data and counts."""
+    from streams.demo import run_demo
+
+    try:
+        code = run_demo()
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
+def main() -> None:
+    app(prog_name="streams")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The one settings object: environment variables (``STREAMS_*``) and ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of Profile Streams; secrets are ``SecretStr`` and print masked."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "STREAMS_KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"
+        ),
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    input_topic: str = "profile-changes"
+    upserts_topic: str = "profile-upserts"
+    stale_topic: str = "profile-stale"
+    dlq_topic: str = "profile-changes-dlq"
+    changelog_topic: str = "profile-state-changelog"
+    partitions: int = Field(default=8, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+
+    group_id: str = "profile-streams-processor"
+    data_dir: Path = Path("data")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    advertised_url: str | None = None
+
+    output_format: Literal["avro", "json"] = "avro"
+    source_priority: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_clock_skew_seconds: float = Field(default=300.0, ge=0)
+    max_event_bytes: int = Field(default=256 * 1024, ge=256)
+    max_properties: int = Field(default=1000, ge=1)
+
+    batch_max_events: int = Field(default=5000, ge=1)
+    batch_max_wait_ms: int = Field(default=50, ge=0)
+    session_timeout_ms: int = Field(default=45_000, ge=1000)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    delivery_timeout_ms: int = Field(default=120_000, ge=1000)
+    routing_cache_seconds: float = Field(default=2.0, ge=0)
+    route_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    log_level: str = "INFO"
+
+    @field_validator("source_priority", mode="before")
+    @classmethod
+    def _split_priority(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> Settings:
+        names = self.topic_names()
+        if len(set(names)) != len(names):
+            raise ValueError(f"topic names must be distinct, got {names}")
+        return self
+
+    def topic_names(self) -> list[str]:
+        return [
+            self.input_topic,
+            self.upserts_topic,
+            self.stale_topic,
+            self.dlq_topic,
+            self.changelog_topic,
+        ]
+
+    def kafka_config(self) -> dict[str, str | int | bool]:
+        """librdkafka settings shared by every client (connection and security)."""
+        config: dict[str, str | int | bool] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return config
+
+    def priorities(self) -> dict[str, int]:
+        """Source priority for tie-breaks: earlier in the list ranks higher."""
+        count = len(self.source_priority)
+        return {source: count - index for index, source in enumerate(self.source_priority)}
