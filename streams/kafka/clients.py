@@ -1,0 +1,59 @@
+"""librdkafka configuration for the clients of the processor."""
+
+from __future__ import annotations
+
+from streams.settings import Settings
+
+KafkaConfig = dict[str, str | int | bool]
+
+
+def producer_config(settings: Settings, **overrides: str | int | bool) -> KafkaConfig:
+    """Idempotent, fully acknowledged producer with the Java-compatible partitioner."""
+    config: KafkaConfig = {
+        **settings.kafka_config(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "partitioner": "murmur2_random",
+        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.kbytes": 1_048_576,
+        "delivery.timeout.ms": settings.delivery_timeout_ms,
+    }
+    config.update(overrides)
+    return config
+
+
+def consumer_config(settings: Settings, **overrides: str | int | bool) -> KafkaConfig:
+    """Group consumer that commits only what was processed (never automatically)."""
+    config: KafkaConfig = {
+        **settings.kafka_config(),
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(settings.session_timeout_ms // 5, 500),
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
+        "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 8_388_608,
+        "queued.max.messages.kbytes": 262_144,
+    }
+    config.update(overrides)
+    return config
+
+
+def reader_config(settings: Settings, **overrides: str | int | bool) -> KafkaConfig:
+    """Consumer for assigned (not subscribed) reads such as state restore."""
+    config: KafkaConfig = {
+        **settings.kafka_config(),
+        "group.id": f"{settings.group_id}-reader",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 8_388_608,
+    }
+    config.update(overrides)
+    return config

@@ -1,0 +1,1 @@
+"""The processor: consume change events in batches, merge, store, emit."""

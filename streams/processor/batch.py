@@ -1,0 +1,138 @@
+"""One batch of input records in, outputs and new states out. No I/O but the state lookup."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import orjson
+
+from streams.codecs.events import EventDecoder
+from streams.codecs.upserts import UpsertCodec
+from streams.errors import InvalidEvent
+from streams.kafka.partitioner import partition_for
+from streams.merge import MergePolicy, apply_event, to_upsert
+from streams.model import ChangeEvent, Profile, StaleWrite
+from streams.processor.records import BatchResult, Headers, InputRecord, OutputRecord
+from streams.processor.state_codec import decode_profile, encode_profile
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LoadStates = Callable[[int, list[bytes]], list[bytes | None]]
+"""(partition, customer keys) -> their stored states, ``None`` where absent."""
+
+
+class BatchProcessor:
+    """Decode, validate, merge and encode a batch; the caller owns Kafka and the stores."""
+
+    def __init__(self, settings: Settings, load_states: LoadStates, clock: Callable[[], int]):
+        self.settings = settings
+        self._load = load_states
+        self._clock = clock
+        self._decoder = EventDecoder.from_settings(settings)
+        self._upserts = UpsertCodec(settings.output_format)
+        self._policy = MergePolicy(settings.priorities())
+        self._partitions = settings.partitions
+
+    def process(self, records: Sequence[InputRecord]) -> BatchResult:
+        result = BatchResult()
+        counts = result.counts
+        counts.events_in = len(records)
+        now = self._clock()
+        accepted: list[tuple[InputRecord, ChangeEvent, bytes]] = []
+        wanted: dict[int, dict[bytes, None]] = {}
+        for record in records:
+            result.next_offsets[record.partition] = record.offset + 1
+            try:
+                event = self._decoder.decode(record.key, record.value, record.timestamp_ms, now)
+            except InvalidEvent as exc:
+                counts.rejected[exc.reason] += 1
+                result.outputs.append(self._dead_letter(record, exc))
+                continue
+            except Exception as exc:  # a decoder bug must not kill the worker: park the record
+                logger.exception("decoder failed partition=%d offset=%d", record.partition, record.offset)
+                invalid = InvalidEvent("undecodable", type(exc).__name__)
+                counts.rejected[invalid.reason] += 1
+                result.outputs.append(self._dead_letter(record, invalid))
+                continue
+            key = event.customer_id.encode()
+            home = partition_for(key, self._partitions)
+            if home != record.partition:
+                counts.rerouted += 1
+                result.outputs.append(self._reroute(record, key, home))
+                continue
+            accepted.append((record, event, key))
+            wanted.setdefault(home, {})[key] = None
+
+        profiles = self._load_profiles(wanted)
+        upsert_topic, stale_topic = self.settings.upserts_topic, self.settings.stale_topic
+        for record, event, key in accepted:
+            profile = profiles[record.partition, key]
+            merged = apply_event(profile, event, self._policy)
+            for stale in merged.stale:
+                result.outputs.append(
+                    OutputRecord(stale_topic, record.partition, key, _stale_json(stale, now))
+                )
+            counts.stale_writes += len(merged.stale)
+            upsert = to_upsert(event, merged, now)
+            if upsert is None:
+                counts.stale_events += 1
+                continue
+            counts.applied += 1
+            counts.upserts_out += 1
+            result.outputs.append(
+                OutputRecord(upsert_topic, record.partition, key, self._upserts.encode(upsert))
+            )
+            result.states.setdefault(record.partition, {})[key] = b""
+        for partition, keys in result.states.items():
+            for key in keys:
+                keys[key] = encode_profile(profiles[partition, key])
+        return result
+
+    def _load_profiles(self, wanted: dict[int, dict[bytes, None]]) -> dict[tuple[int, bytes], Profile]:
+        profiles: dict[tuple[int, bytes], Profile] = {}
+        for partition, keyset in wanted.items():
+            keys = list(keyset)
+            for key, raw in zip(keys, self._load(partition, keys), strict=True):
+                profiles[partition, key] = decode_profile(raw) if raw is not None else Profile()
+        return profiles
+
+    def _dead_letter(self, record: InputRecord, exc: InvalidEvent) -> OutputRecord:
+        headers: Headers = [
+            ("dlq.reason", exc.reason.encode()),
+            ("dlq.detail", exc.detail.encode()),
+            ("dlq.topic", self.settings.input_topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+            ("dlq.timestamp", str(record.timestamp_ms).encode()),
+        ]
+        headers.extend(record.headers or ())
+        return OutputRecord(
+            self.settings.dlq_topic, record.partition, record.key, record.value, headers
+        )
+
+    def _reroute(self, record: InputRecord, key: bytes, home: int) -> OutputRecord:
+        # A producer with another partitioner split a customer across partitions: move the
+        # record where its customer's state lives rather than fork the profile.
+        headers: Headers = [("rerouted.from", str(record.partition).encode())]
+        headers.extend(record.headers or ())
+        return OutputRecord(
+            self.settings.input_topic, home, key, record.value, headers, record.timestamp_ms
+        )
+
+
+def _stale_json(stale: StaleWrite, processed_at: int) -> bytes:
+    return orjson.dumps(
+        {
+            "customer_id": stale.customer_id,
+            "property": stale.property,
+            "value": stale.value,
+            "timestamp": stale.timestamp,
+            "stored_last_update": stale.stored_last_update,
+            "reason": stale.reason.value,
+            "source": stale.source,
+            "event_id": stale.event_id,
+            "processed_at": processed_at,
+        }
+    )

@@ -1,0 +1,124 @@
+"""A worker process: the processor loop in a thread, the HTTP API on an asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from streams.kafka.topics import verify_topics
+from streams.logs import configure_logging
+from streams.processor.metrics import WorkerMetrics
+from streams.processor.store import StateStores
+from streams.processor.worker import ProcessorWorker
+from streams.settings import Settings
+from streams.web.app import ProfileApi
+from streams.web.routing import OwnerDirectory, worker_client_id
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class WorkerService:
+    """One worker: embeddable (tests, demo) or run in the foreground by ``run_worker``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = ""
+        self.worker: ProcessorWorker | None = None
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._processor_thread: threading.Thread | None = None
+
+    @property
+    def owned_partitions(self) -> frozenset[int]:
+        return self.worker.owned_partitions if self.worker is not None else frozenset()
+
+    @property
+    def alive(self) -> bool:
+        thread = self._processor_thread
+        return thread is not None and thread.is_alive()
+
+    def start(self) -> None:
+        """Bind the HTTP API (its URL names this worker in the group), then start processing."""
+        verify_topics(self.settings)
+        stores = StateStores(self.settings.data_dir)
+        metrics = WorkerMetrics()
+        self._loop_thread.start()
+        port = self._call(self._bind(stores, metrics))
+        self.url = self.settings.advertised_url or _default_url(self.settings.web_host, port)
+        self._api.set_self_url(self.url)
+        self.worker = ProcessorWorker(
+            self.settings, client_id=worker_client_id(self.url), stores=stores, metrics=metrics
+        )
+        self._processor_thread = threading.Thread(
+            target=self._run_processor, name="processor", daemon=True
+        )
+        self._processor_thread.start()
+        logger.info("worker started url=%s data_dir=%s", self.url, self.settings.data_dir)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        if self._processor_thread is not None:
+            self._processor_thread.join(timeout)
+        if self._runner is not None:
+            self._call(self._runner.cleanup())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop_thread.join(timeout)
+
+    def _run_processor(self) -> None:
+        assert self.worker is not None
+        try:
+            self.worker.run()
+        except BaseException:  # already logged and kept in worker.error
+            return
+
+    async def _bind(self, stores: StateStores, metrics: WorkerMetrics) -> int:
+        self._api = ProfileApi(
+            self.settings, self, stores, metrics, OwnerDirectory(self.settings), self_url=""
+        )
+        self._runner = web.AppRunner(self._api.application(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        port: int = sockets[0].getsockname()[1] if sockets else self.settings.web_port
+        return port
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result()
+
+
+def _default_url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
+
+
+def run_worker(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM or a processor failure; the exit code says which."""
+    configure_logging(settings.log_level)
+    service = WorkerService(settings)
+    service.start()
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    while not stopped.wait(0.5):
+        if not service.alive:
+            break
+    service.stop()
+    failed = service.worker is not None and service.worker.error is not None
+    return 1 if failed else 0

@@ -1,0 +1,145 @@
+"""aiohttp application of a worker: GET /customers/{id}, /health, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from streams.codecs.timestamps import ms_to_seconds
+from streams.kafka.partitioner import partition_for
+from streams.processor.metrics import WorkerMetrics
+from streams.processor.state_codec import decode_profile
+from streams.processor.store import StateStores
+from streams.settings import Settings
+from streams.web.routing import OwnerDirectory
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class WorkerState(Protocol):
+    @property
+    def owned_partitions(self) -> frozenset[int]: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+
+class ProfileApi:
+    def __init__(
+        self,
+        settings: Settings,
+        worker: WorkerState,
+        stores: StateStores,
+        metrics: WorkerMetrics,
+        directory: OwnerDirectory,
+        self_url: str,
+    ) -> None:
+        self._settings = settings
+        self._worker = worker
+        self._stores = stores
+        self._metrics = metrics
+        self._directory = directory
+        self._self_url = self_url
+        self._session: aiohttp.ClientSession | None = None
+
+    def set_self_url(self, url: str) -> None:
+        self._self_url = url
+
+    def application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/customers/{customer_id}", self.get_customer)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.metrics)
+        app.on_cleanup.append(self._close_session)
+        return app
+
+    async def get_customer(self, request: web.Request) -> web.StreamResponse:
+        customer_id = request.match_info["customer_id"]
+        with_ts = request.query.get("include_timestamps") == "1"
+        key = customer_id.encode()
+        partition = partition_for(key, self._settings.partitions)
+        if partition in self._worker.owned_partitions:
+            return self._answer_locally(partition, key, with_ts)
+        if request.query.get("routed") == "1":
+            return _unavailable("partition is moving between workers")
+        loop = asyncio.get_running_loop()
+        owner = await loop.run_in_executor(None, self._directory.owner_url, partition)
+        if owner is None or owner == self._self_url:
+            return _unavailable("no worker owns this customer's partition right now")
+        return await self._forward(owner, customer_id, with_ts)
+
+    def _answer_locally(self, partition: int, key: bytes, with_ts: bool) -> web.Response:
+        store = self._stores.get(partition)
+        raw = store.get(key) if store is not None else None
+        if raw is None:
+            return _json({"error": "customer not found"}, status=404)
+        profile = decode_profile(raw)
+        properties: dict[str, object] = {}
+        for name, state in sorted(profile.properties.items()):
+            if state.value is None:
+                continue
+            properties[name] = (
+                {"value": state.value, "last_update": ms_to_seconds(state.last_update)}
+                if with_ts
+                else state.value
+            )
+        return _json({"properties": properties})
+
+    async def _forward(self, owner: str, customer_id: str, with_ts: bool) -> web.Response:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self._settings.route_timeout_seconds)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        url = f"{owner}/customers/{quote(customer_id, safe='')}"
+        params = {"include_timestamps": "1" if with_ts else "0", "routed": "1"}
+        try:
+            async with self._session.get(url, params=params) as response:
+                body = await response.read()
+                headers = {"X-Served-By": owner}
+                if "Retry-After" in response.headers:
+                    headers["Retry-After"] = response.headers["Retry-After"]
+                return web.Response(
+                    body=body,
+                    status=response.status,
+                    content_type="application/json",
+                    headers=headers,
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("routing to owner failed owner=%s: %s", owner, type(exc).__name__)
+            return _unavailable("the owning worker did not answer")
+
+    async def health(self, request: web.Request) -> web.Response:
+        alive = self._worker.alive
+        body = {
+            "status": "ok" if alive else "failed",
+            "worker": self._self_url,
+            "partitions": sorted(self._worker.owned_partitions),
+        }
+        return _json(body, status=200 if alive else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self._metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def _close_session(self, app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _unavailable(reason: str) -> web.Response:
+    response = _json({"error": reason}, status=503)
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response

@@ -1,0 +1,72 @@
+"""Who owns a partition: read from the consumer group itself, no coordinator of our own.
+
+Every worker puts its advertised URL into its Kafka ``client.id``; the group description
+then maps partitions to member URLs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CLIENT_ID_PREFIX = "profile-streams-worker@"
+
+
+def worker_client_id(url: str) -> str:
+    return f"{CLIENT_ID_PREFIX}{url}"
+
+
+def url_from_client_id(client_id: str) -> str | None:
+    if client_id.startswith(CLIENT_ID_PREFIX):
+        return client_id[len(CLIENT_ID_PREFIX) :]
+    return None
+
+
+class OwnerDirectory:
+    """Partition -> owning worker URL, from ``describe_consumer_groups``, briefly cached."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._admin = AdminClient(settings.kafka_config())
+        self._owners: dict[int, str] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def owner_url(self, partition: int, *, refresh: bool = False) -> str | None:
+        """Blocking; call from a thread pool."""
+        with self._lock:
+            fresh = time.monotonic() - self._fetched_at < self._settings.routing_cache_seconds
+            if refresh or not fresh:
+                self._owners = self._describe()
+                self._fetched_at = time.monotonic()
+            return self._owners.get(partition)
+
+    def _describe(self) -> dict[int, str]:
+        group, topic = self._settings.group_id, self._settings.input_topic
+        timeout = self._settings.route_timeout_seconds
+        try:
+            description = self._admin.describe_consumer_groups([group], request_timeout=timeout)[
+                group
+            ].result(timeout=timeout)
+        except KafkaException as exc:
+            logger.warning("describe group failed group=%s: %s", group, exc)
+            return {}
+        if description.state != ConsumerGroupState.STABLE:
+            return {}
+        owners: dict[int, str] = {}
+        for member in description.members:
+            url = url_from_client_id(member.client_id)
+            if url is None or member.assignment is None:
+                continue
+            for tp in member.assignment.topic_partitions:
+                if tp.topic == topic:
+                    owners[tp.partition] = url
+        return owners
