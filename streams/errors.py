@@ -15,7 +15,7 @@ class TopicMismatchError(StreamsError):
     """A topic is missing or its partition count differs from the configuration."""
 
 
-class InvalidEvent(StreamsError):
+class InvalidEventError(StreamsError):
     """An input record cannot be accepted; ``reason`` is a short machine-readable code."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

@@ -176,9 +176,7 @@ def upsert_as_event(upsert: Upsert) -> ChangeEvent:
         op=Op.UPSERT,
         timestamp=-1,
         properties={name: state.value for name, state in upsert.properties.items()},
-        property_timestamps={
-            name: state.last_update for name, state in upsert.properties.items()
-        },
+        property_timestamps={name: state.last_update for name, state in upsert.properties.items()},
         event_id=upsert.event_id,
     )
 

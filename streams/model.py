@@ -18,9 +18,13 @@ class Op(StrEnum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChangeEvent:
-    """A validated input event; every timestamp is integer epoch milliseconds."""
+    """A validated input event; every timestamp is integer epoch milliseconds.
+
+    Not frozen: it is built once per input record on the hot path, and a frozen dataclass
+    costs a third of the decoder's time; nothing mutates it after decoding.
+    """
 
     customer_id: str
     source: str

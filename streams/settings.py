@@ -80,9 +80,9 @@ class Settings(BaseSettings):
             self.changelog_topic,
         ]
 
-    def kafka_config(self) -> dict[str, str | int | bool]:
+    def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by every client (connection and security)."""
-        config: dict[str, str | int | bool] = {
+        config: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
         }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +28,9 @@ def _fail(exc: Exception) -> typer.Exit:
 
 @app.command()
 def broker(
-    listen: Annotated[str, typer.Option(help="HOST:PORT of the Kafka listener.")] = "127.0.0.1:9092",
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT of the Kafka listener.")
+    ] = "127.0.0.1:9092",
     data_dir: Annotated[
         Path | None, typer.Option(help="Log directory (default: a fresh temporary one).")
     ] = None,
@@ -132,12 +133,16 @@ def produce(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit after the sample report (no live trickle).")
+    ] = False,
+) -> None:
     """What `make run` runs: embedded Kafka, topics, a worker, sample data and counts."""
     from streams.demo import run_demo
 
     try:
-        code = run_demo()
+        code = run_demo(once=once)
     except StreamsError as exc:
         raise _fail(exc) from exc
     raise typer.Exit(code=code)
@@ -148,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

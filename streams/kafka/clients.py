@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from streams.settings import Settings
 
-KafkaConfig = dict[str, str | int | bool]
+KafkaConfig = dict[str, object]
+
+# librdkafka's own log lines go through Python logging (levels, formatting, email masking).
+LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
 
 
-def producer_config(settings: Settings, **overrides: str | int | bool) -> KafkaConfig:
+def producer_config(settings: Settings, **overrides: object) -> KafkaConfig:
     """Idempotent, fully acknowledged producer with the Java-compatible partitioner."""
     config: KafkaConfig = {
         **settings.kafka_config(),
+        "logger": LIBRDKAFKA_LOGGER,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -24,10 +30,11 @@ def producer_config(settings: Settings, **overrides: str | int | bool) -> KafkaC
     return config
 
 
-def consumer_config(settings: Settings, **overrides: str | int | bool) -> KafkaConfig:
+def consumer_config(settings: Settings, **overrides: object) -> KafkaConfig:
     """Group consumer that commits only what was processed (never automatically)."""
     config: KafkaConfig = {
         **settings.kafka_config(),
+        "logger": LIBRDKAFKA_LOGGER,
         "group.id": settings.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -44,10 +51,11 @@ def consumer_config(settings: Settings, **overrides: str | int | bool) -> KafkaC
     return config
 
 
-def reader_config(settings: Settings, **overrides: str | int | bool) -> KafkaConfig:
+def reader_config(settings: Settings, **overrides: object) -> KafkaConfig:
     """Consumer for assigned (not subscribed) reads such as state restore."""
     config: KafkaConfig = {
         **settings.kafka_config(),
+        "logger": LIBRDKAFKA_LOGGER,
         "group.id": f"{settings.group_id}-reader",
         "enable.auto.commit": False,
         "enable.partition.eof": True,

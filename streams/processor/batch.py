@@ -9,7 +9,7 @@ import orjson
 
 from streams.codecs.events import EventDecoder
 from streams.codecs.upserts import UpsertCodec
-from streams.errors import InvalidEvent
+from streams.errors import InvalidEventError
 from streams.kafka.partitioner import partition_for
 from streams.merge import MergePolicy, apply_event, to_upsert
 from streams.model import ChangeEvent, Profile, StaleWrite
@@ -46,13 +46,15 @@ class BatchProcessor:
             result.next_offsets[record.partition] = record.offset + 1
             try:
                 event = self._decoder.decode(record.key, record.value, record.timestamp_ms, now)
-            except InvalidEvent as exc:
+            except InvalidEventError as exc:
                 counts.rejected[exc.reason] += 1
                 result.outputs.append(self._dead_letter(record, exc))
                 continue
             except Exception as exc:  # a decoder bug must not kill the worker: park the record
-                logger.exception("decoder failed partition=%d offset=%d", record.partition, record.offset)
-                invalid = InvalidEvent("undecodable", type(exc).__name__)
+                logger.exception(
+                    "decoder failed partition=%d offset=%d", record.partition, record.offset
+                )
+                invalid = InvalidEventError("undecodable", type(exc).__name__)
                 counts.rejected[invalid.reason] += 1
                 result.outputs.append(self._dead_letter(record, invalid))
                 continue
@@ -90,7 +92,9 @@ class BatchProcessor:
                 keys[key] = encode_profile(profiles[partition, key])
         return result
 
-    def _load_profiles(self, wanted: dict[int, dict[bytes, None]]) -> dict[tuple[int, bytes], Profile]:
+    def _load_profiles(
+        self, wanted: dict[int, dict[bytes, None]]
+    ) -> dict[tuple[int, bytes], Profile]:
         profiles: dict[tuple[int, bytes], Profile] = {}
         for partition, keyset in wanted.items():
             keys = list(keyset)
@@ -98,7 +102,7 @@ class BatchProcessor:
                 profiles[partition, key] = decode_profile(raw) if raw is not None else Profile()
         return profiles
 
-    def _dead_letter(self, record: InputRecord, exc: InvalidEvent) -> OutputRecord:
+    def _dead_letter(self, record: InputRecord, exc: InvalidEventError) -> OutputRecord:
         headers: Headers = [
             ("dlq.reason", exc.reason.encode()),
             ("dlq.detail", exc.detail.encode()),

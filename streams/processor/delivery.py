@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -29,6 +30,8 @@ class _Reports:
             self.errors.append(error)
             return
         partition, offset = message.partition(), message.offset()
+        if partition is None or offset is None:
+            return
         if offset > self.offsets.get(partition, -1):
             self.offsets[partition] = offset
 
@@ -55,7 +58,9 @@ class BatchDelivery:
         return reports.offsets
 
     def _produce(
-        self, records: Iterable[OutputRecord], callback: Callable[[KafkaError | None, Message], None]
+        self,
+        records: Iterable[OutputRecord],
+        callback: Callable[[KafkaError | None, Message], None],
     ) -> None:
         produce = self._producer.produce
         for record in records:
@@ -68,7 +73,7 @@ class BatchDelivery:
                         partition=record.partition,
                         on_delivery=callback,
                         timestamp=record.timestamp_ms or 0,
-                        headers=record.headers,
+                        headers=cast("list[tuple[str, str | bytes | None]] | None", record.headers),
                     )
                     break
                 except BufferError:

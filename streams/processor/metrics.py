@@ -1,4 +1,4 @@
-"""Prometheus metrics of one worker, in a registry of its own (several workers per process in tests)."""
+"""Prometheus metrics of one worker, in its own registry (tests run several per process)."""
 
 from __future__ import annotations
 

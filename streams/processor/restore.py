@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.errors import StreamsError
 from streams.kafka.clients import reader_config
@@ -15,6 +15,9 @@ from streams.processor.store import PartitionStore, StateStores
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+WATERMARK_TIMEOUT_SECONDS = 10.0
+RETRY_BACKOFF_SECONDS = 0.5
 
 
 class RestoreError(StreamsError):
@@ -38,7 +41,9 @@ def restore_partition(
     policy = MergePolicy(settings.priorities())
     reader = Consumer(reader_config(settings))
     try:
-        low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+        low, high = _watermarks(
+            reader, TopicPartition(topic, partition), time.monotonic() + timeout
+        )
         store = stores.open(partition)
         checkpoint = store.changelog_offset()
         if checkpoint is not None and checkpoint >= high:
@@ -60,6 +65,21 @@ def restore_partition(
         return restored
     finally:
         reader.close()
+
+
+def _watermarks(reader: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    # Right after topic creation or a leader change the broker answers "not leader" for a moment.
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(tp, timeout=WATERMARK_TIMEOUT_SECONDS)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise RestoreError(
+                    f"cannot read offsets of {tp.topic}[{tp.partition}]: {exc}"
+                ) from exc
+            logger.info("waiting for changelog partition=%d: %s", tp.partition, exc)
+            time.sleep(RETRY_BACKOFF_SECONDS)
 
 
 def _drain(
@@ -85,7 +105,7 @@ def _drain(
                     continue
                 raise RestoreError(f"changelog read failed: {error}")
             key, value = message.key(), message.value()
-            last = message.offset()
+            last = message.offset() or 0
             if key is None or value is None:
                 continue
             known = states.get(key) or store.get(key)

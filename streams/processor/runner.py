@@ -38,6 +38,7 @@ class WorkerService:
         self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
         self._processor_thread: threading.Thread | None = None
+        self._stopped = False
 
     @property
     def owned_partitions(self) -> frozenset[int]:
@@ -67,6 +68,10 @@ class WorkerService:
         logger.info("worker started url=%s data_dir=%s", self.url, self.settings.data_dir)
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop processing (leaving the group cleanly), then the HTTP API. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.worker is not None:
             self.worker.stop()
         if self._processor_thread is not None:

@@ -7,6 +7,7 @@ import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -32,8 +33,7 @@ class PartitionStore:
         return value
 
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        values: list[bytes | None] = self._db.get(list(keys))
-        return values
+        return cast(list[bytes | None], self._db.get(list(keys)))
 
     def changelog_offset(self) -> int | None:
         """Offset of the last changelog record this store includes, if any."""
@@ -51,7 +51,7 @@ class PartitionStore:
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         for key, value in self._db.items():
-            if not key.startswith(b"\x00"):
+            if isinstance(key, bytes) and not key.startswith(b"\x00"):
                 yield key, value
 
     def close(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
@@ -14,7 +16,7 @@ from streams.kafka.clients import consumer_config, producer_config
 from streams.processor.batch import BatchProcessor
 from streams.processor.delivery import BatchDelivery
 from streams.processor.metrics import WorkerMetrics
-from streams.processor.records import BatchCounts, InputRecord, OutputRecord
+from streams.processor.records import BatchCounts, Headers, InputRecord, OutputRecord
 from streams.processor.restore import restore_partition
 from streams.processor.store import StateStores
 from streams.settings import Settings
@@ -104,12 +106,12 @@ class ProcessorWorker:
                 continue
             records.append(
                 InputRecord(
-                    message.partition(),
-                    message.offset(),
+                    message.partition() or 0,
+                    message.offset() or 0,
                     message.key(),
                     message.value(),
                     message.timestamp()[1],
-                    message.headers(),
+                    cast(Headers | None, message.headers()),
                 )
             )
         if not records:
@@ -169,10 +171,8 @@ class ProcessorWorker:
         self._owned = self._owned - {tp.partition for tp in partitions}
         self.metrics.assigned.set(len(self._owned))
         for tp in partitions:
-            try:
+            with contextlib.suppress(KeyError):
                 self.metrics.lag.remove(str(tp.partition))
-            except KeyError:
-                pass
         logger.info("revoked partitions=%s owned=%s", _ids(partitions), sorted(self._owned))
 
     def _refresh_lag(self) -> None:

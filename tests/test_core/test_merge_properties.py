@@ -40,9 +40,7 @@ def events(draw: st.DrawFn) -> ChangeEvent:
     )
 
 
-policies = st.builds(
-    MergePolicy, st.dictionaries(st.sampled_from(SOURCES), st.integers(-2, 2))
-)
+policies = st.builds(MergePolicy, st.dictionaries(st.sampled_from(SOURCES), st.integers(-2, 2)))
 
 
 def canon(profile: Profile) -> tuple[object, ...]:

@@ -27,9 +27,7 @@ def test_newer_overwrites_and_older_is_stale():
 def test_only_the_fresh_properties_of_an_event_are_emitted():
     profile = Profile()
     apply_event(profile, upsert(100, city="Brno"), POLICY)
-    event = ChangeEvent(
-        "c-42", "web", Op.UPSERT, 50, {"city": "Praha", "first_name": "Marian"}
-    )
+    event = ChangeEvent("c-42", "web", Op.UPSERT, 50, {"city": "Praha", "first_name": "Marian"})
     result = apply_event(profile, event, POLICY)
     built = to_upsert(event, result, processed_at=7)
     assert built is not None

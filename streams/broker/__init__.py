@@ -1,0 +1,23 @@
+"""The embedded single-node Apache Kafka (KRaft) broker used by tests, demos and `make broker`."""
+
+from __future__ import annotations
+
+from streams.broker.embedded import (
+    BrokerUnavailableError,
+    EmbeddedKafka,
+    default_libs_dir,
+    ensure_jars,
+    kafka_version,
+    parse_listen,
+    run_foreground,
+)
+
+__all__ = [
+    "BrokerUnavailableError",
+    "EmbeddedKafka",
+    "default_libs_dir",
+    "ensure_jars",
+    "kafka_version",
+    "parse_listen",
+    "run_foreground",
+]

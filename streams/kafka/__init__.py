@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by the CLI, the processor and the tests."""

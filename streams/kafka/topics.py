@@ -1,0 +1,190 @@
+"""Create and check the contract's five topics with the Kafka AdminClient."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from streams.errors import StreamsError, TopicMismatchError
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    # confluent_kafka.admin uses the class without re-exporting it to type checkers.
+    from confluent_kafka.admin._metadata import ClusterMetadata
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+METADATA_POLL_INTERVAL = 0.1
+# The changelog keeps the latest state per key forever; the rest age out by retention.
+COMPACTED: Mapping[str, str] = MappingProxyType({"cleanup.policy": "compact"})
+
+
+class KafkaUnavailableError(StreamsError):
+    """The configured Kafka cluster did not answer within the timeout."""
+
+
+class TopicCreationError(StreamsError):
+    """Kafka refused to create a topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """What one topic of the contract should look like."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    def new_topic(self) -> NewTopic:
+        return NewTopic(
+            self.name,
+            num_partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            config=dict(self.config),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatus:
+    """One topic after ``create_topics``: its partition count and whether we created it."""
+
+    name: str
+    partitions: int
+    created: bool
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The five topics, all with the configured partitions and replication factor."""
+    return [
+        TopicSpec(
+            name=name,
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+            config=COMPACTED if name == settings.changelog_topic else {},
+        )
+        for name in settings.topic_names()
+    ]
+
+
+def create_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> list[TopicStatus]:
+    """Create the missing topics (existing ones are fine), then ``verify_topics``."""
+    deadline = time.monotonic() + timeout
+    admin = _admin(settings)
+    _metadata(admin, settings, deadline)
+    specs = topic_specs(settings)
+    remaining = _remaining(deadline)
+    futures = admin.create_topics(
+        [spec.new_topic() for spec in specs],
+        operation_timeout=remaining,
+        request_timeout=remaining,
+    )
+    created: dict[str, bool] = {}
+    for spec in specs:
+        try:
+            futures[spec.name].result(timeout=_remaining(deadline))
+        except TimeoutError as exc:
+            raise KafkaUnavailableError(
+                f"Kafka at {settings.kafka_bootstrap_servers} did not create {spec.name} "
+                f"within {timeout:.0f} s"
+            ) from exc
+        except KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                created[spec.name] = False
+                continue
+            raise TopicCreationError(f"cannot create topic {spec.name}: {_describe(exc)}") from exc
+        created[spec.name] = True
+        logger.info("created topic %s with %d partitions", spec.name, spec.partitions)
+    metadata = _wait_until_visible(admin, settings, deadline)
+    _raise_on_problems(settings, metadata)
+    return [
+        TopicStatus(
+            name=name,
+            partitions=len(metadata.topics[name].partitions),
+            created=created[name],
+        )
+        for name in settings.topic_names()
+    ]
+
+
+def verify_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Raise ``TopicMismatchError`` naming every missing or mis-partitioned topic."""
+    deadline = time.monotonic() + timeout
+    metadata = _metadata(_admin(settings), settings, deadline)
+    _raise_on_problems(settings, metadata)
+
+
+def topic_problems(settings: Settings, metadata: ClusterMetadata) -> list[str]:
+    """One sentence per topic that is missing or has the wrong partition count."""
+    problems: list[str] = []
+    for name in settings.topic_names():
+        topic = metadata.topics.get(name)
+        if topic is None or _is_unknown(topic.error):
+            problems.append(f"topic {name} is missing: run `streams topics create`")
+        elif len(topic.partitions) != settings.partitions:
+            problems.append(
+                f"topic {name} has {len(topic.partitions)} partitions, "
+                f"configuration says {settings.partitions}"
+            )
+    return problems
+
+
+def _raise_on_problems(settings: Settings, metadata: ClusterMetadata) -> None:
+    problems = topic_problems(settings, metadata)
+    if problems:
+        raise TopicMismatchError("; ".join(problems))
+
+
+def _admin(settings: Settings) -> AdminClient:
+    config: dict[str, str | int | float | bool] = dict(settings.kafka_config())
+    # librdkafka logs (connection refusals and such) go to Python logging, not stderr.
+    return AdminClient(config, logger=logger)
+
+
+def _metadata(admin: AdminClient, settings: Settings, deadline: float) -> ClusterMetadata:
+    try:
+        return admin.list_topics(timeout=_remaining(deadline))
+    except KafkaException as exc:
+        raise KafkaUnavailableError(
+            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable: {_describe(exc)}"
+        ) from exc
+
+
+def _wait_until_visible(admin: AdminClient, settings: Settings, deadline: float) -> ClusterMetadata:
+    # A just-created topic reaches the broker's metadata cache a moment after the controller.
+    while True:
+        metadata = _metadata(admin, settings, deadline)
+        if all(name in metadata.topics for name in settings.topic_names()):
+            return metadata
+        if time.monotonic() + METADATA_POLL_INTERVAL >= deadline:
+            return metadata
+        time.sleep(METADATA_POLL_INTERVAL)
+
+
+def _is_unknown(error: KafkaError | None) -> bool:
+    return error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def _kafka_error(exc: KafkaException) -> KafkaError | None:
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, KafkaError) else None
+
+
+def _describe(exc: KafkaException) -> str:
+    error = _kafka_error(exc)
+    return error.str() if error is not None else str(exc)
+
+
+def _remaining(deadline: float) -> float:
+    # librdkafka treats a zero timeout as "do not wait"; keep a sliver so it still asks.
+    return max(deadline - time.monotonic(), METADATA_POLL_INTERVAL)

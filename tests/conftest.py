@@ -1,0 +1,102 @@
+"""Shared fixtures: one Kafka broker per test session and per-test topic sets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from streams.broker.embedded import BrokerUnavailableError, EmbeddedKafka, ensure_jars
+from streams.kafka.topics import create_topics
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+# Fixtures that need a live broker; tests depending on them get the integration marker.
+BROKER_FIXTURES = frozenset({"kafka_bootstrap", "kafka_libs_dir"})
+TEST_PARTITIONS = 4
+TEST_SESSION_TIMEOUT_MS = 6000
+SUFFIX_LENGTH = 8
+TOPIC_FIELDS = ("input_topic", "upserts_topic", "stale_topic", "dlq_topic", "changelog_topic")
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: the marker must be there before `-m "not integration"` deselects.
+    for item in items:
+        if BROKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def _unavailable(reason: str) -> NoReturn:
+    # In CI a missing broker is a broken environment, not a reason to skip quietly.
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Kafka broker unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"Kafka broker unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def kafka_libs_dir() -> Path:
+    """The embedded broker's jars (fetched once); skips, or fails in CI, without java/mvn."""
+    if shutil.which("java") is None:
+        _unavailable("java not found on PATH")
+    try:
+        return ensure_jars()
+    except BrokerUnavailableError as exc:
+        _unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of $KAFKA_BOOTSTRAP_SERVERS, or of an embedded broker for the session."""
+    configured = os.environ.get(BOOTSTRAP_ENV)
+    if configured:
+        yield configured
+        return
+    if shutil.which("java") is None:
+        _unavailable("java not found on PATH")
+    try:
+        libs = ensure_jars()
+    except BrokerUnavailableError as exc:
+        _unavailable(str(exc))
+    # Under pytest's basetemp the broker log survives the run for post-mortems.
+    broker = EmbeddedKafka(data_dir=tmp_path_factory.mktemp("kafka"), libs_dir=libs)
+    broker.start()
+    logger.info("embedded Kafka for this session on %s", broker.bootstrap_servers)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def streams_settings(kafka_bootstrap: str, tmp_path: Path) -> SettingsFactory:
+    """``make(**overrides)``: Settings on the test broker with fresh, already created topics."""
+
+    def make(**overrides: Any) -> Settings:
+        suffix = uuid.uuid4().hex[:SUFFIX_LENGTH]
+        values: dict[str, Any] = {
+            name: f"{Settings.model_fields[name].default}-{suffix}" for name in TOPIC_FIELDS
+        }
+        values.update(
+            kafka_bootstrap_servers=kafka_bootstrap,
+            group_id=f"profile-streams-test-{suffix}",
+            data_dir=tmp_path / f"data-{suffix}",
+            partitions=TEST_PARTITIONS,
+            session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
+        )
+        values.update(overrides)
+        settings = Settings(**values)
+        create_topics(settings)
+        return settings
+
+    return make

@@ -1,0 +1,142 @@
+"""The embedded KRaft broker: reachable, round trips a record, keeps data across restarts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from streams.broker.embedded import EmbeddedKafka, parse_listen, run_foreground
+from streams.errors import BrokerError
+
+TIMEOUT = 30.0
+SMALL_HEAP = "512m"
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _create_topic(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    futures[topic].result(timeout=TIMEOUT)
+
+
+def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, key=key, value=value)
+    assert producer.flush(TIMEOUT) == 0
+
+
+def _consume_one(bootstrap: str, topic: str) -> Message:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": _unique("test-embedded"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        message = consumer.poll(TIMEOUT)
+    finally:
+        consumer.close()
+    assert message is not None, f"nothing consumed from {topic} within {TIMEOUT} s"
+    error = message.error()
+    assert error is None or error.code() == KafkaError.NO_ERROR, error
+    return message
+
+
+def test_broker_is_reachable(kafka_bootstrap: str) -> None:
+    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=TIMEOUT)
+
+    assert metadata.brokers
+
+
+def test_produce_then_consume_round_trip(kafka_bootstrap: str) -> None:
+    topic = _unique("round-trip")
+    _create_topic(kafka_bootstrap, topic)
+
+    _produce(kafka_bootstrap, topic, b"customer-1", b"hello")
+    message = _consume_one(kafka_bootstrap, topic)
+
+    assert (message.key(), message.value()) == (b"customer-1", b"hello")
+
+
+def test_restart_on_same_data_dir_keeps_topic_and_record(
+    kafka_libs_dir: Path, tmp_path: Path
+) -> None:
+    topic = _unique("restart")
+    data_dir = tmp_path / "kafka"
+
+    with EmbeddedKafka(data_dir=data_dir, libs_dir=kafka_libs_dir, heap=SMALL_HEAP) as broker:
+        first_pid = broker.pid
+        _create_topic(broker.bootstrap_servers, topic)
+        _produce(broker.bootstrap_servers, topic, b"k", b"kept")
+    assert first_pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(first_pid, 0)
+    with EmbeddedKafka(data_dir=data_dir, libs_dir=kafka_libs_dir, heap=SMALL_HEAP) as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        assert topic in admin.list_topics(timeout=TIMEOUT).topics
+        message = _consume_one(broker.bootstrap_servers, topic)
+
+    assert message.value() == b"kept"
+
+
+def test_jvm_exit_during_start_fails_fast_with_the_log_tail(
+    kafka_libs_dir: Path, tmp_path: Path
+) -> None:
+    # A log dir claimed by another node id makes Kafka exit right after reading its config.
+    log_dir = tmp_path / "kafka" / "kafka-logs"
+    log_dir.mkdir(parents=True)
+    (log_dir / "meta.properties").write_text(
+        "version=1\ncluster.id=AAAAAAAAAAAAAAAAAAAAAA\nnode.id=2\n", encoding="utf-8"
+    )
+    broker = EmbeddedKafka(data_dir=tmp_path / "kafka", libs_dir=kafka_libs_dir, heap=SMALL_HEAP)
+
+    with pytest.raises(BrokerError, match="exited with code 1") as caught:
+        broker.start(timeout=TIMEOUT)
+
+    assert "Stored node id 2" in str(caught.value)
+    assert not broker.is_running()
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs java")
+def test_failed_start_removes_its_temporary_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A libs dir marked complete but empty makes the storage formatter fail at once.
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    (libs / ".complete").touch()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    with pytest.raises(BrokerError, match="formatting"):
+        EmbeddedKafka(libs_dir=libs).start()
+
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["9092", "localhost", "localhost:", ":9092", "localhost:port", "localhost:70000", "::1:9092"],
+)
+def test_malformed_listen_raises(listen: str) -> None:
+    with pytest.raises(BrokerError, match="HOST:PORT"):
+        run_foreground(listen, None)
+
+
+def test_listen_is_split_into_host_and_port() -> None:
+    assert parse_listen("127.0.0.1:29092") == ("127.0.0.1", 29092)

@@ -1,0 +1,489 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine.
+
+The compose file is validated against the Compose Specification's JSON schema as vendored by
+check-jsonschema (``check_jsonschema/builtin_schemas/vendor/compose-spec.json``, Apache-2.0, from
+github.com/compose-spec/compose-spec), after Compose's own ``${VAR:-default}`` interpolation.
+The schema cannot see cross-references or this project's invariants, so those are checked too:
+the Kafka image matches the embedded broker's version, the worker scales, every ``STREAMS_*``
+variable is a real setting, and the image runs the ``streams`` console script.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import typer.main
+import yaml
+from pydantic import AliasChoices
+
+from streams.cli.main import app
+from streams.codecs.avro import SCHEMAS_DIR_ENV
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+POM = ROOT / "broker" / "pom.xml"
+PYPROJECT = ROOT / "pyproject.toml"
+
+SCHEMA_DIST = "check-jsonschema"
+SCHEMA_PATH = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
+STREAMS_SERVICES = ("topics", "worker")
+WEB_PORT = "6066"
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}, ${NAME:+alt}, ${NAME+alt}
+_BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+_BARE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@cache
+def compose_raw() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())  # resolves anchors and `<<:` merge keys
+    assert isinstance(data, dict)
+    return data
+
+
+def interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Compose's variable interpolation, for validating what Compose itself would validate."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def braced(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        current = env.get(name)
+        if op == ":-":
+            return current if current else arg
+        if op == "-":
+            return current if current is not None else arg
+        if op in (":?", "?") and (current is None or (op == ":?" and not current)):
+            raise ValueError(f"Compose refuses to run without ${name}: {arg}")
+        if op == ":+":
+            return arg if current else ""
+        if op == "+":
+            return arg if current is not None else ""
+        return current or ""
+
+    escaped = value.replace("$$", "\0")
+    substituted = _BARE.sub(lambda m: env.get(m.group(1), ""), _BRACED.sub(braced, escaped))
+    return substituted.replace("\0", "$")
+
+
+@cache
+def compose() -> dict[str, Any]:
+    """The compose file as Compose sees it with no variables set (every default applies)."""
+    result = interpolate(compose_raw(), {})
+    assert isinstance(result, dict)
+    return result
+
+
+def service(name: str) -> dict[str, Any]:
+    services = compose()["services"]
+    assert name in services, f"docker-compose.yml has no service {name!r}"
+    svc = services[name]
+    assert isinstance(svc, dict)
+    return svc
+
+
+def environment(svc: Mapping[str, Any]) -> dict[str, str | None]:
+    """A service's `environment`, list or mapping syntax, as name -> value (None: unset)."""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (item.partition("=") for item in env)
+        return {name: (value if sep else None) for name, sep, value in pairs}
+    return {name: None if value is None else str(value) for name, value in env.items()}
+
+
+def depends_on(svc: Mapping[str, Any]) -> dict[str, str]:
+    deps = svc.get("depends_on") or {}
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in deps.items()}
+
+
+def volume_targets(svc: Mapping[str, Any]) -> Iterator[tuple[str | None, str]]:
+    """(source or None for an anonymous volume, target) of every volume of a service."""
+    for entry in svc.get("volumes") or []:
+        if isinstance(entry, dict):
+            yield entry.get("source"), entry["target"]
+            continue
+        parts = entry.split(":")
+        if len(parts) == 1:
+            yield None, parts[0]
+        else:
+            yield parts[0], parts[1]
+
+
+def settings_env_names() -> set[str]:
+    """Every environment variable name that Settings reads."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    names: set[str] = set()
+    for field_name, field in Settings.model_fields.items():
+        names.add(f"{prefix}{field_name}".upper())
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        names.update(choice.upper() for choice in choices if isinstance(choice, str))
+    return names
+
+
+@cache
+def compose_schema() -> dict[str, Any]:
+    try:
+        dist = metadata.distribution(SCHEMA_DIST)
+    except metadata.PackageNotFoundError:
+        reason = f"{SCHEMA_DIST} (dev dependency, ships the compose-spec schema) is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    # Read the file through the distribution: importing check_jsonschema pulls in its CLI.
+    path = Path(str(dist.locate_file(SCHEMA_PATH)))
+    schema = json.loads(path.read_text())
+    assert isinstance(schema, dict)
+    assert schema.get("title") == "Compose Specification"
+    return schema
+
+
+def schema_errors(document: Any) -> list[str]:
+    schema = compose_schema()
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+    ]
+
+
+@cache
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with comments dropped and continuation lines joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, args = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        pending = ""
+    assert not pending, "Dockerfile ends inside a continued line"
+    return instructions
+
+
+def dockerfile_final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def dockerfile_exec_form(keyword: str) -> list[str]:
+    values = [args for kw, args in dockerfile_final_stage() if kw == keyword]
+    assert values, f"the Dockerfile's final stage has no {keyword}"
+    parsed = json.loads(values[-1])  # the last one wins
+    assert isinstance(parsed, list), f"{keyword} must use the exec (JSON array) form"
+    return [str(item) for item in parsed]
+
+
+def dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for keyword, args in dockerfile_final_stage():
+        if keyword == "ENV":
+            for token in shlex.split(args):
+                name, sep, value = token.partition("=")
+                assert sep, f"use ENV NAME=value, not the legacy form: {args!r}"
+                env[name] = value
+    return env
+
+
+def cli_command(path: list[str]) -> object | None:
+    """The `streams` CLI's command at `path`, or None. (Typer vendors its own click: duck-type.)"""
+    command: object | None = typer.main.get_command(app)
+    for word in path:
+        subcommands = getattr(command, "commands", None)
+        if not isinstance(subcommands, dict):
+            return None
+        command = subcommands.get(word)
+    return command
+
+
+# ---------------------------------------------------------------- the schema
+
+
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    errors = schema_errors(compose())
+    assert not errors, "docker-compose.yml violates the Compose Specification:\n" + "\n".join(
+        errors
+    )
+
+
+def test_the_schema_rejects_what_compose_would_reject() -> None:
+    """Guard against a permissive schema: a misspelled key and a bad condition must fail."""
+    typo = json.loads(json.dumps(compose()))
+    typo["services"]["worker"]["depend_on"] = typo["services"]["worker"].pop("depends_on")
+    assert any("depend_on" in error for error in schema_errors(typo))
+
+    bad_condition = json.loads(json.dumps(compose()))
+    bad_condition["services"]["worker"]["depends_on"]["kafka"]["condition"] = "healthy"
+    assert schema_errors(bad_condition)
+
+
+def compose_cli() -> list[str] | None:
+    """`docker compose` (v2 plugin) or a standalone v2 `docker-compose`, if installed."""
+    candidates: list[list[str]] = []
+    if docker := shutil.which("docker"):
+        candidates.append([docker, "compose"])
+    if standalone := shutil.which("docker-compose"):
+        candidates.append([standalone])
+    for cli in candidates:
+        version = subprocess.run([*cli, "version", "--short"], capture_output=True, text=True)
+        if version.returncode == 0 and not version.stdout.strip().startswith("1."):
+            return cli
+    return None
+
+
+def test_docker_compose_itself_accepts_the_file() -> None:
+    """Where Docker Compose v2 is installed, ask it too (`config` needs no Docker engine)."""
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("Docker Compose v2 is not installed (the schema test above still ran)")
+    result = subprocess.run(
+        [*cli, "--file", str(COMPOSE_FILE), "config", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_interpolation_follows_compose_rules() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:-d} ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} $SET $$SET", env) == (
+        "x d d  x $SET"
+    )
+    assert interpolate("${SET:+alt}|${EMPTY+alt}|${UNSET+alt}|${SET:?}", env) == "alt|alt||x"
+    with pytest.raises(ValueError, match="UNSET"):
+        interpolate("${UNSET?needed}", env)
+
+
+def test_compose_file_uses_the_specification_not_a_legacy_version() -> None:
+    assert "version" not in compose_raw(), "the Compose Specification has no top-level version:"
+
+
+def test_every_referenced_service_and_named_volume_is_declared() -> None:
+    services = compose()["services"]
+    declared_volumes = set(compose().get("volumes") or {})
+    for name, svc in services.items():
+        for dependency in depends_on(svc):
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+        for source, target in volume_targets(svc):
+            if source is None or source.startswith((".", "/", "~")):
+                continue  # anonymous volume or bind mount
+            assert source in declared_volumes, f"{name}: volume {source!r} ({target}) undeclared"
+
+
+# ---------------------------------------------------------------- Kafka
+
+
+def test_kafka_image_matches_the_embedded_broker_version() -> None:
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    version = ET.parse(POM).getroot().findtext("m:properties/m:kafka.version", namespaces=namespace)
+    assert version, "broker/pom.xml has no <kafka.version>"
+    assert service("kafka")["image"] == f"apache/kafka:{version}"
+
+
+def test_kafka_is_a_single_kraft_node_that_never_auto_creates_topics() -> None:
+    env = environment(service("kafka"))
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["CLUSTER_ID"], "the apache/kafka image refuses KRaft mode without CLUSTER_ID"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+    advertised = env["KAFKA_ADVERTISED_LISTENERS"] or ""
+    assert "//kafka:9092" in advertised, "containers use kafka:9092"
+    assert "//localhost:29092" in advertised, "the host uses localhost:29092"
+    assert any(str(port).endswith("29092:29092") for port in service("kafka").get("ports", []))
+    node_id = env["KAFKA_NODE_ID"]
+    assert (env["KAFKA_CONTROLLER_QUORUM_VOTERS"] or "").startswith(f"{node_id}@kafka:")
+
+
+def test_kafka_has_the_healthcheck_that_dependents_wait_for() -> None:
+    test = service("kafka")["healthcheck"]["test"]
+    assert "/opt/kafka/bin/kafka-broker-api-versions.sh" in test
+    assert "localhost:9092" in test
+
+
+# ---------------------------------------------------------------- the worker and topics
+
+
+def test_worker_scales_no_container_name_and_no_published_port() -> None:
+    worker = service("worker")
+    assert "container_name" not in worker, "replicas cannot share one container name"
+    assert not worker.get("ports"), "replicas cannot share one host port: use expose"
+    assert WEB_PORT in [str(port) for port in worker.get("expose", [])]
+
+
+def test_worker_waits_for_a_healthy_kafka_and_provisioned_topics() -> None:
+    assert depends_on(service("worker")) == {
+        "kafka": "service_healthy",
+        "topics": "service_completed_successfully",
+    }
+    assert depends_on(service("topics")) == {"kafka": "service_healthy"}
+    assert service("topics").get("restart") == "no"
+
+
+def test_each_replica_advertises_its_own_url_and_keeps_its_own_state() -> None:
+    worker = service("worker")
+    env = environment(worker)
+    # Empty: the worker derives http://<container hostname>:<web port> itself.
+    assert env.get("STREAMS_ADVERTISED_URL") == ""
+    web_host = env.get("STREAMS_WEB_HOST") or dockerfile_env().get("STREAMS_WEB_HOST")
+    assert web_host == "0.0.0.0", "other replicas must reach the query API"
+    data_dir = env.get("STREAMS_DATA_DIR") or dockerfile_env()["STREAMS_DATA_DIR"]
+    assert (None, data_dir) in set(volume_targets(worker)), "data dir needs an anonymous volume"
+
+
+def test_worker_and_topics_run_real_cli_commands() -> None:
+    for name in STREAMS_SERVICES:
+        svc = service(name)
+        assert svc["build"]["context"] == ".", f"{name} builds this repository's Dockerfile"
+        words = svc.get("command") or dockerfile_exec_form("CMD")
+        command = cli_command(list(words))
+        assert command is not None, f"{name}: `streams {' '.join(words)}` is not a CLI command"
+        assert not hasattr(command, "commands"), f"{name}: `{' '.join(words)}` is a group"
+
+
+@pytest.mark.parametrize("name", STREAMS_SERVICES)
+def test_every_streams_variable_is_a_setting(name: str) -> None:
+    known = settings_env_names()
+    env = environment(service(name))
+    unknown = sorted(var for var in env if var.startswith("STREAMS_") and var not in known)
+    # Settings ignores unknown STREAMS_* variables, so a typo would silently do nothing.
+    assert not unknown, f"{name} sets variables no Settings field reads: {unknown}"
+    assert env.get("KAFKA_BOOTSTRAP_SERVERS") == "kafka:9092"
+
+
+@pytest.mark.parametrize("name", STREAMS_SERVICES)
+def test_service_environment_parses_into_settings(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no developer's .env
+    for var in list(os.environ):
+        if var.startswith("STREAMS_") or var == "KAFKA_BOOTSTRAP_SERVERS":
+            monkeypatch.delenv(var)
+    for var, value in {**dockerfile_env(), **environment(service(name))}.items():
+        if value is not None:
+            monkeypatch.setenv(var, value)
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+
+
+def test_topics_and_worker_agree_on_the_topic_layout() -> None:
+    topic_vars = re.compile(r"STREAMS_(.*_TOPIC|PARTITIONS|REPLICATION_FACTOR)$")
+    topics_env = {k: v for k, v in environment(service("topics")).items() if topic_vars.match(k)}
+    worker_env = {k: v for k, v in environment(service("worker")).items() if topic_vars.match(k)}
+    assert topics_env == worker_env
+
+
+def test_postgres_keeps_its_data_where_postgres_18_images_put_it() -> None:
+    postgres = service("postgres")
+    assert postgres["image"].startswith("postgres:18")
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    targets = {target: source for source, target in volume_targets(postgres)}
+    # 18+ images keep PGDATA in /var/lib/postgresql/18/docker and refuse a .../data mount.
+    assert targets.get("/var/lib/postgresql") in (compose().get("volumes") or {})
+    raw_password = environment(compose_raw()["services"]["postgres"])["POSTGRES_PASSWORD"]
+    assert raw_password is not None
+    assert raw_password.startswith("${POSTGRES_PASSWORD"), "let the environment override it"
+
+
+# ---------------------------------------------------------------- the Dockerfile
+
+
+def test_dockerfile_entrypoint_is_the_streams_console_script() -> None:
+    scripts = tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]
+    assert dockerfile_exec_form("ENTRYPOINT") == ["streams"]
+    assert "streams" in scripts
+    module_name, _, attribute = scripts["streams"].partition(":")
+    assert callable(getattr(importlib.import_module(module_name), attribute))
+    assert dockerfile_exec_form("CMD") == ["worker"]
+
+
+def test_dockerfile_runtime_settings() -> None:
+    env = dockerfile_env()
+    known = settings_env_names() | {SCHEMAS_DIR_ENV}
+    unknown = sorted(var for var in env if var.startswith("STREAMS_") and var not in known)
+    assert not unknown, f"the Dockerfile sets variables nothing reads: {unknown}"
+    final = dockerfile_final_stage()
+    # The schemas are copied to where the code looks for them.
+    copies = [args.split() for keyword, args in final if keyword == "COPY"]
+    assert ["schemas", env[SCHEMAS_DIR_ENV]] in copies
+    # The state directory is a volume, the API port is exposed, the process is not root.
+    assert env["STREAMS_DATA_DIR"] in dockerfile_exec_form("VOLUME")
+    exposed = [args.split() for keyword, args in final if keyword == "EXPOSE"]
+    assert [env.get("STREAMS_WEB_PORT", WEB_PORT)] in exposed
+    users = [args.split(":")[0] for keyword, args in final if keyword == "USER"]
+    assert users, "the image must not run as root"
+    assert users[-1] not in ("root", "0")
+    healthchecks = [args for keyword, args in final if keyword == "HEALTHCHECK"]
+    assert healthchecks, "the image needs a HEALTHCHECK"
+    assert "/health" in healthchecks[-1]
+    assert "urllib" in healthchecks[-1], "python:3.11-slim has no curl"
+
+
+def test_dockerfile_base_image_is_python_311_slim() -> None:
+    args = [args for keyword, args in dockerfile_instructions() if keyword == "ARG"]
+    default_image = {a.partition("=")[0]: a.partition("=")[2] for a in args}.get("PYTHON_IMAGE")
+    bases = [args.split()[0] for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+    resolved = [default_image if base == "${PYTHON_IMAGE}" else base for base in bases]
+    assert resolved
+    assert all(base == "python:3.11-slim" for base in resolved)
+
+
+def test_dockerignore_keeps_the_build_inputs_and_drops_local_state() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not any(p.startswith("!") for p in patterns), "the check below assumes no exceptions"
+
+    def ignored(path: str) -> bool:
+        return any(fnmatch.fnmatch(path, pattern.rstrip("/")) for pattern in patterns)
+
+    sources = [
+        source
+        for keyword, args in dockerfile_instructions()
+        if keyword == "COPY" and not args.startswith("--from")
+        for source in args.split()[:-1]
+    ]
+    assert sources
+    for source in sources:
+        assert not ignored(source), f"COPY {source}, but .dockerignore excludes it"
+    for local in (".git", ".venv", ".cache", "data", ".env", "__pycache__", ".mypy_cache"):
+        assert ignored(local), f"{local} must stay out of the build context"
