@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 Value = None | bool | int | float | str
 """A property value: a JSON scalar. ``None`` unsets the property."""
@@ -38,9 +39,8 @@ class ChangeEvent:
         return self.property_timestamps.get(name, self.timestamp)
 
 
-@dataclass(frozen=True, slots=True)
-class PropertyState:
-    """What the processor keeps per customer and property."""
+class PropertyState(NamedTuple):
+    """What the processor keeps per customer and property (a tuple: cheap on the hot path)."""
 
     value: Value
     last_update: int
@@ -65,8 +65,7 @@ class StaleReason(StrEnum):
     DELETED = "deleted"  # at or before the customer's delete watermark
 
 
-@dataclass(frozen=True, slots=True)
-class StaleWrite:
+class StaleWrite(NamedTuple):
     """A dropped write, published on the stale topic for audit."""
 
     customer_id: str
@@ -79,8 +78,7 @@ class StaleWrite:
     reason: StaleReason
 
 
-@dataclass(frozen=True, slots=True)
-class Upsert:
+class Upsert(NamedTuple):
     """An accepted change: only the properties this event changed."""
 
     customer_id: str

@@ -105,6 +105,9 @@ class EventDecoder:
             raise InvalidEventError("bad_type", "customer_id must be a string")
         if not customer_id:
             raise InvalidEventError("missing_customer_id", "customer_id is empty")
+        if customer_id[0] == "\x00":
+            # NUL-prefixed keys are reserved for the state store's own metadata.
+            raise InvalidEventError("bad_type", "customer_id must not start with NUL")
         # A missing key is fine; a present one must route to this customer's partition.
         if key is not None and key != customer_id.encode():
             raise InvalidEventError("key_mismatch", "Kafka key differs from customer_id")

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import orjson
 
 from streams.codecs.avro import SOE_MARKER, SchemaRegistry, load_registry
+from streams.codecs.upsert_writer import write_upsert_body
 from streams.errors import ConfigError, InvalidEventError
 from streams.model import Op, PropertyState, Upsert
 
@@ -23,7 +24,7 @@ _SCALARS = (type(None), bool, int, float, str)
 class UpsertCodec:
     """Encode upserts in the configured format; decode either format."""
 
-    __slots__ = ("_avro", "_schemas")
+    __slots__ = ("_avro", "_header", "_schemas")
 
     def __init__(self, fmt: Literal["avro", "json"], schemas: SchemaRegistry | None = None) -> None:
         if fmt not in ("avro", "json"):
@@ -31,6 +32,7 @@ class UpsertCodec:
         self._avro = fmt == "avro"
         # Loaded even for JSON output: decode must still read Avro written before a switch.
         self._schemas = schemas if schemas is not None else load_registry(UPSERT_SCHEMA)
+        self._header = self._schemas.current.header
 
     @property
     def fmt(self) -> Literal["avro", "json"]:
@@ -38,6 +40,13 @@ class UpsertCodec:
 
     def encode(self, upsert: Upsert) -> bytes:
         """The wire form; ``PropertyState.source`` is not carried (it is the upsert's source)."""
+        if self._avro:
+            out = bytearray(self._header)
+            try:
+                write_upsert_body(upsert, out)
+            except (TypeError, OverflowError) as exc:
+                raise InvalidEventError("bad_type", f"cannot encode upsert: {exc}") from exc
+            return bytes(out)
         record = {
             "customer_id": upsert.customer_id,
             "op": _WIRE_OP[upsert.op],
@@ -50,8 +59,6 @@ class UpsertCodec:
             "event_id": upsert.event_id,
             "processed_at": upsert.processed_at,
         }
-        if self._avro:
-            return self._schemas.encode(record)
         try:
             return orjson.dumps(record)
         except orjson.JSONEncodeError as exc:

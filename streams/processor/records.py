@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 Headers = list[tuple[str, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """One consumed input record."""
+class InputRecord(NamedTuple):
+    """One consumed input record (tuples: one of these is made per event)."""
 
     partition: int
     offset: int
@@ -20,8 +20,7 @@ class InputRecord:
     headers: Headers | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutputRecord:
+class OutputRecord(NamedTuple):
     """One record to produce; ``partition`` is explicit so outputs mirror input partitions."""
 
     topic: str

@@ -1,0 +1,155 @@
+"""Contender (c): the Profile Streams processor, the full path of one ``ProcessorWorker``:
+decode, merge, upserts + stale + changelog delivery, rocksdict writes, commit.
+
+Timed from the start of the first batch (its records just consumed) to the end of the batch
+that brings ``worker.totals.events_in`` to N (outputs acknowledged, state written, offsets
+committed). Afterwards, untimed, the output topics are counted against the totals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Message
+
+from benchmarks.common import Result, Spec, now, write_result
+from benchmarks.data import topic_size
+from streams.kafka.topics import create_topics
+from streams.processor.store import PartitionStore
+from streams.processor.worker import ProcessorWorker
+from streams.settings import Settings
+
+POLL_SECONDS = 0.02
+
+
+class _Clock:
+    """Wraps the worker's batch handler to time the first and the last batch."""
+
+    def __init__(self, worker: ProcessorWorker, target: int) -> None:
+        self.first: float | None = None
+        self.last: float | None = None
+        self.batches = 0
+        self.done = threading.Event()
+        handle = worker._handle
+
+        def timed(messages: Sequence[Message]) -> None:
+            if self.first is None:
+                self.first = now()
+            handle(messages)
+            self.batches += 1
+            if worker.totals.events_in >= target and self.last is None:
+                self.last = now()
+                self.done.set()
+
+        worker._handle = timed  # type: ignore[method-assign]
+
+
+class _Phases:
+    """Seconds spent in each step of the batch loop (summed over the measured batches)."""
+
+    def __init__(self, worker: ProcessorWorker) -> None:
+        self.seconds: dict[str, float] = {}
+        self._wrap(worker._batch, "process", "decode+merge+encode (incl. state reads)")
+        self._wrap(worker._batch, "_load", "state reads (rocksdict get_many)")
+        self._wrap(worker._delivery, "send", "produce+flush upserts/stale/dlq")
+        self._wrap(worker._delivery, "send_tracking_offsets", "produce+flush changelog")
+        self._wrap(worker, "_commit", "offset commit")
+        # Stores are opened lazily per partition: time the class's write.
+        self._wrap(PartitionStore, "write", "state writes (rocksdict)")
+
+    def _wrap(self, owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        seconds = self.seconds
+        seconds[label] = 0.0
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = now()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                seconds[label] += now() - started
+
+        setattr(owner, name, timed)
+
+
+def run(spec: Spec) -> Result:
+    logging.basicConfig(level=logging.WARNING)
+    suffix = spec.run_id
+    settings = Settings(
+        kafka_bootstrap_servers=spec.bootstrap,
+        input_topic=spec.input_topic,
+        upserts_topic=f"bench-upserts-{suffix}",
+        stale_topic=f"bench-stale-{suffix}",
+        dlq_topic=f"bench-dlq-{suffix}",
+        changelog_topic=f"bench-changelog-{suffix}",
+        group_id=f"bench-processor-{suffix}",
+        data_dir=Path(spec.work_dir) / "data",
+        partitions=8,
+        web_port=0,
+    )
+    create_topics(settings)
+    worker = ProcessorWorker(settings, client_id=f"bench-processor-{suffix}")
+    phases = _Phases(worker)
+    clock = _Clock(worker, spec.events)
+    thread = threading.Thread(target=_run_quietly, args=(worker,), name="processor")
+    thread.start()
+    deadline = time.monotonic() + spec.timeout
+    try:
+        while not clock.done.wait(POLL_SECONDS):
+            if worker.error is not None or not thread.is_alive():
+                break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        worker.stop()
+        thread.join(60)
+    totals = asdict(worker.totals)
+    totals["rejected"] = dict(worker.totals.rejected)
+    details: dict[str, Any] = {
+        "totals": totals,
+        "batches": clock.batches,
+        "phases": {label: round(value, 3) for label, value in phases.seconds.items()},
+    }
+    if worker.error is not None:
+        return Result(worker.totals.events_in, 0.0, details, f"worker failed: {worker.error!r}")
+    if clock.first is None or clock.last is None:
+        return Result(
+            worker.totals.events_in,
+            0.0,
+            details,
+            f"reached {worker.totals.events_in} of {spec.events} events "
+            f"within {spec.timeout:.0f} s",
+        )
+    details["topics"] = {
+        "upserts": topic_size(spec.bootstrap, settings.upserts_topic),
+        "stale": topic_size(spec.bootstrap, settings.stale_topic),
+        "dlq": topic_size(spec.bootstrap, settings.dlq_topic),
+        "changelog": topic_size(spec.bootstrap, settings.changelog_topic),
+    }
+    return Result(worker.totals.events_in, clock.last - clock.first, details)
+
+
+def _run_quietly(worker: ProcessorWorker) -> None:
+    try:
+        worker.run()
+    except BaseException:  # logged by the worker and kept in worker.error
+        return
+
+
+def main() -> None:
+    spec = Spec.from_argv()
+    try:
+        result = run(spec)
+    except Exception as exc:
+        result = Result(0, 0.0, error=f"{type(exc).__name__}: {exc}")
+    write_result(spec, result)
+
+
+if __name__ == "__main__":
+    main()

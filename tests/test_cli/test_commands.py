@@ -1,0 +1,84 @@
+"""The `streams` command line: help everywhere, profile get, and the demo `make run` runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from streams.cli.main import app
+from streams.testing import produce_events, wait_until
+
+COMMANDS = [
+    [],
+    ["broker"],
+    ["topics"],
+    ["topics", "create"],
+    ["topics", "check"],
+    ["worker"],
+    ["profile"],
+    ["profile", "get"],
+    ["produce"],
+    ["demo"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "streams")
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_profile_get_prints_what_the_query_api_answers(streams_settings, tmp_path):
+    from streams.processor.runner import WorkerService
+
+    settings = streams_settings(web_port=0)
+    service = WorkerService(settings)
+    service.start()
+    try:
+        assert service.worker is not None
+        assert service.worker.wait_assigned(60)
+        produce_events(
+            settings,
+            [{"customer_id": "c-9", "source": "crm", "update_timestamp": 1570001049,
+              "properties": {"first_name": "Marian"}}],
+        )
+        wait_until(lambda: service.worker is not None and service.worker.totals.applied == 1)
+        runner = CliRunner()
+        plain = runner.invoke(app, ["profile", "get", "c-9", "--url", service.url])
+        assert plain.exit_code == 0, plain.output
+        assert orjson.loads(plain.output) == {"properties": {"first_name": "Marian"}}
+        timed = runner.invoke(
+            app, ["profile", "get", "c-9", "--include-timestamps", "--url", service.url]
+        )
+        assert orjson.loads(timed.output) == {
+            "properties": {"first_name": {"value": "Marian", "last_update": 1570001049}}
+        }
+        missing = runner.invoke(app, ["profile", "get", "nobody", "--url", service.url])
+        assert missing.exit_code == 1
+        assert "404" in missing.output
+    finally:
+        service.stop()
+
+
+def test_demo_processes_the_sample_and_reports_counts(kafka_bootstrap, tmp_path):
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "STREAMS_WEB_PORT": "0",
+           "STREAMS_PARTITIONS": "4", "STREAMS_INPUT_TOPIC": "demo-changes",
+           "STREAMS_UPSERTS_TOPIC": "demo-upserts", "STREAMS_STALE_TOPIC": "demo-stale",
+           "STREAMS_DLQ_TOPIC": "demo-dlq", "STREAMS_CHANGELOG_TOPIC": "demo-changelog",
+           "COLUMNS": "120"}
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli.main", "demo", "--once"],
+        env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for reason in ("bad_json", "unknown_field", "future_timestamp", "missing_customer_id"):
+        assert reason in out
+    assert "applied (upsert emitted)" in out
+    assert "curl" in out
