@@ -78,9 +78,10 @@ def apply_event(profile: Profile, event: ChangeEvent, policy: MergePolicy) -> Me
     result = MergeResult()
     watermark = profile.deleted_at
     stored_properties = profile.properties
+    overrides, default_ts, source = event.property_timestamps, event.timestamp, event.source
     for name, value in event.properties.items():
-        timestamp = event.timestamp_of(name)
-        incoming = PropertyState(value, timestamp, event.source)
+        timestamp = overrides.get(name, default_ts) if overrides else default_ts
+        incoming = PropertyState(value, timestamp, source)
         if watermark is not None and timestamp <= watermark:
             result.stale.append(_stale(event, name, incoming, watermark, StaleReason.DELETED))
             continue

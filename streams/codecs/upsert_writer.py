@@ -17,8 +17,15 @@ _NULL, _TRUE, _FALSE = b"\x00", b"\x02\x01", b"\x02\x00"
 _OP = {Op.UPSERT: b"\x00", Op.DELETE: b"\x02"}  # enum indexes 0 and 1, zigzag encoded
 
 
+_NAME_CACHE_LIMIT = 4096
+_names: dict[str, bytes] = {}  # encoded property names and sources: few, and repeated a lot
+
+
 def _long(value: int, out: bytearray) -> None:
     n = (value << 1) ^ (value >> 63)
+    if n < 0x80:
+        out.append(n)
+        return
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
@@ -31,6 +38,17 @@ def _string(text: str, out: bytearray) -> None:
     out += data
 
 
+def _name(text: str, out: bytearray) -> None:
+    encoded = _names.get(text)
+    if encoded is None:
+        buffer = bytearray()
+        _string(text, buffer)
+        encoded = bytes(buffer)
+        if len(_names) < _NAME_CACHE_LIMIT:
+            _names[text] = encoded
+    out += encoded
+
+
 def write_upsert_body(upsert: Upsert, out: bytearray) -> None:
     """Append the Avro body of ``upsert`` (no single-object header) to ``out``."""
     _string(upsert.customer_id, out)
@@ -39,7 +57,7 @@ def write_upsert_body(upsert: Upsert, out: bytearray) -> None:
     if properties:
         _long(len(properties), out)
         for name, state in properties.items():
-            _string(name, out)
+            _name(name, out)
             value = state.value
             if value is None:
                 out += _NULL
@@ -65,7 +83,7 @@ def write_upsert_body(upsert: Upsert, out: bytearray) -> None:
     else:
         out.append(2)
         _long(upsert.deleted_at, out)
-    _string(upsert.source, out)
+    _name(upsert.source, out)
     if upsert.event_id is None:
         out += _NULL
     else:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import cast
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import DeliveryError
 from streams.processor.records import OutputRecord
@@ -82,6 +82,10 @@ class BatchDelivery:
 
     def _wait(self, reports: _Reports) -> None:
         remaining = self._producer.flush(self._flush_timeout)
+        fatal = next((error for error in reports.errors if error.fatal()), None)
+        if fatal is not None:
+            # The idempotent producer cannot go on; retrying would loop forever. Crash loudly.
+            raise KafkaException(fatal)
         if reports.errors:
             first = reports.errors[0]
             raise DeliveryError(

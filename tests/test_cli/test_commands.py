@@ -45,8 +45,14 @@ def test_profile_get_prints_what_the_query_api_answers(streams_settings, tmp_pat
         assert service.worker.wait_assigned(60)
         produce_events(
             settings,
-            [{"customer_id": "c-9", "source": "crm", "update_timestamp": 1570001049,
-              "properties": {"first_name": "Marian"}}],
+            [
+                {
+                    "customer_id": "c-9",
+                    "source": "crm",
+                    "update_timestamp": 1570001049,
+                    "properties": {"first_name": "Marian"},
+                }
+            ],
         )
         wait_until(lambda: service.worker is not None and service.worker.totals.applied == 1)
         runner = CliRunner()
@@ -67,14 +73,25 @@ def test_profile_get_prints_what_the_query_api_answers(streams_settings, tmp_pat
 
 
 def test_demo_processes_the_sample_and_reports_counts(kafka_bootstrap, tmp_path):
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "STREAMS_WEB_PORT": "0",
-           "STREAMS_PARTITIONS": "4", "STREAMS_INPUT_TOPIC": "demo-changes",
-           "STREAMS_UPSERTS_TOPIC": "demo-upserts", "STREAMS_STALE_TOPIC": "demo-stale",
-           "STREAMS_DLQ_TOPIC": "demo-dlq", "STREAMS_CHANGELOG_TOPIC": "demo-changelog",
-           "COLUMNS": "120"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "STREAMS_WEB_PORT": "0",
+        "STREAMS_PARTITIONS": "4",
+        "STREAMS_INPUT_TOPIC": "demo-changes",
+        "STREAMS_UPSERTS_TOPIC": "demo-upserts",
+        "STREAMS_STALE_TOPIC": "demo-stale",
+        "STREAMS_DLQ_TOPIC": "demo-dlq",
+        "STREAMS_CHANGELOG_TOPIC": "demo-changelog",
+        "COLUMNS": "120",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "streams.cli.main", "demo", "--once"],
-        env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
