@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,16 @@ def write_result(spec: Spec, result: Result) -> None:
     scratch = target.with_suffix(".tmp")
     scratch.write_text(json.dumps(asdict(result)), encoding="utf-8")
     os.replace(scratch, target)
+
+
+def contender_main(run: Callable[[Spec], Result]) -> None:
+    """Entry point of a contender subprocess: a failure becomes a result, never a traceback."""
+    spec = Spec.from_argv()
+    try:
+        result = run(spec)
+    except Exception as exc:
+        result = Result(0, 0.0, error=f"{type(exc).__name__}: {exc}")
+    write_result(spec, result)
 
 
 def now() -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from benchmarks.common import Result, Spec, now, write_result
+from benchmarks.common import Result, Spec, contender_main, now
 from benchmarks.data import create_topic
 from streams.kafka.clients import consumer_config, producer_config
 from streams.settings import Settings
@@ -79,14 +79,5 @@ def run(spec: Spec) -> Result:
     return Result(count, finished - started, details={"output_topic": output})
 
 
-def main() -> None:
-    spec = Spec.from_argv()
-    try:
-        result = run(spec)
-    except Exception as exc:
-        result = Result(0, 0.0, error=f"{type(exc).__name__}: {exc}")
-    write_result(spec, result)
-
-
 if __name__ == "__main__":
-    main()
+    contender_main(run)

@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from benchmarks.common import Result, Spec, now, write_result
+from benchmarks.common import Result, Spec, contender_main, now
 from benchmarks.data import topic_size
 from streams.kafka.topics import create_topics
 from streams.processor.store import PartitionStore
@@ -142,14 +142,5 @@ def _run_quietly(worker: ProcessorWorker) -> None:
         return
 
 
-def main() -> None:
-    spec = Spec.from_argv()
-    try:
-        result = run(spec)
-    except Exception as exc:
-        result = Result(0, 0.0, error=f"{type(exc).__name__}: {exc}")
-    write_result(spec, result)
-
-
 if __name__ == "__main__":
-    main()
+    contender_main(run)

@@ -47,18 +47,7 @@ class UpsertCodec:
             except (TypeError, OverflowError) as exc:
                 raise InvalidEventError("bad_type", f"cannot encode upsert: {exc}") from exc
             return bytes(out)
-        record = {
-            "customer_id": upsert.customer_id,
-            "op": _WIRE_OP[upsert.op],
-            "properties": {
-                name: {"value": state.value, "last_update": state.last_update}
-                for name, state in upsert.properties.items()
-            },
-            "deleted_at": upsert.deleted_at,
-            "source": upsert.source,
-            "event_id": upsert.event_id,
-            "processed_at": upsert.processed_at,
-        }
+        record = upsert_record(upsert)
         try:
             return orjson.dumps(record)
         except orjson.JSONEncodeError as exc:
@@ -79,6 +68,22 @@ class UpsertCodec:
             raise InvalidEventError(
                 "bad_upsert", f"malformed upsert: {type(exc).__name__}"
             ) from exc
+
+
+def upsert_record(upsert: Upsert) -> dict[str, Any]:
+    """The wire record of an upsert, as the schema names its fields."""
+    return {
+        "customer_id": upsert.customer_id,
+        "op": _WIRE_OP[upsert.op],
+        "properties": {
+            name: {"value": state.value, "last_update": state.last_update}
+            for name, state in upsert.properties.items()
+        },
+        "deleted_at": upsert.deleted_at,
+        "source": upsert.source,
+        "event_id": upsert.event_id,
+        "processed_at": upsert.processed_at,
+    }
 
 
 def _to_upsert(record: Any) -> Upsert:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.codecs.avro import load_registry
-from streams.codecs.upserts import UpsertCodec
+from streams.codecs.upserts import UpsertCodec, upsert_record
 from streams.model import Op, PropertyState, Upsert
 
 I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -36,18 +36,6 @@ def upserts(draw: st.DrawFn) -> Upsert:
 @given(upserts())
 def test_writer_matches_fastavro_byte_for_byte(upsert):
     registry = load_registry("profile_upsert")
-    record = {
-        "customer_id": upsert.customer_id,
-        "op": upsert.op.value.upper(),
-        "properties": {
-            name: {"value": state.value, "last_update": state.last_update}
-            for name, state in upsert.properties.items()
-        },
-        "deleted_at": upsert.deleted_at,
-        "source": upsert.source,
-        "event_id": upsert.event_id,
-        "processed_at": upsert.processed_at,
-    }
     body = io.BytesIO()
-    fastavro.schemaless_writer(body, registry.current.parsed, record)
+    fastavro.schemaless_writer(body, registry.current.parsed, upsert_record(upsert))
     assert UpsertCodec("avro").encode(upsert) == registry.current.header + body.getvalue()
