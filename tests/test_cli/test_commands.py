@@ -99,3 +99,71 @@ def test_demo_processes_the_sample_and_reports_counts(kafka_bootstrap, tmp_path)
         assert reason in out
     assert "applied (upsert emitted)" in out
     assert "curl" in out
+
+
+def test_broker_command_serves_kafka_until_interrupted(kafka_libs_dir, tmp_path):
+    import signal
+    import socket
+
+    from confluent_kafka.admin import AdminClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli.main",
+            "broker",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(tmp_path / "kafka"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        # The banner comes once the broker is ready; log lines may come before it.
+        banner = next(line for line in process.stdout if "listening on" in line)
+        assert f"127.0.0.1:{port}" in banner
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        wait_until(lambda: _has_broker(admin), timeout=60, every=1.0)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _has_broker(admin) -> bool:
+    try:
+        return bool(admin.list_topics(timeout=2).brokers)
+    except Exception:
+        return False
+
+
+def test_topics_commands_create_then_check(kafka_bootstrap):
+    import uuid
+
+    suffix = uuid.uuid4().hex[:8]
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "STREAMS_PARTITIONS": "2"}
+    env.update(
+        {
+            f"STREAMS_{name}_TOPIC": f"cli-{name.lower()}-{suffix}"
+            for name in ("INPUT", "UPSERTS", "STALE", "DLQ", "CHANGELOG")
+        }
+    )
+    runner = CliRunner()
+    first = runner.invoke(app, ["topics", "create"], env=env)
+    assert first.exit_code == 0, first.output
+    assert first.output.count("created") == 5
+    again = runner.invoke(app, ["topics", "create"], env=env)
+    assert again.output.count("exists") == 5
+    assert runner.invoke(app, ["topics", "check"], env=env).exit_code == 0
+    mismatch = runner.invoke(app, ["topics", "check"], env={**env, "STREAMS_PARTITIONS": "3"})
+    assert mismatch.exit_code == 1
+    assert f"cli-input-{suffix}" in mismatch.output
