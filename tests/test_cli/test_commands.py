@@ -167,3 +167,38 @@ def test_topics_commands_create_then_check(kafka_bootstrap):
     mismatch = runner.invoke(app, ["topics", "check"], env={**env, "STREAMS_PARTITIONS": "3"})
     assert mismatch.exit_code == 1
     assert f"cli-input-{suffix}" in mismatch.output
+
+
+def test_demo_streams_live_updates_and_stops_cleanly_on_ctrl_c(kafka_libs_dir, tmp_path):
+    import signal
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        web_port = probe.getsockname()[1]
+    # No KAFKA_BOOTSTRAP_SERVERS: the demo starts its own embedded broker, as `make run` does.
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(STREAMS_WEB_PORT=str(web_port), COLUMNS="120")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli.main", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("live update"):
+                break
+        assert any("applied (upsert emitted)" in line for line in seen), "".join(seen)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(90) == 0
+        rest = process.stdout.read()
+        assert "Stopped cleanly." in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
