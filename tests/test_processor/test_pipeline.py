@@ -85,6 +85,21 @@ def test_fresh_writes_emit_upserts_and_older_ones_are_audited_as_stale(
     }
     assert get_json(f"{service.url}/customers/nobody")[0] == 404
 
+    def metrics() -> str:
+        with urllib.request.urlopen(f"{service.url}/metrics", timeout=10) as response:
+            return str(response.read().decode())
+
+    wait_until(lambda: 'streams_partition_lag{partition="' in metrics())
+    text = metrics()
+    for line in (
+        "streams_events_in_total 3.0",
+        "streams_events_applied_total 2.0",
+        "streams_events_stale_total 1.0",
+        "streams_stale_writes_total 3.0",
+        "streams_upserts_out_total 2.0",
+    ):
+        assert line in text
+
 
 def test_bad_input_goes_to_the_dlq_with_its_reason_and_the_worker_keeps_going(
     streams_settings, start_worker
