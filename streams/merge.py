@@ -7,6 +7,7 @@ of applying any set of events is independent of their order and of duplicates.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -197,3 +198,43 @@ def join_profiles(left: Profile, right: Profile, policy: MergePolicy) -> Profile
         if best is not None and (watermark is None or best.last_update > watermark):
             properties[name] = best
     return Profile(properties, watermark)
+
+
+def _ordered_int(value: int) -> bytes:
+    # Big-endian with the sign bit flipped: byte order equals numeric order for int64.
+    return ((value + (1 << 63)) & ((1 << 64) - 1)).to_bytes(8, "big")
+
+
+def _ordered_float(value: float) -> bytes:
+    bits = int.from_bytes(struct.pack(">d", value), "big")
+    bits = bits ^ ((1 << 64) - 1) if bits >> 63 else bits | (1 << 63)
+    return bits.to_bytes(8, "big")
+
+
+def _ordered_text(text: str) -> bytes:
+    # NUL is escaped and the text terminated so a prefix sorts first, as in str comparison.
+    return text.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+def rank_key(state: PropertyState, policy: MergePolicy) -> bytes:
+    """Bytes that sort exactly like ``policy.rank(state)``.
+
+    Destinations that cannot run Python (a SQL ``WHERE new.key > old.key``) compare these to
+    make the same winner as the processor, ties included.
+    """
+    kind, number_or_text, sign = value_rank(state.value)
+    if kind == 3:
+        encoded = _ordered_float(float(number_or_text)) + _ordered_float(sign)
+    elif kind == 4:
+        encoded = _ordered_text(str(number_or_text))
+    else:
+        encoded = _ordered_int(int(number_or_text))
+    return b"".join(
+        (
+            _ordered_int(state.last_update),
+            _ordered_int(policy.priorities.get(state.source, 0)),
+            bytes((kind,)),
+            encoded,
+            _ordered_text(state.source),
+        )
+    )

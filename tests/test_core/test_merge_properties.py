@@ -147,3 +147,29 @@ def test_state_codec_roundtrip(evts, policy):
 
     profile = run(evts, policy)
     assert canon(decode_profile(encode_profile(profile))) == canon(profile)
+
+
+full_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(),
+)
+
+
+@settings(RELAXED, max_examples=1000)
+@given(
+    st.tuples(st.integers(-1, 3), st.sampled_from([*SOURCES, "", "crm\x00"]), full_values),
+    st.tuples(st.integers(-1, 3), st.sampled_from([*SOURCES, "", "crm\x00"]), full_values),
+    policies,
+)
+def test_rank_key_bytes_sort_exactly_like_the_rank(a, b, policy):
+    from streams.merge import rank_key
+    from streams.model import PropertyState
+
+    left = PropertyState(a[2], a[0], a[1])
+    right = PropertyState(b[2], b[0], b[1])
+    rank_order = (policy.rank(left) > policy.rank(right)) - (policy.rank(left) < policy.rank(right))
+    key_l, key_r = rank_key(left, policy), rank_key(right, policy)
+    assert (key_l > key_r) - (key_l < key_r) == rank_order

@@ -1,0 +1,1 @@
+"""Connector workers: drain ``profile-upserts`` into destinations without ever regressing them."""

@@ -1,0 +1,63 @@
+"""The sink contract: ``add(record)`` and ``flush()``; a concrete sink writes only ``write``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from streams.connect.records import SinkRecord, WriteResult
+
+
+class BatchingSink(ABC):
+    """Buffers records; ``flush`` hands the whole buffer to ``write`` once.
+
+    Contract for subclasses:
+    - validate configuration in ``__init__`` (raise SinkConfigError), connect in ``setup``;
+    - ``write`` must be idempotent: the same batch may be written again after a crash or a
+      retry, and records may arrive again later (replays); it must never let an older
+      per-property timestamp overwrite a newer one at the destination;
+    - ``write`` raises RetryableSinkError / SinkBackpressureError for whole-batch transient
+      failures and returns the records refused for good in ``WriteResult.rejected``;
+    - ``write`` never sleeps or retries in a loop of its own: the worker owns retries.
+    """
+
+    name: str = "sink"
+
+    def __init__(self) -> None:
+        self._buffer: list[SinkRecord] = []
+        self._bytes = 0
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Connect, create tables, fetch tokens: anything that does I/O before the first write."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def add(self, record: SinkRecord) -> None:
+        self._buffer.append(record)
+        self._bytes += len(record.value)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
+    def flush(self) -> WriteResult:
+        """Write the buffer; on success it is cleared, on an exception it is kept for a retry."""
+        if not self._buffer:
+            return WriteResult()
+        result = self.write(self._buffer)
+        self.discard()
+        return result
+
+    def discard(self) -> None:
+        """Drop the buffer (partitions revoked: the new owner replays from the last commit)."""
+        self._buffer = []
+        self._bytes = 0
+
+    @abstractmethod
+    def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
+        """Deliver ``batch`` (in partition order per customer); see the class contract."""

@@ -1,0 +1,1 @@
+"""Concrete sinks; each implements only ``write(batch)`` (and optionally setup/close)."""
