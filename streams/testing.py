@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -12,9 +13,12 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.codecs.upserts import UpsertCodec
+from streams.connect.records import Rejection, SinkRecord, WriteResult
+from streams.connect.sink import BatchingSink
 from streams.kafka.clients import reader_config
 from streams.kafka.produce import produce_lines
-from streams.model import Upsert
+from streams.merge import MergePolicy, apply_event, upsert_as_event
+from streams.model import Profile, Upsert
 from streams.settings import Settings
 
 
@@ -92,3 +96,46 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 60.0, every: f
     raise TimeoutError(
         f"condition {getattr(predicate, '__name__', predicate)} not met in {timeout}s"
     )
+
+
+class MemorySink(BatchingSink):
+    """An in-memory destination that merges like the processor; failures can be injected.
+
+    ``fail_next`` holds exceptions raised by the next writes, in order; ``reject`` picks
+    records to refuse for good (returns a reason, or None to accept).
+    """
+
+    name = "memory"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.profiles: dict[str, Profile] = {}
+        self.fail_next: list[Exception] = []
+        self.reject: Callable[[SinkRecord], str | None] | None = None
+        self.attempts: list[float] = []
+        self.max_buffered = 0
+        self._policy = MergePolicy(settings.priorities())
+        self._lock = threading.Lock()
+
+    def add(self, record: SinkRecord) -> None:
+        super().add(record)
+        self.max_buffered = max(self.max_buffered, self.buffered)
+
+    def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
+        self.attempts.append(time.monotonic())
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        result = WriteResult()
+        with self._lock:
+            for record in batch:
+                reason = self.reject(record) if self.reject is not None else None
+                if reason is not None:
+                    result.rejected.append(Rejection(record, reason))
+                    continue
+                profile = self.profiles.setdefault(record.customer_id, Profile())
+                apply_event(profile, upsert_as_event(record.upsert), self._policy)
+        return result
+
+    def snapshot(self) -> dict[str, Profile]:
+        with self._lock:
+            return {k: Profile(dict(v.properties), v.deleted_at) for k, v in self.profiles.items()}

@@ -133,6 +133,22 @@ def produce(
 
 
 @app.command()
+def connect(
+    name: Annotated[str, typer.Argument(help="Connector name (its consumer group).")],
+    config: Annotated[Path, typer.Option("--config", help="The connector's TOML file.")],
+) -> None:
+    """Run one connector worker: deliver profile-upserts to a destination."""
+    from streams.connect.runner import run_connector
+    from streams.settings import Settings
+
+    try:
+        code = run_connector(name, config, Settings())
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
+@app.command()
 def demo(
     once: Annotated[
         bool, typer.Option("--once", help="Exit after the sample report (no live trickle).")

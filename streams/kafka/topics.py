@@ -188,3 +188,23 @@ def _describe(exc: KafkaException) -> str:
 def _remaining(deadline: float) -> float:
     # librdkafka treats a zero timeout as "do not wait"; keep a sliver so it still asks.
     return max(deadline - time.monotonic(), METADATA_POLL_INTERVAL)
+
+
+def ensure_topic(settings: Settings, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Create one extra topic (a connector's DLQ) like the contract's; True if it was created."""
+    spec = TopicSpec(name, settings.partitions, settings.replication_factor)
+    admin = _admin(settings)  # keep a reference: a collected client cancels its futures
+    future = admin.create_topics(
+        [spec.new_topic()], operation_timeout=timeout, request_timeout=timeout
+    )[name]
+    try:
+        future.result(timeout=timeout)
+    except KafkaException as exc:
+        error = _kafka_error(exc)
+        if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return False
+        raise TopicCreationError(f"cannot create topic {name}: {_describe(exc)}") from exc
+    except TimeoutError as exc:
+        raise KafkaUnavailableError(f"Kafka did not create {name} within {timeout:.0f} s") from exc
+    logger.info("created topic %s with %d partitions", name, spec.partitions)
+    return True

@@ -1,0 +1,274 @@
+"""One connector worker: its own consumer group on ``profile-upserts``, one sink.
+
+Batches by count, bytes and time; commits offsets only after the sink accepted the batch;
+retries a failed batch with backoff while its partitions are paused (nothing more is buffered);
+parks records the destination refuses for good on the connector's dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from streams.codecs.upserts import UpsertCodec
+from streams.connect.backoff import Backoff
+from streams.connect.config import ConnectorConfig
+from streams.connect.errors import RetryableSinkError, SinkBackpressureError
+from streams.connect.records import Rejection, SinkRecord
+from streams.connect.sink import BatchingSink
+from streams.errors import DeliveryError, InvalidEventError
+from streams.kafka.clients import consumer_config, producer_config
+from streams.processor.delivery import BatchDelivery
+from streams.processor.records import OutputRecord
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 0.1
+
+
+@dataclass(slots=True)
+class ConnectorCounts:
+    consumed: int = 0
+    written: int = 0
+    rejected: int = 0
+    batches: int = 0
+    retries: int = 0
+
+
+class ConnectorWorker:
+    def __init__(self, config: ConnectorConfig, settings: Settings, sink: BatchingSink) -> None:
+        self.config = config
+        self.settings = settings
+        self.sink = sink
+        self.totals = ConnectorCounts()
+        self.error: BaseException | None = None
+        self.dlq_topic = config.dead_letter_topic(settings)
+        self._codec = UpsertCodec(settings.output_format)
+        self._backoff = Backoff(config.retry)
+        self._stop = threading.Event()
+        self._assigned = threading.Event()
+        self._consumer = Consumer(
+            consumer_config(
+                settings,
+                **{
+                    "group.id": config.group_id(),
+                    "client.id": f"profile-streams-connect-{config.name}",
+                    # Eager: a revocation takes every partition, so an unflushed batch can
+                    # simply be dropped and replayed by whoever owns the partitions next.
+                    "partition.assignment.strategy": "range",
+                },
+            )
+        )
+        self._producer = Producer(producer_config(settings))
+        self._delivery = BatchDelivery(
+            self._producer, flush_timeout=settings.delivery_timeout_ms / 1000 + 5
+        )
+        self._offsets: dict[int, int] = {}
+        self._undecodable: list[OutputRecord] = []
+        self._batch_started: float | None = None
+        self._retry_at: float | None = None
+        self._paused = False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait_assigned(self, timeout: float) -> bool:
+        return self._assigned.wait(timeout)
+
+    def run(self) -> None:
+        """Run until ``stop()``; a final flush and commit happen on the way out."""
+        try:
+            self.sink.setup()
+            self._consumer.subscribe(
+                [self.settings.upserts_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+            while not self._stop.is_set():
+                self._step()
+            self._flush_once()
+        except BaseException as exc:
+            self.error = exc
+            logger.exception("connector=%s stopped by an error", self.config.name)
+            raise
+        finally:
+            self._close()
+
+    def _step(self) -> None:
+        if self._retry_at is not None:
+            # Paused: poll only to stay in the group, until the retry is due. Anything that
+            # still arrives (fetched before the pause) joins the batch rather than being lost.
+            self._add(self._consumer.consume(1, IDLE_POLL_SECONDS))
+            if time.monotonic() >= self._retry_at:
+                self._flush_once()
+            return
+        batch = self.config.batch
+        room = batch.max_records - self.sink.buffered
+        wait = IDLE_POLL_SECONDS
+        if self._batch_started is not None:
+            left = batch.max_wait_ms / 1000 - (time.monotonic() - self._batch_started)
+            wait = max(0.0, min(wait, left))
+        messages = self._consumer.consume(max(room, 1), wait)
+        self._add(messages)
+        if self._due():
+            self._flush_once()
+
+    def _add(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                logger.warning("connector=%s consumer error: %s", self.config.name, error.str())
+                continue
+            partition, offset = message.partition() or 0, message.offset() or 0
+            value = message.value() or b""
+            if self._batch_started is None:
+                self._batch_started = time.monotonic()
+            self._offsets[partition] = offset + 1
+            self.totals.consumed += 1
+            topic, key = message.topic() or "", message.key()
+            try:
+                upsert = self._codec.decode(value)
+            except InvalidEventError as exc:
+                self._undecodable.append(
+                    self._dlq_record(topic, partition, offset, key, value, "bad_upsert", exc.detail)
+                )
+                continue
+            self.sink.add(SinkRecord(topic, partition, offset, key, value, upsert))
+
+    def _due(self) -> bool:
+        if self._batch_started is None:
+            return False
+        batch = self.config.batch
+        return (
+            self.sink.buffered >= batch.max_records
+            or self.sink.buffered_bytes >= batch.max_bytes
+            or time.monotonic() - self._batch_started >= batch.max_wait_ms / 1000
+        )
+
+    def _flush_once(self) -> None:
+        """One attempt at delivering the batch; on a transient failure schedule the next one."""
+        if self._batch_started is None:
+            return
+        written = self.sink.buffered
+        try:
+            result = self.sink.flush()
+            self._delivery.send([*self._undecodable, *map(self._rejected, result.rejected)])
+        except (RetryableSinkError, DeliveryError) as exc:
+            retry_after = exc.retry_after if isinstance(exc, RetryableSinkError) else None
+            delay = self._backoff.next_delay(retry_after)
+            self.totals.retries += 1
+            kind = "backpressure" if isinstance(exc, SinkBackpressureError) else "transient"
+            logger.warning(
+                "connector=%s %s failure attempt=%d retry_in=%.2fs: %s",
+                self.config.name,
+                kind,
+                self._backoff.attempts,
+                delay,
+                exc,
+            )
+            self._retry_at = time.monotonic() + delay
+            self._pause()
+            return
+        self._commit()
+        self.totals.batches += 1
+        self.totals.written += written - len(result.rejected)
+        self.totals.rejected += len(result.rejected) + len(self._undecodable)
+        self._undecodable = []
+        self._batch_started = None
+        self._retry_at = None
+        self._backoff.reset()
+        self._resume()
+
+    def _rejected(self, rejection: Rejection) -> OutputRecord:
+        r = rejection.record
+        return self._dlq_record(
+            r.topic, r.partition, r.offset, r.key, r.value, rejection.reason, rejection.detail
+        )
+
+    def _dlq_record(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        reason: str,
+        detail: str,
+    ) -> OutputRecord:
+        headers = [
+            ("dlq.reason", reason.encode()),
+            ("dlq.detail", detail.encode()),
+            ("dlq.connector", self.config.name.encode()),
+            ("dlq.topic", topic.encode()),
+            ("dlq.partition", str(partition).encode()),
+            ("dlq.offset", str(offset).encode()),
+        ]
+        return OutputRecord(self.dlq_topic, partition, key, value, headers)
+
+    def _commit(self) -> None:
+        topic = self.settings.upserts_topic
+        offsets = [TopicPartition(topic, p, o) for p, o in self._offsets.items()]
+        self._offsets = {}
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            logger.warning(
+                "connector=%s commit failed (batch will be replayed): %s", self.config.name, exc
+            )
+
+    def _pause(self) -> None:
+        if not self._paused:
+            self._consumer.pause(self._consumer.assignment())
+            self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._consumer.resume(self._consumer.assignment())
+            self._paused = False
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.set()
+        logger.info(
+            "connector=%s assigned=%s", self.config.name, sorted(tp.partition for tp in partitions)
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Last chance to deliver what we hold; if that fails the next owner replays it.
+        if self._batch_started is not None and self._retry_at is None:
+            self._flush_once()
+        if self._batch_started is not None:
+            logger.warning(
+                "connector=%s dropping an undelivered batch on revoke (replayed later)",
+                self.config.name,
+            )
+            self.sink.discard()
+            self._undecodable = []
+            self._offsets = {}
+            self._batch_started = None
+            self._retry_at = None
+        self._paused = False
+
+    def _close(self) -> None:
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            logger.warning("connector=%s consumer close: %s", self.config.name, exc)
+        self._producer.flush(self.settings.delivery_timeout_ms / 1000)
+        self.sink.close()
+        logger.info(
+            "connector=%s summary consumed=%d written=%d rejected=%d batches=%d retries=%d",
+            self.config.name,
+            self.totals.consumed,
+            self.totals.written,
+            self.totals.rejected,
+            self.totals.batches,
+            self.totals.retries,
+        )
