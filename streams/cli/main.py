@@ -149,6 +149,40 @@ def connect(
 
 
 @app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "jsonl",
+    include_timestamps: Annotated[
+        bool, typer.Option("--include-timestamps", help="Add last_update (seconds).")
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write every current profile, exactly the processor's state (from the changelog)."""
+    from rich.console import Console
+
+    from streams.export import export_profiles
+    from streams.settings import Settings
+
+    if fmt not in ("csv", "jsonl"):
+        raise _fail(StreamsError(f"--format must be csv or jsonl, not {fmt!r}"))
+    console = Console(stderr=True)
+    try:
+        summary = export_profiles(
+            Settings(),
+            "csv" if fmt == "csv" else "jsonl",
+            include_timestamps=include_timestamps,
+            output=output,
+            console=console,
+        )
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    rate = summary.records_read / summary.seconds if summary.seconds else 0.0
+    console.print(
+        f"exported {summary.profiles:,} profiles from {summary.records_read:,} changelog records "
+        f"in {summary.seconds:.1f} s ({rate:,.0f} records/s)" + (f" to {output}" if output else "")
+    )
+
+
+@app.command()
 def demo(
     once: Annotated[
         bool, typer.Option("--once", help="Exit after the sample report (no live trickle).")

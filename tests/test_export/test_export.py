@@ -1,0 +1,103 @@
+"""`streams export` writes exactly the processor's state, in JSONL and CSV."""
+
+from __future__ import annotations
+
+import csv
+
+import orjson
+from typer.testing import CliRunner
+
+from streams.cli.main import app
+from streams.export import export_profiles
+from streams.merge import MergePolicy
+from streams.processor.runner import WorkerService
+from streams.testing import produce_events, wait_until
+from tests.test_processor.cluster import expected_profiles, workload
+
+
+def run_processor(settings, events) -> None:
+    service = WorkerService(settings)
+    service.start()
+    try:
+        assert service.worker is not None
+        assert service.worker.wait_assigned(60)
+        produce_events(settings, events)
+        worker = service.worker
+        wait_until(lambda: worker.totals.events_in >= len(events), timeout=120)
+    finally:
+        service.stop()
+
+
+def test_jsonl_export_equals_the_merge_of_every_event(streams_settings, tmp_path):
+    settings = streams_settings(source_priority=["crm", "web"])
+    events = workload(3000, 300, seed=11)
+    run_processor(settings, events)
+    output = tmp_path / "profiles.jsonl"
+    summary = export_profiles(settings, "jsonl", include_timestamps=True, output=output)
+
+    expected = expected_profiles(events, MergePolicy(settings.priorities()))
+    want = {
+        customer: {
+            name: {"value": s.value, "last_update": s.last_update // 1000}
+            for name, s in sorted(profile.properties.items())
+            if s.value is not None
+        }
+        for customer, profile in expected.items()
+    }
+    want = {customer: props for customer, props in want.items() if props}
+    lines = [orjson.loads(line) for line in output.read_text().splitlines()]
+    assert {line["customer_id"]: line["properties"] for line in lines} == want
+    assert summary.profiles == len(want)
+    assert not list(tmp_path.glob(".*.tmp")), "the temp file was renamed into place"
+
+
+def test_csv_export_through_the_command_line(streams_settings, tmp_path):
+    settings = streams_settings()
+    run_processor(
+        settings,
+        [
+            {
+                "customer_id": "c-1",
+                "source": "crm",
+                "update_timestamp": 1700000000,
+                "properties": {"city": "Brno", "vip": True},
+            },
+            {
+                "customer_id": "c-2",
+                "source": "crm",
+                "update_timestamp": 1700000001,
+                "properties": {"score": 7},
+            },
+        ],
+    )
+    output = tmp_path / "profiles.csv"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "STREAMS_CHANGELOG_TOPIC": settings.changelog_topic,
+    }
+    result = CliRunner().invoke(
+        app, ["export", "--format", "csv", "--include-timestamps", "--output", str(output)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "exported 2 profiles" in result.output
+    rows = sorted(csv.DictReader(output.open()), key=lambda row: row["customer_id"])
+    assert rows == [
+        {
+            "customer_id": "c-1",
+            "city": "Brno",
+            "city_last_update": "1700000000",
+            "score": "",
+            "score_last_update": "",
+            "vip": "true",
+            "vip_last_update": "1700000000",
+        },
+        {
+            "customer_id": "c-2",
+            "city": "",
+            "city_last_update": "",
+            "score": "7",
+            "score_last_update": "1700000001",
+            "vip": "",
+            "vip_last_update": "",
+        },
+    ]
