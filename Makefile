@@ -56,8 +56,10 @@ format: install ## Apply ruff's formatter and fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install kafka-jars ## Benchmarks side by side with their baselines; prints a table
+bench: install kafka-jars ## Benchmarks side by side with their baselines; prints tables
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.sink_postgres
+	$(PY) -m benchmarks.bootstrap
 
 broker: install kafka-jars ## Run the embedded Kafka in the foreground on 127.0.0.1:9092
 	$(VENV)/bin/streams broker

@@ -54,7 +54,8 @@ class ConnectorConfig(BaseModel):
     dlq_topic: str | None = None
     batch: BatchConfig = BatchConfig()
     retry: RetryConfig = RetryConfig()
-    sink: dict[str, Any] = Field(default_factory=dict)
+    # repr=False: the expanded options may hold secrets (a DSN with its password).
+    sink: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     def group_id(self) -> str:
         return f"profile-streams-connect-{self.name}"

@@ -1,0 +1,300 @@
+"""PostgreSQL sink: each batch is folded per customer, then merged by one set-based upsert.
+
+The table keeps, per customer and property, the value, its timestamp and its tie-break rank,
+so the database keeps the same winner as the processor whatever order, duplicates or replays
+the batches arrive in. The stored format and the SQL live in ``postgres_sql``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from streams.connect.errors import RetryableSinkError, SinkConfigError, SinkError
+from streams.connect.records import Rejection, SinkRecord, WriteResult
+from streams.connect.sink import BatchingSink
+from streams.connect.sinks import postgres_sql as q
+from streams.merge import MergePolicy, apply_event, upsert_as_event
+from streams.model import Op, Profile, Upsert
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+MAX_TABLE = MAX_IDENTIFIER - len(q.VALUES_VIEW_SUFFIX)
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+REFUSED = "refused_by_postgres"
+MASK = "***"
+# Errors about the data: isolate the offending rows. Connection-level ones (lost connection,
+# deadlock, serialization, timeout, a failover's read-only replica): retry the batch.
+_ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+_TRANSIENT = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg.errors.ReadOnlySqlTransaction,
+)
+
+T = TypeVar("T")
+Connection = psycopg.Connection[TupleRow]
+
+
+class PostgresOptions(BaseModel):
+    """The ``[sink]`` table of a postgres connector."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    dsn: SecretStr
+    table: str = Field(default="profiles", pattern=IDENTIFIER, max_length=MAX_TABLE)
+    db_schema: str = Field(
+        default="public", alias="schema", pattern=IDENTIFIER, max_length=MAX_IDENTIFIER
+    )
+    connect_timeout_s: int = Field(default=10, ge=1, le=3600)
+    statement_timeout_ms: int = Field(default=60_000, ge=0)
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with its password replaced by ``***``, fit for logs and error messages."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<invalid dsn>"
+    if "password" in params:
+        params["password"] = MASK
+    return make_conninfo("", **params)
+
+
+def refusal(upsert: Upsert) -> str | None:
+    """Why this upsert can never be stored (jsonb, text or the rank key refuse it), else None."""
+    texts = [upsert.customer_id, upsert.source]
+    deleted_at = upsert.deleted_at
+    if deleted_at is not None and not INT64_MIN <= deleted_at <= INT64_MAX:
+        return "timestamp_out_of_range"
+    for name, (value, last_update, _) in upsert.properties.items():
+        texts.append(name)
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "non_finite_float"  # JSON has no NaN or Infinity
+        elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            return "integer_out_of_range"  # the rank key encodes 64-bit integers
+        if not INT64_MIN <= last_update <= INT64_MAX:
+            return "timestamp_out_of_range"
+    text = "".join(texts)
+    if "\x00" in text:
+        return "nul_character"  # text and jsonb cannot hold U+0000
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "invalid_unicode"  # a lone surrogate has no UTF-8 form
+    return None
+
+
+@dataclass(slots=True)
+class FoldedBatch:
+    """A batch merged per customer in memory, plus the records refused before any I/O."""
+
+    batch: Sequence[SinkRecord]
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def rows(self, encoder: q.RowEncoder) -> Iterator[tuple[str, str, int | None]]:
+        for customer_id, profile in self.profiles.items():
+            if not profile.is_empty():
+                yield encoder.row(customer_id, profile)
+
+    def records_of(self, customer_id: str) -> list[SinkRecord]:
+        """The storable records of one customer (looked up only when the server refuses)."""
+        return [
+            record
+            for record in self.batch
+            if record.upsert.customer_id == customer_id and refusal(record.upsert) is None
+        ]
+
+
+def fold(batch: Sequence[SinkRecord], policy: MergePolicy) -> FoldedBatch:
+    """Apply every storable record to one in-memory profile per customer (the processor's merge)."""
+    folded = FoldedBatch(batch)
+    profiles = folded.profiles
+    for record in batch:
+        upsert = record.upsert
+        reason = refusal(upsert)
+        if reason is not None:
+            folded.rejected.append(Rejection(record, reason))
+            continue
+        customer_id = upsert.customer_id
+        profile = profiles.get(customer_id)
+        if profile is None and upsert.op is Op.UPSERT:
+            # What apply_event makes of an upsert on an empty profile, without the detour.
+            source = upsert.source
+            profiles[customer_id] = Profile(
+                {
+                    name: state if state.source == source else state._replace(source=source)
+                    for name, state in upsert.properties.items()
+                }
+            )
+            continue
+        if profile is None:
+            profile = profiles[customer_id] = Profile()
+        apply_event(profile, upsert_as_event(upsert), policy)
+    return folded
+
+
+class PostgresSink(BatchingSink):
+    """Writes profiles to ``<schema>.<table>``; plain values in the ``<table>_values`` view."""
+
+    def __init__(self, options: Mapping[str, Any], *, name: str, settings: Settings) -> None:
+        super().__init__()
+        self.name = name
+        try:
+            self.options = PostgresOptions.model_validate(dict(options))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            # from None: the chained error would print the input values, the DSN included.
+            raise SinkConfigError(f"postgres sink {name}: {problems}") from None
+        self._dsn = self.options.dsn.get_secret_value()
+        try:
+            conninfo_to_dict(self._dsn)
+        except psycopg.ProgrammingError:
+            # from None: libpq's parse error quotes fragments of the DSN.
+            raise SinkConfigError(f"postgres sink {name}: dsn is not a valid conninfo") from None
+        self.masked_dsn = mask_dsn(self._dsn)
+        self.policy = MergePolicy(settings.priorities())
+        self.encoder = q.RowEncoder(self.policy)
+        self._names = q.identifiers(self.options.db_schema, self.options.table)
+        self._copy_sql = q.statement(q.COPY_STAGING, self._names)
+        self._upsert_sql = q.upsert_from_staging(self._names)
+        self._upsert_one_sql = q.upsert_one_row(self._names)
+        self._conn: Connection | None = None
+        self._migrated = False
+
+    @property
+    def target(self) -> str:
+        return f"{self.options.db_schema}.{self.options.table}"
+
+    def __repr__(self) -> str:
+        return f"PostgresSink(name={self.name!r}, target={self.target!r}, dsn={self.masked_dsn!r})"
+
+    def setup(self) -> None:
+        """Connect and migrate; a transient failure is a RetryableSinkError."""
+        self._guarded(self._connection)
+        logger.info(
+            "postgres sink ready name=%s target=%s dsn=%s", self.name, self.target, self.masked_dsn
+        )
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
+        started = time.perf_counter()
+        folded = fold(batch, self.policy)
+        if folded.profiles:
+            folded.rejected.extend(self._guarded(lambda: self._upsert(folded)))
+        if folded.rejected:
+            reasons = Counter(rejection.reason for rejection in folded.rejected)
+            logger.warning("postgres sink rejected name=%s reasons=%s", self.name, dict(reasons))
+        logger.debug(
+            "postgres sink wrote name=%s records=%d customers=%d rejected=%d ms=%.1f",
+            self.name,
+            len(batch),
+            len(folded.profiles),
+            len(folded.rejected),
+            (time.perf_counter() - started) * 1000,
+        )
+        return WriteResult(folded.rejected)
+
+    def _guarded(self, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except _TRANSIENT as exc:
+            self._drop_connection()
+            raise RetryableSinkError(
+                f"postgres sink {self.name}: {type(exc).__name__}: {exc}"
+            ) from exc
+        except psycopg.Error as exc:
+            raise SinkError(f"postgres sink {self.name}: {type(exc).__name__}: {exc}") from exc
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            conn.close()
+
+    def _connection(self) -> Connection:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        conn = psycopg.connect(
+            self._dsn,
+            autocommit=True,
+            connect_timeout=self.options.connect_timeout_s,
+            application_name=f"profile-streams-connect-{self.name}"[:MAX_IDENTIFIER],
+        )
+        try:
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, false)",
+                (str(self.options.statement_timeout_ms),),
+            )
+            if not self._migrated:
+                q.migrate(conn, self.options.db_schema, self.options.table)
+                self._migrated = True
+            conn.execute(q.statement(q.CREATE_STAGING, self._names))
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _upsert(self, folded: FoldedBatch) -> list[Rejection]:
+        conn = self._connection()
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                with cursor.copy(self._copy_sql) as copy:
+                    # Rows are made as they are sent: the server parses while Python encodes.
+                    for row in folded.rows(self.encoder):
+                        copy.write_row(row)
+                cursor.execute(self._upsert_sql)
+        except _ROW_ERRORS as exc:
+            logger.warning(
+                "postgres sink isolating refused rows name=%s sqlstate=%s", self.name, exc.sqlstate
+            )
+            return self._upsert_isolated(conn, folded)
+        return []
+
+    def _upsert_isolated(self, conn: Connection, folded: FoldedBatch) -> list[Rejection]:
+        """Row by row in savepoints; a refused customer row is retried record by record."""
+        rejected: list[Rejection] = []
+        with conn.transaction(), conn.cursor() as cursor:
+            for customer_id in sorted(folded.profiles):
+                profile = folded.profiles[customer_id]
+                if profile.is_empty() or self._try_row(cursor, customer_id, profile) is None:
+                    continue
+                for record in folded.records_of(customer_id):
+                    single = fold([record], self.policy).profiles[customer_id]
+                    error = self._try_row(cursor, customer_id, single)
+                    if error is not None:
+                        rejected.append(Rejection(record, REFUSED, error))
+        return rejected
+
+    def _try_row(
+        self, cursor: psycopg.Cursor[TupleRow], customer_id: str, profile: Profile
+    ) -> str | None:
+        """Upsert one row in a savepoint; the server's reason when it refuses the row."""
+        try:
+            with cursor.connection.transaction():
+                cursor.execute(self._upsert_one_sql, self.encoder.row(customer_id, profile))
+        except _ROW_ERRORS as exc:
+            return f"{exc.sqlstate}: {exc.diag.message_primary or type(exc).__name__}"
+        return None

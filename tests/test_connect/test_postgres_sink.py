@@ -1,0 +1,585 @@
+"""The PostgreSQL sink against a real server: the table always ends equal to the processor's
+state, whatever the order, duplicates, replays, batch boundaries or racing replicas."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from streams.codecs.upserts import UpsertCodec
+from streams.connect.config import build_sink, load_config
+from streams.connect.errors import RetryableSinkError, SinkConfigError
+from streams.connect.records import SinkRecord
+from streams.connect.sinks import postgres as postgres_module
+from streams.connect.sinks.postgres import REFUSED, PostgresSink, mask_dsn, refusal
+from streams.connect.sinks.postgres_sql import MERGE_FUNCTION, MIGRATIONS_TABLE, RowEncoder
+from streams.merge import MergePolicy, apply_event, join_profiles, rank_key, upsert_as_event
+from streams.model import Op, Profile, PropertyState, Upsert, Value
+from streams.settings import Settings
+from tests.test_connect.conftest import PostgresSinkFactory
+
+Query = Callable[..., list[tuple[Any, ...]]]
+# customer -> (deleted_at, {name: (last_update, tie key hex, value)})
+State = dict[str, tuple[int | None, dict[str, tuple[int, str, Any]]]]
+
+CODEC = UpsertCodec("avro")
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "connectors" / "postgres.example.toml"
+TOPIC = "profile-upserts"
+FLOAT_KIND = 3  # value_rank's kind of floats: in rank_key, the byte after timestamp and priority
+KIND_OFFSET = 2 * 16
+CUSTOMERS = ["c-1", "c-2", "c-3"]
+SOURCES = ["crm", "web", "import"]
+NAMES = ["first_name", "city", "score"]
+# Each example creates a table and writes several batches: keep the counts moderate.
+DB_EXAMPLES = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def record(upsert: Upsert, offset: int = 0) -> SinkRecord:
+    return SinkRecord(TOPIC, 0, offset, upsert.customer_id.encode(), CODEC.encode(upsert), upsert)
+
+
+def records(upserts: Iterable[Upsert]) -> list[SinkRecord]:
+    return [record(upsert, offset) for offset, upsert in enumerate(upserts)]
+
+
+def change(customer: str, source: str = "crm", /, **properties: tuple[Value, int]) -> Upsert:
+    return Upsert(
+        customer_id=customer,
+        op=Op.UPSERT,
+        properties={
+            name: PropertyState(value, ts, source) for name, (value, ts) in properties.items()
+        },
+        deleted_at=None,
+        source=source,
+        event_id=None,
+        processed_at=0,
+    )
+
+
+def delete(customer: str, at: int, source: str = "crm") -> Upsert:
+    return Upsert(customer, Op.DELETE, {}, at, source, None, 0)
+
+
+def processor_state(upserts: Iterable[Upsert], policy: MergePolicy) -> State:
+    """What the processor holds after these upserts, in the table's terms."""
+    profiles: dict[str, Profile] = {}
+    for upsert in upserts:
+        apply_event(
+            profiles.setdefault(upsert.customer_id, Profile()), upsert_as_event(upsert), policy
+        )
+    return {
+        customer: (
+            profile.deleted_at,
+            {
+                name: _entry(state.last_update, tie_key(state, policy), state.value)
+                for name, state in profile.properties.items()
+            },
+        )
+        for customer, profile in profiles.items()
+        if not profile.is_empty()
+    }
+
+
+def tie_key(state: PropertyState, policy: MergePolicy) -> str:
+    """The stored "k": the rank key of the state at timestamp 0 (the tie-break only)."""
+    return rank_key(state._replace(last_update=0), policy).hex()
+
+
+def _entry(last_update: int, key: str, value: Any) -> tuple[int, str, Any]:
+    # jsonb keeps numbers as numeric (1e300 reads back as an int, -0.0 as 0.0): "k" keeps
+    # the exact value and type, so a float is compared as a float.
+    kind = int(key[KIND_OFFSET : KIND_OFFSET + 2], 16)
+    return last_update, key, float(value) if kind == FLOAT_KIND else value
+
+
+def table_state(query: Query, sink: PostgresSink) -> State:
+    rows = query(
+        sql.SQL("SELECT customer_id, deleted_at, properties FROM {}.{}").format(
+            sql.Identifier(sink.options.db_schema), sql.Identifier(sink.options.table)
+        )
+    )
+    return {
+        customer: (
+            deleted_at,
+            {name: _entry(e["t"], e["k"], e["v"]) for name, e in properties.items()},
+        )
+        for customer, deleted_at, properties in rows
+    }
+
+
+def write_all(sink: PostgresSink, batches: Iterable[Sequence[SinkRecord]]) -> None:
+    for batch in batches:
+        assert sink.write(batch).rejected == []
+
+
+def split(items: list[Any], cuts: Iterable[int]) -> list[list[Any]]:
+    bounds = sorted({0, len(items), *(cut % (len(items) + 1) for cut in cuts)})
+    return [items[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-2, max_value=2),
+    st.floats(min_value=-2, max_value=2, allow_nan=False),
+    st.floats(allow_nan=False, allow_infinity=False),  # jsonb numeric round trips
+    st.sampled_from(["a", "b", "", "é", "a\tb\\"]),
+)
+# A narrow time range so equal timestamps (ties), -1 (unknown) and deletes interleave.
+timestamps = st.integers(min_value=-1, max_value=8)
+
+
+@st.composite
+def upserts(draw: st.DrawFn) -> Upsert:
+    customer = draw(st.sampled_from(CUSTOMERS))
+    source = draw(st.sampled_from(SOURCES))
+    if draw(st.integers(0, 5)) == 0:
+        return delete(customer, draw(st.integers(0, 8)), source)
+    properties = draw(
+        st.dictionaries(st.sampled_from(NAMES), st.tuples(values, timestamps), min_size=1)
+    )
+    return change(customer, source, **properties)
+
+
+# --- properties (algebraic claims) --------------------------------------------------------------
+
+
+@DB_EXAMPLES
+@given(
+    history=st.lists(upserts(), max_size=16),
+    rnd=st.randoms(use_true_random=False),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=5),
+)
+def test_any_order_duplicates_and_batching_end_in_the_processor_state(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, history, rnd, cuts
+):
+    sink = postgres_sink_factory()
+    delivered = history + rnd.sample(history, k=len(history) // 2)  # at-least-once: duplicates
+    rnd.shuffle(delivered)
+    write_all(sink, split(records(delivered), cuts))
+    expected = processor_state(history, sink.policy)
+    assert table_state(postgres_query, sink) == expected
+    write_all(sink, split(records(history), cuts))  # a replay from an older offset
+    assert table_state(postgres_query, sink) == expected
+
+
+@pytest.fixture
+def postgres_sink(postgres_sink_factory: PostgresSinkFactory) -> PostgresSink:
+    """One set-up sink on a fresh table, shared by the examples of a test."""
+    return postgres_sink_factory()
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(left=st.lists(upserts(), max_size=6), right=st.lists(upserts(), max_size=6))
+def test_sql_merge_function_is_the_join_of_profiles(
+    postgres_sink: PostgresSink, postgres_query: Query, left, right
+):
+    policy = postgres_sink.policy
+    one, two = (_profile(history, policy) for history in (left, right))
+    function = sql.SQL("SELECT {}.{}(%s::jsonb, %s, %s::jsonb, %s)").format(
+        sql.Identifier(postgres_sink.options.db_schema), sql.Identifier(MERGE_FUNCTION)
+    )
+    encoder = postgres_sink.encoder
+    merged = postgres_query(function, (*_row(encoder, one), *_row(encoder, two)))[0][0]
+    joined = join_profiles(one, two, policy)
+    expected = {
+        name: _entry(state.last_update, tie_key(state, policy), state.value)
+        for name, state in joined.properties.items()
+    }
+    assert {name: _entry(e["t"], e["k"], e["v"]) for name, e in merged.items()} == expected
+
+
+def _profile(history: list[Upsert], policy: MergePolicy) -> Profile:
+    profile = Profile()  # customers are ignored: all of history is one profile
+    for upsert in history:
+        apply_event(profile, upsert_as_event(upsert), policy)
+    return profile
+
+
+def _row(encoder: RowEncoder, profile: Profile) -> tuple[str, int | None]:
+    _, properties, deleted_at = encoder.row("c-1", profile)
+    return properties, deleted_at
+
+
+@DB_EXAMPLES
+@given(history=st.lists(upserts(), min_size=1, max_size=24), seed=st.integers(0, 2**32))
+def test_two_racing_replicas_end_in_the_merge_of_everything(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, history, seed
+):
+    first = postgres_sink_factory()
+    second = postgres_sink_factory(table=first.options.table)
+    rnd = random.Random(seed)
+    batches = [
+        split(records(rnd.sample(history, len(history))), [rnd.randrange(25), rnd.randrange(25)])
+        for _ in range(2)
+    ]
+    race([(first, batches[0]), (second, batches[1])])
+    assert table_state(postgres_query, first) == processor_state(history, first.policy)
+
+
+RACE_ATTEMPTS = 5
+
+
+def race(work: list[tuple[PostgresSink, list[list[SinkRecord]]]]) -> None:
+    """Each sink writes its batches from a thread of its own, all starting together; a
+    transient failure (deadlock, serialization) is retried as the worker would."""
+    barrier = threading.Barrier(len(work))
+    errors: list[BaseException] = []
+
+    def run(sink: PostgresSink, batches: list[list[SinkRecord]]) -> None:
+        try:
+            barrier.wait()
+            for batch in batches:
+                for _ in range(RACE_ATTEMPTS):
+                    try:
+                        assert sink.write(batch).rejected == []
+                        break
+                    except RetryableSinkError:
+                        continue
+                else:
+                    raise AssertionError(f"batch still failing after {RACE_ATTEMPTS} attempts")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=item) for item in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_three_racing_replicas_on_many_customers(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    rnd = random.Random(7)
+    history = [
+        change(
+            f"c-{rnd.randrange(200)}",
+            rnd.choice(SOURCES),
+            **{rnd.choice(NAMES): (rnd.randrange(5), rnd.randrange(50))},
+        )
+        if rnd.random() > 0.05
+        else delete(f"c-{rnd.randrange(200)}", rnd.randrange(50))
+        for _ in range(3000)
+    ]
+    sinks = [postgres_sink_factory()]
+    sinks += [postgres_sink_factory(table=sinks[0].options.table) for _ in range(2)]
+    work = []
+    for sink in sinks:
+        order = records(rnd.sample(history, len(history)))
+        work.append((sink, [order[i : i + 250] for i in range(0, len(order), 250)]))
+    race(work)
+    assert table_state(postgres_query, sinks[0]) == processor_state(history, sinks[0].policy)
+
+
+# --- examples ---------------------------------------------------------------------------------
+
+
+def test_replaying_the_same_batches_changes_nothing(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory()
+    batches = [
+        records([change("c-1", first_name=("Marian", 10), city=("Brno", 10))]),
+        records([change("c-2", score=(3, 5)), delete("c-1", 5), change("c-1", city=("Wien", 11))]),
+    ]
+    write_all(sink, batches)
+    before = _versions(postgres_query, sink)
+    write_all(sink, batches)
+    write_all(sink, batches[::-1])
+    assert _versions(postgres_query, sink) == before  # a replay does not even touch the rows
+    assert table_state(postgres_query, sink) == processor_state(
+        [r.upsert for batch in batches for r in batch], sink.policy
+    )
+
+
+def _versions(query: Query, sink: PostgresSink) -> list[tuple[Any, ...]]:
+    return query(
+        sql.SQL("SELECT customer_id, xmin::text, updated_at FROM {}.{} ORDER BY 1").format(
+            sql.Identifier(sink.options.db_schema), sql.Identifier(sink.options.table)
+        )
+    )
+
+
+def test_duplicates_within_a_batch(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory()
+    history = [change("c-1", city=("Brno", 10)), change("c-1", city=("Praha", 9))]
+    write_all(sink, [records(history * 3)])
+    assert table_state(postgres_query, sink) == processor_state(history, sink.policy)
+    assert _values(postgres_query, sink) == {"c-1": {"city": "Brno"}}
+
+
+def test_an_older_timestamp_never_overwrites_a_newer_one(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory()
+    write_all(sink, [records([change("c-1", city=("Praha", 20), email=("new@x.org", 20))])])
+    write_all(sink, [records([change("c-1", city=("Brno", 10), email=("newer@x.org", 30))])])
+    assert _values(postgres_query, sink) == {"c-1": {"city": "Praha", "email": "newer@x.org"}}
+
+
+def test_equal_timestamps_break_ties_like_the_processor(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory()  # source_priority: crm > web > the others
+    write_all(sink, [records([change("c-1", "crm", city=("Brno", 10))])])
+    write_all(sink, [records([change("c-1", "web", city=("Zlin", 10))])])
+    write_all(sink, [records([change("c-1", "import", city=("Ostrava", 10), n=(2, 5))])])
+    write_all(sink, [records([change("c-1", "import", n=(2.5, 5))])])
+    write_all(sink, [records([change("c-1", "import", n=(True, 5))])])
+    assert _values(postgres_query, sink) == {"c-1": {"city": "Brno", "n": 2.5}}
+
+
+def test_deletes_honour_the_watermark(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory()
+    first = [change("c-1", a=("a5", 5), b=("b15", 15)), change("c-2", a=("x", 1))]
+    write_all(sink, [records(first)])
+    write_all(sink, [records([delete("c-1", 10)])])
+    assert _values(postgres_query, sink)["c-1"] == {"b": "b15"}
+    # At or before the watermark is stale; after it starts a new profile.
+    late = [change("c-1", a=("a8", 8), c=("c10", 10)), change("c-1", d=("d11", 11))]
+    write_all(sink, [records(late)])
+    assert _values(postgres_query, sink)["c-1"] == {"b": "b15", "d": "d11"}
+    write_all(sink, [records([delete("c-1", 7)])])  # an older delete does not lower it
+    assert _deleted_at(postgres_query, sink) == {"c-1": 10, "c-2": None}
+    # A delete and older and newer writes in one batch, in any order.
+    mixed = [change("c-2", a=("y", 19)), delete("c-2", 20), change("c-2", b=("z", 21))]
+    write_all(sink, [records(mixed[::-1])])
+    assert _values(postgres_query, sink)["c-2"] == {"b": "z"}
+    write_all(sink, [records([delete("c-3", 4)])])  # the watermark of an unknown customer
+    write_all(sink, [records([change("c-3", a=("old", 3))])])
+    assert _values(postgres_query, sink)["c-3"] == {}
+    assert _deleted_at(postgres_query, sink) == {"c-1": 10, "c-2": 20, "c-3": 4}
+
+
+def _deleted_at(query: Query, sink: PostgresSink) -> dict[str, int | None]:
+    return {customer: state[0] for customer, state in table_state(query, sink).items()}
+
+
+def _values(query: Query, sink: PostgresSink) -> dict[str, dict[str, Any]]:
+    """The documented plain-values view: null (unset) values are left out."""
+    rows = query(
+        sql.SQL("SELECT customer_id, properties FROM {}.{}").format(
+            sql.Identifier(sink.options.db_schema),
+            sql.Identifier(f"{sink.options.table}_values"),
+        )
+    )
+    return dict(rows)
+
+
+def test_null_unsets_a_property(postgres_sink_factory: PostgresSinkFactory, postgres_query: Query):
+    sink = postgres_sink_factory()
+    write_all(sink, [records([change("c-1", city=("Brno", 1), name=("M", 1))])])
+    write_all(sink, [records([change("c-1", city=(None, 2))])])
+    write_all(sink, [records([change("c-1", city=("Praha", 1))])])  # older than the unset
+    assert _values(postgres_query, sink) == {"c-1": {"name": "M"}}
+    assert table_state(postgres_query, sink)["c-1"][1]["city"][0] == 2
+
+
+def test_records_postgres_cannot_store_are_rejected_and_the_rest_written(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory()
+    good = [change("c-1", name=("Marian", 5)), change("c-2", city=("Zlin", 5))]
+    bad = [
+        change("c-1", city=("Br\x00no", 5)),
+        change("c-1", score=(float("nan"), 5)),
+        change("c-2", **{"ci\x00ty": ("Brno", 5)}),
+        change("c-\x00", city=("Brno", 5)),
+    ]
+    result = sink.write(records([good[0], *bad, good[1]]))
+    assert [(r.record.offset, r.reason) for r in result.rejected] == [
+        (1, "nul_character"),
+        (2, "non_finite_float"),
+        (3, "nul_character"),
+        (4, "nul_character"),
+    ]
+    assert table_state(postgres_query, sink) == processor_state(good, sink.policy)
+
+
+def test_a_row_the_server_refuses_is_isolated(
+    postgres_sink_factory: PostgresSinkFactory,
+    postgres_query: Query,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(postgres_module, "refusal", lambda upsert: None)  # let it reach the server
+    sink = postgres_sink_factory()
+    good = [change("c-1", name=("Marian", 5)), change("c-2", city=("Zlin", 5))]
+    result = sink.write(records([good[0], change("c-1", city=("Br\x00no", 6)), good[1]]))
+    assert [(r.record.offset, r.reason) for r in result.rejected] == [(1, REFUSED)]
+    assert result.rejected[0].detail.startswith("22P05")  # untranslatable character
+    assert table_state(postgres_query, sink) == processor_state(good, sink.policy)
+
+
+def test_refusal_reasons():
+    assert refusal(change("c-1", a=("\ud800", 1))) == "invalid_unicode"
+    assert refusal(change("c-1", a=(2**63, 1))) == "integer_out_of_range"
+    assert refusal(change("c-1", a=(1, 2**63))) == "timestamp_out_of_range"
+    assert refusal(change("c-1", a=(float("inf"), 1))) == "non_finite_float"
+    assert refusal(delete("c-1", -(2**63) - 1)) == "timestamp_out_of_range"
+    assert refusal(change("c-1", a=("Žluťoučký kůň", 1), b=(-(2**63), -1))) is None
+
+
+def test_a_lost_connection_is_retryable_and_the_next_write_reconnects(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory(name="pg-lost-connection")
+    write_all(sink, [records([change("c-1", city=("Brno", 1))])])
+    killed = postgres_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+        ("profile-streams-connect-pg-lost-connection",),
+    )
+    assert killed == [(True,)]
+    batch = records([change("c-1", city=("Praha", 2))])
+    with pytest.raises(RetryableSinkError):
+        sink.write(batch)
+    write_all(sink, [batch])
+    assert _values(postgres_query, sink) == {"c-1": {"city": "Praha"}}
+
+
+def test_an_unreachable_server_is_retryable():
+    sink = PostgresSink(
+        {"dsn": "host=127.0.0.1 port=1 user=x password=hunter2", "connect_timeout_s": 1},
+        name="pg-down",
+        settings=Settings(),
+    )
+    with pytest.raises(RetryableSinkError) as caught:
+        sink.setup()
+    assert "hunter2" not in str(caught.value)
+
+
+def test_migrations_are_idempotent(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+):
+    sink = postgres_sink_factory()
+    for _ in range(2):
+        again = postgres_sink_factory(table=sink.options.table)
+        write_all(again, [records([change("c-1", city=("Brno", 1))])])
+    rows = postgres_query(
+        sql.SQL("SELECT target, version FROM {}.{}").format(
+            sql.Identifier(sink.options.db_schema), sql.Identifier(MIGRATIONS_TABLE)
+        )
+    )
+    assert rows == [(sink.options.table, 1)]
+
+
+def test_replicas_starting_together_migrate_once(
+    postgres_dsn: str, postgres_schema: str, postgres_settings: Settings, postgres_query: Query
+):
+    options = {"dsn": postgres_dsn, "schema": postgres_schema, "table": "together"}
+    sinks = [
+        PostgresSink(options, name=f"pg-{index}", settings=postgres_settings) for index in range(4)
+    ]
+    with ThreadPoolExecutor(len(sinks)) as pool:
+        list(pool.map(PostgresSink.setup, sinks))  # re-raises a failed setup
+    try:
+        for sink in sinks:
+            write_all(sink, [records([change("c-1", city=("Brno", 1))])])
+    finally:
+        for sink in sinks:
+            sink.close()
+    rows = postgres_query(
+        sql.SQL("SELECT target, version FROM {}.{}").format(
+            sql.Identifier(postgres_schema), sql.Identifier(MIGRATIONS_TABLE)
+        )
+    )
+    assert rows == [("together", 1)]
+
+
+def test_a_missing_schema_is_created(
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, postgres_schema: str
+):
+    schema = f"{postgres_schema}_new"
+    try:
+        sink = postgres_sink_factory(schema=schema)
+        write_all(sink, [records([change("c-1", city=("Brno", 1))])])
+        assert _values(postgres_query, sink) == {"c-1": {"city": "Brno"}}
+    finally:
+        postgres_query(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# --- configuration (no server needed) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"dsn": "host=x", "tabel": "profiles"},
+        {"dsn": "host=x", "table": "profiles; DROP TABLE x"},
+        {"dsn": "host=x", "schema": "1bad"},
+        {"dsn": "host=x", "table": "t" * 60},
+        {"dsn": "host=x", "connect_timeout_s": 0},
+    ],
+)
+def test_invalid_options_are_refused_before_any_io(options: dict[str, Any]):
+    with pytest.raises(SinkConfigError):
+        PostgresSink(options, name="pg", settings=Settings())
+
+
+def test_the_password_never_shows():
+    secret = "s3cr3t-Pa55"
+    with pytest.raises(SinkConfigError) as caught:
+        PostgresSink({"dsn": f"host=x password={secret} =broken"}, name="pg", settings=Settings())
+    assert secret not in str(caught.value)
+    assert caught.value.__cause__ is None
+    with pytest.raises(SinkConfigError) as caught:
+        PostgresSink({"dsn": secret, "passwd": secret}, name="pg", settings=Settings())
+    assert secret not in str(caught.value)
+    sink = PostgresSink(
+        {"dsn": f"postgresql://app:{secret}@db.example:5432/crm"}, name="pg", settings=Settings()
+    )
+    assert secret not in repr(sink)
+    assert secret not in repr(sink.options)
+    assert "password=***" in sink.masked_dsn
+    masked = conninfo_to_dict(mask_dsn(f"host=db password={secret} dbname=crm"))
+    assert masked == {"host": "db", "password": "***", "dbname": "crm"}
+
+
+def test_the_example_config_builds_a_sink(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STREAMS_POSTGRES_DSN", "postgresql://app:s3cr3t@db.example/crm")
+    config = load_config(EXAMPLE_CONFIG)
+    sink = build_sink(config, Settings())
+    assert isinstance(sink, PostgresSink)
+    assert sink.target == "public.profiles"
+    assert "s3cr3t" not in repr(sink)
+
+
+def test_tie_keys_keep_what_equality_hides():
+    policy = MergePolicy({"crm": 1})
+    encoder = RowEncoder(policy, cache_size=2)
+    states = [
+        PropertyState(value, 7, source)
+        for source in ("crm", "web")
+        for value in (1, 1.0, True, 0.0, -0.0, "1", None, False, 0)
+    ]
+    for _ in range(2):  # the second pass reads the cache (and evicts: size 2)
+        keys = [encoder.tie_key(state) for state in states]
+        assert keys == [tie_key(state, policy) for state in states]
+    assert len(set(keys)) == len(states)
