@@ -149,6 +149,49 @@ def connect(
 
 
 @app.command()
+def bootstrap(
+    source: Annotated[
+        str, typer.Option(help="PATH.csv, PATH.jsonl or a postgresql:// URL (with --query).")
+    ],
+    mapping: Annotated[Path, typer.Option(help="Mapping file (ids, properties, timestamps).")],
+    query: Annotated[str | None, typer.Option(help="SELECT for a database source.")] = None,
+    job_id: Annotated[
+        str | None, typer.Option(help="Resume the job with this id (default: a new job).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Delta mode: 24h, 7d or an ISO-8601 time.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Where to write the JSON report.")] = None,
+    max_reject_share: Annotated[
+        float, typer.Option(help="Exit non-zero above this share of rejected rows.")
+    ] = 0.01,
+    snapshot_time: Annotated[
+        str | None, typer.Option(help="When the snapshot was read (default: job start).")
+    ] = None,
+    max_rate: Annotated[float | None, typer.Option(help="Rows per second at most.")] = None,
+    checkpoint_dir: Annotated[
+        Path, typer.Option(help="Where resumable jobs keep their checkpoints.")
+    ] = Path(".cache/bootstrap"),
+) -> None:
+    """Backfill a snapshot through profile-changes without overwriting fresher data."""
+    from streams.bootstrap import run_bootstrap
+
+    code = run_bootstrap(
+        source,
+        mapping,
+        query=query,
+        job_id=job_id,
+        since=since,
+        report=report,
+        max_reject_share=max_reject_share,
+        snapshot_time=snapshot_time,
+        max_rate=max_rate,
+        checkpoint_dir=checkpoint_dir,
+    )
+    raise typer.Exit(code=code)
+
+
+@app.command()
 def export(
     fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "jsonl",
     include_timestamps: Annotated[

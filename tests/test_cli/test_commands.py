@@ -24,6 +24,9 @@ COMMANDS = [
     ["profile", "get"],
     ["produce"],
     ["demo"],
+    ["connect"],
+    ["bootstrap"],
+    ["export"],
 ]
 
 

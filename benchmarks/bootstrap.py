@@ -1,0 +1,264 @@
+"""``python -m benchmarks.bootstrap [--rows 1000000] [--repeat 3]``: snapshot bootstrap rows/s
+side by side with a raw confluent-kafka producer sending the very same bytes, on one broker.
+
+A synthetic CSV snapshot (``streams.bootstrap.generate``: a few duplicates, bad emails and
+opt-outs) is generated once and mapped with the generator's mapping (8 typed properties) or,
+with ``--mapping lean``, three text properties. Its events are encoded once, untimed, by the
+bootstrap's own converter: the raw producers send exactly those keys and values from memory.
+Then, per round, each contender writes into a fresh 8-partition topic, one after the other:
+
+- raw, errors only: ``produce()`` per record, ``poll(0)`` per 20k, one final ``flush()``, the
+  processor's producer settings, delivery reports for failures only (the ceiling);
+- raw, callback per record: the same with an ``on_delivery`` callback per record, the usual way
+  to learn what was delivered;
+- bootstrap: the whole job, from opening the file to the last confirmed chunk and checkpoint
+  (read, validate, convert, de-duplicate, produce, confirm).
+
+The machine is shared and noisy: rounds alternate the contenders and the median counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Producer
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.data import create_topic, topic_size
+from streams.bootstrap.files import CsvSource
+from streams.bootstrap.generate import generate_snapshot, sample_mapping
+from streams.bootstrap.job import BootstrapJob
+from streams.bootstrap.mapping import BootstrapMapping, parse_mapping
+from streams.bootstrap.plan import JobOptions
+from streams.bootstrap.report import Status
+from streams.bootstrap.rows import ChunkConverter, RowLimits
+from streams.broker.embedded import EmbeddedKafka, ensure_jars
+from streams.kafka.clients import producer_config
+from streams.settings import Settings
+
+RAW = "raw producer, errors only"
+RAW_CALLBACK = "raw producer, callback per record"
+BOOTSTRAP = "bootstrap job"
+CONTENDERS = (RAW, RAW_CALLBACK, BOOTSTRAP)
+TARGET_VS_RAW = 0.7
+POLL_EVERY = 20_000
+FLUSH_TIMEOUT = 300.0
+DUPLICATES, BAD_EMAILS, REMOVALS = 0.01, 0.001, 0.001
+# "sample": the generator's mapping (8 typed properties, a constant, opt-outs, duplicates
+# detected); "lean": three text properties, as a plain CRM export would map them.
+MAPPINGS = {
+    "sample": sample_mapping(),
+    "lean": {
+        "ids": [{"from_column": "idecko"}],
+        "properties": [
+            {"from_column": "meno", "to_property": "first_name"},
+            {"from_column": "priezvisko", "to_property": "last_name"},
+            {"from_column": "mesto", "to_property": "city"},
+        ],
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRow:
+    """One contender: the median of its rounds, and its rate over the raw producer's."""
+
+    contender: str
+    rows: int
+    seconds: float
+    rounds: tuple[float, ...]
+    vs_raw: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def run(
+    rows: int = 1_000_000,
+    *,
+    bootstrap: str | None = None,
+    repeat: int = 3,
+    mapping: str = "sample",
+    work_dir: Path | None = None,
+    console: Console | None = None,
+) -> list[BenchRow]:
+    """Measure every contender ``repeat`` times; one row per contender (medians)."""
+    console = console or Console()
+    with _work_dir(work_dir) as root, _kafka(bootstrap) as servers:
+        snapshot = root / "snapshot.csv"
+        generate_snapshot(
+            snapshot, rows, duplicate_share=DUPLICATES, bad_email_share=BAD_EMAILS,
+            removal_share=REMOVALS,
+        )  # fmt: skip
+        parsed = parse_mapping(MAPPINGS[mapping])
+        records = _encode(snapshot, parsed)
+        console.print(
+            f"{rows:,} rows, {len(records):,} events to produce ({mapping} mapping), "
+            f"Kafka on {servers}"
+        )
+        rounds: dict[str, list[tuple[int, float]]] = {name: [] for name in CONTENDERS}
+        for round_number in range(repeat):
+            for name in CONTENDERS:
+                topic = f"bench-bootstrap-{uuid.uuid4().hex[:8]}"
+                create_topic(servers, topic)
+                settings = Settings(kafka_bootstrap_servers=servers, input_topic=topic)
+                if name == BOOTSTRAP:
+                    count, seconds = _bootstrap(settings, snapshot, parsed, root, round_number)
+                else:
+                    count, seconds = _raw(settings, records, callback=name == RAW_CALLBACK)
+                stored = topic_size(servers, topic)
+                if stored != len(records):
+                    raise RuntimeError(f"{name}: topic holds {stored}, expected {len(records)}")
+                rounds[name].append((count, seconds))
+                console.print(f"  round {round_number + 1} {name}: {count / seconds:,.0f} rows/s")
+    raw_seconds = statistics.median(seconds for _, seconds in rounds[RAW])
+    result = []
+    for name in CONTENDERS:
+        seconds = statistics.median(s for _, s in rounds[name])
+        count = rows if name == BOOTSTRAP else len(records)
+        raw_rate = len(records) / raw_seconds
+        result.append(
+            BenchRow(
+                name, count, seconds, tuple(s for _, s in rounds[name]), count / seconds / raw_rate
+            )
+        )
+    return result
+
+
+def _encode(snapshot: Path, mapping: BootstrapMapping) -> list[tuple[bytes, bytes]]:
+    """The (key, value) pairs a bootstrap of ``snapshot`` produces."""
+    records: list[tuple[bytes, bytes]] = []
+    with CsvSource(snapshot) as source:
+        converter = ChunkConverter(
+            mapping,
+            source.columns,
+            job_id="bench",
+            snapshot_ms=time.time_ns() // 1_000_000,
+            since_ms=None,
+            limits=RowLimits(2**62, 1 << 20),
+            text_source=True,
+        )
+        for chunk in source.chunks(20_000):
+            out = converter.convert(chunk.rows, chunk.lines)
+            records += zip(map(str.encode, out.ids), out.payloads, strict=True)
+    return records
+
+
+def _raw(
+    settings: Settings, records: list[tuple[bytes, bytes]], *, callback: bool
+) -> tuple[int, float]:
+    errors: list[object] = []
+
+    def on_error(error: object, message: object) -> None:
+        if error is not None:
+            errors.append(error)
+
+    overrides: dict[str, object] = {"client.id": "bench-raw"}
+    if not callback:
+        overrides |= {"delivery.report.only.error": True, "on_delivery": on_error}
+    producer = Producer(producer_config(settings, **overrides))
+    producer.list_topics(settings.input_topic, timeout=30)  # metadata before the clock starts
+    topic, produce, poll = settings.input_topic, producer.produce, producer.poll
+    started = time.perf_counter()
+    for index, (key, value) in enumerate(records):
+        while True:
+            try:
+                if callback:
+                    produce(topic, value, key, on_delivery=on_error)
+                else:
+                    produce(topic, value, key)
+                break
+            except BufferError:
+                poll(0.05)
+        if index % POLL_EVERY == 0:
+            poll(0)
+    remaining = producer.flush(FLUSH_TIMEOUT)
+    seconds = time.perf_counter() - started
+    if remaining or errors:
+        raise RuntimeError(f"raw producer: {remaining} undelivered, errors {errors[:3]}")
+    return len(records), seconds
+
+
+def _bootstrap(
+    settings: Settings, snapshot: Path, mapping: BootstrapMapping, root: Path, round_number: int
+) -> tuple[int, float]:
+    options = JobOptions(
+        job_id=f"bench-{round_number}-{uuid.uuid4().hex[:6]}",
+        checkpoint_dir=root / "checkpoints",
+        max_reject_share=1.0,
+    )
+    job = BootstrapJob(settings, mapping, lambda since: CsvSource(snapshot), options)
+    started = time.perf_counter()
+    report = job.run()
+    seconds = time.perf_counter() - started
+    if report.status is not Status.COMPLETED:
+        raise RuntimeError(f"bootstrap ended {report.status}: {report.error}")
+    return report.stats.total, seconds
+
+
+@contextmanager
+def _work_dir(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="streams-bench-bootstrap-") as scratch:
+        yield Path(scratch)
+
+
+@contextmanager
+def _kafka(bootstrap: str | None) -> Iterator[str]:
+    configured = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    with EmbeddedKafka(libs_dir=ensure_jars()) as broker:
+        yield broker.bootstrap_servers
+
+
+def table(rows: list[BenchRow]) -> Table:
+    out = Table(title="snapshot bootstrap vs raw producer (medians)")
+    for header in ("contender", "rows", "seconds", "rows/s", "x raw (errors only)", "rounds (s)"):
+        out.add_column(header, justify="left" if header == "contender" else "right")
+    for row in rows:
+        rounds = ", ".join(f"{s:.2f}" for s in row.rounds)
+        ratio = f"{row.vs_raw:.2f}"
+        if row.contender == BOOTSTRAP:
+            colour = "green" if row.vs_raw >= TARGET_VS_RAW else "yellow"
+            ratio = f"[{colour}]{ratio}[/{colour}] (target {TARGET_VS_RAW})"
+        out.add_row(
+            row.contender, f"{row.rows:,}", f"{row.seconds:.2f}", f"{row.rate:,.0f}", ratio, rounds
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bootstrap", description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mapping", choices=sorted(MAPPINGS), default="sample")
+    parser.add_argument("--work-dir", type=Path, default=None, help="keep the snapshot here")
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.repeat < 1:
+        parser.error("--rows and --repeat must be positive")
+    console = Console()
+    rows = run(
+        args.rows, repeat=args.repeat, mapping=args.mapping, work_dir=args.work_dir, console=console
+    )
+    console.print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Snapshot sources: CSV and JSONL files, and a PostgreSQL query read through a server-side cursor.
+
+Each yields :class:`Chunk` s of rows, streaming: a CSV row is a list (``columns`` names its
+positions), a JSONL row a dict (``columns`` is None), a database row a tuple. A line that cannot
+be read as a row is listed in the chunk's ``bad``, so one bad line never stops a job. The file
+sources live in :mod:`streams.bootstrap.files`, the database one in
+:mod:`streams.bootstrap.postgres`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+
+from streams.errors import ConfigError, StreamsError
+
+if TYPE_CHECKING:
+    from streams.bootstrap.files import CsvSource, JsonlSource
+    from streams.bootstrap.postgres import PostgresSource
+
+logger = logging.getLogger(__name__)
+
+_COUNT_CHUNK = 1 << 20
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+class SourceError(StreamsError):
+    """A source cannot be opened or read (not one bad row: the whole source)."""
+
+
+class Chunk(NamedTuple):
+    """Consecutive rows of a source and the lines they came from."""
+
+    rows: list[Any]
+    lines: Sequence[int]  # aligned with rows
+    bad: list[tuple[int, str, str]]  # (line, reason, detail) of lines that are not rows
+    last_line: int  # the last line the chunk covers: a resumed job continues after it
+
+
+class Source(Protocol):
+    description: str  # for reports and logs: never a password
+    text: bool  # every value is a str (CSV)
+    columns: list[str] | None  # known after __enter__; None when rows are dicts
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    def chunks(self, size: int) -> Iterator[Chunk]: ...
+    def estimate_total(self) -> int | None: ...
+    def fingerprint(self) -> str: ...
+    def modified_ms(self) -> int | None: ...
+
+
+def mask_dsn(dsn: str) -> str:
+    """``postgresql://app:secret@db/crm`` -> ``postgresql://app:***@db/crm``."""
+    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", dsn))
+
+
+def is_postgres(spec: str) -> bool:
+    return spec.startswith(("postgresql://", "postgres://"))
+
+
+def count_lines(path: Path) -> int:
+    """Newlines in the file (plus one for an unterminated last line): cheap, for progress."""
+    count = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(_COUNT_CHUNK):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def open_source(
+    spec: str,
+    *,
+    query: str | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    timezone: str = "UTC",
+    modified_at_column: str | None = None,
+    since_ms: int | None = None,
+) -> CsvSource | JsonlSource | PostgresSource:
+    """The source named on the command line: ``*.csv``, ``*.jsonl``/``*.ndjson`` or a URL."""
+    from streams.bootstrap.files import CsvSource, JsonlSource
+    from streams.bootstrap.postgres import PostgresSource
+
+    if is_postgres(spec):
+        return PostgresSource(
+            spec,
+            query or "",
+            timezone=timezone,
+            modified_at_column=modified_at_column,
+            since_ms=since_ms,
+        )
+    if query:
+        raise ConfigError("--query is for PostgreSQL sources only")
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return CsvSource(path, delimiter="\t" if suffix == ".tsv" else delimiter, encoding=encoding)
+    if suffix in (".jsonl", ".ndjson"):
+        return JsonlSource(path)
+    raise ConfigError(f"unknown source {spec!r}: expected *.csv, *.jsonl or postgresql://...")

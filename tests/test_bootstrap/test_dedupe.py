@@ -1,0 +1,58 @@
+"""Duplicate ids: whatever the chunking, every row but the newest per id is reported once."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from random import Random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.bootstrap.dedupe import DuplicateIndex
+
+ROWS = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3)), min_size=1, max_size=40
+)
+
+
+def run(
+    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random | None = None
+) -> list[tuple[int, int, bool]]:
+    reports: list[tuple[int, int, bool]] = []
+    index = DuplicateIndex(lambda line, kept, same: reports.append((line, kept, same)))
+    bounds = sorted({0, len(rows), *(cut % (len(rows) + 1) for cut in cuts)})
+    for start, end in pairwise(bounds):
+        # Within a chunk rows may come in any order (the converter puts some last).
+        order = list(range(start, end))
+        if shuffle is not None:
+            shuffle.shuffle(order)
+        stamps = [float(rows[i][1]) for i in order] if stamped else None
+        index.add([rows[i][0] for i in order], stamps, [i + 1 for i in order])
+    return reports
+
+
+@given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms())
+def test_losers_are_every_row_but_the_winner(
+    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random
+) -> None:
+    reports = run(rows, cuts, stamped, shuffle)
+    # The winner per id: the newest update time, then the later line.
+    winners: dict[str, tuple[tuple[int, int], int]] = {}
+    for line, (key, stamp) in enumerate(rows, 1):
+        rank = (stamp if stamped else 0, line)
+        if key not in winners or rank > winners[key][0]:
+            winners[key] = (rank, line)
+    winning_lines = {line for _, line in winners.values()}
+    losers = [line for line, _, _ in reports]
+    assert sorted(losers) == sorted(set(range(1, len(rows) + 1)) - winning_lines)
+    for line, kept, same in reports:
+        assert rows[line - 1][0] == rows[kept - 1][0]
+        assert same == (not stamped or rows[line - 1][1] == rows[kept - 1][1])
+
+
+@given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans())
+def test_chunking_does_not_change_the_verdicts(
+    rows: list[tuple[str, int]], cuts: list[int], stamped: bool
+) -> None:
+    whole = run(rows, [], stamped)
+    assert sorted(run(rows, cuts, stamped)) == sorted(whole)

@@ -1,0 +1,153 @@
+"""File sources: chunks with exact line numbers, quoted newlines, bad lines; source selection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.bootstrap.files import CsvSource, JsonlSource
+from streams.bootstrap.postgres import PostgresSource
+from streams.bootstrap.sources import SourceError, count_lines, mask_dsn, open_source
+from streams.errors import ConfigError
+
+
+def read_all(
+    source: Any, size: int
+) -> tuple[list[Any], list[int], list[tuple[int, str, str]], int]:
+    rows: list[Any] = []
+    lines: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    last = 0
+    with source:
+        for chunk in source.chunks(size):
+            rows += chunk.rows
+            lines += chunk.lines
+            bad += chunk.bad
+            assert chunk.last_line > last
+            last = chunk.last_line
+    return rows, lines, bad, last
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 100])
+def test_csv_lines_stay_exact_across_quoted_newlines_and_chunk_edges(
+    tmp_path: Path, size: int
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(
+        'id,note\nc-1,plain\nc-2,"two\nlines"\n\nc-3,"say ""hi"", then\n\nleave"\nc-4\nc-5,last',
+        encoding="utf-8",
+    )
+    rows, lines, bad, last = read_all(CsvSource(path), size)
+    assert rows == [
+        ["c-1", "plain"],
+        ["c-2", "two\nlines"],
+        ["c-3", 'say "hi", then\n\nleave'],
+        ["c-5", "last"],
+    ]
+    assert lines == [2, 4, 8, 10]
+    assert bad == [(9, "bad_row", "1 fields, the header has 2")]
+    assert last == 10
+
+
+def test_csv_without_quotes_takes_the_split_path_with_the_same_result(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id,a,b\n1,x,\n2, y ,z\n\n3,,\n", encoding="utf-8")
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(b"\xef\xbb\xbfid,a,b\r\n1,x,\r\n2, y ,z\r\n\r\n3,,\r\n")
+    expected = [["1", "x", ""], ["2", " y ", "z"], ["3", "", ""]]
+    for path in (plain, crlf):
+        source = CsvSource(path)
+        rows, lines, bad, _ = read_all(source, 2)
+        assert source.columns == ["id", "a", "b"]
+        assert (rows, lines, bad) == (expected, [2, 3, 5], [])
+
+
+def test_csv_needs_a_header_and_valid_text(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(SourceError, match="header"):
+        read_all(CsvSource(empty), 10)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"id,name\n1,ok\n2,Ko\xe8ice\n")
+    with pytest.raises(SourceError, match="not utf-8"):
+        read_all(CsvSource(latin), 1)
+    rows, _, _, _ = read_all(CsvSource(latin, encoding="cp1250"), 10)
+    assert rows[1] == ["2", "Kočice"]
+
+
+def test_jsonl_reports_broken_lines_and_skips_blank_ones(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b'{"id": "c-1"}\n\n{"id": \n[1, 2]\n   \n{"id": "c-2", "n": 2}')
+    rows, lines, bad, last = read_all(JsonlSource(path), 2)
+    assert rows == [{"id": "c-1"}, {"id": "c-2", "n": 2}]
+    assert lines == [1, 6]
+    assert [(line, reason) for line, reason, _ in bad] == [(3, "bad_json"), (4, "not_an_object")]
+    assert last == 6
+
+
+def test_line_counts_for_progress(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("id\n1\n2", encoding="utf-8")
+    assert count_lines(path) == 3
+    assert CsvSource(path).estimate_total() == 2
+
+
+def test_a_changed_file_changes_the_fingerprint(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("id\n1\n", encoding="utf-8")
+    before = CsvSource(path).fingerprint()
+    path.write_text("id\n1\n2\n", encoding="utf-8")
+    assert CsvSource(path).fingerprint() != before
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("a.csv", CsvSource),
+        ("a.TSV", CsvSource),
+        ("a.jsonl", JsonlSource),
+        ("a.ndjson", JsonlSource),
+    ],
+)
+def test_open_source_picks_by_suffix(
+    tmp_path: Path, spec: str, kind: type, write_csv: Callable[..., Path]
+) -> None:
+    (tmp_path / spec).write_text("id\n", encoding="utf-8")
+    assert isinstance(open_source(str(tmp_path / spec)), kind)
+
+
+def test_open_source_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown source"):
+        open_source(str(tmp_path / "a.xlsx"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        open_source(str(tmp_path / "missing.csv"))
+    with pytest.raises(ConfigError, match="--query"):
+        open_source("postgresql://db/crm")
+    with pytest.raises(ConfigError, match="PostgreSQL sources only"):
+        open_source(str(tmp_path / "a.csv"), query="SELECT 1")
+
+
+def test_passwords_never_reach_descriptions() -> None:
+    assert mask_dsn("postgresql://app:s3cret@db:5432/crm") == "postgresql://app:***@db:5432/crm"
+    assert mask_dsn("host=db password='a b' user=x") == "host=db password=*** user=x"
+    source = PostgresSource("postgresql://app:s3cret@db/crm", "SELECT 1;")
+    assert "s3cret" not in source.description
+    assert "s3cret" not in source.fingerprint()
+
+
+def test_delta_queries_are_wrapped_without_parameters() -> None:
+    from psycopg import sql
+
+    source = PostgresSource(
+        "postgresql://db/crm",
+        "SELECT * FROM customers WHERE email LIKE '%@example.com';",
+        modified_at_column="modified_at",
+        since_ms=1_793_491_200_000,
+    )
+    statement = source.statement()
+    assert isinstance(statement, sql.Composed)
+    with pytest.raises(ConfigError, match="modified_at_column"):
+        PostgresSource("postgresql://db/crm", "SELECT 1", since_ms=1)
