@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_clock_skew_seconds: float = Field(default=300.0, ge=0)
     max_event_bytes: int = Field(default=256 * 1024, ge=256)
     max_properties: int = Field(default=1000, ge=1)
+    # Below Kafka's default max.message.bytes (1 MiB): a state must fit in a changelog record.
+    max_state_bytes: int = Field(default=900_000, ge=1024)
 
     batch_max_events: int = Field(default=5000, ge=1)
     batch_max_wait_ms: int = Field(default=50, ge=0)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import orjson
 
@@ -13,7 +15,13 @@ from streams.errors import InvalidEventError
 from streams.kafka.partitioner import partition_for
 from streams.merge import MergePolicy, apply_event, to_upsert
 from streams.model import ChangeEvent, Profile, StaleWrite
-from streams.processor.records import BatchResult, Headers, InputRecord, OutputRecord
+from streams.processor.records import (
+    BatchCounts,
+    BatchResult,
+    Headers,
+    InputRecord,
+    OutputRecord,
+)
 from streams.processor.state_codec import decode_profile, encode_profile
 from streams.settings import Settings
 
@@ -67,11 +75,48 @@ class BatchProcessor:
             accepted.append((record, event, key))
             wanted.setdefault(home, {})[key] = None
 
+        decoded_outputs, decoded_counts = list(result.outputs), _copy_counts(counts)
+        oversized = self._merge(accepted, wanted, result, now, guarded=frozenset())
+        if oversized:
+            # Rare: redo the merge, checking those customers event by event.
+            result.outputs, result.counts, result.states = decoded_outputs, decoded_counts, {}
+            self._merge(accepted, wanted, result, now, guarded=oversized)
+        return result
+
+    def _merge(
+        self,
+        accepted: list[tuple[InputRecord, ChangeEvent, bytes]],
+        wanted: dict[int, dict[bytes, None]],
+        result: BatchResult,
+        now: int,
+        guarded: frozenset[bytes],
+    ) -> frozenset[bytes]:
+        """Merge, emit and encode new states; returns customers whose state grew too large.
+
+        A state over ``max_state_bytes`` could never be written to the changelog and would
+        stall the partition, so for ``guarded`` customers an event that would grow it past
+        the limit is sent to the DLQ instead.
+        """
+        counts = result.counts
+        limit = self.settings.max_state_bytes
         profiles = self._load_profiles(wanted)
         upsert_topic, stale_topic = self.settings.upserts_topic, self.settings.stale_topic
         for record, event, key in accepted:
             profile = profiles[record.partition, key]
-            merged = apply_event(profile, event, self._policy)
+            if key in guarded:
+                before = Profile(dict(profile.properties), profile.deleted_at)
+                merged = apply_event(profile, event, self._policy)
+                size = len(encode_profile(profile))
+                if size > limit:
+                    profiles[record.partition, key] = before
+                    counts.rejected["profile_too_large"] += 1
+                    too_large = InvalidEventError(
+                        "profile_too_large", f"state would be {size} bytes > {limit}"
+                    )
+                    result.outputs.append(self._dead_letter(record, too_large))
+                    continue
+            else:
+                merged = apply_event(profile, event, self._policy)
             for stale in merged.stale:
                 result.outputs.append(
                     OutputRecord(stale_topic, record.partition, key, _stale_json(stale, now))
@@ -87,10 +132,13 @@ class BatchProcessor:
                 OutputRecord(upsert_topic, record.partition, key, self._upserts.encode(upsert))
             )
             result.states.setdefault(record.partition, {})[key] = b""
+        oversized: set[bytes] = set()
         for partition, keys in result.states.items():
             for key in keys:
-                keys[key] = encode_profile(profiles[partition, key])
-        return result
+                keys[key] = state = encode_profile(profiles[partition, key])
+                if len(state) > limit:
+                    oversized.add(key)
+        return frozenset(oversized)
 
     def _load_profiles(
         self, wanted: dict[int, dict[bytes, None]]
@@ -124,6 +172,10 @@ class BatchProcessor:
         return OutputRecord(
             self.settings.input_topic, home, key, record.value, headers, record.timestamp_ms
         )
+
+
+def _copy_counts(counts: BatchCounts) -> BatchCounts:
+    return replace(counts, rejected=Counter(counts.rejected))
 
 
 def _stale_json(stale: StaleWrite, processed_at: int) -> bytes:
