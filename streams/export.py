@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import IO, Literal
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.codecs.timestamps import ms_to_seconds
 from streams.errors import StreamsError
 from streams.kafka.clients import reader_config
+from streams.kafka.reading import read_range
 from streams.merge import MergePolicy, join_profiles
 from streams.model import Profile
 from streams.processor.state_codec import decode_profile
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 ExportFormat = Literal["csv", "jsonl"]
 READ_BATCH = 10_000
-POLL_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -56,17 +56,8 @@ def read_partition(
     profiles: dict[str, Profile] = {}
     if high <= low:
         return profiles
-    consumer.assign([TopicPartition(topic, partition, low)])
-    last = low - 1
-    while last < high - 1:
-        for message in consumer.consume(READ_BATCH, POLL_SECONDS):
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    last = high - 1
-                    continue
-                raise StreamsError(f"changelog read failed: {error.str()}")
-            last = message.offset() or last
+    for messages in read_range(consumer, topic, partition, low, high, batch_size=READ_BATCH):
+        for message in messages:
             on_record()
             key, value = message.key(), message.value()
             if key is None or value is None:

@@ -99,6 +99,7 @@ def streams_settings(kafka_bootstrap: str, tmp_path: Path) -> SettingsFactory:
             data_dir=tmp_path / f"data-{suffix}",
             partitions=TEST_PARTITIONS,
             session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
+            web_port=0,  # any free port: tests never collide with a running worker
         )
         values.update(overrides)
         settings = Settings(**values)

@@ -75,11 +75,12 @@ class BatchProcessor:
             accepted.append((record, event, key))
             wanted.setdefault(home, {})[key] = None
 
-        decoded_outputs, decoded_counts = list(result.outputs), _copy_counts(counts)
+        decoded, decoded_counts = len(result.outputs), _copy_counts(counts)
         oversized = self._merge(accepted, wanted, result, now, guarded=frozenset())
         if oversized:
             # Rare: redo the merge, checking those customers event by event.
-            result.outputs, result.counts, result.states = decoded_outputs, decoded_counts, {}
+            del result.outputs[decoded:]
+            result.counts, result.states = decoded_counts, {}
             self._merge(accepted, wanted, result, now, guarded=oversized)
         return result
 

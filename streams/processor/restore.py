@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams.errors import StreamsError
 from streams.kafka.clients import reader_config
+from streams.kafka.reading import read_range
 from streams.merge import MergePolicy, join_profiles
 from streams.processor.state_codec import decode_profile, encode_profile
 from streams.processor.store import PartitionStore, StateStores
@@ -54,8 +55,20 @@ def restore_partition(
         if start >= high:
             return 0
         started = time.monotonic()
-        reader.assign([TopicPartition(topic, partition, start)])
-        restored = _drain(reader, store, policy, high, started + timeout, batch_size)
+        restored = 0
+        batches = read_range(
+            reader,
+            topic,
+            partition,
+            start,
+            high,
+            batch_size=batch_size,
+            deadline=started + timeout,
+        )
+        for messages in batches:
+            restored += _apply(store, policy, messages)
+        # Everything up to the end is included now, compaction gaps too.
+        store.write({}, high - 1)
         logger.info(
             "restored partition=%d records=%d seconds=%.2f",
             partition,
@@ -82,39 +95,19 @@ def _watermarks(reader: Consumer, tp: TopicPartition, deadline: float) -> tuple[
             time.sleep(RETRY_BACKOFF_SECONDS)
 
 
-def _drain(
-    reader: Consumer,
-    store: PartitionStore,
-    policy: MergePolicy,
-    high: int,
-    deadline: float,
-    batch_size: int,
-) -> int:
-    restored = 0
-    last = -1
-    while last < high - 1:
-        if time.monotonic() > deadline:
-            raise RestoreError(f"restore of partition {store.partition} timed out at offset {last}")
-        messages = reader.consume(batch_size, timeout=1.0)
-        states: dict[bytes, bytes] = {}
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    last = max(last, high - 1)
-                    continue
-                raise RestoreError(f"changelog read failed: {error}")
-            key, value = message.key(), message.value()
-            last = message.offset() or 0
-            if key is None or value is None:
-                continue
-            known = states.get(key) or store.get(key)
-            if known is not None:
-                value = encode_profile(
-                    join_profiles(decode_profile(known), decode_profile(value), policy)
-                )
-            states[key] = value
-            restored += 1
-        if states or last >= 0:
-            store.write(states, last if last >= 0 else None)
-    return restored
+def _apply(store: PartitionStore, policy: MergePolicy, messages: list[Message]) -> int:
+    states: dict[bytes, bytes] = {}
+    applied = 0
+    for message in messages:
+        key, value = message.key(), message.value()
+        if key is None or value is None:
+            continue
+        applied += 1
+        known = states.get(key) or store.get(key)
+        if known is not None:
+            value = encode_profile(
+                join_profiles(decode_profile(known), decode_profile(value), policy)
+            )
+        states[key] = value
+    store.write(states, messages[-1].offset())
+    return applied

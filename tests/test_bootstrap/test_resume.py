@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,43 @@ from tests.test_bootstrap.bootstrap_helpers import (
 
 HEADER = ["id", "name", "email", "age"]
 ROWS = 400
+
+
+def spawn_job(
+    settings: Any,
+    path: Path,
+    tmp_path: Path,
+    checkpoints: Path,
+    job_id: str,
+    *,
+    max_rate: int,
+    stdout: int | None = None,
+) -> subprocess.Popen[str]:
+    """A throttled bootstrap job in a process of its own, so the test can kill or stop it."""
+    mapping = tmp_path / "mapping.json"
+    mapping.write_bytes(orjson.dumps(BASIC_MAPPING))
+    script = (
+        "import sys; from pathlib import Path; from streams.bootstrap import run_bootstrap;"
+        f"sys.exit(run_bootstrap({str(path)!r}, Path({str(mapping)!r}), job_id={job_id!r},"
+        f" checkpoint_dir=Path({str(checkpoints)!r}), max_rate={max_rate}, progress=False))"
+    )
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "STREAMS_INPUT_TOPIC": settings.input_topic,
+        "STREAMS_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", script], env=env, cwd=os.getcwd(), stdout=stdout, text=True
+    )
+
+
+def confirmed_beyond(checkpoint_file: Path, line: int) -> Callable[[], bool]:
+    def check() -> bool:
+        saved = load_checkpoint(checkpoint_file) if checkpoint_file.exists() else None
+        return saved is not None and saved.confirmed_line > line
+
+    return check
 
 
 class FailingSource(CsvSource):
@@ -107,29 +144,11 @@ def test_a_killed_job_resumes_with_no_gap(
     settings = streams_settings()
     rows = 3_000
     path = snapshot(write_csv, rows)
-    mapping = tmp_path / "mapping.json"
-    mapping.write_bytes(orjson.dumps(BASIC_MAPPING))
     checkpoints = tmp_path / "checkpoints"
-    script = (
-        "import sys; from pathlib import Path; from streams.bootstrap import run_bootstrap;"
-        f"sys.exit(run_bootstrap({str(path)!r}, Path({str(mapping)!r}), job_id='killed',"
-        f" checkpoint_dir=Path({str(checkpoints)!r}), max_rate=600, progress=False))"
-    )
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "STREAMS_INPUT_TOPIC": settings.input_topic,
-        "STREAMS_LOG_LEVEL": "WARNING",
-    }
-    child = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=os.getcwd())
+    child = spawn_job(settings, path, tmp_path, checkpoints, "killed", max_rate=600)
     checkpoint_file = checkpoints / "killed.json"
-
-    def some_rows_confirmed() -> bool:
-        saved = load_checkpoint(checkpoint_file) if checkpoint_file.exists() else None
-        return saved is not None and saved.confirmed_line > 500
-
     try:
-        wait_until(some_rows_confirmed, timeout=60)
+        wait_until(confirmed_beyond(checkpoint_file, 500), timeout=60)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(30)
@@ -156,31 +175,13 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(
     settings = streams_settings()
     rows = 2_000
     path = snapshot(write_csv, rows)
-    mapping = tmp_path / "mapping.json"
-    mapping.write_bytes(orjson.dumps(BASIC_MAPPING))
     checkpoints = tmp_path / "checkpoints"
-    script = (
-        "import sys; from pathlib import Path; from streams.bootstrap import run_bootstrap;"
-        f"sys.exit(run_bootstrap({str(path)!r}, Path({str(mapping)!r}), job_id='stopped',"
-        f" checkpoint_dir=Path({str(checkpoints)!r}), max_rate=500, progress=False))"
-    )
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "STREAMS_INPUT_TOPIC": settings.input_topic,
-        "STREAMS_LOG_LEVEL": "WARNING",
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True
+    child = spawn_job(
+        settings, path, tmp_path, checkpoints, "stopped", max_rate=500, stdout=subprocess.PIPE
     )
     checkpoint_file = checkpoints / "stopped.json"
-
-    def started() -> bool:
-        saved = load_checkpoint(checkpoint_file) if checkpoint_file.exists() else None
-        return saved is not None and saved.confirmed_line > 200
-
     try:
-        wait_until(started, timeout=60)
+        wait_until(confirmed_beyond(checkpoint_file, 200), timeout=60)
         child.send_signal(signal.SIGTERM)
         output, _ = child.communicate(timeout=60)
     finally:
