@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from streams.cli.ingest import ingest_app
 from streams.errors import StreamsError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ topics_app = typer.Typer(help="Provision and check the contract's topics.", no_a
 profile_app = typer.Typer(help="Query customer profiles on a worker.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(profile_app, name="profile")
+app.add_typer(ingest_app, name="ingest")
 
 
 def _fail(exc: Exception) -> typer.Exit:

@@ -1,0 +1,1 @@
+"""The ingestion service's HTTP API (``streams serve``)."""

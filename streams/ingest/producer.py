@@ -1,0 +1,158 @@
+"""An asyncio front for one confluent-kafka producer: await the broker's acknowledgement.
+
+Ingestion must not tell its sender "accepted" before Kafka has the records, so ``send``
+resolves only when every record's delivery report arrived. A background thread polls the
+producer; delivery callbacks count down a per-call tracker and wake the waiting coroutine
+through ``call_soon_threadsafe``. One callback per record is the price of per-record results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from streams.errors import StreamsError
+from streams.kafka.clients import producer_config
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+DEFAULT_SEND_TIMEOUT_SECONDS = 15.0
+# While librdkafka reports every broker down, a caller is told so after this long, not later.
+DOWN_SEND_TIMEOUT_SECONDS = 2.0
+DEFAULT_RETRY_AFTER_SECONDS = 5
+
+
+class BrokerUnavailableError(StreamsError):
+    """Kafka did not acknowledge in time (down, unreachable or overloaded); retry later."""
+
+    def __init__(self, message: str, *, retry_after: int = DEFAULT_RETRY_AFTER_SECONDS) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Tracker:
+    """Counts down the delivery reports of one ``send`` call (runs on the poll thread)."""
+
+    __slots__ = ("errors", "future", "lock", "loop", "remaining")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.remaining = count
+        self.errors: dict[int, str] = {}
+        self.lock = threading.Lock()  # reports arrive on the poll thread, refusals on the loop's
+
+    def on_delivery(self, index: int, error: KafkaError | None, _message: Any) -> None:
+        self.settle(index, None if error is None else error.str())
+
+    def settle(self, index: int, error: str | None) -> None:
+        with self.lock:
+            if error is not None:
+                self.errors[index] = error
+            self.remaining -= 1
+            done = self.remaining == 0
+        if done:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class IngestProducer:
+    """Produce keyed records and await their acknowledgement; ``start`` before, ``close`` after."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str = "profile-streams-ingest",
+        send_timeout: float = DEFAULT_SEND_TIMEOUT_SECONDS,
+        **overrides: Any,
+    ) -> None:
+        if send_timeout <= 0:
+            raise ValueError("send_timeout must be positive")
+        self.topic = settings.input_topic
+        self.send_timeout = send_timeout
+        self._all_down_since: float | None = None
+        self._producer = Producer(
+            producer_config(
+                settings, **{"client.id": client_id, "error_cb": self._on_error, **overrides}
+            )
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def brokers_down(self) -> bool:
+        """librdkafka reported every broker down and no delivery succeeded since."""
+        return self._all_down_since is not None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="ingest-producer", daemon=True)
+            self._thread.start()
+
+    async def send(
+        self, records: Sequence[tuple[bytes | None, bytes]], *, topic: str | None = None
+    ) -> dict[int, str]:
+        """Produce ``(key, value)`` records; return the errors by index (empty: all delivered).
+
+        Raises :class:`BrokerUnavailableError` when the reports do not arrive in time or the
+        local queue is full; records already queued may still be delivered later (a retry then
+        duplicates them, which the merge absorbs)."""
+        if not records:
+            return {}
+        if self._thread is None:
+            raise RuntimeError("IngestProducer.start() was not called")
+        tracker = _Tracker(asyncio.get_running_loop(), len(records))
+        produce = self._producer.produce
+        target = topic or self.topic
+        for index, (key, value) in enumerate(records):
+            try:
+                produce(target, value, key, on_delivery=partial(tracker.on_delivery, index))
+            except KafkaException as exc:  # refused before queueing (too large, unknown topic)
+                tracker.settle(index, exc.args[0].str())
+            except BufferError as exc:
+                # Queued records of this call will still report; they are not waited for.
+                raise BrokerUnavailableError("the producer's queue is full", retry_after=1) from exc
+        timeout = DOWN_SEND_TIMEOUT_SECONDS if self.brokers_down else self.send_timeout
+        try:
+            await asyncio.wait_for(asyncio.shield(tracker.future), timeout)
+        except TimeoutError as exc:
+            raise BrokerUnavailableError(
+                f"Kafka did not acknowledge {tracker.remaining} of {len(records)} records "
+                f"within {timeout:.0f} s"
+            ) from exc
+        if len(tracker.errors) < len(records):
+            self._all_down_since = None
+        return tracker.errors
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Deliver what is queued (up to ``timeout``), stop polling; returns undelivered count."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return int(self._producer.flush(timeout))
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(POLL_SECONDS)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self._all_down_since is None:
+                self._all_down_since = time.monotonic()
+            logger.warning("kafka unreachable error=%s", error.str())
+        else:
+            logger.warning("kafka client error=%s", error.str())
