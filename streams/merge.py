@@ -205,7 +205,8 @@ def _ordered_int(value: int) -> bytes:
     return ((value + (1 << 63)) & ((1 << 64) - 1)).to_bytes(8, "big")
 
 
-def _ordered_float(value: float) -> bytes:
+def ordered_float(value: float) -> bytes:
+    """8 bytes that sort like the float (IEEE 754 bits, sign-flipped)."""
     bits = int.from_bytes(struct.pack(">d", value), "big")
     bits = bits ^ ((1 << 64) - 1) if bits >> 63 else bits | (1 << 63)
     return bits.to_bytes(8, "big")
@@ -224,7 +225,7 @@ def rank_key(state: PropertyState, policy: MergePolicy) -> bytes:
     """
     kind, number_or_text, sign = value_rank(state.value)
     if kind == 3:
-        encoded = _ordered_float(float(number_or_text)) + _ordered_float(sign)
+        encoded = ordered_float(float(number_or_text)) + ordered_float(sign)
     elif kind == 4:
         encoded = _ordered_text(str(number_or_text))
     else:

@@ -583,3 +583,14 @@ def test_tie_keys_keep_what_equality_hides():
         keys = [encoder.tie_key(state) for state in states]
         assert keys == [tie_key(state, policy) for state in states]
     assert len(set(keys)) == len(states)
+
+
+@given(
+    value=st.floats(allow_nan=False, allow_infinity=False),
+    source=st.sampled_from(("crm", "web", "unknown", "")),
+)
+def test_float_tie_keys_equal_rank_key(value: float, source: str):
+    policy = MergePolicy({"crm": 2, "web": 1})
+    encoder = RowEncoder(policy)
+    state = PropertyState(value, 123, source)
+    assert encoder.tie_key(state) == tie_key(state, policy)

@@ -76,16 +76,17 @@ def mask_dsn(dsn: str) -> str:
 
 def refusal(upsert: Upsert) -> str | None:
     """Why this upsert can never be stored (jsonb, text or the rank key refuse it), else None."""
-    texts = [upsert.customer_id, upsert.source]
     deleted_at = upsert.deleted_at
     if deleted_at is not None and not INT64_MIN <= deleted_at <= INT64_MAX:
         return "timestamp_out_of_range"
-    for name, (value, last_update, _) in upsert.properties.items():
-        texts.append(name)
+    properties = upsert.properties
+    texts = [upsert.customer_id, upsert.source, *properties]
+    for value, last_update, _ in properties.values():
         if isinstance(value, str):
             texts.append(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            return "non_finite_float"  # JSON has no NaN or Infinity
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return "non_finite_float"  # JSON has no NaN or Infinity
         elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
             return "integer_out_of_range"  # the rank key encodes 64-bit integers
         if not INT64_MIN <= last_update <= INT64_MAX:

@@ -10,12 +10,13 @@ order, ties included, and ``k`` depends on the source and value only: it is cach
 from __future__ import annotations
 
 import logging
+import math
 
 import orjson
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
-from streams.merge import MergePolicy, rank_key
+from streams.merge import MergePolicy, ordered_float, rank_key
 from streams.model import Profile, PropertyState
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ NEWER_FUNCTION = "profile_streams_newer"
 STAGING_TABLE = "profile_streams_staging"
 VALUES_VIEW_SUFFIX = "_values"
 TIE_CACHE_SIZE = 50_000  # distinct (source, value) pairs
+_FLOAT_AT = 2 * (8 + 8 + 1)  # hex digits before a float's bytes in a rank key
+_FLOAT_END = _FLOAT_AT + 2 * 8
 # Serializes migrations of concurrently starting replicas (any constant; "ps" + "migr").
 MIGRATION_LOCK_KEY = 0x7073_6D69_6772
 
@@ -220,13 +223,14 @@ class RowEncoder:
     def __init__(self, policy: MergePolicy, cache_size: int = TIE_CACHE_SIZE) -> None:
         self._policy = policy
         self._cache: dict[tuple[str, type, object], str] = {}
+        self._float_parts: dict[str, tuple[str, str, str]] = {}
         self._cache_size = cache_size
 
     def tie_key(self, state: PropertyState) -> str:
         value = state.value
         kind = type(value)
         if kind is float:
-            return rank_key(PropertyState(value, 0, state.source), self._policy).hex()
+            return self._float_key(state.source, value)  # type: ignore[arg-type]
         cache_key = (state.source, kind, value)
         key = self._cache.get(cache_key)
         if key is None:
@@ -235,6 +239,26 @@ class RowEncoder:
             key = rank_key(PropertyState(value, 0, state.source), self._policy).hex()
             self._cache[cache_key] = key
         return key
+
+    def _float_key(self, source: str, value: float) -> str:
+        """``rank_key`` of a float at timestamp 0, from per-source parts (floats rarely repeat,
+        so a cache misses; the parts around the value never change)."""
+        parts = self._float_parts.get(source)
+        if parts is None:
+            if len(self._float_parts) >= self._cache_size:
+                self._float_parts.clear()
+            # rank_key's layout: timestamp (8 bytes), priority (8), kind (1), the value (8),
+            # its sign (8), the source. Only the value and the sign differ between floats.
+            plus = rank_key(PropertyState(0.0, 0, source), self._policy).hex()
+            minus = rank_key(PropertyState(-0.0, 0, source), self._policy).hex()
+            parts = (plus[:_FLOAT_AT], plus[_FLOAT_END:], minus[_FLOAT_END:])
+            self._float_parts[source] = parts
+        prefix, suffix_plus, suffix_minus = parts
+        return (
+            prefix
+            + ordered_float(value).hex()
+            + (suffix_minus if math.copysign(1.0, value) < 0 else suffix_plus)
+        )
 
     def row(self, customer_id: str, profile: Profile) -> tuple[str, str, int | None]:
         cached, tie_key = self._cache.get, self.tie_key
