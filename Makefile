@@ -60,6 +60,7 @@ bench: install kafka-jars ## Benchmarks side by side with their baselines; print
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.sink_postgres
 	$(PY) -m benchmarks.bootstrap
+	$(PY) -m benchmarks.ingest_http
 
 broker: install kafka-jars ## Run the embedded Kafka in the foreground on 127.0.0.1:9092
 	$(VENV)/bin/streams broker

@@ -99,6 +99,25 @@ def worker(
     raise typer.Exit(code=code)
 
 
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="The service's TOML file (sections).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (0: any free).")] = None,
+) -> None:
+    """Run the HTTP ingestion service (POST /track/batch, /openapi.json) until interrupted."""
+    from streams.ingest.serve import run_serve
+    from streams.settings import Settings
+
+    try:
+        code = run_serve(Settings(), config, host=host, port=port)
+    except StreamsError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
 @profile_app.command("get")
 def profile_get(
     customer_id: Annotated[str, typer.Argument(help="The customer id.")],

@@ -1,0 +1,1 @@
+"""AMQP (RabbitMQ) source: Proca action and event messages into ``profile-changes``."""

@@ -1,0 +1,209 @@
+"""The ingestion service's aiohttp application: features plus /openapi.json, /health, /metrics.
+
+Every error leaves as JSON ``{"error": ..., "reason": ...}``, aiohttp's own 404/405/413 too;
+bodies beyond ``max_body_bytes`` are refused by aiohttp (``client_max_size``) before they are
+buffered whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+
+from streams.ingest.http.feature import Feature
+from streams.ingest.http.openapi import compose_document, error_response
+from streams.ingest.producer import IngestProducer
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+HEALTH_RETRY_AFTER_SECONDS = 5
+_REASONS = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+_PASSED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class IngestMetrics:
+    """Prometheus counters of one application (its own registry: apps in tests do not mix)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "streams_ingest_http_requests",
+            "HTTP requests by route template and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.accepted = Counter(
+            "streams_ingest_commands_accepted",
+            "Commands accepted (their records acknowledged by Kafka), by feature.",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "streams_ingest_commands_rejected",
+            "Commands rejected, by feature and reason.",
+            ["feature", "reason"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+METRICS_KEY = web.AppKey("ingest_metrics", IngestMetrics)
+PRODUCER_KEY = web.AppKey("ingest_producer", IngestProducer)
+OPENAPI_KEY = web.AppKey("openapi_document", bytes)
+
+
+def json_response(
+    body: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error(
+    status: int, reason: str, detail: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """The JSON error body every route of the service uses."""
+    return json_response({"error": detail, "reason": reason}, status, headers)
+
+
+def create_app(
+    settings: Settings,
+    features: Sequence[Feature],
+    *,
+    producer: IngestProducer,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> web.Application:
+    """The service with ``features`` installed; the producer is started and closed by the
+    caller (it outlives the application's shutdown, which waits for in-flight requests)."""
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_errors_and_metrics])
+    app[METRICS_KEY] = IngestMetrics()
+    app[PRODUCER_KEY] = producer
+    app.router.add_get("/health", _health)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/openapi.json", _openapi)
+    for feature in features:
+        feature.install(app)
+    app[OPENAPI_KEY] = orjson.dumps(compose_document(features, CORE_PATHS))
+    logger.info(
+        "ingest app features=%s topic=%s max_body_bytes=%d",
+        ",".join(feature.name for feature in features) or "-",
+        settings.input_topic,
+        max_body_bytes,
+    )
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route.resource
+    label = route.canonical if route is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc if exc.content_type == "application/json" else _as_json(request, exc)
+        request.app[METRICS_KEY].requests.labels(label, str(response.status)).inc()
+        if response is exc:
+            raise
+        return response
+    request.app[METRICS_KEY].requests.labels(label, str(response.status)).inc()
+    return response
+
+
+def _as_json(request: web.Request, exc: web.HTTPException) -> web.Response:
+    if exc.status == 413:
+        detail = f"the request body exceeds {request.client_max_size} bytes"
+    else:
+        detail = exc.reason
+    headers = {name: exc.headers[name] for name in _PASSED_HEADERS if name in exc.headers}
+    return error(exc.status, _REASONS.get(exc.status, "http_error"), detail, headers)
+
+
+async def _health(request: web.Request) -> web.Response:
+    if request.app[PRODUCER_KEY].brokers_down:
+        return json_response(
+            {"status": "degraded", "kafka": "unreachable"},
+            503,
+            {"Retry-After": str(HEALTH_RETRY_AFTER_SECONDS)},
+        )
+    return json_response({"status": "ok", "kafka": "reachable"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=request.app[METRICS_KEY].render())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_KEY], content_type="application/json")
+
+
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "kafka"],
+    "properties": {
+        "status": {"enum": ["ok", "degraded"]},
+        "kafka": {"enum": ["reachable", "unreachable"]},
+    },
+}
+CORE_PATHS: dict[str, Any] = {
+    "/health": {
+        "get": {
+            "summary": "Whether the service's Kafka producer reaches the broker",
+            "operationId": "health",
+            "responses": {
+                "200": {
+                    "description": "The producer reaches Kafka.",
+                    "content": {"application/json": {"schema": HEALTH_SCHEMA}},
+                },
+                "503": {
+                    "description": "librdkafka reports every broker down.",
+                    "headers": error_response("", retry_after=True)["headers"],
+                    "content": {"application/json": {"schema": HEALTH_SCHEMA}},
+                },
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (requests, accepted and rejected commands)",
+            "operationId": "metrics",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI 3.1 document of the service.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    },
+}

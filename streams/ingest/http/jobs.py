@@ -1,0 +1,246 @@
+"""The jobs API: token-protected triggers of named bootstrap and export configurations, and
+their status for a progress bar (Poppulo's import status; LISTSERV Maestro's token triggers).
+
+``POST /jobs/bootstrap`` and ``POST /jobs/export`` answer 202 with the job's link; ``GET
+/jobs/{id}`` answers its state, ``records_processed`` of ``total_records``, times, the final
+report and the error; ``GET /jobs`` lists the recent ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from streams.errors import ConfigError
+from streams.ingest.http.auth import presented_token, token_matches, unauthorized
+from streams.ingest.http.feature import Feature, FeatureContext
+from streams.ingest.http.job_runner import (
+    JOB_ID,
+    BootstrapJobConfig,
+    ExportJobConfig,
+    JobRecord,
+    JobState,
+    JobStore,
+    JobType,
+    new_job_id,
+    now_ms,
+    run_bootstrap_job,
+    run_export_job,
+    safe_error,
+)
+from streams.ingest.http.jobs_openapi import COMPONENTS, PATHS
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIST_LIMIT = 50
+M = TypeVar("M", bound=BaseModel)
+
+
+class JobsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: list[SecretStr] = Field(min_length=1)
+    state_dir: Path
+    max_concurrent: int = Field(default=2, ge=1)
+    retry_after_s: int = Field(default=30, ge=1)  # told to a client when every slot is busy
+    bootstrap: dict[str, BootstrapJobConfig] = Field(default_factory=dict)
+    export: dict[str, ExportJobConfig] = Field(default_factory=dict)
+
+
+class BootstrapRequest(BaseModel):
+    """Overrides a caller may choose: a delta window and a gentler rate, nothing that changes
+    what data is read or how it is stamped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str = Field(min_length=1)
+    since: str | None = Field(default=None, min_length=1)
+    max_rate: float | None = Field(default=None, gt=0)
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config: str = Field(min_length=1)
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def _error(status: int, reason: str, detail: str, **headers: str) -> web.Response:
+    return _json(status, {"error": reason, "detail": detail}, headers or None)
+
+
+class JobsService:
+    def __init__(self, config: JobsConfig, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.store = JobStore(config.state_dir)
+        self.jobs: dict[str, JobRecord] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def start(self, _app: web.Application) -> None:
+        self.jobs = await asyncio.to_thread(self.store.load)
+        self._executor = ThreadPoolExecutor(self.config.max_concurrent, "streams-job")
+
+    async def stop(self, _app: web.Application) -> None:
+        # Running jobs finish (the bootstrap checkpoints; a restart marks what was cut short).
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- handlers ------------------------------------------------------------------------
+    async def start_bootstrap(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        parsed = await self._body(request, BootstrapRequest)
+        if isinstance(parsed, web.Response):
+            return parsed
+        config = self.config.bootstrap.get(parsed.config)
+        if config is None:
+            return self._unknown_config("bootstrap", parsed.config)
+        params = parsed.model_dump(exclude={"config"}, exclude_none=True)
+        checkpoints = self.config.state_dir / "checkpoints"
+        return self._submit(
+            "bootstrap",
+            parsed.config,
+            params,
+            lambda record: run_bootstrap_job(self.settings, config, record, checkpoints),
+        )
+
+    async def start_export(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        parsed = await self._body(request, ExportRequest)
+        if isinstance(parsed, web.Response):
+            return parsed
+        config = self.config.export.get(parsed.config)
+        if config is None:
+            return self._unknown_config("export", parsed.config)
+        return self._submit(
+            "export",
+            parsed.config,
+            {},
+            lambda record: run_export_job(self.settings, config, record),
+        )
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        job_id = request.match_info["id"]
+        record = self.jobs.get(job_id) if re.match(JOB_ID, job_id) else None
+        if record is None:
+            return _error(404, "unknown_job", f"no job {job_id[:100]!r}")
+        return _json(200, record.view())
+
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        try:
+            limit = int(request.query.get("limit", DEFAULT_LIST_LIMIT))
+        except ValueError:
+            return _error(400, "bad_limit", "limit is a positive integer")
+        if limit < 1:
+            return _error(400, "bad_limit", "limit is a positive integer")
+        recent = sorted(self.jobs.values(), key=lambda r: (r.created_at, r.id), reverse=True)
+        return _json(200, {"jobs": [record.view() for record in recent[:limit]]})
+
+    # -- steps ---------------------------------------------------------------------------
+    def _authorize(self, request: web.Request) -> None:
+        if not token_matches(presented_token(request), self.config.tokens):
+            raise unauthorized("jobs")
+
+    @staticmethod
+    async def _body(request: web.Request, model: type[M]) -> M | web.Response:
+        try:
+            return model.model_validate_json(await request.read())
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            return _error(422, "bad_request", problems)
+
+    @staticmethod
+    def _unknown_config(kind: str, name: str) -> web.Response:
+        return _error(404, "unknown_config", f"no [jobs.{kind}.{name[:100]}] configuration")
+
+    def _submit(
+        self, kind: JobType, name: str, params: dict[str, Any], work: Callable[[JobRecord], None]
+    ) -> web.Response:
+        assert self._executor is not None, "the jobs feature was not started"
+        active = sum(record.active for record in self.jobs.values())
+        if active >= self.config.max_concurrent:
+            return _error(
+                429,
+                "busy",
+                f"{active} jobs running, at most {self.config.max_concurrent}",
+                **{"Retry-After": str(self.config.retry_after_s)},
+            )
+        record = JobRecord(new_job_id(kind), kind, name, params, created_at=now_ms())
+        self.jobs[record.id] = record
+        self.store.save(record)
+        link = f"/jobs/{record.id}"
+        body = {"id": record.id, "state": str(record.state), "links": {"self": link}}
+        self._executor.submit(self._execute, record, work)
+        logger.info("job queued id=%s type=%s config=%s", record.id, kind, name)
+        return _json(202, body, {"Location": link})
+
+    def _execute(self, record: JobRecord, work: Callable[[JobRecord], None]) -> None:
+        """In a worker thread: run, then record the end whatever it is."""
+        record.started_at = now_ms()
+        record.state = JobState.RUNNING
+        self.store.save(record)
+        try:
+            work(record)
+        except Exception as exc:  # the job's failure belongs in its record, not in a log only
+            record.error = safe_error(exc)
+            record.state = JobState.FAILED
+            logger.warning("job failed id=%s error=%s", record.id, record.error)
+        else:
+            record.state = JobState.SUCCEEDED
+        finally:
+            progress, record.progress = record.progress, None
+            if progress is not None and record.records_processed is None:
+                record.records_processed = progress()
+            record.finished_at = now_ms()
+            self.store.save(record)
+        logger.info("job finished id=%s state=%s", record.id, record.state)
+
+
+def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Feature:
+    """The ``[jobs]`` feature; raises ConfigError on a bad section."""
+    try:
+        config = JobsConfig.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'section'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"[jobs]: {problems}") from exc
+    if not config.bootstrap and not config.export:
+        raise ConfigError(
+            "[jobs] names no job: add [jobs.bootstrap.<name>] or [jobs.export.<name>]"
+        )
+    service = JobsService(config, context.settings)
+    return Feature(
+        name="jobs",
+        routes=[
+            web.post("/jobs/bootstrap", service.start_bootstrap),
+            web.post("/jobs/export", service.start_export),
+            web.get("/jobs", service.list_jobs, allow_head=False),
+            web.get("/jobs/{id}", service.get_job, allow_head=False),
+        ],
+        openapi_paths=PATHS,
+        openapi_components=COMPONENTS,
+        on_startup=[service.start],
+        on_cleanup=[service.stop],
+    )

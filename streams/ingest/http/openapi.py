@@ -1,0 +1,87 @@
+"""The service's OpenAPI 3.1 document, composed from the features' parts.
+
+Each feature documents its own paths and components; composing refuses two features that claim
+the same operation or define one component name differently, so the document cannot lie about
+which feature answers.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streams import __version__
+from streams.errors import ConfigError
+from streams.ingest.http.feature import Feature
+
+OPENAPI_VERSION = "3.1.0"
+TITLE = "Profile Streams ingestion"
+DESCRIPTION = (
+    "HTTP ingestion into the profile-changes topic. Requests are answered only after Kafka "
+    "acknowledged every accepted record; a 503 means retry the whole request (duplicates are "
+    "harmless: the per-property last-writer-wins merge absorbs them)."
+)
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "reason"],
+    "properties": {
+        "error": {"type": "string", "description": "What is wrong, for humans."},
+        "reason": {"type": "string", "description": "A short machine-readable code."},
+    },
+}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    """A response object with the shared JSON error body (features may use it too)."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": ERROR_REF}},
+    }
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        }
+    return response
+
+
+def compose_document(
+    features: Iterable[Feature],
+    core_paths: Mapping[str, Any],
+    *,
+    title: str = TITLE,
+    version: str = __version__,
+) -> dict[str, Any]:
+    """One OpenAPI document: the service's own paths plus every feature's."""
+    paths: dict[str, dict[str, Any]] = {}
+    components: dict[str, dict[str, Any]] = {"schemas": {"Error": ERROR_SCHEMA}}
+    _add_paths(paths, core_paths, "service")
+    for feature in features:
+        _add_paths(paths, feature.openapi_paths, feature.name)
+        for section, entries in feature.openapi_components.items():
+            target = components.setdefault(section, {})
+            for name, definition in entries.items():
+                if name in target and target[name] != definition:
+                    raise ConfigError(
+                        f"feature {feature.name} redefines OpenAPI component {section}.{name}"
+                    )
+                target[name] = copy.deepcopy(definition)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": title, "version": version, "description": DESCRIPTION},
+        "paths": paths,
+        "components": components,
+    }
+
+
+def _add_paths(paths: dict[str, dict[str, Any]], extra: Mapping[str, Any], owner: str) -> None:
+    for path, item in extra.items():
+        target = paths.setdefault(path, {})
+        for method, operation in item.items():
+            if method in target:
+                raise ConfigError(f"{owner} documents {method.upper()} {path} a second time")
+            target[method] = copy.deepcopy(operation)

@@ -1,0 +1,288 @@
+"""The tracking feature: ``POST /track/batch`` (Bloomreach-style batch commands, native events).
+
+The answer waits for Kafka's acknowledgement of every accepted record, produced in one
+``send`` call per request. Any record Kafka did not acknowledge makes the whole request a 503
+with ``Retry-After``: retrying it is safe, since the merge absorbs duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from streams.codecs.events import EventDecoder
+from streams.errors import ConfigError
+from streams.ingest.http.app import METRICS_KEY, error, json_response
+from streams.ingest.http.auth import presented_token, token_matches, unauthorized
+from streams.ingest.http.feature import Feature, FeatureContext
+from streams.ingest.http.openapi import ERROR_REF, error_response
+from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, BrokerUnavailableError
+from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
+
+logger = logging.getLogger(__name__)
+
+NAME = "tracking"
+PATH = "/track/batch"
+REALM = "profile-streams-tracking"
+JSON = "application/json"
+
+
+class TrackingSection(BaseModel):
+    """The ``[tracking]`` table; without API keys, ``anonymous = true`` must say so."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    anonymous: bool = False
+    api_key_header: str = "X-API-Key"
+    source: str = Field(default="track", min_length=1)
+    id_kinds: list[str] = Field(default_factory=lambda: ["registered"], min_length=1)
+    max_commands: int = Field(default=1000, ge=1, le=100_000)
+    retry_after_seconds: int = Field(default=DEFAULT_RETRY_AFTER_SECONDS, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _auth_is_explicit(self) -> TrackingSection:
+        if self.anonymous and self.api_keys:
+            raise ValueError("set either api_keys or anonymous = true, not both")
+        if not self.anonymous and not self.api_keys:
+            raise ValueError("api_keys is required (or anonymous = true to accept anyone)")
+        if any(not key.get_secret_value() for key in self.api_keys):
+            raise ValueError("api_keys must not contain an empty key")
+        return self
+
+
+class TrackHandler:
+    def __init__(self, section: TrackingSection, context: FeatureContext) -> None:
+        self._section = section
+        self._producer = context.producer
+        self._decoder = EventDecoder.from_settings(context.settings)
+        self._options = TrackOptions(
+            source=section.source,
+            id_kinds=tuple(section.id_kinds),
+            max_commands=section.max_commands,
+        )
+
+    async def track_batch(self, request: web.Request) -> web.Response:
+        section = self._section
+        if not section.anonymous:
+            token = presented_token(request, section.api_key_header)
+            if not token_matches(token, section.api_keys):
+                raise unauthorized(REALM)
+        if request.content_type != JSON:
+            return error(415, "unsupported_media_type", f"Content-Type must be {JSON}")
+        length = request.content_length
+        if length is not None and length > request.client_max_size:
+            return error(
+                413, "body_too_large", f"the request body exceeds {request.client_max_size} bytes"
+            )
+        body = await request.read()
+        metrics = request.app[METRICS_KEY]
+        now_ms = time.time_ns() // 1_000_000
+        try:
+            batch = parse_track_body(body, self._decoder, self._options, now_ms)
+        except TrackRequestError as exc:
+            metrics.rejected.labels(NAME, exc.reason).inc()
+            return error(exc.status, exc.reason, exc.detail)
+        answer = {"results": batch.results, "accepted": batch.accepted, "rejected": batch.rejected}
+        for reason, count in batch.rejected_reasons.items():
+            metrics.rejected.labels(NAME, reason).inc(count)
+        if batch.rejected:
+            logger.info(
+                "track commands rejected count=%d reasons=%s",
+                batch.rejected,
+                ",".join(sorted(batch.rejected_reasons)),
+            )
+        if batch.accepted == 0:
+            return json_response(answer, 400)
+        if batch.records:
+            unavailable = await self._produce(batch.records)
+            if unavailable is not None:
+                return unavailable
+        metrics.accepted.labels(NAME).inc(batch.accepted)
+        return json_response(answer)
+
+    async def _produce(self, records: list[tuple[bytes, bytes]]) -> web.Response | None:
+        """``None`` once Kafka acknowledged every record, else the 503 to answer."""
+        retry_after = self._section.retry_after_seconds
+        try:
+            errors = await self._producer.send(records)
+        except BrokerUnavailableError as exc:
+            logger.warning("track request not acknowledged records=%d: %s", len(records), exc)
+            detail = f"{exc}; retry the whole request"
+            retry_after = exc.retry_after
+        else:
+            if not errors:
+                return None
+            first = errors[min(errors)]
+            logger.warning(
+                "track delivery failed records=%d failed=%d first_error=%s",
+                len(records),
+                len(errors),
+                first,
+            )
+            detail = (
+                f"Kafka did not acknowledge {len(errors)} of {len(records)} records ({first}); "
+                "retry the whole request"
+            )
+        return error(503, "broker_unavailable", detail, {"Retry-After": str(retry_after)})
+
+
+def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Feature:
+    """The tracking feature from its ``[tracking]`` table (see :class:`TrackingSection`)."""
+    try:
+        options = TrackingSection.model_validate(dict(section))
+    except ValidationError as exc:
+        raise ConfigError(f"[{NAME}] {exc}") from exc
+    handler = TrackHandler(options, context)
+    return Feature(
+        name=NAME,
+        routes=[web.post(PATH, handler.track_batch)],
+        openapi_paths=track_paths(PATH, secured=not options.anonymous),
+        openapi_components=track_components(options.api_key_header),
+    )
+
+
+def track_paths(path: str, *, secured: bool) -> dict[str, Any]:
+    body = {"$ref": "#/components/schemas/TrackResponse"}
+    operation: dict[str, Any] = {
+        "summary": "Track profile changes: Bloomreach batch commands or native change events",
+        "description": (
+            "Answers after Kafka acknowledged every accepted record. Results are per command, "
+            "in order. `system/time` answers the server time; `system/cookie`, "
+            "`customers/events` and `customers/properties` are not supported (per-command "
+            "`unsupported_command`). A 503 means retry the whole request: duplicates are "
+            "harmless."
+        ),
+        "operationId": "trackBatch",
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/TrackRequest"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "At least one command accepted; every record acknowledged.",
+                "content": {JSON: {"schema": body}},
+            },
+            "400": {
+                "description": "Malformed JSON or shape, an empty request, or every command "
+                "invalid (then with the per-command results).",
+                "content": {JSON: {"schema": {"oneOf": [body, ERROR_REF]}}},
+            },
+            "401": error_response("Missing or invalid API key."),
+            "413": error_response("Body over the size limit or too many commands."),
+            "415": error_response("Content-Type is not application/json."),
+            "503": error_response(
+                "Kafka did not acknowledge every record: retry the whole request.",
+                retry_after=True,
+            ),
+        },
+    }
+    if secured:
+        operation["security"] = [{"ApiKeyHeader": []}, {"BearerToken": []}]
+    return {path: {"post": operation}}
+
+
+def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
+    event_ref = {"$ref": "#/components/schemas/ChangeEvent"}
+    timestamp = {
+        "description": "UNIX seconds (int or float) or ISO-8601.",
+        "oneOf": [{"type": "number"}, {"type": "string"}],
+    }
+    scalar = {"type": ["string", "number", "integer", "boolean", "null"]}
+    return {
+        "schemas": {
+            "TrackRequest": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/BatchCommands"},
+                    event_ref,
+                    {"type": "array", "items": event_ref, "minItems": 1},
+                ]
+            },
+            "BatchCommands": {
+                "type": "object",
+                "required": ["commands"],
+                "additionalProperties": False,
+                "properties": {
+                    "commands": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"$ref": "#/components/schemas/Command"},
+                    }
+                },
+            },
+            "Command": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "examples": ["customers", "system/time"]},
+                    "data": {"$ref": "#/components/schemas/CustomersData"},
+                },
+            },
+            "CustomersData": {
+                "type": "object",
+                "required": ["customer_ids"],
+                "additionalProperties": False,
+                "properties": {
+                    "customer_ids": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "The first configured id kind present names the "
+                        "customer (default: registered).",
+                    },
+                    "properties": {"type": "object", "additionalProperties": scalar},
+                    "update_timestamp": {
+                        **timestamp,
+                        "description": "Applies to every property of the command; "
+                        "default: the time the server received the request.",
+                    },
+                    "event_id": {"type": "string"},
+                },
+            },
+            "ChangeEvent": {
+                "type": "object",
+                "required": ["customer_id", "source"],
+                "additionalProperties": False,
+                "properties": {
+                    "customer_id": {"type": "string", "minLength": 1},
+                    "source": {"type": "string", "minLength": 1},
+                    "event_id": {"type": "string"},
+                    "op": {"enum": ["upsert", "delete"]},
+                    "update_timestamp": timestamp,
+                    "properties": {"type": "object", "additionalProperties": scalar},
+                    "property_timestamps": {"type": "object", "additionalProperties": timestamp},
+                },
+            },
+            "TrackResponse": {
+                "type": "object",
+                "required": ["results", "accepted", "rejected"],
+                "properties": {
+                    "results": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/CommandResult"},
+                    },
+                    "accepted": {"type": "integer", "minimum": 0},
+                    "rejected": {"type": "integer", "minimum": 0},
+                },
+            },
+            "CommandResult": {
+                "type": "object",
+                "required": ["success"],
+                "properties": {
+                    "success": {"type": "boolean"},
+                    "time": {"type": "number", "description": "system/time: server time, s."},
+                    "error": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+        "securitySchemes": {
+            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": api_key_header},
+            "BearerToken": {"type": "http", "scheme": "bearer"},
+        },
+    }

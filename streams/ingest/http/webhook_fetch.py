@@ -1,0 +1,176 @@
+"""Fetch one profile from the origin's REST API after a bare notification, with retries.
+
+429 waits for its Retry-After; 5xx, 408, 425, timeouts and connection errors retry with
+exponential backoff and full jitter; 401 refreshes OAuth2 credentials once; 404, 410 and other
+4xx are permanent. Attempts and total time are bounded, so a sender never waits forever and a
+hopeless notification reaches the dead-letter topic with the last reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from streams.connect.backoff import Backoff
+from streams.connect.config import RetryConfig
+from streams.connect.errors import RetryableSinkError, SinkBackpressureError
+from streams.connect.sinks.rest_auth import AuthOptions, build_authenticator
+from streams.connect.sinks.rest_http import (
+    TRANSIENT_STATUSES,
+    RestConfigError,
+    parse_retry_after,
+)
+from streams.errors import StreamsError
+
+logger = logging.getLogger(__name__)
+
+GONE_STATUSES = frozenset({404, 410})
+
+
+class FetchConfig(BaseModel):
+    """``[webhooks.<source>.fetch]``: where and how to fetch a notified profile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://[^\s]*\{id\}")
+    auth: AuthOptions | None = None
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    max_total_s: float = Field(default=30.0, gt=0)
+    retry: RetryConfig = RetryConfig()
+    max_concurrency: int = Field(default=8, ge=1)
+    profile_path: str | None = None  # where the profile sits inside the answer, if wrapped
+
+
+class FetchFailedError(StreamsError):
+    """No profile: ``permanent`` after a final answer (404, 403), else retries ran out."""
+
+    def __init__(self, reason: str, detail: str, *, attempts: int, permanent: bool) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.attempts = attempts
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    body: bytes
+    attempts: int
+
+
+class _RetryableError(Exception):
+    def __init__(self, reason: str, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class ProfileFetcher:
+    """One per source: its own HTTP client, credentials and concurrency bound."""
+
+    def __init__(self, config: FetchConfig) -> None:
+        self.config = config
+        self._auth = build_authenticator(config.auth, timeout_s=config.timeout_s)
+        self._semaphore = asyncio.Semaphore(config.max_concurrency)
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.config.timeout_s),
+            limits=httpx.Limits(max_connections=self.config.max_concurrency),
+            follow_redirects=False,
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def fetch(self, profile_id: str) -> Fetched:
+        """The origin's answer body for ``profile_id``; raises FetchFailedError."""
+        if self._client is None:
+            raise RuntimeError("ProfileFetcher.start() was not called")
+        url = self.config.url.replace("{id}", quote(profile_id, safe=""))
+        deadline = time.monotonic() + self.config.max_total_s
+        backoff = Backoff(self.config.retry)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._semaphore:
+                    body = await self._attempt(self._client, url, attempt)
+                return Fetched(body, attempt)
+            except _RetryableError as retry:
+                delay = backoff.next_delay(retry.retry_after)
+                left = deadline - time.monotonic()
+                if attempt >= self.config.max_attempts or delay > left:
+                    raise FetchFailedError(
+                        retry.reason,
+                        f"{retry.detail}; gave up after {attempt} attempt(s)",
+                        attempts=attempt,
+                        permanent=False,
+                    ) from None
+                logger.info(
+                    "origin fetch retry attempt=%d reason=%s wait_s=%.2f",
+                    attempt,
+                    retry.reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _attempt(self, client: httpx.AsyncClient, url: str, attempt: int) -> bytes:
+        for refreshed in (False, True):
+            try:
+                headers = await self._auth.headers(client)
+            except RestConfigError as exc:
+                raise FetchFailedError(
+                    "origin_auth", str(exc), attempts=attempt, permanent=True
+                ) from exc
+            except (RetryableSinkError, SinkBackpressureError) as exc:
+                raise _RetryableError("origin_auth_unavailable", str(exc), exc.retry_after) from exc
+            try:
+                response = await client.get(url, headers={**headers, "Accept": "application/json"})
+            except httpx.TimeoutException as exc:
+                raise _RetryableError(
+                    "origin_timeout", f"no answer in {self.config.timeout_s} s"
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise _RetryableError("origin_unreachable", type(exc).__name__) from exc
+            status = response.status_code
+            if status == 401 and not refreshed and await self._refresh(client, headers, attempt):
+                continue
+            return self._judge(response, attempt)
+        raise AssertionError("unreachable")
+
+    async def _refresh(self, client: httpx.AsyncClient, used: dict[str, str], attempt: int) -> bool:
+        try:
+            return await self._auth.refresh(client, used)
+        except RestConfigError as exc:
+            raise FetchFailedError(
+                "origin_auth", str(exc), attempts=attempt, permanent=True
+            ) from exc
+        except (RetryableSinkError, SinkBackpressureError) as exc:
+            raise _RetryableError("origin_auth_unavailable", str(exc), exc.retry_after) from exc
+
+    def _judge(self, response: httpx.Response, attempt: int) -> bytes:
+        status = response.status_code
+        if response.is_success:
+            return response.content
+        hinted = parse_retry_after(response.headers.get("Retry-After"), -1.0)
+        retry_after = hinted if hinted >= 0 else None
+        if status == 429:
+            raise _RetryableError("origin_throttled", "HTTP 429", retry_after)
+        if status >= 500 or status in TRANSIENT_STATUSES:
+            raise _RetryableError("origin_error", f"HTTP {status}", retry_after)
+        reason = "origin_not_found" if status in GONE_STATUSES else "origin_refused"
+        if status == 401:
+            reason = "origin_auth"
+        raise FetchFailedError(reason, f"HTTP {status}", attempts=attempt, permanent=True)

@@ -1,0 +1,303 @@
+"""Webhooks: ``POST /webhooks/{source}`` takes pushed profiles, ``GET|POST
+/webhooks/{source}/notify?id=`` takes a bare notification and fetches the profile.
+
+Nothing is acknowledged before Kafka has it: 200 after every event's acknowledgement; a
+notification that cannot become an event is answered 202 only once its dead letter is
+acknowledged; when Kafka does not acknowledge, 503 with Retry-After and nothing is promised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from streams.codecs.events import EventDecoder
+from streams.errors import InvalidEventError
+from streams.ingest.http.auth import presented_token, token_matches, unauthorized
+from streams.ingest.http.feature import Feature, FeatureContext
+from streams.ingest.http.webhook_config import SourceConfig, WebhookOptions, parse_section
+from streams.ingest.http.webhook_deadletter import DeadLetterWriter, dead_letter_headers
+from streams.ingest.http.webhook_fetch import FetchFailedError, ProfileFetcher
+from streams.ingest.http.webhook_mapping import (
+    MAX_ID_LENGTH,
+    PayloadError,
+    PayloadMapper,
+    encode_event,
+    is_missing,
+    lookup,
+    split_path,
+)
+from streams.ingest.http.webhook_openapi import COMPONENTS, PATHS
+from streams.ingest.producer import BrokerUnavailableError, IngestProducer
+from streams.logs import mask_emails
+
+logger = logging.getLogger(__name__)
+
+Record = tuple[bytes, bytes]
+
+
+class _RefusedError(Exception):
+    """Answer the sender with ``status`` and a reason; nothing was produced."""
+
+    def __init__(self, status: int, reason: str, detail: str, index: int | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.detail, self.index = status, reason, detail, index
+
+
+def _json(
+    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class WebhookService:
+    def __init__(
+        self, options: WebhookOptions, sources: Mapping[str, SourceConfig], context: FeatureContext
+    ) -> None:
+        self.options = options
+        self.sources = dict(sources)
+        self.settings = context.settings
+        self.producer: IngestProducer = context.producer
+        self.decoder = EventDecoder.from_settings(context.settings)
+        self.mappers = {
+            name: PayloadMapper(
+                source=config.source or name,
+                id_field=config.id_field,
+                properties=config.properties,
+                timestamp_field=config.timestamp_field,
+                event_id_field=config.event_id_field,
+            )
+            for name, config in self.sources.items()
+        }
+        self.fetchers = {
+            name: ProfileFetcher(config.fetch)
+            for name, config in self.sources.items()
+            if config.fetch is not None
+        }
+        self.dead_letters: DeadLetterWriter | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self, _app: web.Application) -> None:
+        for fetcher in self.fetchers.values():
+            await fetcher.start()
+        if self.fetchers:
+            self.dead_letters = DeadLetterWriter(
+                self.settings, timeout_s=self.options.dlq_timeout_s
+            )
+
+    async def stop(self, _app: web.Application) -> None:
+        for fetcher in self.fetchers.values():
+            await fetcher.close()
+        if self.dead_letters is not None:
+            self.dead_letters.close()
+
+    # -- handlers ------------------------------------------------------------------------
+    async def push(self, request: web.Request) -> web.StreamResponse:
+        try:
+            name, config = self._source(request)
+            body = await self._authorized_body(request, name, config)
+            received_ms = _now_ms()
+            profiles = self._profiles(body, config)
+            records = [
+                self._record(name, profile, received_ms, index=i)
+                for i, profile in enumerate(profiles)
+            ]
+        except _RefusedError as refused:
+            return self._refusal(refused)
+        return await self._produce(records, attempts=None)
+
+    async def notify(self, request: web.Request) -> web.StreamResponse:
+        try:
+            name, config = self._source(request)
+            fetcher = self.fetchers.get(name)
+            if fetcher is None:
+                raise _RefusedError(404, "no_fetch", f"source {name} takes pushed profiles only")
+            await self._authorized_body(request, name, config)
+            profile_id = request.query.get("id", "").strip()
+            if not profile_id or len(profile_id) > MAX_ID_LENGTH:
+                raise _RefusedError(
+                    400, "missing_id", f"?id= is required, 1-{MAX_ID_LENGTH} characters"
+                )
+        except _RefusedError as refused:
+            return self._refusal(refused)
+        received_ms = _now_ms()
+        notification = orjson.dumps(
+            {
+                "webhook": name,
+                "id": profile_id,
+                "received_at": received_ms,
+                "method": request.method,
+            }
+        )
+        try:
+            fetched = await fetcher.fetch(profile_id)
+        except FetchFailedError as exc:
+            return await self._dead_letter(
+                name, profile_id, notification, received_ms, exc.reason, exc.detail, exc.attempts
+            )
+        try:
+            profile = self._unwrap(name, orjson.loads(fetched.body))
+            record = self._record(name, profile, received_ms, fallback_id=profile_id)
+        except orjson.JSONDecodeError:
+            reason, detail = "origin_bad_json", "the origin's answer is not JSON"
+        except _RefusedError as refused:
+            reason, detail = refused.reason, refused.detail
+        else:
+            return await self._produce([record], attempts=fetched.attempts)
+        # The origin's own bytes are what a person needs to repair and replay.
+        return await self._dead_letter(
+            name, profile_id, fetched.body, received_ms, reason, detail, fetched.attempts
+        )
+
+    # -- steps ---------------------------------------------------------------------------
+    def _source(self, request: web.Request) -> tuple[str, SourceConfig]:
+        name = request.match_info["source"]
+        config = self.sources.get(name)
+        if config is None:
+            raise _RefusedError(404, "unknown_source", f"no webhook source named {name[:100]!r}")
+        return name, config
+
+    async def _authorized_body(
+        self, request: web.Request, name: str, config: SourceConfig
+    ) -> bytes:
+        if request.content_length is not None and request.content_length > config.max_body_bytes:
+            raise _RefusedError(413, "too_large", f"body larger than {config.max_body_bytes} bytes")
+        body = await request.read()
+        if len(body) > config.max_body_bytes:
+            raise _RefusedError(413, "too_large", f"body larger than {config.max_body_bytes} bytes")
+        token = presented_token(request, config.token_header)
+        if token is None and config.allow_query_token:
+            token = request.query.get("token")
+        signature = request.headers.get(config.signature_header)
+        if not (token_matches(token, config.tokens) or config.signature_matches(signature, body)):
+            raise unauthorized(f"webhooks/{name}")
+        return body
+
+    @staticmethod
+    def _profiles(body: bytes, config: SourceConfig) -> list[Any]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _RefusedError(400, "bad_json", f"{exc.msg} at char {exc.pos}") from exc
+        profiles = payload if isinstance(payload, list) else [payload]
+        if not profiles:
+            raise _RefusedError(400, "empty", "an empty array holds no profile")
+        if len(profiles) > config.max_batch:
+            raise _RefusedError(413, "too_many", f"{len(profiles)} profiles > {config.max_batch}")
+        return profiles
+
+    def _unwrap(self, name: str, answer: Any) -> Any:
+        fetch = self.sources[name].fetch
+        if fetch is None or not fetch.profile_path:
+            return answer
+        profile = lookup(answer, split_path(fetch.profile_path))
+        if is_missing(profile):
+            raise _RefusedError(422, "origin_no_profile", f"no profile at {fetch.profile_path!r}")
+        return profile
+
+    def _record(
+        self,
+        name: str,
+        profile: Any,
+        received_ms: int,
+        *,
+        index: int | None = None,
+        fallback_id: str | None = None,
+    ) -> Record:
+        try:
+            event = self.mappers[name].event(profile, received_ms, fallback_id=fallback_id)
+            key, value = encode_event(event)
+            # The processor's own validation, so a 200 never hides a future dead letter.
+            self.decoder.decode(key, value, received_ms, _now_ms())
+        except (PayloadError, InvalidEventError) as exc:
+            raise _RefusedError(422, exc.reason, mask_emails(exc.detail), index) from exc
+        return key, value
+
+    async def _produce(self, records: list[Record], *, attempts: int | None) -> web.Response:
+        try:
+            errors = await self.producer.send(records)
+        except BrokerUnavailableError as exc:
+            return self._unavailable(str(exc), exc.retry_after)
+        if errors:
+            first = min(errors)
+            return self._unavailable(
+                f"{len(errors)} of {len(records)} events not delivered: {errors[first]}", 1
+            )
+        answer: dict[str, Any] = {"status": "accepted", "events": len(records)}
+        if attempts is not None:
+            answer["attempts"] = attempts
+        return _json(200, answer)
+
+    async def _dead_letter(
+        self,
+        name: str,
+        profile_id: str,
+        value: bytes,
+        received_ms: int,
+        reason: str,
+        detail: str,
+        attempts: int,
+    ) -> web.Response:
+        assert self.dead_letters is not None  # started with the fetchers
+        headers = dead_letter_headers(
+            reason=reason,
+            detail=detail,
+            origin=f"webhooks/{name}/notify",
+            received_ms=received_ms,
+            extra=[("dlq.webhook.id", profile_id), ("dlq.attempts", str(attempts))],
+        )
+        try:
+            await self.dead_letters.write(profile_id.encode(), value, headers)
+        except BrokerUnavailableError as exc:
+            return self._unavailable(str(exc), exc.retry_after)
+        logger.warning(
+            "webhook dead-lettered source=%s id=%s reason=%s attempts=%d",
+            name,
+            mask_emails(profile_id),
+            reason,
+            attempts,
+        )
+        answer = {"status": "dead_lettered", "reason": reason, "detail": mask_emails(detail)}
+        return _json(202, {**answer, "attempts": attempts})
+
+    @staticmethod
+    def _refusal(refused: _RefusedError) -> web.Response:
+        body: dict[str, Any] = {"error": refused.reason, "detail": refused.detail}
+        if refused.index is not None:
+            body["index"] = refused.index
+        return _json(refused.status, body)
+
+    @staticmethod
+    def _unavailable(detail: str, retry_after: int | float) -> web.Response:
+        logger.warning("webhook not accepted: kafka unavailable detail=%s", detail)
+        body = {"error": "kafka_unavailable", "detail": detail}
+        return _json(503, body, {"Retry-After": str(max(1, round(retry_after)))})
+
+
+def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Feature:
+    """The ``[webhooks]`` feature; raises ConfigError on a bad section."""
+    options, sources = parse_section(section)
+    service = WebhookService(options, sources, context)
+    return Feature(
+        name="webhooks",
+        routes=[
+            web.post("/webhooks/{source}", service.push),
+            web.get("/webhooks/{source}/notify", service.notify, allow_head=False),
+            web.post("/webhooks/{source}/notify", service.notify),
+        ],
+        openapi_paths=PATHS,
+        openapi_components=COMPONENTS,
+        on_startup=[service.start],
+        on_cleanup=[service.stop],
+    )

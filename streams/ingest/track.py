@@ -1,0 +1,214 @@
+"""Tracking request bodies to per-command results and change-event records (pure, no I/O).
+
+A body is a Bloomreach-style batch ``{"commands": [...]}``, one native change event (DESIGN.md)
+or a JSON array of them. The body is parsed once; each accepted command becomes one
+``(key, value)`` record whose value is then validated by :class:`EventDecoder` exactly as the
+processor will read it, so nothing accepted here is dead-lettered later for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.codecs.events import EventDecoder
+from streams.errors import InvalidEventError, StreamsError
+
+CUSTOMERS = "customers"
+SYSTEM_TIME = "system/time"
+SYSTEM_COOKIE = "system/cookie"
+# Bloomreach commands this service does not implement: a clear per-command error, never a guess.
+UNSUPPORTED = frozenset({SYSTEM_COOKIE, "customers/events", "customers/properties"})
+COMMAND_FIELDS = frozenset({"name", "data"})
+CUSTOMERS_FIELDS = frozenset({"customer_ids", "properties", "update_timestamp", "event_id"})
+OK: dict[str, Any] = {"success": True}
+_NAME_CLIP = 48
+
+
+class TrackRequestError(StreamsError):
+    """The request as a whole is unacceptable (not a single command of it is looked at)."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class TrackOptions:
+    """``id_kinds``: which ``customer_ids`` entry names the customer, first present wins."""
+
+    source: str = "track"
+    id_kinds: tuple[str, ...] = ("registered",)
+    max_commands: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.source or not self.id_kinds or self.max_commands < 1:
+            raise ValueError("TrackOptions needs a source, an id kind and max_commands >= 1")
+
+
+@dataclass(slots=True)
+class TrackBatch:
+    """``results`` has one entry per command, in order; ``records`` the events to produce."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    rejected_reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rejected(self) -> int:
+        return self.rejected_reasons.total()
+
+    @property
+    def accepted(self) -> int:
+        return len(self.results) - self.rejected
+
+    def fail(self, reason: str, detail: str) -> None:
+        self.results.append({"success": False, "error": detail, "reason": reason})
+        self.rejected_reasons[reason] += 1
+
+
+def parse_track_body(
+    body: bytes, decoder: EventDecoder, options: TrackOptions, now_ms: int
+) -> TrackBatch:
+    """Per-command results and the records to produce; ``now_ms`` is the receive time.
+
+    Raises :class:`TrackRequestError` for a body that is not JSON, has the wrong shape, holds no
+    command or more than ``options.max_commands``."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise TrackRequestError(400, "bad_json", f"{exc.msg} at char {exc.pos}") from exc
+    if type(doc) is dict and "commands" in doc:
+        if len(doc) != 1:
+            unknown = ", ".join(sorted(_clip(str(name)) for name in doc if name != "commands"))
+            raise TrackRequestError(400, "bad_shape", f"unknown top-level field(s): {unknown}")
+        commands = doc["commands"]
+        if type(commands) is not list:
+            raise TrackRequestError(400, "bad_shape", "commands must be an array")
+        _check_count(len(commands), options)
+        return _batch(commands, decoder, options, now_ms, bloomreach=True)
+    if type(doc) is dict:
+        return _batch([doc], decoder, options, now_ms, bloomreach=False)
+    if type(doc) is list:
+        _check_count(len(doc), options)
+        return _batch(doc, decoder, options, now_ms, bloomreach=False)
+    raise TrackRequestError(
+        400,
+        "bad_shape",
+        f'top level is {type(doc).__name__}: expected {{"commands": [...]}}, '
+        "a change event or an array of change events",
+    )
+
+
+def _check_count(count: int, options: TrackOptions) -> None:
+    if count == 0:
+        raise TrackRequestError(400, "empty", "the request holds no command")
+    if count > options.max_commands:
+        raise TrackRequestError(
+            413, "too_many_commands", f"{count} commands > {options.max_commands} per request"
+        )
+
+
+def _batch(
+    items: list[Any], decoder: EventDecoder, options: TrackOptions, now_ms: int, *, bloomreach: bool
+) -> TrackBatch:
+    batch = TrackBatch()
+    results, records = batch.results, batch.records
+    for item in items:
+        try:
+            if bloomreach:
+                event = _command(item, options, now_ms, results)
+                if event is None:
+                    continue
+            elif type(item) is dict:
+                event = item
+            else:
+                raise InvalidEventError("not_an_object", "a change event must be an object")
+            value = orjson.dumps(event)
+            customer_id = event.get("customer_id")
+            key = customer_id.encode() if type(customer_id) is str else None
+            # Native events without a time take the record's (CreateTime, stamped at produce).
+            decoder.decode(key, value, now_ms, now_ms)
+        except InvalidEventError as exc:
+            batch.fail(exc.reason, exc.detail or exc.reason)
+            continue
+        except (UnicodeEncodeError, orjson.JSONEncodeError) as exc:  # lone surrogates and such
+            batch.fail("bad_type", f"not encodable as UTF-8 JSON ({type(exc).__name__})")
+            continue
+        assert key is not None  # decode() succeeded, so customer_id is a non-empty str
+        results.append(OK)
+        records.append((key, value))
+    return batch
+
+
+def _command(
+    item: Any, options: TrackOptions, now_ms: int, results: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The native event of a ``customers`` command; ``None`` when the command was answered."""
+    if type(item) is not dict:
+        raise InvalidEventError("bad_command", "a command must be an object")
+    name = item.get("name")
+    if type(name) is not str:
+        raise InvalidEventError("bad_command", "a command needs a string name")
+    if not COMMAND_FIELDS.issuperset(item):
+        unknown = ", ".join(sorted(_clip(str(key)) for key in item.keys() - COMMAND_FIELDS))
+        raise InvalidEventError("unknown_field", f"unknown command field(s): {unknown}")
+    if name == CUSTOMERS:
+        return _customers(item.get("data"), options, now_ms)
+    if name == SYSTEM_TIME:
+        results.append({"success": True, "time": now_ms / 1000})
+        return None
+    if name in UNSUPPORTED:
+        raise InvalidEventError(
+            "unsupported_command",
+            f"{name} is not supported here: send customers commands with customer_ids",
+        )
+    raise InvalidEventError("unknown_command", f"unknown command {_clip(name)!r}")
+
+
+def _customers(data: Any, options: TrackOptions, now_ms: int) -> dict[str, Any]:
+    if type(data) is not dict:
+        raise InvalidEventError("bad_command", "a customers command needs a data object")
+    if not CUSTOMERS_FIELDS.issuperset(data):
+        unknown = ", ".join(sorted(_clip(str(key)) for key in data.keys() - CUSTOMERS_FIELDS))
+        raise InvalidEventError("unknown_field", f"unknown data field(s): {unknown}")
+    ids = data.get("customer_ids")
+    if type(ids) is not dict:
+        raise InvalidEventError("missing_customer_id", "data.customer_ids must be an object")
+    customer_id: str | None = None
+    for kind in options.id_kinds:
+        value = ids.get(kind)
+        if value is None:
+            continue
+        if type(value) is not str or not value:
+            raise InvalidEventError("bad_type", f"customer_ids.{kind} must be a non-empty string")
+        customer_id = value
+        break
+    if customer_id is None:
+        kinds = ", ".join(options.id_kinds)
+        raise InvalidEventError("missing_customer_id", f"customer_ids has none of: {kinds}")
+    timestamp = data.get("update_timestamp")
+    event: dict[str, Any] = {
+        "customer_id": customer_id,
+        "source": options.source,
+        # Stamped now, not left to Kafka: a slow broker must not move the update time.
+        "update_timestamp": now_ms / 1000 if timestamp is None else timestamp,
+        "properties": data.get("properties", {}),
+    }
+    event_id = data.get("event_id")
+    if event_id is not None:
+        event["event_id"] = event_id
+    return event
+
+
+def _clip(name: str) -> str:
+    """A field or command name safe to echo: short, email local parts masked."""
+    at = name.find("@")
+    if at >= 0:
+        name = f"{name[:1]}***{name[at:]}"
+    return name if len(name) <= _NAME_CLIP else f"{name[:_NAME_CLIP]}..."

@@ -1,0 +1,202 @@
+"""An origin's REST API for the notify tests: a real aiohttp server on 127.0.0.1.
+
+``GET /api/contacts/{id}`` answers ``{"data": {...}}`` or 404 for an unknown id, behind the
+configured auth scheme (API key, basic, bearer, OAuth2 client credentials from
+``POST /oauth/token`` with expiring tokens). Faults (status and Retry-After, slow answers) are
+injected per test with ``inject``, in the CRM test server's style (its ``Fault`` is reused).
+``AppThread`` runs any aiohttp application on its own loop in a thread; the tests run the
+ingestion feature under test with it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.test_connect.crm_server import AuthScheme, Fault, Received
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AppThread:
+    """``start()`` serves ``app`` on 127.0.0.1:<free port>; ``url`` then names it."""
+
+    def __init__(self, app: web.Application, name: str = "test-app") -> None:
+        self.app = app
+        self.name = name
+        self.url = ""
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start(self) -> AppThread:
+        ready = threading.Event()
+        runner = web.AppRunner(self.app, shutdown_timeout=0.5, access_log=None)
+
+        def serve() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(runner.setup())
+                site = web.TCPSite(runner, "127.0.0.1", 0)
+                self.loop.run_until_complete(site.start())
+            except BaseException as exc:  # startup hooks failed: tell start()
+                self._failure = exc
+                ready.set()
+                return
+            host, port = runner.addresses[0][:2]
+            self.url = f"http://{host}:{port}"
+            ready.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(runner.cleanup())
+            pending = asyncio.all_tasks(self.loop)  # slow answers still sleeping
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()
+
+        self._thread = threading.Thread(target=serve, name=self.name, daemon=True)
+        self._thread.start()
+        if not ready.wait(30):
+            raise RuntimeError(f"{self.name} did not start")
+        if self._failure is not None:
+            raise RuntimeError(f"{self.name} failed to start") from self._failure
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(30)
+        self._thread = None
+
+
+@dataclass
+class OriginServer:
+    auth: AuthScheme = "none"
+    api_key_header: str = "Api-Key"
+    secret: str = "origin-secret"  # API key, basic password, bearer token or client secret
+    username: str = "hub-client"  # basic user name or OAuth client id
+    token_ttl_s: float = 3600.0
+    received: list[Received] = field(default_factory=list)
+    token_requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _tokens: dict[str, float] = field(default_factory=dict)
+    _faults: list[Fault] = field(default_factory=list)
+    _serial: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _app_thread: AppThread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._app_thread is not None, "OriginServer.start() first"
+        return self._app_thread.url
+
+    def start(self) -> OriginServer:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_post("/oauth/token", self._token)
+        app.router.add_get("/api/contacts/{id}", self._contact)
+        self._app_thread = AppThread(app, "origin-server").start()
+        return self
+
+    def stop(self) -> None:
+        if self._app_thread is not None:
+            self._app_thread.stop()
+
+    # -- control and inspection ------------------------------------------------------------
+    def seed(self, contact_id: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            self._contacts[contact_id] = dict(fields)
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._faults.extend(Fault(**vars(fault)) for _ in range(times))
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    def requests(self, path_contains: str = "/api/") -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if path_contains in r.path]
+
+    # -- plumbing --------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        with self._lock:
+            self.received.append(
+                Received(
+                    request.method, request.path, dict(request.query), dict(request.headers), None
+                )
+            )
+            fault = next((f for f in self._faults if f.matches(request)), None)
+            if fault is not None:
+                self._faults.remove(fault)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if fault is not None:
+                await asyncio.sleep(fault.delay_s)  # a slow origin: the client may give up first
+                if fault.status is not None:
+                    headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+                    return web.json_response(fault.body or {}, status=fault.status, headers=headers)
+            if not self._authorized(request):
+                return web.json_response({"error": "unauthorized"}, status=401)
+            return await handler(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if self.auth == "api_key":
+            return request.headers.get(self.api_key_header) == self.secret
+        if self.auth == "basic":
+            return header == "Basic " + _b64(f"{self.username}:{self.secret}")
+        if self.auth == "bearer":
+            return header == f"Bearer {self.secret}"
+        if self.auth == "oauth2":
+            with self._lock:
+                expiry = self._tokens.get(header.removeprefix("Bearer "))
+            return expiry is not None and time.monotonic() < expiry
+        return True
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        client = (str(form.get("client_id", "")), str(form.get("client_secret", "")))
+        basic = request.headers.get("Authorization", "")
+        if basic.startswith("Basic "):
+            user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
+            client = (user, password)
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        if client != (self.username, self.secret):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        with self._lock:
+            self.token_requests += 1
+            self._serial += 1
+            token = f"origin-token-{self._serial}"
+            self._tokens[token] = time.monotonic() + self.token_ttl_s
+        return web.json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s}
+        )
+
+    async def _contact(self, request: web.Request) -> web.Response:
+        with self._lock:
+            contact = self._contacts.get(request.match_info["id"])
+        if contact is None:
+            return web.json_response({"error": {"code": "not_found"}}, status=404)
+        return web.json_response({"data": {"id": request.match_info["id"], **contact}})
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()

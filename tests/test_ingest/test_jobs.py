@@ -1,0 +1,267 @@
+"""The jobs API over real HTTP: bootstrap and export jobs against the real broker."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiohttp import web
+from confluent_kafka import KafkaException
+from openapi_spec_validator import validate
+
+from streams.bootstrap.generate import generate_snapshot, sample_mapping
+from streams.errors import ConfigError
+from streams.ingest.http.feature import FeatureContext
+from streams.ingest.http.jobs import build_feature
+from streams.ingest.producer import IngestProducer
+from streams.processor.runner import WorkerService
+from streams.settings import Settings
+from streams.testing import produce_events, read_topic, wait_until
+from tests.test_ingest.origin_server import AppThread
+
+TOKEN = "jobs-token-1"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+@contextmanager
+def serve(settings: Settings, section: dict[str, Any]) -> Iterator[str]:
+    producer = IngestProducer(settings)  # the context's; jobs bring their own clients
+    feature = build_feature(section, FeatureContext(settings, producer))
+    app = web.Application()
+    feature.install(app)
+    server = AppThread(app, "jobs-under-test").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        producer.close()
+
+
+def jobs_section(tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    csv = tmp_path / "snapshot.csv"
+    shutil.copy(SAMPLES / "customers_snapshot.csv", csv)
+    mapping = SAMPLES / "bootstrap_mapping.json"
+    output = tmp_path / "out" / "{job_id}.jsonl"
+    return {
+        "tokens": [TOKEN],
+        "state_dir": str(tmp_path / "jobs"),
+        "bootstrap": {
+            "nightly": {
+                "source": str(csv),
+                "mapping": str(mapping),
+                "max_reject_share": 1.0,
+            },
+            "missing": {"source": str(tmp_path / "nope.csv"), "mapping": str(mapping)},
+            "crm-db": {
+                "source": "postgresql://sync:hunter2@127.0.0.1:1/crm",
+                "query": "SELECT 1",
+                "mapping": str(mapping),
+            },
+        },
+        "export": {"profiles": {"format": "jsonl", "output": str(output)}},
+        **changes,
+    }  # fmt: skip
+
+
+def start(url: str, kind: str, body: dict[str, Any]) -> str:
+    answer = httpx.post(f"{url}/jobs/{kind}", json=body, headers=AUTH)
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert job["state"] == "queued"
+    assert answer.headers["Location"] == job["links"]["self"] == f"/jobs/{job['id']}"
+    return str(job["id"])
+
+
+def finished(url: str, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def done() -> bool:
+        seen.update(httpx.get(f"{url}/jobs/{job_id}", headers=AUTH).json())
+        return seen["state"] in ("succeeded", "failed")
+
+    wait_until(done, timeout=timeout, every=0.1)
+    return seen
+
+
+def read(settings: Settings, topic: str) -> list[Any]:
+    for _ in range(10):
+        try:
+            return read_topic(settings, topic)
+        except KafkaException:  # a fresh topic's leadership settling
+            time.sleep(0.5)
+    return read_topic(settings, topic)
+
+
+def test_bootstrap_job_runs_to_its_report_and_events(streams_settings, tmp_path) -> None:
+    settings = streams_settings()
+    with serve(settings, jobs_section(tmp_path)) as url:
+        job_id = start(url, "bootstrap", {"config": "nightly"})
+        job = finished(url, job_id)
+    assert job["state"] == "succeeded", job["error"]
+    assert (job["type"], job["config"]) == ("bootstrap", "nightly")
+    assert job["total_records"] == 8 == job["records_processed"]
+    report = job["report"]
+    assert (report["job_id"], report["status"]) == (job_id, "completed")
+    assert report["total"] == 8
+    assert job["created_at"] <= job["started_at"] <= job["finished_at"]
+    records = read(settings, settings.input_topic)
+    assert len(records) == report["produced"] > 0
+    assert {r.key for r in records} <= {f"c-{n}".encode() for n in range(1000, 1010)}
+
+
+def test_progress_is_visible_while_a_throttled_bootstrap_runs(streams_settings, tmp_path) -> None:
+    settings = streams_settings()
+    csv, mapping = tmp_path / "big.csv", tmp_path / "big.mapping.json"
+    generate_snapshot(csv, 600)
+    mapping.write_bytes(orjson.dumps(sample_mapping()))
+    section = jobs_section(tmp_path, max_concurrent=1, retry_after_s=7)
+    section["bootstrap"]["big"] = {"source": str(csv), "mapping": str(mapping), "max_rate": 200}
+    views: list[dict[str, Any]] = []
+    with serve(settings, section) as url:
+        job_id = start(url, "bootstrap", {"config": "big"})
+        busy = httpx.post(f"{url}/jobs/export", json={"config": "profiles"}, headers=AUTH)
+
+        def done() -> bool:
+            views.append(httpx.get(f"{url}/jobs/{job_id}", headers=AUTH).json())
+            return bool(views[-1]["state"] == "succeeded")
+
+        wait_until(done, timeout=60, every=0.2)
+    assert (busy.status_code, busy.headers["Retry-After"]) == (429, "7")
+    running = [v for v in views if v["state"] == "running" and v["total_records"] == 600]
+    partial = [v["records_processed"] for v in running if 0 < v["records_processed"] < 600]
+    assert partial, "progress between 0 and the total was observed"
+    assert partial == sorted(partial)
+    assert views[-1]["records_processed"] == 600 == views[-1]["report"]["total"]
+
+
+def test_export_job_writes_every_profile(streams_settings, tmp_path) -> None:
+    settings = streams_settings()
+    service = WorkerService(settings)
+    service.start()
+    try:
+        assert service.worker is not None
+        assert service.worker.wait_assigned(60)
+        produce_events(
+            settings,
+            [
+                {"customer_id": "c-1", "source": "crm", "update_timestamp": 1700000000,
+                 "properties": {"city": "Brno", "vip": True}},
+                {"customer_id": "c-2", "source": "crm", "update_timestamp": 1700000001,
+                 "properties": {"score": 7}},
+            ],
+        )  # fmt: skip
+        worker = service.worker
+        wait_until(lambda: worker.totals.events_in >= 2, timeout=60)
+    finally:
+        service.stop()
+    with serve(settings, jobs_section(tmp_path)) as url:
+        job = finished(url, start(url, "export", {"config": "profiles"}))
+    assert job["state"] == "succeeded", job["error"]
+    output = Path(job["report"]["output"])
+    assert output == tmp_path / "out" / f"{job['id']}.jsonl"
+    lines = sorted(orjson.loads(line)["customer_id"] for line in output.read_text().splitlines())
+    assert lines == ["c-1", "c-2"]
+    assert job["report"]["profiles"] == 2
+    assert job["records_processed"] == job["total_records"] >= 2
+
+
+def test_failing_jobs_end_failed_with_a_masked_error(streams_settings, tmp_path) -> None:
+    settings = streams_settings()
+    with serve(settings, jobs_section(tmp_path)) as url:
+        missing = finished(url, start(url, "bootstrap", {"config": "missing"}))
+        database = finished(url, start(url, "bootstrap", {"config": "crm-db"}))
+    assert missing["state"] == "failed"
+    assert "cannot read the source" in missing["error"]
+    assert "nope.csv" in missing["error"]
+    assert missing["finished_at"] is not None
+    assert database["state"] == "failed"
+    assert "hunter2" not in orjson.dumps(database).decode()
+    assert "sync:***@" in database["error"]
+
+
+def test_refusals(streams_settings, tmp_path) -> None:
+    settings = streams_settings()
+    with serve(settings, jobs_section(tmp_path)) as url:
+        no_token = httpx.post(f"{url}/jobs/bootstrap", json={"config": "nightly"})
+        wrong = httpx.get(f"{url}/jobs", headers={"X-API-Key": "nope"})
+        unknown = httpx.post(f"{url}/jobs/export", json={"config": "nope"}, headers=AUTH)
+        extra = httpx.post(
+            f"{url}/jobs/bootstrap", json={"config": "nightly", "source": "/etc"}, headers=AUTH
+        )
+        no_job = httpx.get(f"{url}/jobs/export-20260101T000000-deadbeef", headers=AUTH)
+        traversal = httpx.get(f"{url}/jobs/..%2F..%2Fetc", headers=AUTH)
+        listed = httpx.get(f"{url}/jobs", headers={"X-API-Key": TOKEN})
+    assert no_token.status_code == wrong.status_code == 401
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_config")
+    assert (extra.status_code, extra.json()["error"]) == (422, "bad_request")
+    assert "source" in extra.json()["detail"]
+    assert no_job.status_code == traversal.status_code == 404
+    assert listed.json() == {"jobs": []}
+
+
+def test_finished_jobs_survive_a_restart(streams_settings, tmp_path) -> None:
+    settings = streams_settings()
+    section = jobs_section(tmp_path)
+    with serve(settings, section) as url:
+        before = finished(url, start(url, "bootstrap", {"config": "nightly"}))
+    with serve(settings, section) as url:
+        after = httpx.get(f"{url}/jobs/{before['id']}", headers=AUTH).json()
+        listed = httpx.get(f"{url}/jobs", headers=AUTH).json()["jobs"]
+    assert after == before
+    assert [job["id"] for job in listed] == [before["id"]]
+
+
+def test_a_job_cut_short_by_a_restart_is_marked_failed(tmp_path) -> None:
+    state = tmp_path / "jobs"
+    state.mkdir()
+    record = {
+        "id": "bootstrap-20260101T000000-0badc0de", "type": "bootstrap", "config": "nightly",
+        "params": {}, "state": "running", "created_at": 1, "started_at": 2, "finished_at": None,
+        "records_processed": None, "total_records": 10, "report": None, "error": None,
+    }  # fmt: skip
+    (state / f"{record['id']}.json").write_bytes(orjson.dumps(record))
+    with serve(Settings(), jobs_section(tmp_path)) as url:
+        job = httpx.get(f"{url}/jobs/{record['id']}", headers=AUTH).json()
+    assert job["state"] == "failed"
+    assert job["error"].startswith("interrupted")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tokens": []}, "tokens"),
+        ({"bootstrap": {}, "export": {}}, "names no job"),
+        ({"colour": "red"}, "colour"),
+        ({"export": {"x": {"format": "xml", "output": "o"}}}, "export.x.format"),
+        ({"bootstrap": {"x": {"source": "a", "mapping": "m", "max_rate": 0}}}, "x.max_rate"),
+    ],
+)  # fmt: skip
+def test_bad_configuration_is_refused_precisely(tmp_path, changes, message) -> None:
+    context = FeatureContext(Settings(), IngestProducer(Settings()))
+    with pytest.raises(ConfigError, match=message):
+        build_feature(jobs_section(tmp_path, **changes), context)
+
+
+def test_openapi_fragment_is_valid(tmp_path) -> None:
+    feature = build_feature(
+        jobs_section(tmp_path), FeatureContext(Settings(), IngestProducer(Settings()))
+    )
+    validate(
+        {
+            "openapi": "3.1.0",
+            "info": {"title": "jobs", "version": "1"},
+            "paths": dict(feature.openapi_paths),
+            "components": {k: dict(v) for k, v in feature.openapi_components.items()},
+        }
+    )
+    routes = {(r.method, r.path) for r in feature.routes}  # type: ignore[attr-defined]
+    documented = {(m.upper(), p) for p, item in feature.openapi_paths.items() for m in item}
+    assert routes == documented
