@@ -20,20 +20,18 @@ The machine is shared and noisy: rounds alternate the contenders and the median 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import BenchRow, bench_table, kafka, raw_produce
 from benchmarks.data import create_topic, topic_size
 from streams.bootstrap.files import CsvSource
 from streams.bootstrap.generate import generate_snapshot, sample_mapping
@@ -42,8 +40,6 @@ from streams.bootstrap.mapping import BootstrapMapping, parse_mapping
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import Status
 from streams.bootstrap.rows import ChunkConverter, RowLimits
-from streams.broker.embedded import EmbeddedKafka, ensure_jars
-from streams.kafka.clients import producer_config
 from streams.settings import Settings
 
 RAW = "raw producer, errors only"
@@ -51,8 +47,6 @@ RAW_CALLBACK = "raw producer, callback per record"
 BOOTSTRAP = "bootstrap job"
 CONTENDERS = (RAW, RAW_CALLBACK, BOOTSTRAP)
 TARGET_VS_RAW = 0.7
-POLL_EVERY = 20_000
-FLUSH_TIMEOUT = 300.0
 DUPLICATES, BAD_EMAILS, REMOVALS = 0.01, 0.001, 0.001
 # "sample": the generator's mapping (8 typed properties, a constant, opt-outs, duplicates
 # detected); "lean": three text properties, as a plain CRM export would map them.
@@ -69,21 +63,6 @@ MAPPINGS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class BenchRow:
-    """One contender: the median of its rounds, and its rate over the raw producer's."""
-
-    contender: str
-    rows: int
-    seconds: float
-    rounds: tuple[float, ...]
-    vs_raw: float
-
-    @property
-    def rate(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-
 def run(
     rows: int = 1_000_000,
     *,
@@ -95,7 +74,7 @@ def run(
 ) -> list[BenchRow]:
     """Measure every contender ``repeat`` times; one row per contender (medians)."""
     console = console or Console()
-    with _work_dir(work_dir) as root, _kafka(bootstrap) as servers:
+    with _work_dir(work_dir) as root, kafka(bootstrap) as servers:
         snapshot = root / "snapshot.csv"
         generate_snapshot(
             snapshot, rows, duplicate_share=DUPLICATES, bad_email_share=BAD_EMAILS,
@@ -116,23 +95,18 @@ def run(
                 if name == BOOTSTRAP:
                     count, seconds = _bootstrap(settings, snapshot, parsed, root, round_number)
                 else:
-                    count, seconds = _raw(settings, records, callback=name == RAW_CALLBACK)
+                    seconds = raw_produce(settings, records, callback=name == RAW_CALLBACK)
+                    count = len(records)
                 stored = topic_size(servers, topic)
                 if stored != len(records):
                     raise RuntimeError(f"{name}: topic holds {stored}, expected {len(records)}")
                 rounds[name].append((count, seconds))
                 console.print(f"  round {round_number + 1} {name}: {count / seconds:,.0f} rows/s")
-    raw_seconds = statistics.median(seconds for _, seconds in rounds[RAW])
     result = []
     for name in CONTENDERS:
-        seconds = statistics.median(s for _, s in rounds[name])
+        times = tuple(seconds for _, seconds in rounds[name])
         count = rows if name == BOOTSTRAP else len(records)
-        raw_rate = len(records) / raw_seconds
-        result.append(
-            BenchRow(
-                name, count, seconds, tuple(s for _, s in rounds[name]), count / seconds / raw_rate
-            )
-        )
+        result.append(BenchRow(name, count, statistics.median(times), times))
     return result
 
 
@@ -153,41 +127,6 @@ def _encode(snapshot: Path, mapping: BootstrapMapping) -> list[tuple[bytes, byte
             out = converter.convert(chunk.rows, chunk.lines)
             records += zip(map(str.encode, out.ids), out.payloads, strict=True)
     return records
-
-
-def _raw(
-    settings: Settings, records: list[tuple[bytes, bytes]], *, callback: bool
-) -> tuple[int, float]:
-    errors: list[object] = []
-
-    def on_error(error: object, message: object) -> None:
-        if error is not None:
-            errors.append(error)
-
-    overrides: dict[str, object] = {"client.id": "bench-raw"}
-    if not callback:
-        overrides |= {"delivery.report.only.error": True, "on_delivery": on_error}
-    producer = Producer(producer_config(settings, **overrides))
-    producer.list_topics(settings.input_topic, timeout=30)  # metadata before the clock starts
-    topic, produce, poll = settings.input_topic, producer.produce, producer.poll
-    started = time.perf_counter()
-    for index, (key, value) in enumerate(records):
-        while True:
-            try:
-                if callback:
-                    produce(topic, value, key, on_delivery=on_error)
-                else:
-                    produce(topic, value, key)
-                break
-            except BufferError:
-                poll(0.05)
-        if index % POLL_EVERY == 0:
-            poll(0)
-    remaining = producer.flush(FLUSH_TIMEOUT)
-    seconds = time.perf_counter() - started
-    if remaining or errors:
-        raise RuntimeError(f"raw producer: {remaining} undelivered, errors {errors[:3]}")
-    return len(records), seconds
 
 
 def _bootstrap(
@@ -217,30 +156,15 @@ def _work_dir(path: Path | None) -> Iterator[Path]:
         yield Path(scratch)
 
 
-@contextmanager
-def _kafka(bootstrap: str | None) -> Iterator[str]:
-    configured = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        yield configured
-        return
-    with EmbeddedKafka(libs_dir=ensure_jars()) as broker:
-        yield broker.bootstrap_servers
-
-
 def table(rows: list[BenchRow]) -> Table:
-    out = Table(title="snapshot bootstrap vs raw producer (medians)")
-    for header in ("contender", "rows", "seconds", "rows/s", "x raw (errors only)", "rounds (s)"):
-        out.add_column(header, justify="left" if header == "contender" else "right")
-    for row in rows:
-        rounds = ", ".join(f"{s:.2f}" for s in row.rounds)
-        ratio = f"{row.vs_raw:.2f}"
-        if row.contender == BOOTSTRAP:
-            colour = "green" if row.vs_raw >= TARGET_VS_RAW else "yellow"
-            ratio = f"[{colour}]{ratio}[/{colour}] (target {TARGET_VS_RAW})"
-        out.add_row(
-            row.contender, f"{row.rows:,}", f"{row.seconds:.2f}", f"{row.rate:,.0f}", ratio, rounds
-        )
-    return out
+    return bench_table(
+        "snapshot bootstrap vs raw producer (medians)",
+        "rows",
+        rows,
+        RAW,
+        ratio_header="x raw (errors only)",
+        target=(BOOTSTRAP, TARGET_VS_RAW),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,10 @@
 A contender runs as ``python -m benchmarks.<module> '<spec json>'`` and writes its result as
 JSON to ``spec.result_path`` (atomically, via a rename), so the parent never parses a
 half-written file and stdout stays free for the contender's own logging.
+
+The stand-alone benchmarks share the broker (``kafka()``: the configured one or an embedded
+one), the raw producer they measure against (``raw_produce()``), a row per contender and the
+table of those rows (``bench_table()``).
 """
 
 from __future__ import annotations
@@ -11,12 +15,22 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Producer
+from rich.table import Table
+
+from streams.broker.embedded import EmbeddedKafka, ensure_jars
+from streams.kafka.clients import producer_config
+from streams.settings import Settings
+
 PARTITIONS = 8
+POLL_EVERY = 20_000
+FLUSH_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +76,21 @@ class Result:
         return cls(**data)
 
 
+@dataclass(frozen=True, slots=True)
+class BenchRow:
+    """One contender of a stand-alone benchmark: ``count`` events (or rows), the median
+    ``seconds`` of its ``rounds``."""
+
+    contender: str
+    count: int
+    seconds: float
+    rounds: tuple[float, ...]
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+
 def write_result(spec: Spec, result: Result) -> None:
     target = Path(spec.result_path)
     scratch = target.with_suffix(".tmp")
@@ -81,3 +110,80 @@ def contender_main(run: Callable[[Spec], Result]) -> None:
 
 def now() -> float:
     return time.perf_counter()
+
+
+@contextmanager
+def kafka(bootstrap: str | None = None) -> Iterator[str]:
+    """Bootstrap servers: ``bootstrap``, else $KAFKA_BOOTSTRAP_SERVERS, else an embedded broker."""
+    configured = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    with EmbeddedKafka(libs_dir=ensure_jars()) as broker:
+        yield broker.bootstrap_servers
+
+
+def raw_produce(settings: Settings, records: list[tuple[bytes, bytes]], *, callback: bool) -> float:
+    """Seconds to produce ``records`` to the input topic with a plain confluent-kafka producer;
+    ``callback``: a delivery report per record (else only failures report)."""
+    errors: list[object] = []
+
+    def on_error(error: object, _message: object) -> None:
+        if error is not None:
+            errors.append(error)
+
+    overrides: dict[str, object] = {"client.id": "bench-raw"}
+    if not callback:
+        overrides |= {"delivery.report.only.error": True, "on_delivery": on_error}
+    producer = Producer(producer_config(settings, **overrides))
+    producer.list_topics(settings.input_topic, timeout=30)  # metadata before the clock starts
+    topic, produce, poll = settings.input_topic, producer.produce, producer.poll
+    started = time.perf_counter()
+    for index, (key, value) in enumerate(records):
+        while True:
+            try:
+                if callback:
+                    produce(topic, value, key, on_delivery=on_error)
+                else:
+                    produce(topic, value, key)
+                break
+            except BufferError:
+                poll(0.05)
+        if index % POLL_EVERY == 0:
+            poll(0)
+    remaining = producer.flush(FLUSH_TIMEOUT)
+    seconds = time.perf_counter() - started
+    if remaining or errors:
+        raise RuntimeError(f"raw producer: {remaining} undelivered, errors {errors[:3]}")
+    return seconds
+
+
+def bench_table(
+    title: str,
+    unit: str,
+    rows: Sequence[BenchRow],
+    raw: str,
+    *,
+    ratio_header: str = "x raw",
+    target: tuple[str, float] | None = None,
+) -> Table:
+    """Medians per contender, each rate over the ``raw`` contender's; ``target``: a contender
+    and the ratio it should reach (green when it does, else yellow)."""
+    raw_rate = next(row.rate for row in rows if row.contender == raw)
+    out = Table(title=title)
+    for header in ("contender", unit, "seconds", f"{unit}/s", ratio_header, "rounds (s)"):
+        out.add_column(header, justify="left" if header == "contender" else "right")
+    for row in rows:
+        ratio = f"{row.rate / raw_rate:.2f}" if raw_rate else "-"
+        if target is not None and row.contender == target[0] and raw_rate:
+            colour = "green" if row.rate / raw_rate >= target[1] else "yellow"
+            ratio = f"[{colour}]{ratio}[/{colour}] (target {target[1]})"
+        out.add_row(
+            row.contender,
+            f"{row.count:,}",
+            f"{row.seconds:.2f}",
+            f"{row.rate:,.0f}",
+            ratio,
+            ", ".join(f"{s:.2f}" for s in row.rounds),
+        )
+    return out

@@ -17,32 +17,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import queue
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import orjson
-from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import BenchRow, bench_table, kafka, raw_produce
 from benchmarks.data import topic_size
-from streams.broker.embedded import EmbeddedKafka, ensure_jars
+from benchmarks.serve_process import TOPIC_FIELDS, serve_process
 from streams.codecs.events import EventDecoder
 from streams.ingest.track import TrackOptions, parse_track_body
-from streams.kafka.clients import producer_config
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
 
@@ -53,23 +45,6 @@ CONTENDERS = (HTTP, RAW_CALLBACK, RAW)
 API_KEY = "bench-key"
 PARTITIONS = 8
 CUSTOMERS = 50_000
-START_TIMEOUT = 60.0
-FLUSH_TIMEOUT = 300.0
-POLL_EVERY = 20_000
-LISTENING = re.compile(r"listening on (http://\S+)")
-TOPIC_FIELDS = ("input_topic", "upserts_topic", "stale_topic", "dlq_topic", "changelog_topic")
-
-
-@dataclass(frozen=True, slots=True)
-class BenchRow:
-    contender: str
-    events: int
-    seconds: float
-    rounds: tuple[float, ...]
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
 def bodies(events: int, batch: int) -> list[bytes]:
@@ -133,44 +108,9 @@ async def drive(url: str, payloads: list[bytes], clients: int) -> tuple[int, flo
     return accepted, seconds, retries
 
 
-def raw(settings: Settings, records: list[tuple[bytes, bytes]], *, callback: bool) -> float:
-    """Seconds to produce ``records``; ``callback``: a delivery report per record, as the
-    service needs to answer per request (the other way, only failures report)."""
-    errors: list[object] = []
-
-    def on_error(error: object, _message: object) -> None:
-        if error is not None:
-            errors.append(error)
-
-    overrides: dict[str, object] = {"client.id": "bench-raw"}
-    if not callback:
-        overrides |= {"delivery.report.only.error": True, "on_delivery": on_error}
-    producer = Producer(producer_config(settings, **overrides))
-    producer.list_topics(settings.input_topic, timeout=30)  # metadata before the clock starts
-    topic, produce, poll = settings.input_topic, producer.produce, producer.poll
-    started = time.perf_counter()
-    for index, (key, value) in enumerate(records):
-        while True:
-            try:
-                if callback:
-                    produce(topic, value, key, on_delivery=on_error)
-                else:
-                    produce(topic, value, key)
-                break
-            except BufferError:
-                poll(0.05)
-        if index % POLL_EVERY == 0:
-            poll(0)
-    remaining = producer.flush(FLUSH_TIMEOUT)
-    seconds = time.perf_counter() - started
-    if remaining or errors:
-        raise RuntimeError(f"raw producer: {remaining} undelivered, errors {errors[:3]}")
-    return seconds
-
-
 def run(events: int, batch: int, clients: int, repeat: int, console: Console) -> list[BenchRow]:
     payloads = bodies(events, batch)
-    with _kafka() as servers, tempfile.TemporaryDirectory(prefix="streams-bench-http-") as tmp:
+    with kafka() as servers, tempfile.TemporaryDirectory(prefix="streams-bench-http-") as tmp:
         template = Settings(kafka_bootstrap_servers=servers, partitions=PARTITIONS)
         records = records_of(payloads, template)
         if len(records) != events:
@@ -191,7 +131,7 @@ def run(events: int, batch: int, clients: int, repeat: int, console: Console) ->
                     if accepted != events or retries:
                         raise RuntimeError(f"accepted {accepted} of {events}, {retries} 503s")
                 else:
-                    seconds = raw(settings, records, callback=name == RAW_CALLBACK)
+                    seconds = raw_produce(settings, records, callback=name == RAW_CALLBACK)
                     expected = events
                 stored = topic_size(servers, settings.input_topic, PARTITIONS)
                 if stored != expected:
@@ -220,75 +160,12 @@ def _service(settings: Settings, tmp: Path) -> Iterator[str]:
         "[server]\nmax_body_bytes = 134217728\n",
         encoding="utf-8",
     )
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "STREAMS_PARTITIONS": str(settings.partitions),
-        **{f"STREAMS_{field.upper()}": getattr(settings, field) for field in TOPIC_FIELDS},
-    }
-    command = [sys.executable, "-m", "streams.cli.main", "serve", "--config", str(config)]
-    process = subprocess.Popen(
-        [*command, "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        yield _listening_url(process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _listening_url(process: subprocess.Popen[str]) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT
-    seen: list[str] = []
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        match = LISTENING.search(line)
-        if match:
-            return match.group(1)
-    raise RuntimeError("streams serve did not start:\n" + "".join(seen[-20:]))
-
-
-@contextmanager
-def _kafka() -> Iterator[str]:
-    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        yield configured
-        return
-    with EmbeddedKafka(libs_dir=ensure_jars()) as broker:
-        yield broker.bootstrap_servers
+    with serve_process(settings, config) as (_, url):
+        yield url
 
 
 def table(rows: list[BenchRow]) -> Table:
-    raw_rate = next(row.rate for row in rows if row.contender == RAW)
-    out = Table(title="HTTP ingestion vs raw producer (medians)")
-    for header in ("contender", "events", "seconds", "events/s", "x raw", "rounds (s)"):
-        out.add_column(header, justify="left" if header == "contender" else "right")
-    for row in rows:
-        out.add_row(
-            row.contender,
-            f"{row.events:,}",
-            f"{row.seconds:.2f}",
-            f"{row.rate:,.0f}",
-            f"{row.rate / raw_rate:.2f}" if raw_rate else "-",
-            ", ".join(f"{s:.2f}" for s in row.rounds),
-        )
-    return out
+    return bench_table("HTTP ingestion vs raw producer (medians)", "events", rows, RAW)
 
 
 def main(argv: list[str] | None = None) -> int:

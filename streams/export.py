@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ExportFormat = Literal["csv", "jsonl"]
 READ_BATCH = 10_000
+PROGRESS_EVERY = 1000  # records between progress updates
 
 
 @dataclass(slots=True)
@@ -159,8 +160,12 @@ def export_profiles(
     include_timestamps: bool = False,
     output: Path | None = None,
     console: Console | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
-    """Write every current profile; to ``output`` atomically (temp file, rename) or stdout."""
+    """Write every current profile; to ``output`` atomically (temp file, rename) or stdout.
+
+    ``on_progress(records_read)`` is called every ``PROGRESS_EVERY`` changelog records (for
+    callers without a terminal, such as the jobs API)."""
     console = console or Console(stderr=True)
     summary = ExportSummary()
     started = time.monotonic()
@@ -188,8 +193,10 @@ def export_profiles(
 
     def tick() -> None:
         summary.records_read += 1
-        if summary.records_read % 1000 == 0:
+        if summary.records_read % PROGRESS_EVERY == 0:
             progress.update(task, completed=summary.records_read)
+            if on_progress is not None:
+                on_progress(summary.records_read)
 
     target = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp") if output else None
     handle: IO[str] = (

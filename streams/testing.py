@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.records import Rejection, SinkRecord, WriteResult
@@ -31,6 +31,23 @@ class ConsumedRecord:
     headers: dict[str, bytes]
 
 
+# Just after a topic is created its partitions may still be electing leaders.
+_LEADER_ELECTION = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
+_ELECTION_RETRY_SECONDS = 0.2
+
+
+def _high_watermark(consumer: Consumer, partition: TopicPartition, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(partition, timeout=timeout)
+            return int(high)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _LEADER_ELECTION or time.monotonic() > deadline:
+                raise
+            time.sleep(_ELECTION_RETRY_SECONDS)
+
+
 def produce_events(settings: Settings, events: Iterable[Mapping[str, object] | bytes]) -> int:
     """Produce events (dicts become JSON) to the input topic, keyed by customer id."""
     return produce_lines(settings, (e if isinstance(e, bytes) else orjson.dumps(e) for e in events))
@@ -44,7 +61,7 @@ def read_topic(settings: Settings, topic: str, *, timeout: float = 30.0) -> list
         partitions = sorted(metadata.topics[topic].partitions)
         ends: dict[int, int] = {}
         for p in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            high = _high_watermark(consumer, TopicPartition(topic, p), timeout)
             if high > 0:
                 ends[p] = high
         consumer.assign([TopicPartition(topic, p, 0) for p in ends])

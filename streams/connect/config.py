@@ -89,16 +89,23 @@ def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     return value
 
 
-def load_config(path: Path, name: str | None = None) -> ConnectorConfig:
-    """Read a connector's TOML file; ``name`` (from the command line) must match when given."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file with ``${VAR}`` references expanded; SinkConfigError says what is wrong."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SinkConfigError(f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SinkConfigError(f"{path} is not valid TOML: {exc}") from exc
+    expanded: dict[str, Any] = expand_env(raw)
+    return expanded
+
+
+def load_config(path: Path, name: str | None = None) -> ConnectorConfig:
+    """Read a connector's TOML file; ``name`` (from the command line) must match when given."""
+    raw = read_toml(path)
     try:
-        config = ConnectorConfig.model_validate(expand_env(raw))
+        config = ConnectorConfig.model_validate(raw)
     except ValidationError as exc:
         raise SinkConfigError(f"{path}: {exc}") from exc
     if name is not None and name != config.name:

@@ -9,11 +9,11 @@ through ``call_soon_threadsafe``. One callback per record is the price of per-re
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -31,6 +31,10 @@ DOWN_SEND_TIMEOUT_SECONDS = 2.0
 DEFAULT_RETRY_AFTER_SECONDS = 5
 
 
+Headers = list[tuple[str, str | bytes | None]]
+Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, Headers]
+
+
 class BrokerUnavailableError(StreamsError):
     """Kafka did not acknowledge in time (down, unreachable or overloaded); retry later."""
 
@@ -40,28 +44,38 @@ class BrokerUnavailableError(StreamsError):
 
 
 class _Tracker:
-    """Counts down the delivery reports of one ``send`` call (runs on the poll thread)."""
+    """Counts down the delivery reports of one ``send`` call (runs on the poll thread).
 
-    __slots__ = ("errors", "future", "lock", "loop", "remaining")
+    One bound method serves every record of the call (no per-record closure), and the count is
+    an ``itertools.count`` (atomic under the GIL), so reports on the poll thread and refusals on
+    the loop's thread need no lock. Errors are rare: their record is found by its bytes."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+    __slots__ = ("_records", "_reports", "errors", "future", "loop", "total")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, records: Sequence[Record]) -> None:
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
-        self.remaining = count
+        self.total = len(records)
         self.errors: dict[int, str] = {}
-        self.lock = threading.Lock()  # reports arrive on the poll thread, refusals on the loop's
+        self._records = records
+        self._reports = itertools.count(1)
 
-    def on_delivery(self, index: int, error: KafkaError | None, _message: Any) -> None:
-        self.settle(index, None if error is None else error.str())
-
-    def settle(self, index: int, error: str | None) -> None:
-        with self.lock:
-            if error is not None:
-                self.errors[index] = error
-            self.remaining -= 1
-            done = self.remaining == 0
-        if done:
+    def on_delivery(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self.errors[self._index_of(message.key(), message.value())] = error.str()
+        if next(self._reports) == self.total:
             self.loop.call_soon_threadsafe(self._resolve)
+
+    def refused(self, index: int, error: str) -> None:
+        self.errors[index] = error
+        if next(self._reports) == self.total:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _index_of(self, key: bytes | None, value: bytes | None) -> int:
+        for index, record in enumerate(self._records):
+            if index not in self.errors and record[0] == key and record[1] == value:
+                return index
+        return -1  # not ours: cannot happen, a report carries the bytes we produced
 
     def _resolve(self) -> None:
         if not self.future.done():
@@ -103,9 +117,10 @@ class IngestProducer:
             self._thread.start()
 
     async def send(
-        self, records: Sequence[tuple[bytes | None, bytes]], *, topic: str | None = None
+        self, records: Sequence[Record], *, topic: str | None = None, timeout: float | None = None
     ) -> dict[int, str]:
-        """Produce ``(key, value)`` records; return the errors by index (empty: all delivered).
+        """Produce ``(key, value)`` or ``(key, value, headers)`` records; return the errors by
+        index (empty: all delivered). ``timeout`` overrides the producer's ``send_timeout``.
 
         Raises :class:`BrokerUnavailableError` when the reports do not arrive in time or the
         local queue is full; records already queued may still be delivered later (a retry then
@@ -114,24 +129,31 @@ class IngestProducer:
             return {}
         if self._thread is None:
             raise RuntimeError("IngestProducer.start() was not called")
-        tracker = _Tracker(asyncio.get_running_loop(), len(records))
+        tracker = _Tracker(asyncio.get_running_loop(), records)
         produce = self._producer.produce
         target = topic or self.topic
-        for index, (key, value) in enumerate(records):
+        on_delivery = tracker.on_delivery
+        for index, record in enumerate(records):
             try:
-                produce(target, value, key, on_delivery=partial(tracker.on_delivery, index))
+                if len(record) == 2:
+                    produce(target, record[1], record[0], on_delivery=on_delivery)
+                else:
+                    produce(
+                        target, record[1], record[0], headers=record[2], on_delivery=on_delivery
+                    )
             except KafkaException as exc:  # refused before queueing (too large, unknown topic)
-                tracker.settle(index, exc.args[0].str())
+                tracker.refused(index, exc.args[0].str())
             except BufferError as exc:
                 # Queued records of this call will still report; they are not waited for.
                 raise BrokerUnavailableError("the producer's queue is full", retry_after=1) from exc
-        timeout = DOWN_SEND_TIMEOUT_SECONDS if self.brokers_down else self.send_timeout
+        timeout = timeout or self.send_timeout
+        if self.brokers_down:
+            timeout = min(timeout, DOWN_SEND_TIMEOUT_SECONDS)
         try:
             await asyncio.wait_for(asyncio.shield(tracker.future), timeout)
         except TimeoutError as exc:
             raise BrokerUnavailableError(
-                f"Kafka did not acknowledge {tracker.remaining} of {len(records)} records "
-                f"within {timeout:.0f} s"
+                f"Kafka did not acknowledge all {len(records)} records within {timeout:.0f} s"
             ) from exc
         if len(tracker.errors) < len(records):
             self._all_down_since = None

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streams.errors import ConfigError, StreamsError
 from streams.ingest.config import load_sections
+from streams.ingest.http.access_log import PathOnlyAccessLogger
 from streams.ingest.http.app import DEFAULT_MAX_BODY_BYTES, create_app
 from streams.ingest.http.feature import Feature, FeatureContext, FeatureFactory
 from streams.ingest.http.track_routes import build_feature as build_tracking
@@ -121,7 +122,10 @@ async def serve(
         app = build_app(settings, sections, producer, options)
         producer.start()
         runner = web.AppRunner(
-            app, handle_signals=False, shutdown_timeout=options.shutdown_timeout_seconds
+            app,
+            handle_signals=False,
+            shutdown_timeout=options.shutdown_timeout_seconds,
+            access_log_class=PathOnlyAccessLogger,
         )
         await runner.setup()
         try:

@@ -37,42 +37,34 @@ def test_every_command_has_help(command):
     assert "Usage" in result.output
 
 
-def test_profile_get_prints_what_the_query_api_answers(streams_settings, tmp_path):
-    from streams.processor.runner import WorkerService
-
+def test_profile_get_prints_what_the_query_api_answers(streams_settings, start_worker, tmp_path):
     settings = streams_settings(web_port=0)
-    service = WorkerService(settings)
-    service.start()
-    try:
-        assert service.worker is not None
-        assert service.worker.wait_assigned(60)
-        produce_events(
-            settings,
-            [
-                {
-                    "customer_id": "c-9",
-                    "source": "crm",
-                    "update_timestamp": 1570001049,
-                    "properties": {"first_name": "Marian"},
-                }
-            ],
-        )
-        wait_until(lambda: service.worker is not None and service.worker.totals.applied == 1)
-        runner = CliRunner()
-        plain = runner.invoke(app, ["profile", "get", "c-9", "--url", service.url])
-        assert plain.exit_code == 0, plain.output
-        assert orjson.loads(plain.output) == {"properties": {"first_name": "Marian"}}
-        timed = runner.invoke(
-            app, ["profile", "get", "c-9", "--include-timestamps", "--url", service.url]
-        )
-        assert orjson.loads(timed.output) == {
-            "properties": {"first_name": {"value": "Marian", "last_update": 1570001049}}
-        }
-        missing = runner.invoke(app, ["profile", "get", "nobody", "--url", service.url])
-        assert missing.exit_code == 1
-        assert "404" in missing.output
-    finally:
-        service.stop()
+    service = start_worker(settings)
+    produce_events(
+        settings,
+        [
+            {
+                "customer_id": "c-9",
+                "source": "crm",
+                "update_timestamp": 1570001049,
+                "properties": {"first_name": "Marian"},
+            }
+        ],
+    )
+    wait_until(lambda: service.worker is not None and service.worker.totals.applied == 1)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["profile", "get", "c-9", "--url", service.url])
+    assert plain.exit_code == 0, plain.output
+    assert orjson.loads(plain.output) == {"properties": {"first_name": "Marian"}}
+    timed = runner.invoke(
+        app, ["profile", "get", "c-9", "--include-timestamps", "--url", service.url]
+    )
+    assert orjson.loads(timed.output) == {
+        "properties": {"first_name": {"value": "Marian", "last_update": 1570001049}}
+    }
+    missing = runner.invoke(app, ["profile", "get", "nobody", "--url", service.url])
+    assert missing.exit_code == 1
+    assert "404" in missing.output
 
 
 def test_demo_processes_the_sample_and_reports_counts(kafka_bootstrap, tmp_path):

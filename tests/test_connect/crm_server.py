@@ -6,6 +6,9 @@ Endpoints (under ``/api``): ``PUT|DELETE /people/{id}`` (upsert by our id);
 ``POST /imports`` and ``GET /imports/{job}`` (bulk jobs, done after ``bulk_polls`` polls, with
 per-record results). ``POST /oauth/token`` issues expiring client-credentials tokens. Faults
 (status codes, Retry-After, slow answers) are injected per test with ``inject``.
+
+:class:`FakeApi` is what this server shares with the other fake REST APIs of the tests: the auth
+schemes and the token endpoint, the log of received requests, injected faults, requests in flight.
 """
 
 from __future__ import annotations
@@ -54,6 +57,88 @@ class Received:
 
 
 @dataclass
+class FakeApi:
+    """A dataclass base: a server subclasses it (changing the defaults as it likes), routes
+    ``POST /oauth/token`` to ``_token`` and, per API request, calls ``_arrived`` (then
+    ``_authorized``) and finally ``_done``. ``_new_token()`` names a token, under ``_lock``."""
+
+    auth: AuthScheme = "none"
+    api_key_header: str = "X-API-Key"
+    secret: str = "s3cret-key"  # API key, basic password, bearer token or client secret
+    username: str = "sync-user"  # basic user name or OAuth client id
+    token_ttl_s: float = 3600.0
+    received: list[Received] = field(default_factory=list)
+    token_requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _tokens: dict[str, float] = field(default_factory=dict)
+    _faults: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._faults.extend(Fault(**vars(fault)) for _ in range(times))
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    def _arrived(self, request: web.Request, body: Any) -> Fault | None:
+        """Log ``request`` and count it in flight; the first injected fault it matches, taken."""
+        with self._lock:
+            self.received.append(
+                Received(
+                    request.method, request.path, dict(request.query), dict(request.headers), body
+                )
+            )
+            fault = next((f for f in self._faults if f.matches(request)), None)
+            if fault is not None:
+                self._faults.remove(fault)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return fault
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _new_token(self) -> str:
+        return f"token-{self.token_requests}"
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if self.auth == "api_key":
+            return request.headers.get(self.api_key_header) == self.secret
+        if self.auth == "basic":
+            return header == "Basic " + _b64(f"{self.username}:{self.secret}")
+        if self.auth == "bearer":
+            return header == f"Bearer {self.secret}"
+        if self.auth == "oauth2":
+            with self._lock:
+                expiry = self._tokens.get(header.removeprefix("Bearer "))
+            return expiry is not None and time.monotonic() < expiry
+        return True
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        client = (str(form.get("client_id", "")), str(form.get("client_secret", "")))
+        basic = request.headers.get("Authorization", "")
+        if basic.startswith("Basic "):
+            user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
+            client = (user, password)
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        if client != (self.username, self.secret):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        with self._lock:
+            self.token_requests += 1
+            token = self._new_token()
+            self._tokens[token] = time.monotonic() + self.token_ttl_s
+        body = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s}
+        return web.json_response(body)
+
+
+@dataclass
 class Job:
     records: list[dict[str, Any]]
     polls: int = 0
@@ -61,25 +146,13 @@ class Job:
 
 
 @dataclass
-class CrmServer:
-    auth: AuthScheme = "none"
-    api_key_header: str = "X-API-Key"
-    secret: str = "s3cret-key"  # API key, basic password, bearer token or client secret
-    username: str = "sync-user"  # basic user name or OAuth client id
-    token_ttl_s: float = 3600.0
+class CrmServer(FakeApi):
     latency_s: float = 0.0  # every /api request takes this long (for concurrency tests)
     bulk_polls: int = 2
     id_field: str = "id"
-    received: list[Received] = field(default_factory=list)
-    token_requests: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
     _contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _tokens: dict[str, float] = field(default_factory=dict)
     _jobs: dict[str, Job] = field(default_factory=dict)
-    _faults: list[Fault] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     url: str = ""
@@ -130,10 +203,6 @@ class CrmServer:
         self._loop = self._thread = None
 
     # -- control and inspection ------------------------------------------------------------
-    def inject(self, fault: Fault, times: int = 1) -> None:
-        with self._lock:
-            self._faults.extend(Fault(**vars(fault)) for _ in range(times))
-
     def reset(self) -> None:
         with self._lock:
             self._contacts.clear()
@@ -148,10 +217,6 @@ class CrmServer:
             key = f"ct-{next(self._ids)}"
             self._contacts[key] = dict(fields)
         return key
-
-    def expire_tokens(self) -> None:
-        with self._lock:
-            self._tokens = dict.fromkeys(self._tokens, 0.0)
 
     def contacts(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -176,17 +241,7 @@ class CrmServer:
         if not request.path.startswith("/api/"):
             return await handler(request)
         body = await request.json() if request.can_read_body else None
-        with self._lock:
-            self.received.append(
-                Received(
-                    request.method, request.path, dict(request.query), dict(request.headers), body
-                )
-            )
-            fault = next((f for f in self._faults if f.matches(request)), None)
-            if fault is not None:
-                self._faults.remove(fault)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        fault = self._arrived(request, body)
         try:
             await asyncio.sleep(self.latency_s)
             if fault is not None and fault.status is not None:
@@ -199,40 +254,10 @@ class CrmServer:
                 await asyncio.sleep(fault.delay_s)  # the write is done, the answer is late
             return response
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            self._done()
 
-    def _authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        if self.auth == "api_key":
-            return request.headers.get(self.api_key_header) == self.secret
-        if self.auth == "basic":
-            return header == "Basic " + _b64(f"{self.username}:{self.secret}")
-        if self.auth == "bearer":
-            return header == f"Bearer {self.secret}"
-        if self.auth == "oauth2":
-            with self._lock:
-                expiry = self._tokens.get(header.removeprefix("Bearer "))
-            return expiry is not None and time.monotonic() < expiry
-        return True
-
-    async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        client = (str(form.get("client_id", "")), str(form.get("client_secret", "")))
-        basic = request.headers.get("Authorization", "")
-        if basic.startswith("Basic "):
-            user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
-            client = (user, password)
-        if form.get("grant_type") != "client_credentials":
-            return web.json_response({"error": "unsupported_grant_type"}, status=400)
-        if client != (self.username, self.secret):
-            return web.json_response({"error": "invalid_client"}, status=401)
-        with self._lock:
-            self.token_requests += 1
-            token = f"token-{next(self._ids)}"
-            self._tokens[token] = time.monotonic() + self.token_ttl_s
-        body = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s}
-        return web.json_response(body)
+    def _new_token(self) -> str:
+        return f"token-{next(self._ids)}"  # one counter with contacts and jobs
 
     # -- upsert by our id ------------------------------------------------------------------
     async def _put_person(self, request: web.Request) -> web.Response:

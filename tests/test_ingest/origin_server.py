@@ -3,7 +3,8 @@
 ``GET /api/contacts/{id}`` answers ``{"data": {...}}`` or 404 for an unknown id, behind the
 configured auth scheme (API key, basic, bearer, OAuth2 client credentials from
 ``POST /oauth/token`` with expiring tokens). Faults (status and Retry-After, slow answers) are
-injected per test with ``inject``, in the CRM test server's style (its ``Fault`` is reused).
+injected per test with ``inject``, in the CRM test server's style (its ``FakeApi`` base, with
+``Fault``, is reused).
 ``AppThread`` runs any aiohttp application on its own loop in a thread; the tests run the
 ingestion feature under test with it too.
 """
@@ -11,16 +12,14 @@ ingestion feature under test with it too.
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from tests.test_connect.crm_server import AuthScheme, Fault, Received
+from tests.test_connect.crm_server import FakeApi, Received
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -77,21 +76,11 @@ class AppThread:
 
 
 @dataclass
-class OriginServer:
-    auth: AuthScheme = "none"
+class OriginServer(FakeApi):
     api_key_header: str = "Api-Key"
-    secret: str = "origin-secret"  # API key, basic password, bearer token or client secret
-    username: str = "hub-client"  # basic user name or OAuth client id
-    token_ttl_s: float = 3600.0
-    received: list[Received] = field(default_factory=list)
-    token_requests: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
+    secret: str = "origin-secret"
+    username: str = "hub-client"
     _contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _tokens: dict[str, float] = field(default_factory=dict)
-    _faults: list[Fault] = field(default_factory=list)
-    _serial: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _app_thread: AppThread | None = None
 
     @property
@@ -115,14 +104,6 @@ class OriginServer:
         with self._lock:
             self._contacts[contact_id] = dict(fields)
 
-    def inject(self, fault: Fault, times: int = 1) -> None:
-        with self._lock:
-            self._faults.extend(Fault(**vars(fault)) for _ in range(times))
-
-    def expire_tokens(self) -> None:
-        with self._lock:
-            self._tokens = dict.fromkeys(self._tokens, 0.0)
-
     def requests(self, path_contains: str = "/api/") -> list[Received]:
         with self._lock:
             return [r for r in self.received if path_contains in r.path]
@@ -132,17 +113,7 @@ class OriginServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
             return await handler(request)
-        with self._lock:
-            self.received.append(
-                Received(
-                    request.method, request.path, dict(request.query), dict(request.headers), None
-                )
-            )
-            fault = next((f for f in self._faults if f.matches(request)), None)
-            if fault is not None:
-                self._faults.remove(fault)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        fault = self._arrived(request, None)
         try:
             if fault is not None:
                 await asyncio.sleep(fault.delay_s)  # a slow origin: the client may give up first
@@ -153,42 +124,10 @@ class OriginServer:
                 return web.json_response({"error": "unauthorized"}, status=401)
             return await handler(request)
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            self._done()
 
-    def _authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        if self.auth == "api_key":
-            return request.headers.get(self.api_key_header) == self.secret
-        if self.auth == "basic":
-            return header == "Basic " + _b64(f"{self.username}:{self.secret}")
-        if self.auth == "bearer":
-            return header == f"Bearer {self.secret}"
-        if self.auth == "oauth2":
-            with self._lock:
-                expiry = self._tokens.get(header.removeprefix("Bearer "))
-            return expiry is not None and time.monotonic() < expiry
-        return True
-
-    async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        client = (str(form.get("client_id", "")), str(form.get("client_secret", "")))
-        basic = request.headers.get("Authorization", "")
-        if basic.startswith("Basic "):
-            user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
-            client = (user, password)
-        if form.get("grant_type") != "client_credentials":
-            return web.json_response({"error": "unsupported_grant_type"}, status=400)
-        if client != (self.username, self.secret):
-            return web.json_response({"error": "invalid_client"}, status=401)
-        with self._lock:
-            self.token_requests += 1
-            self._serial += 1
-            token = f"origin-token-{self._serial}"
-            self._tokens[token] = time.monotonic() + self.token_ttl_s
-        return web.json_response(
-            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s}
-        )
+    def _new_token(self) -> str:
+        return f"origin-token-{self.token_requests}"
 
     async def _contact(self, request: web.Request) -> web.Response:
         with self._lock:
@@ -196,7 +135,3 @@ class OriginServer:
         if contact is None:
             return web.json_response({"error": {"code": "not_found"}}, status=404)
         return web.json_response({"data": {"id": request.match_info["id"], **contact}})
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiohttp import web
 from confluent_kafka import KafkaException
 from openapi_spec_validator import validate
 
@@ -21,28 +19,19 @@ from streams.errors import ConfigError
 from streams.ingest.http.feature import FeatureContext
 from streams.ingest.http.jobs import build_feature
 from streams.ingest.producer import IngestProducer
-from streams.processor.runner import WorkerService
 from streams.settings import Settings
 from streams.testing import produce_events, read_topic, wait_until
-from tests.test_ingest.origin_server import AppThread
+from tests.test_ingest.feature_server import running_feature
 
 TOKEN = "jobs-token-1"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-@contextmanager
-def serve(settings: Settings, section: dict[str, Any]) -> Iterator[str]:
+def serve(settings: Settings, section: dict[str, Any]) -> AbstractContextManager[str]:
     producer = IngestProducer(settings)  # the context's; jobs bring their own clients
-    feature = build_feature(section, FeatureContext(settings, producer))
-    app = web.Application()
-    feature.install(app)
-    server = AppThread(app, "jobs-under-test").start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-        producer.close()
+    context = FeatureContext(settings, producer)
+    return running_feature(build_feature, section, context, "jobs-under-test")
 
 
 def jobs_section(tmp_path: Path, **changes: Any) -> dict[str, Any]:
@@ -142,26 +131,21 @@ def test_progress_is_visible_while_a_throttled_bootstrap_runs(streams_settings, 
     assert views[-1]["records_processed"] == 600 == views[-1]["report"]["total"]
 
 
-def test_export_job_writes_every_profile(streams_settings, tmp_path) -> None:
+def test_export_job_writes_every_profile(streams_settings, start_worker, tmp_path) -> None:
     settings = streams_settings()
-    service = WorkerService(settings)
-    service.start()
-    try:
-        assert service.worker is not None
-        assert service.worker.wait_assigned(60)
-        produce_events(
-            settings,
-            [
-                {"customer_id": "c-1", "source": "crm", "update_timestamp": 1700000000,
-                 "properties": {"city": "Brno", "vip": True}},
-                {"customer_id": "c-2", "source": "crm", "update_timestamp": 1700000001,
-                 "properties": {"score": 7}},
-            ],
-        )  # fmt: skip
-        worker = service.worker
-        wait_until(lambda: worker.totals.events_in >= 2, timeout=60)
-    finally:
-        service.stop()
+    service = start_worker(settings)
+    produce_events(
+        settings,
+        [
+            {"customer_id": "c-1", "source": "crm", "update_timestamp": 1700000000,
+             "properties": {"city": "Brno", "vip": True}},
+            {"customer_id": "c-2", "source": "crm", "update_timestamp": 1700000001,
+             "properties": {"score": 7}},
+        ],
+    )  # fmt: skip
+    worker = service.worker
+    wait_until(lambda: worker.totals.events_in >= 2, timeout=60)
+    service.stop()  # the export job runs on what the stopped worker left
     with serve(settings, jobs_section(tmp_path)) as url:
         job = finished(url, start(url, "export", {"config": "profiles"}))
     assert job["state"] == "succeeded", job["error"]

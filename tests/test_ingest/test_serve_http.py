@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import queue
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +14,7 @@ import pytest
 from confluent_kafka import KafkaException
 from openapi_spec_validator import validate
 
+from benchmarks.serve_process import serve_process
 from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
 from streams.ingest.config import load_sections
@@ -243,23 +238,8 @@ def test_streams_serve_starts_answers_and_stops_on_sigterm(streams_settings, tmp
     settings = streams_settings()
     config = tmp_path / "serve.toml"
     config.write_text('[tracking]\napi_keys = ["${SERVE_TEST_KEY}"]\n', encoding="utf-8")
-    env = {
-        **os.environ,
-        "SERVE_TEST_KEY": KEY,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "STREAMS_PARTITIONS": str(settings.partitions),
-        **{f"STREAMS_{name.upper()}": getattr(settings, name) for name in TOPIC_FIELDS},
-    }
-    command = [sys.executable, "-m", "streams.cli.main", "serve", "--config", str(config)]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", "0"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines = _lines(process)
-    try:
-        url = _listening_url(lines, process)
+    options = ("--host", "127.0.0.1")
+    with serve_process(settings, config, *options, env={"SERVE_TEST_KEY": KEY}) as (process, url):
         with httpx.Client(base_url=url) as client:
             assert client.get("/health").json()["status"] == "ok"
             response = client.post("/track/batch", json=[customers("s-1", {})], headers=AUTH)
@@ -270,10 +250,6 @@ def test_streams_serve_starts_answers_and_stops_on_sigterm(streams_settings, tmp
             assert response.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert [r.key for r in _read(settings)] == [b"s-1"]
 
 
@@ -290,34 +266,3 @@ def _read(settings: Settings) -> list[ConsumedRecord]:
 
 
 READ_RETRY_SECONDS = 15.0
-TOPIC_FIELDS = ("input_topic", "upserts_topic", "stale_topic", "dlq_topic", "changelog_topic")
-LISTENING = re.compile(r"listening on (http://\S+)")
-
-
-def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def _listening_url(lines: queue.Queue[str], process: subprocess.Popen[str]) -> str:
-    deadline = time.monotonic() + 60
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            if process.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        match = LISTENING.search(line)
-        if match:
-            return match.group(1)
-    pytest.fail("streams serve did not start:\n" + "".join(seen[-20:]))

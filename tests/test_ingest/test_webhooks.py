@@ -7,13 +7,12 @@ import hmac
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiohttp import web
 from confluent_kafka import KafkaException
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +27,8 @@ from streams.ingest.producer import IngestProducer
 from streams.settings import Settings
 from streams.testing import ConsumedRecord, read_topic
 from tests.test_connect.crm_server import Fault
-from tests.test_ingest.origin_server import AppThread, OriginServer
+from tests.test_ingest.feature_server import running_feature
+from tests.test_ingest.origin_server import OriginServer
 
 TOKEN = "hook-token-1"
 SIGNING = "hook-signing-secret"
@@ -72,20 +72,14 @@ def origin_source(origin: OriginServer, **fetch: Any) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def serve(settings: Settings, section: dict[str, Any], **producer_options: Any) -> Iterator[str]:
+def serve(
+    settings: Settings, section: dict[str, Any], **producer_options: Any
+) -> AbstractContextManager[str]:
     """The webhooks feature alone on a real port; yields its base URL."""
     producer = IngestProducer(settings, **producer_options)
     producer.start()
-    feature = build_feature(section, FeatureContext(settings, producer))
-    app = web.Application()
-    feature.install(app)
-    server = AppThread(app, "webhooks-under-test").start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-        producer.close()
+    context = FeatureContext(settings, producer)
+    return running_feature(build_feature, section, context, "webhooks-under-test")
 
 
 @pytest.fixture

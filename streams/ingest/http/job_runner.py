@@ -251,6 +251,7 @@ def run_export_job(settings: Settings, config: ExportJobConfig, record: JobRecor
         include_timestamps=config.include_timestamps,
         output=output,
         console=Console(file=io.StringIO()),  # the progress bar is for terminals
+        on_progress=lambda read: setattr(record, "records_processed", read),
     )
     record.records_processed = summary.records_read
     record.report = {

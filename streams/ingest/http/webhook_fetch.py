@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -128,14 +130,8 @@ class ProfileFetcher:
 
     async def _attempt(self, client: httpx.AsyncClient, url: str, attempt: int) -> bytes:
         for refreshed in (False, True):
-            try:
+            with _auth_errors(attempt):
                 headers = await self._auth.headers(client)
-            except RestConfigError as exc:
-                raise FetchFailedError(
-                    "origin_auth", str(exc), attempts=attempt, permanent=True
-                ) from exc
-            except (RetryableSinkError, SinkBackpressureError) as exc:
-                raise _RetryableError("origin_auth_unavailable", str(exc), exc.retry_after) from exc
             try:
                 response = await client.get(url, headers={**headers, "Accept": "application/json"})
             except httpx.TimeoutException as exc:
@@ -144,21 +140,13 @@ class ProfileFetcher:
                 ) from exc
             except httpx.HTTPError as exc:
                 raise _RetryableError("origin_unreachable", type(exc).__name__) from exc
-            status = response.status_code
-            if status == 401 and not refreshed and await self._refresh(client, headers, attempt):
-                continue
+            if response.status_code == 401 and not refreshed:
+                with _auth_errors(attempt):
+                    renewed = await self._auth.refresh(client, headers)
+                if renewed:
+                    continue
             return self._judge(response, attempt)
         raise AssertionError("unreachable")
-
-    async def _refresh(self, client: httpx.AsyncClient, used: dict[str, str], attempt: int) -> bool:
-        try:
-            return await self._auth.refresh(client, used)
-        except RestConfigError as exc:
-            raise FetchFailedError(
-                "origin_auth", str(exc), attempts=attempt, permanent=True
-            ) from exc
-        except (RetryableSinkError, SinkBackpressureError) as exc:
-            raise _RetryableError("origin_auth_unavailable", str(exc), exc.retry_after) from exc
 
     def _judge(self, response: httpx.Response, attempt: int) -> bytes:
         status = response.status_code
@@ -174,3 +162,15 @@ class ProfileFetcher:
         if status == 401:
             reason = "origin_auth"
         raise FetchFailedError(reason, f"HTTP {status}", attempts=attempt, permanent=True)
+
+
+@contextmanager
+def _auth_errors(attempt: int) -> Iterator[None]:
+    """Credential failures: a refused configuration is final, an unavailable token endpoint
+    retries."""
+    try:
+        yield
+    except RestConfigError as exc:
+        raise FetchFailedError("origin_auth", str(exc), attempts=attempt, permanent=True) from exc
+    except (RetryableSinkError, SinkBackpressureError) as exc:
+        raise _RetryableError("origin_auth_unavailable", str(exc), exc.retry_after) from exc

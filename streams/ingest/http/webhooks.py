@@ -93,14 +93,12 @@ class WebhookService:
             await fetcher.start()
         if self.fetchers:
             self.dead_letters = DeadLetterWriter(
-                self.settings, timeout_s=self.options.dlq_timeout_s
+                self.settings, self.producer, timeout_s=self.options.dlq_timeout_s
             )
 
     async def stop(self, _app: web.Application) -> None:
         for fetcher in self.fetchers.values():
             await fetcher.close()
-        if self.dead_letters is not None:
-            self.dead_letters.close()
 
     # -- handlers ------------------------------------------------------------------------
     async def push(self, request: web.Request) -> web.StreamResponse:
