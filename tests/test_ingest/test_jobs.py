@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import KafkaException
 from openapi_spec_validator import validate
 
 from streams.bootstrap.generate import generate_snapshot, sample_mapping
@@ -80,15 +78,6 @@ def finished(url: str, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
     return seen
 
 
-def read(settings: Settings, topic: str) -> list[Any]:
-    for _ in range(10):
-        try:
-            return read_topic(settings, topic)
-        except KafkaException:  # a fresh topic's leadership settling
-            time.sleep(0.5)
-    return read_topic(settings, topic)
-
-
 def test_bootstrap_job_runs_to_its_report_and_events(streams_settings, tmp_path) -> None:
     settings = streams_settings()
     with serve(settings, jobs_section(tmp_path)) as url:
@@ -101,7 +90,7 @@ def test_bootstrap_job_runs_to_its_report_and_events(streams_settings, tmp_path)
     assert (report["job_id"], report["status"]) == (job_id, "completed")
     assert report["total"] == 8
     assert job["created_at"] <= job["started_at"] <= job["finished_at"]
-    records = read(settings, settings.input_topic)
+    records = read_topic(settings, settings.input_topic)
     assert len(records) == report["produced"] > 0
     assert {r.key for r in records} <= {f"c-{n}".encode() for n in range(1000, 1010)}
 

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import KafkaException
 from openapi_spec_validator import validate
 
 from benchmarks.serve_process import serve_process
@@ -24,7 +23,7 @@ from streams.ingest.producer import IngestProducer
 from streams.ingest.serve import build_app, build_features, load_factory
 from streams.kafka.partitioner import partition_for
 from streams.settings import Settings
-from streams.testing import ConsumedRecord, read_topic, wait_until
+from streams.testing import read_topic, wait_until
 from tests.test_ingest.http_server import running_service
 
 KEY = "k-1-secret"
@@ -69,7 +68,7 @@ def test_accepted_commands_land_on_the_input_topic_keyed_by_customer(service) ->
     assert (body["accepted"], body["rejected"]) == (4, 2)
     assert body["results"][0]["time"] >= before_ms / 1000
 
-    records = _read(settings)
+    records = read_topic(settings, settings.input_topic)
     by_key = {record.key or b"": record for record in records}
     assert sorted(by_key) == [b"c-2", b"c-4", b"mgalik"]
     decoder = EventDecoder.from_settings(settings)
@@ -96,7 +95,7 @@ def test_native_events_one_or_an_array(service) -> None:
     assert client.post("/track/batch", json=one, headers=AUTH).json()["accepted"] == 1
     response = client.post("/track/batch", json=[one, {"customer_id": "n-2"}], headers=AUTH).json()
     assert response["results"][1]["reason"] == "missing_source"
-    keys = [record.key for record in _read(settings)]
+    keys = [record.key for record in read_topic(settings, settings.input_topic)]
     assert keys == [b"n-1", b"n-1"]
 
 
@@ -112,7 +111,7 @@ def test_every_command_invalid_is_a_400_with_the_per_command_body(service) -> No
     assert [r["reason"] for r in body["results"]] == ["unknown_command", "bad_timestamp"]
     assert "milliseconds?" in body["results"][1]["error"]
     assert (body["accepted"], body["rejected"]) == (0, 2)
-    assert _read(settings) == []
+    assert read_topic(settings, settings.input_topic) == []
 
 
 @pytest.mark.parametrize(
@@ -250,19 +249,4 @@ def test_streams_serve_starts_answers_and_stops_on_sigterm(streams_settings, tmp
             assert response.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    assert [r.key for r in _read(settings)] == [b"s-1"]
-
-
-def _read(settings: Settings) -> list[ConsumedRecord]:
-    """The input topic; retried while a just-created topic's partitions still elect leaders."""
-    deadline = time.monotonic() + READ_RETRY_SECONDS
-    while True:
-        try:
-            return read_topic(settings, settings.input_topic)
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-READ_RETRY_SECONDS = 15.0
+    assert [r.key for r in read_topic(settings, settings.input_topic)] == [b"s-1"]

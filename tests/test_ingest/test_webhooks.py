@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import KafkaException
 from hypothesis import given
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
@@ -25,7 +24,7 @@ from streams.ingest.http.webhook_mapping import lookup, split_path
 from streams.ingest.http.webhooks import build_feature
 from streams.ingest.producer import IngestProducer
 from streams.settings import Settings
-from streams.testing import ConsumedRecord, read_topic
+from streams.testing import read_topic
 from tests.test_connect.crm_server import Fault
 from tests.test_ingest.feature_server import running_feature
 from tests.test_ingest.origin_server import OriginServer
@@ -89,21 +88,11 @@ def origin() -> Iterator[OriginServer]:
     server.stop()
 
 
-def read(settings: Settings, topic: str) -> list[ConsumedRecord]:
-    """read_topic, retried while a fresh topic's leadership settles (NOT_LEADER_FOR_PARTITION)."""
-    for _ in range(10):
-        try:
-            return read_topic(settings, topic)
-        except KafkaException:
-            time.sleep(0.5)
-    return read_topic(settings, topic)
-
-
 def events(settings: Settings) -> list[tuple[bytes | None, dict[str, Any]]]:
     """Input records, checked by the processor's decoder, as (key, JSON)."""
     decoder = EventDecoder.from_settings(settings)
     out = []
-    for record in read(settings, settings.input_topic):
+    for record in read_topic(settings, settings.input_topic):
         decoder.decode(record.key, record.value, -1, 2**62)
         out.append((record.key, orjson.loads(record.value or b"")))
     return out
@@ -207,7 +196,7 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
     assert (future.status_code, future.json()["error"]) == (422, "future_timestamp")
     assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_source")
     assert (nested.status_code, nested.json()["error"]) == (422, "bad_type")
-    assert read(settings, settings.input_topic) == []  # all or nothing
+    assert read_topic(settings, settings.input_topic) == []  # all or nothing
 
 
 def test_kafka_down_answers_503_with_retry_after() -> None:
@@ -286,7 +275,7 @@ def test_notify_retries_429_and_500_then_succeeds(streams_settings, origin) -> N
 
 
 def dead_letters(settings: Settings) -> list[Any]:
-    return read(settings, settings.dlq_topic)
+    return read_topic(settings, settings.dlq_topic)
 
 
 def test_repeated_500_dead_letters_the_notification(streams_settings, origin) -> None:
@@ -303,7 +292,7 @@ def test_repeated_500_dead_letters_the_notification(streams_settings, origin) ->
         "attempts": 3,
     }
     assert len(origin.requests()) == 3
-    assert read(settings, settings.input_topic) == []
+    assert read_topic(settings, settings.input_topic) == []
     [letter] = dead_letters(settings)
     assert letter.key == b"o-3"
     notification = orjson.loads(letter.value or b"")
