@@ -238,3 +238,41 @@ def test_openapi_fragment_is_valid(tmp_path) -> None:
     routes = {(r.method, r.path) for r in feature.routes}  # type: ignore[attr-defined]
     documented = {(m.upper(), p) for p, item in feature.openapi_paths.items() for m in item}
     assert routes == documented
+
+
+def test_a_failed_bootstrap_is_resumed_with_its_snapshot_time(streams_settings, tmp_path) -> None:
+    settings = streams_settings()
+    section = jobs_section(tmp_path)
+    # First run: Kafka unreachable, so nothing is confirmed and the job fails.
+    down = settings.model_copy(
+        update={"kafka_bootstrap_servers": "127.0.0.1:1", "delivery_timeout_ms": 2000}
+    )
+    with serve(down, section) as url:
+        failed = finished(url, start(url, "bootstrap", {"config": "nightly"}))
+        refused = httpx.post(
+            f"{url}/jobs/bootstrap",
+            json={"config": "nightly", "resume": failed["id"], "since": "24h"},
+            headers=AUTH,
+        )
+    assert failed["state"] == "failed", failed
+    assert (refused.status_code, refused.json()["error"]) == (422, "bad_request")
+    with serve(settings, section) as url:
+        resumed = finished(
+            url, start(url, "bootstrap", {"config": "nightly", "resume": failed["id"]})
+        )
+        again = httpx.post(
+            f"{url}/jobs/bootstrap",
+            json={"config": "nightly", "resume": resumed["id"]},
+            headers=AUTH,
+        )
+        other = httpx.post(
+            f"{url}/jobs/bootstrap",
+            json={"config": "missing", "resume": failed["id"]},
+            headers=AUTH,
+        )
+    assert resumed["state"] == "succeeded", resumed["error"]
+    assert resumed["report"]["job_id"] == failed["id"]  # the first run's checkpoint
+    assert (again.status_code, again.json()["error"]) == (409, "not_resumable")
+    assert (other.status_code, other.json()["error"]) == (422, "resume_mismatch")
+    assert resumed["report"]["snapshot_time"] == failed["report"]["snapshot_time"]
+    assert len(read_topic(settings, settings.input_topic)) == resumed["report"]["produced"] > 0

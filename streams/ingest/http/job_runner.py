@@ -200,7 +200,7 @@ def run_bootstrap_job(
         return source
 
     options = JobOptions(
-        job_id=record.id,
+        job_id=record.params.get("resume", record.id),  # a resumed job continues its checkpoint
         since=record.params.get("since", config.since),
         snapshot_time=config.snapshot_time,
         max_reject_share=config.max_reject_share,

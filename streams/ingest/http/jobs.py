@@ -66,6 +66,8 @@ class BootstrapRequest(BaseModel):
     config: str = Field(min_length=1)
     since: str | None = Field(default=None, min_length=1)
     max_rate: float | None = Field(default=None, gt=0)
+    # A failed bootstrap's id: continue after its last confirmed row, with its snapshot time.
+    resume: str | None = Field(default=None, pattern=JOB_ID)
 
 
 class ExportRequest(BaseModel):
@@ -111,6 +113,11 @@ class JobsService:
         if config is None:
             return self._unknown_config("bootstrap", parsed.config)
         params = parsed.model_dump(exclude={"config"}, exclude_none=True)
+        if parsed.resume is not None:
+            resumed = self._resumable(parsed)
+            if isinstance(resumed, web.Response):
+                return resumed
+            params = resumed
         checkpoints = self.config.state_dir / "checkpoints"
         return self._submit(
             "bootstrap",
@@ -168,6 +175,24 @@ class JobsService:
                 for e in exc.errors(include_input=False, include_url=False)
             )
             return _error(422, "bad_request", problems)
+
+    def _resumable(self, parsed: BootstrapRequest) -> dict[str, Any] | web.Response:
+        """The params of a job continuing ``parsed.resume``: its checkpoint and its window."""
+        original = self.jobs.get(parsed.resume or "")
+        if original is None or original.type != "bootstrap":
+            return _error(404, "unknown_job", f"no bootstrap job {parsed.resume!r}")
+        if original.config != parsed.config:
+            detail = f"job {original.id} ran [jobs.bootstrap.{original.config}]"
+            return _error(422, "resume_mismatch", detail)
+        if original.state is not JobState.FAILED:
+            return _error(409, "not_resumable", f"job {original.id} is {original.state}")
+        if parsed.since is not None:
+            return _error(422, "bad_request", "a resumed job keeps the window it started with")
+        params = {key: value for key, value in original.params.items() if key != "max_rate"}
+        params["resume"] = original.params.get("resume", original.id)  # the checkpoint's id
+        if parsed.max_rate is not None:
+            params["max_rate"] = parsed.max_rate
+        return params
 
     @staticmethod
     def _unknown_config(kind: str, name: str) -> web.Response:

@@ -45,7 +45,8 @@ def _trigger(kind: str, request_schema: str) -> dict[str, Any]:
                     {"Location": {"description": "the job", "schema": {"type": "string"}}},
                 ),
                 "401": _UNAUTHORIZED,
-                "404": _answer("no configuration of that name", "JobsError"),
+                "404": _answer("no configuration (or job to resume) of that name", "JobsError"),
+                "409": _answer("the job to resume did not fail", "JobsError"),
                 "422": _answer("the body does not validate", "JobsError"),
                 "429": _answer(
                     "max_concurrent jobs are running",
@@ -112,6 +113,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                     "description": "delta run: rows modified since (e.g. 24h, or ISO-8601)",
                 },
                 "max_rate": {"type": "number", "exclusiveMinimum": 0, "description": "rows/s"},
+                "resume": {
+                    "type": "string",
+                    "description": "a failed bootstrap job's id: continue after its last "
+                    "confirmed row, with its snapshot time and window (no since)",
+                },
             },
         },
         "ExportJobRequest": {
