@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 import re
 
+NAME_CLIP = 48  # characters of a name echoed in an error detail
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
 def mask_emails(text: str) -> str:
     """``marian.galik@example.com`` -> ``m***@example.com``."""
     return _EMAIL.sub(r"\1***@\2", text)
+
+
+def clip_name(name: str, limit: int = NAME_CLIP) -> str:
+    """A field or property name safe to echo in an error: short, an email's local part masked."""
+    at = name.find("@")
+    if at >= 0:
+        name = f"{name[:1]}***{name[at:]}"
+    return name if len(name) <= limit else f"{name[:limit]}..."
 
 
 class EmailMaskingFilter(logging.Filter):

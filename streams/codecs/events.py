@@ -15,6 +15,7 @@ import orjson
 from streams.codecs.avro import SOE_MARKER, SchemaRegistry, load_registry
 from streams.codecs.timestamps import MAX_EPOCH_MS, to_epoch_ms
 from streams.errors import ConfigError, InvalidEventError
+from streams.logs import clip_name
 from streams.model import UNKNOWN_TS, ChangeEvent, Op
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
 _F64_MAX = 1.7976931348623157e308
 _MISSING: Any = object()
-_NAME_CLIP = 48
 
 
 class EventDecoder:
@@ -95,7 +95,7 @@ class EventDecoder:
         if type(doc) is not dict:
             raise InvalidEventError("not_an_object", f"top level is {type(doc).__name__}")
         if not FIELDS.issuperset(doc):
-            unknown = ", ".join(sorted(_clip(str(name)) for name in doc.keys() - FIELDS))
+            unknown = ", ".join(sorted(clip_name(str(name)) for name in doc.keys() - FIELDS))
             raise InvalidEventError("unknown_field", f"unknown field(s): {unknown}")
 
         customer_id = doc.get("customer_id")
@@ -176,15 +176,15 @@ def _check_values(properties: dict[str, Any]) -> None:
             if _I64_MIN <= value <= _I64_MAX:
                 continue
             raise InvalidEventError(
-                "bad_type", f"property {_clip(name)!r}: int out of 64-bit range"
+                "bad_type", f"property {clip_name(name)!r}: int out of 64-bit range"
             )
         if kind is float:
             if -_F64_MAX <= value <= _F64_MAX:  # False for NaN and +-inf
                 continue
-            raise InvalidEventError("bad_type", f"property {_clip(name)!r}: non-finite float")
+            raise InvalidEventError("bad_type", f"property {clip_name(name)!r}: non-finite float")
         raise InvalidEventError(
             "bad_type",
-            f"property {_clip(name)!r}: {kind.__name__} is not null/bool/number/string",
+            f"property {clip_name(name)!r}: {kind.__name__} is not null/bool/number/string",
         )
 
 
@@ -195,23 +195,15 @@ def _property_timestamps(raw: object, properties: dict[str, Any], limit: int) ->
     for name, value in raw.items():
         if name not in properties:
             raise InvalidEventError(
-                "bad_timestamp", f"property_timestamps names {_clip(name)!r}, not in properties"
+                "bad_timestamp", f"property_timestamps names {clip_name(name)!r}, not in properties"
             )
-        ms = to_epoch_ms(value, f"property_timestamps.{_clip(name)}")
+        ms = to_epoch_ms(value, f"property_timestamps.{clip_name(name)}")
         if ms > limit:
             raise InvalidEventError(
-                "future_timestamp", f"{_clip(name)!r} time {ms} ms > now + skew"
+                "future_timestamp", f"{clip_name(name)!r} time {ms} ms > now + skew"
             )
         result[name] = ms
     return result
-
-
-def _clip(name: str) -> str:
-    """A property or field name safe for a DLQ detail: short, email local parts masked."""
-    at = name.find("@")
-    if at >= 0:
-        name = f"{name[:1]}***{name[at:]}"
-    return name if len(name) <= _NAME_CLIP else f"{name[:_NAME_CLIP]}..."
 
 
 def encode_change_event_avro(event: Mapping[str, object]) -> bytes:

@@ -24,7 +24,7 @@ from streams.connect.sink import BatchingSink
 from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
 from streams.processor.delivery import BatchDelivery
-from streams.processor.records import OutputRecord
+from streams.processor.records import OutputRecord, dead_letter_headers
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -201,14 +201,14 @@ class ConnectorWorker:
         reason: str,
         detail: str,
     ) -> OutputRecord:
-        headers = [
-            ("dlq.reason", reason.encode()),
-            ("dlq.detail", detail.encode()),
-            ("dlq.connector", self.config.name.encode()),
-            ("dlq.topic", topic.encode()),
-            ("dlq.partition", str(partition).encode()),
-            ("dlq.offset", str(offset).encode()),
-        ]
+        headers = dead_letter_headers(
+            reason,
+            detail,
+            ("connector", self.config.name),
+            ("topic", topic),
+            ("partition", partition),
+            ("offset", offset),
+        )
         return OutputRecord(self.dlq_topic, partition, key, value, headers)
 
     def _commit(self) -> None:

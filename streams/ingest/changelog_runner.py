@@ -24,6 +24,7 @@ from streams.codecs.events import EventDecoder
 from streams.errors import InvalidEventError
 from streams.ingest.changelog import ChangeLogOptions, MalformedLineError, parse_lines, to_event
 from streams.kafka.clients import producer_config
+from streams.kafka.produce import produce_waiting
 from streams.logs import mask_emails
 from streams.settings import Settings
 
@@ -140,12 +141,7 @@ def _produce(
             except InvalidEventError as exc:  # e.g. a year the processor would refuse
                 report.malformed.append((item.line_no, f"{exc.reason}: {mask_emails(exc.detail)}"))
                 continue
-            while True:
-                try:
-                    producer.produce(settings.input_topic, value, key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+            produce_waiting(producer, settings.input_topic, value, key, on_delivery)
             report.events += 1
             report.by_change[f"{item.action} {item.kind}"] += 1
             if report.lines % PROGRESS_EVERY == 0:

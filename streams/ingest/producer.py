@@ -12,14 +12,14 @@ import asyncio
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.errors import StreamsError
 from streams.kafka.clients import producer_config
+from streams.processor.records import Headers
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ DOWN_SEND_TIMEOUT_SECONDS = 2.0
 DEFAULT_RETRY_AFTER_SECONDS = 5
 
 
-Headers = list[tuple[str, str | bytes | None]]
 Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, Headers]
 
 
@@ -63,11 +62,13 @@ class _Tracker:
     def on_delivery(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:
             self.errors[self._index_of(message.key(), message.value())] = error.str()
-        if next(self._reports) == self.total:
-            self.loop.call_soon_threadsafe(self._resolve)
+        self._count()
 
     def refused(self, index: int, error: str) -> None:
         self.errors[index] = error
+        self._count()
+
+    def _count(self) -> None:
         if next(self._reports) == self.total:
             self.loop.call_soon_threadsafe(self._resolve)
 
@@ -97,7 +98,7 @@ class IngestProducer:
             raise ValueError("send_timeout must be positive")
         self.topic = settings.input_topic
         self.send_timeout = send_timeout
-        self._all_down_since: float | None = None
+        self._brokers_down = False
         self._producer = Producer(
             producer_config(
                 settings, **{"client.id": client_id, "error_cb": self._on_error, **overrides}
@@ -109,7 +110,7 @@ class IngestProducer:
     @property
     def brokers_down(self) -> bool:
         """librdkafka reported every broker down and no delivery succeeded since."""
-        return self._all_down_since is not None
+        return self._brokers_down
 
     def start(self) -> None:
         if self._thread is None:
@@ -138,9 +139,8 @@ class IngestProducer:
                 if len(record) == 2:
                     produce(target, record[1], record[0], on_delivery=on_delivery)
                 else:
-                    produce(
-                        target, record[1], record[0], headers=record[2], on_delivery=on_delivery
-                    )
+                    headers = cast("list[tuple[str, str | bytes | None]]", record[2])  # stubs
+                    produce(target, record[1], record[0], headers=headers, on_delivery=on_delivery)
             except KafkaException as exc:  # refused before queueing (too large, unknown topic)
                 tracker.refused(index, exc.args[0].str())
             except BufferError as exc:
@@ -156,7 +156,7 @@ class IngestProducer:
                 f"Kafka did not acknowledge all {len(records)} records within {timeout:.0f} s"
             ) from exc
         if len(tracker.errors) < len(records):
-            self._all_down_since = None
+            self._brokers_down = False
         return tracker.errors
 
     def close(self, timeout: float = 10.0) -> int:
@@ -173,8 +173,7 @@ class IngestProducer:
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
-            if self._all_down_since is None:
-                self._all_down_since = time.monotonic()
+            self._brokers_down = True
             logger.warning("kafka unreachable error=%s", error.str())
         else:
             logger.warning("kafka client error=%s", error.str())

@@ -16,6 +16,7 @@ import orjson
 
 from streams.codecs.events import EventDecoder
 from streams.errors import InvalidEventError, StreamsError
+from streams.logs import clip_name
 
 CUSTOMERS = "customers"
 SYSTEM_TIME = "system/time"
@@ -25,7 +26,6 @@ UNSUPPORTED = frozenset({SYSTEM_COOKIE, "customers/events", "customers/propertie
 COMMAND_FIELDS = frozenset({"name", "data"})
 CUSTOMERS_FIELDS = frozenset({"customer_ids", "properties", "update_timestamp", "event_id"})
 OK: dict[str, Any] = {"success": True}
-_NAME_CLIP = 48
 
 
 class TrackRequestError(StreamsError):
@@ -85,7 +85,7 @@ def parse_track_body(
         raise TrackRequestError(400, "bad_json", f"{exc.msg} at char {exc.pos}") from exc
     if type(doc) is dict and "commands" in doc:
         if len(doc) != 1:
-            unknown = ", ".join(sorted(_clip(str(name)) for name in doc if name != "commands"))
+            unknown = ", ".join(sorted(clip_name(str(name)) for name in doc if name != "commands"))
             raise TrackRequestError(400, "bad_shape", f"unknown top-level field(s): {unknown}")
         commands = doc["commands"]
         if type(commands) is not list:
@@ -156,7 +156,7 @@ def _command(
     if type(name) is not str:
         raise InvalidEventError("bad_command", "a command needs a string name")
     if not COMMAND_FIELDS.issuperset(item):
-        unknown = ", ".join(sorted(_clip(str(key)) for key in item.keys() - COMMAND_FIELDS))
+        unknown = ", ".join(sorted(clip_name(str(key)) for key in item.keys() - COMMAND_FIELDS))
         raise InvalidEventError("unknown_field", f"unknown command field(s): {unknown}")
     if name == CUSTOMERS:
         return _customers(item.get("data"), options, now_ms)
@@ -168,14 +168,14 @@ def _command(
             "unsupported_command",
             f"{name} is not supported here: send customers commands with customer_ids",
         )
-    raise InvalidEventError("unknown_command", f"unknown command {_clip(name)!r}")
+    raise InvalidEventError("unknown_command", f"unknown command {clip_name(name)!r}")
 
 
 def _customers(data: Any, options: TrackOptions, now_ms: int) -> dict[str, Any]:
     if type(data) is not dict:
         raise InvalidEventError("bad_command", "a customers command needs a data object")
     if not CUSTOMERS_FIELDS.issuperset(data):
-        unknown = ", ".join(sorted(_clip(str(key)) for key in data.keys() - CUSTOMERS_FIELDS))
+        unknown = ", ".join(sorted(clip_name(str(key)) for key in data.keys() - CUSTOMERS_FIELDS))
         raise InvalidEventError("unknown_field", f"unknown data field(s): {unknown}")
     ids = data.get("customer_ids")
     if type(ids) is not dict:
@@ -204,11 +204,3 @@ def _customers(data: Any, options: TrackOptions, now_ms: int) -> dict[str, Any]:
     if event_id is not None:
         event["event_id"] = event_id
     return event
-
-
-def _clip(name: str) -> str:
-    """A field or command name safe to echo: short, email local parts masked."""
-    at = name.find("@")
-    if at >= 0:
-        name = f"{name[:1]}***{name[at:]}"
-    return name if len(name) <= _NAME_CLIP else f"{name[:_NAME_CLIP]}..."

@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from streams.errors import DeliveryError, StreamsError
 from streams.kafka.clients import producer_config
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+QUEUE_FULL_POLL_SECONDS = 0.1
+
+
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes | None,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+) -> None:
+    """``produce`` one record; while the local queue is full, serve delivery reports (which
+    frees room) and try again. For paths where one call per record is cheap enough."""
+    while True:
+        try:
+            producer.produce(topic, value, key, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(QUEUE_FULL_POLL_SECONDS)
 
 
 def customer_key(line: bytes) -> bytes | None:
@@ -40,14 +60,7 @@ def produce_lines(settings: Settings, lines: Iterable[bytes], *, timeout: float 
         line = line.strip()
         if not line:
             continue
-        while True:
-            try:
-                producer.produce(
-                    settings.input_topic, line, customer_key(line), on_delivery=on_delivery
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(producer, settings.input_topic, line, customer_key(line), on_delivery)
         count += 1
     remaining = producer.flush(timeout)
     if failures or remaining:

@@ -21,6 +21,7 @@ from streams.processor.records import (
     Headers,
     InputRecord,
     OutputRecord,
+    dead_letter_headers,
 )
 from streams.processor.state_codec import decode_profile, encode_profile
 from streams.settings import Settings
@@ -152,14 +153,14 @@ class BatchProcessor:
         return profiles
 
     def _dead_letter(self, record: InputRecord, exc: InvalidEventError) -> OutputRecord:
-        headers: Headers = [
-            ("dlq.reason", exc.reason.encode()),
-            ("dlq.detail", exc.detail.encode()),
-            ("dlq.topic", self.settings.input_topic.encode()),
-            ("dlq.partition", str(record.partition).encode()),
-            ("dlq.offset", str(record.offset).encode()),
-            ("dlq.timestamp", str(record.timestamp_ms).encode()),
-        ]
+        headers = dead_letter_headers(
+            exc.reason,
+            exc.detail,
+            ("topic", self.settings.input_topic),
+            ("partition", record.partition),
+            ("offset", record.offset),
+            ("timestamp", record.timestamp_ms),
+        )
         headers.extend(record.headers or ())
         return OutputRecord(
             self.settings.dlq_topic, record.partition, record.key, record.value, headers

@@ -9,6 +9,14 @@ from typing import NamedTuple
 Headers = list[tuple[str, bytes]]
 
 
+def dead_letter_headers(reason: str, detail: str, *fields: tuple[str, object]) -> Headers:
+    """The headers every dead letter carries: ``dlq.reason``, ``dlq.detail``, then
+    ``dlq.<name>`` for each ``(name, value)`` of ``fields`` (where it came from), as text."""
+    headers = [("dlq.reason", reason.encode()), ("dlq.detail", detail.encode())]
+    headers.extend((f"dlq.{name}", str(value).encode()) for name, value in fields)
+    return headers
+
+
 class InputRecord(NamedTuple):
     """One consumed input record (tuples: one of these is made per event)."""
 

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.app_thread import AppThread
+
 AuthScheme = Literal["none", "api_key", "basic", "bearer", "oauth2"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -153,14 +155,15 @@ class CrmServer(FakeApi):
     _contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _jobs: dict[str, Job] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    url: str = ""
+    _app_thread: AppThread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._app_thread is not None, "CrmServer.start() first"
+        return self._app_thread.url
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> CrmServer:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post("/oauth/token", self._token)
         app.router.add_put("/api/people/{id}", self._put_person)
@@ -171,36 +174,13 @@ class CrmServer(FakeApi):
         app.router.add_delete("/api/contacts/{cid}", self._delete_contact)
         app.router.add_post("/api/imports", self._submit)
         app.router.add_get("/api/imports/{job}", self._job_status)
-        runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            host, port = runner.addresses[0][:2]
-            self.url = f"http://{host}:{port}"
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            pending = asyncio.all_tasks(loop)  # slow answers still sleeping
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="crm-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("CRM test server did not start")
+        self._app_thread = AppThread(app, "crm-server").start()
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
+        if self._app_thread is not None:
+            self._app_thread.stop()
+        self._app_thread = None
 
     # -- control and inspection ------------------------------------------------------------
     def reset(self) -> None:

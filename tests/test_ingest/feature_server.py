@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from streams.ingest.http.feature import FeatureContext, FeatureFactory
-from tests.test_ingest.origin_server import AppThread
+from tests.app_thread import AppThread
 
 
 @contextmanager

@@ -5,74 +5,21 @@ configured auth scheme (API key, basic, bearer, OAuth2 client credentials from
 ``POST /oauth/token`` with expiring tokens). Faults (status and Retry-After, slow answers) are
 injected per test with ``inject``, in the CRM test server's style (its ``FakeApi`` base, with
 ``Fault``, is reused).
-``AppThread`` runs any aiohttp application on its own loop in a thread; the tests run the
-ingestion feature under test with it too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from tests.app_thread import AppThread
 from tests.test_connect.crm_server import FakeApi, Received
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class AppThread:
-    """``start()`` serves ``app`` on 127.0.0.1:<free port>; ``url`` then names it."""
-
-    def __init__(self, app: web.Application, name: str = "test-app") -> None:
-        self.app = app
-        self.name = name
-        self.url = ""
-        self.loop = asyncio.new_event_loop()
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
-
-    def start(self) -> AppThread:
-        ready = threading.Event()
-        runner = web.AppRunner(self.app, shutdown_timeout=0.5, access_log=None)
-
-        def serve() -> None:
-            asyncio.set_event_loop(self.loop)
-            try:
-                self.loop.run_until_complete(runner.setup())
-                site = web.TCPSite(runner, "127.0.0.1", 0)
-                self.loop.run_until_complete(site.start())
-            except BaseException as exc:  # startup hooks failed: tell start()
-                self._failure = exc
-                ready.set()
-                return
-            host, port = runner.addresses[0][:2]
-            self.url = f"http://{host}:{port}"
-            ready.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(runner.cleanup())
-            pending = asyncio.all_tasks(self.loop)  # slow answers still sleeping
-            for task in pending:
-                task.cancel()
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.loop.close()
-
-        self._thread = threading.Thread(target=serve, name=self.name, daemon=True)
-        self._thread.start()
-        if not ready.wait(30):
-            raise RuntimeError(f"{self.name} did not start")
-        if self._failure is not None:
-            raise RuntimeError(f"{self.name} failed to start") from self._failure
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(30)
-        self._thread = None
 
 
 @dataclass

@@ -7,33 +7,12 @@ Each waits for the broker's acknowledgement before the sender hears "202".
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
-from streams.ingest.producer import BrokerUnavailableError, Headers, IngestProducer
-from streams.logs import mask_emails
+from streams.ingest.producer import BrokerUnavailableError, IngestProducer
+from streams.processor.records import Headers
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-def dead_letter_headers(
-    *,
-    reason: str,
-    detail: str,
-    origin: str,
-    received_ms: int,
-    extra: Sequence[tuple[str, str]] = (),
-) -> Headers:
-    """``dlq.reason``/``dlq.detail`` as the processor writes them; ``dlq.origin`` says where
-    the record came from (there is no input topic, partition or offset to name)."""
-    headers: Headers = [
-        ("dlq.reason", reason.encode()),
-        ("dlq.detail", mask_emails(detail).encode()),
-        ("dlq.origin", origin.encode()),
-        ("dlq.timestamp", str(received_ms).encode()),
-    ]
-    headers.extend((name, value.encode()) for name, value in extra)
-    return headers
 
 
 class DeadLetterWriter:

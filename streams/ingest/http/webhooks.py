@@ -21,7 +21,7 @@ from streams.errors import InvalidEventError
 from streams.ingest.http.auth import presented_token, token_matches, unauthorized
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.webhook_config import SourceConfig, WebhookOptions, parse_section
-from streams.ingest.http.webhook_deadletter import DeadLetterWriter, dead_letter_headers
+from streams.ingest.http.webhook_deadletter import DeadLetterWriter
 from streams.ingest.http.webhook_fetch import FetchFailedError, ProfileFetcher
 from streams.ingest.http.webhook_mapping import (
     MAX_ID_LENGTH,
@@ -35,6 +35,7 @@ from streams.ingest.http.webhook_mapping import (
 from streams.ingest.http.webhook_openapi import COMPONENTS, PATHS
 from streams.ingest.producer import BrokerUnavailableError, IngestProducer
 from streams.logs import mask_emails
+from streams.processor.records import dead_letter_headers
 
 logger = logging.getLogger(__name__)
 
@@ -249,11 +250,12 @@ class WebhookService:
     ) -> web.Response:
         assert self.dead_letters is not None  # started with the fetchers
         headers = dead_letter_headers(
-            reason=reason,
-            detail=detail,
-            origin=f"webhooks/{name}/notify",
-            received_ms=received_ms,
-            extra=[("dlq.webhook.id", profile_id), ("dlq.attempts", str(attempts))],
+            reason,
+            mask_emails(detail),
+            ("origin", f"webhooks/{name}/notify"),
+            ("timestamp", received_ms),
+            ("webhook.id", profile_id),
+            ("attempts", attempts),
         )
         try:
             await self.dead_letters.write(profile_id.encode(), value, headers)
