@@ -125,7 +125,7 @@ def _encode(snapshot: Path, mapping: BootstrapMapping) -> list[tuple[bytes, byte
         )
         for chunk in source.chunks(20_000):
             out = converter.convert(chunk.rows, chunk.lines)
-            records += zip(map(str.encode, out.ids), out.payloads, strict=True)
+            records += zip(out.keys, out.payloads, strict=True)
     return records
 
 

@@ -177,12 +177,22 @@ def seconds_column(tz: tzinfo, reason: str, latest_ms: int | None = None) -> Col
 
     def fast(values: Sequence[Any]) -> Sequence[Any] | None:
         seconds = list(map(float, values))
-        # Both bounds are False for NaN; inf fails the upper one.
-        if seconds and min(seconds) >= 0.0 and max(seconds) <= latest:
+        # min() and max() pass over a NaN, so finiteness is checked on its own.
+        if (
+            seconds
+            and all(map(math.isfinite, seconds))
+            and 0.0 <= min(seconds) <= max(seconds) <= latest
+        ):
             return seconds
         return None
 
     def slow(value: Any) -> Any:
+        # A number is taken as given, as the fast path takes it: a value never depends on
+        # whether another row of its chunk is bad.
+        with suppress(TypeError, ValueError):
+            seconds = float(value)
+            if 0.0 <= seconds <= latest:
+                return seconds
         ms = epoch_ms(value, tz, reason)
         if ms / 1000 > latest:
             raise ConversionError("future_timestamp", "update time is in the future")

@@ -1,57 +1,85 @@
-"""Duplicate ids inside one snapshot, found chunk by chunk with C-level dict operations.
+"""Duplicate ids inside one snapshot, settled in polars, not per row in Python.
 
 Only the report needs this: every valid row is produced and the processor's merge keeps the
-newest value per property anyway. Memory is one entry per distinct id (the id, its winning
-row's line and, with an update_timestamp column, its update time): ~100-150 bytes per id.
+newest value per property anyway. Chunks hand over their (key, line, update time) columns;
+they are settled when enough have piled up and at the end: per id the newest row wins (by update
+time, else the later line) and every other row is reported against it. A settled id keeps only
+its winner, so memory is one small row per distinct id plus what piled up since (a row is
+about 40 bytes: a dict of Python objects took three times that).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
-from itertools import compress
-from typing import Any
+
+import polars as pl
 
 Report = Callable[[int, int, bool], None]
 """``report(line, kept_line, same_time)``: ``line`` lost to ``kept_line``."""
 
+SETTLE_ROWS = 2_000_000
+SCHEMA = {"key": pl.Binary, "line": pl.Int64, "stamp": pl.Float64}
+
 
 class DuplicateIndex:
-    """The newer row wins (by update time, else the later line); the other is reported."""
+    """The newer row wins (by update time, else the later line); the other is reported.
 
-    def __init__(self, report: Report) -> None:
+    Call :meth:`finish` after the last chunk: reports come when rows are settled.
+    """
+
+    def __init__(self, report: Report, *, settle_rows: int = SETTLE_ROWS) -> None:
         self._report = report
-        self._seen: dict[str, Any] = {}  # id -> line, or (stamp, line) with per-row stamps
+        self._settle_rows = settle_rows
+        self._frames: list[pl.DataFrame] = []
+        self._pending = 0  # rows added since the last settling
 
-    def __len__(self) -> int:
-        return len(self._seen)
+    def add(
+        self, keys: Sequence[bytes], stamps: Sequence[float] | None, lines: Sequence[int]
+    ) -> None:
+        frame = pl.DataFrame(
+            {"key": list(keys), "line": list(lines)}, schema={"key": pl.Binary, "line": pl.Int64}
+        )
+        stamp = (
+            pl.Series("stamp", stamps, dtype=pl.Float64)
+            if stamps is not None
+            else pl.lit(None, dtype=pl.Float64).alias("stamp")
+        )
+        self.add_frame(frame.with_columns(stamp))
 
-    def add(self, ids: Sequence[str], stamps: Sequence[float] | None, lines: Sequence[int]) -> None:
-        seen = self._seen
-        entries: Sequence[Any] = lines if stamps is None else list(zip(stamps, lines, strict=True))
-        previous = list(map(seen.get, ids))
-        size = len(seen)
-        seen.update(zip(ids, entries, strict=True))
-        fresh = previous.count(None)
-        if fresh == len(ids) and len(seen) == size + len(ids):
-            return  # the common chunk: every id new, none twice
-        # Settle the repeated ids row by row (only those rows), from what was seen before.
-        # Entries are never falsy (lines start at 1), so compress() picks the seen ones.
-        repeated = set(compress(ids, previous))
-        if len(seen) - size < fresh:
-            repeated.update(key for key, count in Counter(ids).items() if count > 1)
-        winners = dict(zip(compress(ids, previous), filter(None, previous), strict=True))
-        for index in compress(range(len(ids)), map(repeated.__contains__, ids)):
-            key, entry = ids[index], entries[index]
-            old = winners.get(key)
-            if old is None:
-                winners[key] = entry
-            else:  # (stamp, line) or line: the newer wins, else the later
-                kept, lost = (entry, old) if entry >= old else (old, entry)
-                self._report(_line(lost), _line(kept), stamps is None or kept[0] == lost[0])
-                winners[key] = kept
-        seen.update(winners)
+    def add_frame(self, frame: pl.DataFrame) -> None:
+        """``frame``: columns key (binary), line (int) and stamp (float, null without one)."""
+        if frame.height:
+            self._frames.append(frame.select(list(SCHEMA)))
+            self._pending += frame.height
+            if self._pending >= self._settle_rows:
+                self._settle()
 
+    def finish(self) -> None:
+        self._settle()
 
-def _line(entry: Any) -> int:
-    return entry if type(entry) is int else entry[1]
+    def _settle(self) -> None:
+        self._pending = 0
+        if not self._frames:
+            return
+        rows = pl.concat(self._frames, how="vertical") if len(self._frames) > 1 else self._frames[0]
+        repeated = rows.select(pl.col("key").is_duplicated()).to_series()
+        if not repeated.any():
+            self._frames = [rows]
+            return
+        ranked = rows.filter(repeated).sort(["key", "stamp", "line"], nulls_last=False)
+        winners = ranked.unique("key", keep="last", maintain_order=True)
+        kept = winners.select("key", kept_line="line", kept_stamp="stamp")
+        lost = (
+            ranked.join(kept, on="key")
+            .filter(pl.col("line") != pl.col("kept_line"))
+            .select(
+                "line",
+                "kept_line",
+                same=(pl.col("stamp") == pl.col("kept_stamp")).fill_null(True),
+            )
+            .sort("line")
+        )
+        for line, kept_line, same in lost.iter_rows():
+            self._report(line, kept_line, same)
+        settled = pl.concat([rows.filter(~repeated), winners], how="vertical")
+        self._frames = [settled]

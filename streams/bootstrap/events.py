@@ -71,6 +71,11 @@ class EventTemplate:
                 self._fragments[-1] += piece
         self.slots = len(self._fragments) - 1
 
+    @property
+    def fragments(self) -> list[str]:
+        """The constant text before each slot, and after the last one (``slots + 1`` pieces)."""
+        return list(self._fragments)
+
     def render(self, columns: Sequence[Sequence[str]], count: int) -> list[str]:
         """Events of ``count`` rows; ``columns``: the id, the line, then the other slots."""
         if len(columns) != self.slots:

@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 from collections.abc import Iterator, Sequence
 from itertools import islice, repeat
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 import orjson
 
 from streams.bootstrap.sources import Chunk, SourceError, count_lines
 from streams.errors import ConfigError
+
+READ_BYTES = 1 << 22
 
 
 class _FileSource:
@@ -44,7 +48,14 @@ class _FileSource:
 
 
 class CsvSource(_FileSource):
-    """A CSV file with a header line; line numbers are the file's (the header is line 1)."""
+    """A CSV file with a header line; line numbers are the file's (the header is line 1).
+
+    Files in an ASCII-compatible encoding are read as bytes, a chunk of lines at a time, and
+    decoded per chunk. With ``blocks`` set (the columnar converter does), a chunk whose lines
+    are plain (UTF-8, no quotes, no carriage returns) is handed over unparsed as
+    :attr:`Chunk.block`, with lines of the wrong width already reported; any other chunk is
+    parsed here as before. Line numbers are the same either way.
+    """
 
     text = True
 
@@ -54,12 +65,23 @@ class CsvSource(_FileSource):
         self._encoding_name = encoding
         # utf-8-sig drops the byte-order mark spreadsheet exports like to write.
         self._encoding = "utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding
+        self._ascii_compatible = _ascii_compatible(encoding)
+        self._utf8 = self._ascii_compatible and codecs.lookup(encoding).name == "utf-8"
+        self._delimiter_byte = delimiter.encode() if delimiter.isascii() else None
+        self._bytes = False  # the handle is binary
+        self.delimiter = delimiter
+        self.blocks = False
 
     def estimate_total(self) -> int | None:
         return max(count_lines(self.path) - 1, 0)
 
+    @property
+    def can_block(self) -> bool:
+        """Plain chunks can come as blocks (UTF-8, a one-byte delimiter, read as bytes)."""
+        return self._bytes and self._utf8 and self._delimiter_byte is not None
+
     def __enter__(self) -> Self:
-        self._handle = self.path.open(newline="", encoding=self._encoding)
+        self._handle: IO[Any] = self.path.open(newline="", encoding=self._encoding)
         reader = csv.reader(self._handle, delimiter=self._delimiter)
         try:
             header = next(reader)
@@ -71,28 +93,98 @@ class CsvSource(_FileSource):
             raise SourceError(f"{self.path}: cannot read the header: {exc}") from exc
         self.columns = [name.strip() for name in header]
         self._header_lines = reader.line_num
+        if self._ascii_compatible:
+            self._read_bytes_after_header()
         return self
 
+    def _read_bytes_after_header(self) -> None:
+        binary = self.path.open("rb")
+        header = b"".join(islice(binary, self._header_lines))
+        if b"\r" in header.replace(b"\r\n", b""):  # a lone CR ends a text line, not a byte line
+            binary.close()
+            return
+        self._handle.close()
+        self._handle = binary
+        self._lines = ByteLines(binary)
+        self._bytes = True
+
     def chunks(self, size: int) -> Iterator[Chunk]:
-        handle, width = self._handle, len(self.columns or ())
         line = self._header_lines
         try:
-            while raw := list(islice(handle, size)):
-                rows = self._parse(raw)
-                lines: Sequence[int]
-                if len(rows) == len(raw) and not _open_record(rows):
-                    lines = range(line + 1, line + len(raw) + 1)
-                else:  # a quoted field spans lines: find each record's line
-                    raw, rows, lines = self._multiline(raw, line)
-                bad: list[tuple[int, str, str]] = []
-                if set(map(len, rows)) != {width}:
-                    rows, lines, bad = _check_width(rows, lines, width)
-                line += len(raw)
-                yield Chunk(rows, lines, bad, line)
+            while True:
+                if self._bytes:
+                    data, ended = self._lines.take(size)
+                    if not data:
+                        return
+                    joined = b"\n".join(data) + b"\n" if ended else b"\n".join(data)
+                    if self.blocks and self.can_block:
+                        block = self._block(data, joined, line)
+                        if block is not None:
+                            line = block.last_line
+                            yield block
+                            continue
+                    raw = self._decode(joined)
+                else:
+                    raw = list(islice(self._handle, size))
+                    if not raw:
+                        return
+                chunk = self._parse_chunk(raw, line)
+                line = chunk.last_line
+                yield chunk
         except UnicodeDecodeError as exc:
             raise self._not_text(line, exc) from exc
         except csv.Error as exc:
             raise SourceError(f"{self.path} after line {line}: {exc}") from exc
+
+    def _block(self, data: list[bytes], joined: bytes, line: int) -> Chunk | None:
+        """The lines ``data`` (``joined``) as a block chunk, or None when they hold quotes or
+        carriage returns."""
+        if b'"' in joined or b"\r" in joined:
+            return None
+        if not joined.isascii():
+            joined.decode()  # UnicodeDecodeError: not UTF-8 (reported like any chunk)
+        width = len(self.columns or ())
+        separators = width - 1
+        delimiter = self._delimiter_byte or b","  # can_block: a one-byte delimiter
+        counts = list(map(bytes.count, data, repeat(delimiter)))
+        last = line + len(data)
+        if counts.count(separators) == len(data) and (width > 1 or b"" not in data):
+            return Chunk([], range(line + 1, last + 1), [], last, joined)
+        good: list[bytes] = []
+        lines: list[int] = []
+        bad: list[tuple[int, str, str]] = []
+        for number, text, count in zip(range(line + 1, last + 1), data, counts, strict=True):
+            if not text:
+                continue  # a blank line is not a record
+            if count == separators:
+                good.append(text)
+                lines.append(number)
+            else:
+                bad.append((number, "bad_row", f"{count + 1} fields, the header has {width}"))
+        return Chunk([], lines, bad, last, b"\n".join(good) + b"\n" if good else b"")
+
+    def _decode(self, joined: bytes) -> list[str]:
+        """Bytes of whole lines to text lines, split where a text handle would split them."""
+        return list(io.StringIO(joined.decode(self._encoding_name), newline=""))
+
+    def _more_lines(self, count: int) -> list[str]:
+        if not self._bytes:
+            return list(islice(self._handle, count))
+        data, ended = self._lines.take(count)
+        return self._decode(b"\n".join(data) + b"\n" if ended else b"\n".join(data))
+
+    def _parse_chunk(self, raw: list[str], line: int) -> Chunk:
+        width = len(self.columns or ())
+        rows = self._parse(raw)
+        lines: Sequence[int]
+        if len(rows) == len(raw) and not _open_record(rows):
+            lines = range(line + 1, line + len(raw) + 1)
+        else:  # a quoted field spans lines: find each record's line
+            raw, rows, lines = self._multiline(raw, line)
+        bad: list[tuple[int, str, str]] = []
+        if set(map(len, rows)) != {width}:
+            rows, lines, bad = _check_width(rows, lines, width)
+        return Chunk(rows, lines, bad, line + len(raw))
 
     def _not_text(self, line: int, exc: UnicodeDecodeError) -> SourceError:
         return SourceError(
@@ -115,10 +207,60 @@ class CsvSource(_FileSource):
             for row in reader:
                 rows.append(row)
                 lines.append(line + reader.line_num)
-            more = list(islice(self._handle, 1000)) if _open_record(rows) else []
+            more = self._more_lines(1000) if _open_record(rows) else []
             if not more:
                 return raw, rows, lines
             raw.extend(more)
+
+
+class ByteLines:
+    """The lines of a binary file, without their newline, read in large blocks: one system call
+    (and one hand-over of the GIL) per block, not per line, so a reader thread does not queue
+    behind a busy thread for every few kilobytes."""
+
+    def __init__(self, handle: IO[bytes], block_bytes: int = READ_BYTES) -> None:
+        self._handle = handle
+        self._block_bytes = block_bytes
+        self._lines: list[bytes] = []
+        self._tail = b""  # a line not ended yet
+        self._eof = False
+
+    def take(self, count: int) -> tuple[list[bytes], bool]:
+        """Up to ``count`` lines, and whether the last of them ended with a newline (only the
+        file's last line may not)."""
+        while len(self._lines) < count and not self._eof:
+            data = self._handle.read(self._block_bytes)
+            if not data:
+                self._eof = True
+                break
+            parts = (self._tail + data).split(b"\n")
+            self._tail = parts.pop()
+            self._lines += parts
+        lines = self._lines[:count]
+        del self._lines[:count]
+        if self._eof and not self._lines and len(lines) < count and self._tail:
+            lines.append(self._tail)
+            self._tail = b""
+            return lines, False
+        return lines, True
+
+
+def block_rows(block: bytes, delimiter: str) -> list[list[str]]:
+    """The rows of a :attr:`Chunk.block`, parsed in Python (what the columnar path checks)."""
+    lines = block.decode().split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [text.split(delimiter) for text in lines]
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Byte lines of the file are its text lines (not so for UTF-16 and UTF-32)."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return False
+    stateful_or_wide = ("utf-16", "utf-32", "utf-7", "iso2022", "hz")
+    return "\n".encode(name) == b"\n" and not name.startswith(stateful_or_wide)
 
 
 def _open_record(rows: list[Any]) -> bool:

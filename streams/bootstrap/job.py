@@ -11,6 +11,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -18,18 +21,25 @@ from streams.bootstrap.checkpoint import Checkpoint, checkpoint_path, save_check
 from streams.bootstrap.convert import format_ms
 from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.delivery import ChunkedDelivery
+from streams.bootstrap.files import CsvSource
 from streams.bootstrap.mapping import BootstrapMapping
 from streams.bootstrap.plan import JobOptions, SourceFactory, plan_job
+from streams.bootstrap.prefetch import Prefetch
 from streams.bootstrap.progress import JobProgress
 from streams.bootstrap.report import JobReport, JobStats, Status
-from streams.bootstrap.rows import ChunkConverter, RowLimits
-from streams.bootstrap.sources import Source
+from streams.bootstrap.rows import ChunkConverter, ChunkOutput, RowLimits
+from streams.bootstrap.sources import Chunk, Source
 from streams.errors import ConfigError, DeliveryError, StreamsError
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 CHUNKS_PER_SECOND_THROTTLED = 10
+
+
+class Converter(Protocol):
+    def convert_chunk(self, chunk: Chunk) -> ChunkOutput: ...
+
 
 __all__ = ["BootstrapJob", "JobOptions"]
 
@@ -150,25 +160,31 @@ class BootstrapJob:
         )
         return report
 
-    def _converter(self, source: Source, checkpoint: Checkpoint) -> ChunkConverter:
+    def _converter(self, source: Source, checkpoint: Checkpoint) -> Converter:
         now_ms = time.time_ns() // 1_000_000
-        return ChunkConverter(
-            self.mapping,
-            source.columns,
-            job_id=checkpoint.job_id,
-            snapshot_ms=checkpoint.snapshot_ms,
-            since_ms=checkpoint.since_ms,
-            limits=RowLimits(
-                max_timestamp_ms=now_ms + round(self.settings.max_clock_skew_seconds * 1000),
-                max_event_bytes=self.settings.max_event_bytes,
-            ),
-            text_source=source.text,
+        limits = RowLimits(
+            max_timestamp_ms=now_ms + round(self.settings.max_clock_skew_seconds * 1000),
+            max_event_bytes=self.settings.max_event_bytes,
         )
+        common: dict[str, Any] = {
+            "job_id": checkpoint.job_id,
+            "snapshot_ms": checkpoint.snapshot_ms,
+            "since_ms": checkpoint.since_ms,
+            "limits": limits,
+        }
+        if isinstance(source, CsvSource) and source.can_block and source.columns is not None:
+            from streams.bootstrap.frames import FrameConverter  # imports polars
+
+            source.blocks = True
+            return FrameConverter(
+                self.mapping, source.columns, delimiter=source.delimiter, **common
+            )
+        return ChunkConverter(self.mapping, source.columns, text_source=source.text, **common)
 
     def _loop(
         self,
         source: Source,
-        converter: ChunkConverter,
+        converter: Converter,
         delivery: ChunkedDelivery,
         checkpoint: Checkpoint,
         progress: JobProgress,
@@ -185,13 +201,12 @@ class BootstrapJob:
     def _chunks(
         self,
         source: Source,
-        converter: ChunkConverter,
+        converter: Converter,
         delivery: ChunkedDelivery,
         checkpoint: Checkpoint,
         progress: JobProgress,
     ) -> None:
         stats, options = self.stats, self.options
-        topic = self.settings.input_topic
         chunk_rows = options.chunk_rows
         if options.max_rate is not None:
             per_chunk = int(options.max_rate / CHUNKS_PER_SECOND_THROTTLED)
@@ -199,39 +214,57 @@ class BootstrapJob:
         resume_line = checkpoint.confirmed_line
         duplicates = DuplicateIndex(stats.duplicate) if self.mapping.detect_duplicates else None
         run_started = last_saved = time.monotonic()
-        for chunk in source.chunks(chunk_rows):
-            out = converter.convert(chunk.rows, chunk.lines)
-            stats.total += len(chunk.rows) + len(chunk.bad)
-            for line, reason, detail in chunk.bad:
-                stats.reject(line, reason, detail)
-            for line, reason, detail in out.rejected:
-                stats.reject(line, reason, detail)
-            stats.skipped += out.skipped
-            stats.deletes += out.deletes
-            stats.opt_outs += out.opt_outs
-            if duplicates is not None:
-                duplicates.add(out.ids, out.stamps, out.lines)
-            payloads, keys = out.payloads, list(map(str.encode, out.ids))
-            if resume_line and out.lines and min(out.lines) <= resume_line:
-                # Rows up to resume_line were delivered by an earlier run (lines are not sorted:
-                # rows that took the dict path come last).
-                fresh = [i for i, line in enumerate(out.lines) if line > resume_line]
-                stats.replayed += len(out.lines) - len(fresh)
-                payloads, keys = [payloads[i] for i in fresh], [keys[i] for i in fresh]
-            if payloads:
-                self._produce(delivery, topic, payloads, keys)
-                stats.produced += len(payloads)
-            self._done_line = chunk.last_line
-            delivery.end_chunk(chunk.last_line)
-            if delivery.failed:
-                return
-            progress.update(stats.total)
-            if options.max_rate is not None:
-                _throttle(run_started, stats.produced, options.max_rate)
-            now = time.monotonic()
-            if now - last_saved >= options.checkpoint_interval:
-                self._save(delivery, checkpoint)
-                last_saved = now
+        converted = ((chunk, converter.convert_chunk(chunk)) for chunk in source.chunks(chunk_rows))
+        with (
+            Prefetch(converted, name=f"bootstrap-{checkpoint.job_id}-read") as ahead,
+            _finishing(duplicates),
+        ):
+            for chunk, out in ahead:
+                if self._deliver(chunk, out, delivery, duplicates, resume_line):
+                    return
+                progress.update(stats.total)
+                if options.max_rate is not None:
+                    _throttle(run_started, stats.produced, options.max_rate)
+                now = time.monotonic()
+                if now - last_saved >= options.checkpoint_interval:
+                    self._save(delivery, checkpoint)
+                    last_saved = now
+
+    def _deliver(
+        self,
+        chunk: Chunk,
+        out: ChunkOutput,
+        delivery: ChunkedDelivery,
+        duplicates: DuplicateIndex | None,
+        resume_line: int,
+    ) -> bool:
+        """Count, report and produce one converted chunk; True when delivery failed."""
+        stats = self.stats
+        stats.total += chunk.row_count + len(chunk.bad)
+        for line, reason, detail in chunk.bad:
+            stats.reject(line, reason, detail)
+        for line, reason, detail in out.rejected:
+            stats.reject(line, reason, detail)
+        stats.skipped += out.skipped
+        stats.deletes += out.deletes
+        stats.opt_outs += out.opt_outs
+        if duplicates is not None and out.keyed is not None:
+            duplicates.add_frame(out.keyed)
+        elif duplicates is not None:
+            duplicates.add(out.keys, out.stamps, out.lines)
+        payloads, keys = out.payloads, out.keys
+        if resume_line and out.lines and min(out.lines) <= resume_line:
+            # Rows up to resume_line were delivered by an earlier run (lines are not sorted:
+            # rows that took the dict path come last).
+            fresh = [i for i, line in enumerate(out.lines) if line > resume_line]
+            stats.replayed += len(out.lines) - len(fresh)
+            payloads, keys = [payloads[i] for i in fresh], [keys[i] for i in fresh]
+        if payloads:
+            self._produce(delivery, self.settings.input_topic, payloads, keys)
+            stats.produced += len(payloads)
+        self._done_line = chunk.last_line
+        delivery.end_chunk(chunk.last_line)
+        return delivery.failed
 
     @staticmethod
     def _produce(
@@ -276,6 +309,16 @@ class BootstrapJob:
         checkpoint.confirmed_line = delivery.confirmed_line
         if self._saved:
             save_checkpoint(self.path, checkpoint)
+
+
+@contextmanager
+def _finishing(duplicates: DuplicateIndex | None) -> Iterator[None]:
+    """Duplicates among the rows read are reported however the loop ends."""
+    try:
+        yield
+    finally:
+        if duplicates is not None:
+            duplicates.finish()
 
 
 def _throttle(started: float, produced: int, max_rate: float) -> None:

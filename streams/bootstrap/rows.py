@@ -18,6 +18,7 @@ from streams.bootstrap.columns import Column, ColumnConverter, property_column, 
 from streams.bootstrap.convert import ms_to_seconds, to_customer_id
 from streams.bootstrap.events import EventTemplate, dict_events, json_text
 from streams.bootstrap.mapping import BootstrapMapping
+from streams.bootstrap.sources import Chunk
 from streams.errors import ConfigError
 
 
@@ -33,16 +34,21 @@ class ChunkOutput:
     """The rows to produce (aligned lists) and what happened to the others."""
 
     lines: list[int] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)  # the customer ids, UTF-8: the Kafka keys
     stamps: list[float] | None = None  # update time per row (seconds); None: the snapshot's
     payloads: list[bytes] = field(default_factory=list)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason, detail
     skipped: int = 0
     deletes: int = 0
     opt_outs: int = 0
+    # The columnar converter's (key, line, stamp) polars frame of the rows to produce: the
+    # duplicate check takes it as is (see streams.bootstrap.dedupe).
+    keyed: Any = None
 
 
-class _Prop(NamedTuple):
+class Prop(NamedTuple):
+    """One mapped property: its name, source column, kind for JSON text, and converter."""
+
     name: str
     column: str
     kind: str
@@ -88,7 +94,7 @@ class ChunkConverter:
             email = p.to_property in emails
             kind = "email" if p.type == "email" or (p.type == "string" and email) else p.type
             convert = property_column(p.type, email=email, text=text_source, tz=tz)
-            self._props.append(_Prop(p.to_property, p.from_column, kind, convert))
+            self._props.append(Prop(p.to_property, p.from_column, kind, convert))
         self._constants = [(c.to_property, c.value) for c in mapping.constant_columns]
         self._null_empty = mapping.empty_values == "null"
         ts = mapping.update_timestamp
@@ -107,6 +113,41 @@ class ChunkConverter:
         self._event_prefix = f"{job_id}:"
         self._max_bytes = limits.max_event_bytes
         self._template = self._compile_template()
+
+    # What the columnar converter (streams.bootstrap.frames) shares with this one.
+    @property
+    def id_column(self) -> str:
+        return self._id_column
+
+    @property
+    def ts_column(self) -> str | None:
+        return self._ts_column
+
+    @property
+    def props(self) -> list[Prop]:
+        return list(self._props)
+
+    @property
+    def template(self) -> EventTemplate:
+        return self._template
+
+    @property
+    def stamps(self) -> ColumnConverter:
+        """Converts the update_timestamp column to UNIX seconds."""
+        return self._stamps
+
+    @property
+    def since(self) -> tuple[str, ColumnConverter, float] | None:
+        """``--since``: the modified-at column, its converter and the earliest kept second."""
+        return self._since
+
+    @property
+    def removal_column(self) -> str | None:
+        return self._removal.column if self._removal is not None else None
+
+    def is_removal(self, value: object) -> bool:
+        """The removal column's value marks the row removed."""
+        return value is not None and str(value).strip().casefold() in self._removal_values
 
     def _compile_template(self) -> EventTemplate:
         uses = [("id", "")]
@@ -127,6 +168,12 @@ class ChunkConverter:
             return lambda name: list(map(dict.get, rows, repeat(name, count)))
         index = {name: position for position, name in enumerate(self._columns)}
         return lambda name: list(map(itemgetter(index[name]), rows))
+
+    def convert_chunk(self, chunk: Chunk) -> ChunkOutput:
+        """A chunk of parsed rows (this converter takes no :attr:`Chunk.block`)."""
+        if chunk.block is not None:
+            raise ValueError("block chunks need the columnar converter (streams.bootstrap.frames)")
+        return self.convert(chunk.rows, chunk.lines)
 
     def convert(self, rows: Sequence[Any], lines: Sequence[int]) -> ChunkOutput:
         count = len(rows)
@@ -214,13 +261,13 @@ class ChunkConverter:
         if whole:
             out.payloads.extend(map(str.encode, rendered))
             out.lines.extend(lines)
-            out.ids.extend(cells[0][1].values)
+            out.keys.extend(map(str.encode, cells[0][1].values))
             if self._ts_column is not None:
                 out.stamps = list(cells[1][1].values)
             return
         out.payloads.extend(map(str.encode, map(rendered.__getitem__, fast)))
         out.lines.extend(map(lines.__getitem__, fast))
-        out.ids.extend(map(cells[0][1].values.__getitem__, fast))
+        out.keys.extend(map(str.encode, map(cells[0][1].values.__getitem__, fast)))
         if self._ts_column is not None:
             out.stamps = list(map(cells[1][1].values.__getitem__, fast))
 
@@ -263,7 +310,7 @@ class ChunkConverter:
             )
         )
         out.lines.extend(lines[i] for i in others)
-        out.ids.extend(ids.values[i] for i in others)
+        out.keys.extend(ids.values[i].encode() for i in others)
         if row_stamps is not None:
             out.stamps = (out.stamps or []) + row_stamps
 
@@ -273,18 +320,13 @@ class ChunkConverter:
         if removal is None:
             return [], False
         flags = column(removal.column)
-        wanted = self._removal_values
         try:
-            verdict = {v: v is not None and str(v).strip().casefold() in wanted for v in set(flags)}
+            verdict = {v: self.is_removal(v) for v in set(flags)}
             removals = (
                 [i for i, v in enumerate(flags) if verdict[v]] if any(verdict.values()) else []
             )
         except TypeError:  # unhashable values (JSON arrays): one by one
-            removals = [
-                i
-                for i, v in enumerate(flags)
-                if v is not None and str(v).strip().casefold() in wanted
-            ]
+            removals = [i for i, v in enumerate(flags) if self.is_removal(v)]
         return removals, removal.as_ == "delete"
 
     def _drop_large(self, out: ChunkOutput) -> None:
@@ -295,6 +337,6 @@ class ChunkConverter:
         out.rejected.sort()
         out.payloads = [out.payloads[j] for j in small]
         out.lines = [out.lines[j] for j in small]
-        out.ids = [out.ids[j] for j in small]
+        out.keys = [out.keys[j] for j in small]
         if out.stamps is not None:
             out.stamps = [out.stamps[j] for j in small]

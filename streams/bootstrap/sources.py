@@ -34,12 +34,22 @@ class SourceError(StreamsError):
 
 
 class Chunk(NamedTuple):
-    """Consecutive rows of a source and the lines they came from."""
+    """Consecutive rows of a source and the lines they came from.
+
+    A CSV source asked for blocks (``CsvSource.blocks``) hands plain rows over unparsed:
+    ``block`` holds them as UTF-8 lines, each with exactly the header's number of fields, no
+    quotes and no carriage returns, one per entry of ``lines``; ``rows`` is then empty.
+    """
 
     rows: list[Any]
-    lines: Sequence[int]  # aligned with rows
+    lines: Sequence[int]  # aligned with rows (or with the lines of block)
     bad: list[tuple[int, str, str]]  # (line, reason, detail) of lines that are not rows
     last_line: int  # the last line the chunk covers: a resumed job continues after it
+    block: bytes | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.lines) if self.block is not None else len(self.rows)
 
 
 class Source(Protocol):

@@ -16,10 +16,16 @@ ROWS = st.lists(
 
 
 def run(
-    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random | None = None
+    rows: list[tuple[str, int]],
+    cuts: list[int],
+    stamped: bool,
+    shuffle: Random | None = None,
+    settle_rows: int = 1_000,
 ) -> list[tuple[int, int, bool]]:
     reports: list[tuple[int, int, bool]] = []
-    index = DuplicateIndex(lambda line, kept, same: reports.append((line, kept, same)))
+    index = DuplicateIndex(
+        lambda line, kept, same: reports.append((line, kept, same)), settle_rows=settle_rows
+    )
     bounds = sorted({0, len(rows), *(cut % (len(rows) + 1) for cut in cuts)})
     for start, end in pairwise(bounds):
         # Within a chunk rows may come in any order (the converter puts some last).
@@ -27,15 +33,19 @@ def run(
         if shuffle is not None:
             shuffle.shuffle(order)
         stamps = [float(rows[i][1]) for i in order] if stamped else None
-        index.add([rows[i][0] for i in order], stamps, [i + 1 for i in order])
+        index.add([rows[i][0].encode() for i in order], stamps, [i + 1 for i in order])
+    index.finish()
     return reports
 
 
-@given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms())
+@given(
+    ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms(), st.integers(1, 50)
+)
 def test_losers_are_every_row_but_the_winner(
-    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random
+    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random, settle: int
 ) -> None:
-    reports = run(rows, cuts, stamped, shuffle)
+    """Whatever the chunking and however often rows are settled on the way."""
+    reports = run(rows, cuts, stamped, shuffle, settle)
     # The winner per id: the newest update time, then the later line.
     winners: dict[str, tuple[tuple[int, int], int]] = {}
     for line, (key, stamp) in enumerate(rows, 1):

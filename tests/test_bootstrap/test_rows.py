@@ -125,7 +125,7 @@ def test_every_row_becomes_what_the_per_value_converters_say(rows: list[dict[str
         else:
             assert produced[f"job:{line}"] == want
     assert len(out.payloads) + len(out.rejected) == len(rows)
-    assert out.ids == [produced[f"job:{line}"]["customer_id"] for line in out.lines]
+    assert out.keys == [produced[f"job:{line}"]["customer_id"].encode() for line in out.lines]
 
 
 def produced_lines(produced: dict[str, Any]) -> list[int]:
@@ -263,3 +263,13 @@ def test_dict_rows_and_database_values() -> None:
 def test_missing_columns_are_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="email"):
         converter(columns=["id", "name"])
+
+
+def test_a_nan_update_time_is_rejected_even_beside_good_ones() -> None:
+    """min() and max() step over a NaN: the chunk-wide range check must not let one through."""
+    out = converter(update_timestamp={"from_column": "updated"}).convert(
+        [row(updated="1"), row(id="c-2", updated="nan"), row(id="c-3", updated="2")], [2, 3, 4]
+    )
+    assert out.lines == [2, 4]
+    assert [(line, reason) for line, reason, _ in out.rejected] == [(3, "bad_timestamp")]
+    assert out.stamps == [1.0, 2.0]
