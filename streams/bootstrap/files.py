@@ -52,7 +52,7 @@ class CsvSource(_FileSource):
 
     Files in an ASCII-compatible encoding are read as bytes, a chunk of lines at a time, and
     decoded per chunk. With ``blocks`` set (the columnar converter does), a chunk whose lines
-    are plain (UTF-8, no quotes, no carriage returns) is handed over unparsed as
+    are plain (UTF-8, no quotes, no carriage return but in CRLF line ends) is handed over as
     :attr:`Chunk.block`, with lines of the wrong width already reported; any other chunk is
     parsed here as before. Line numbers are the same either way.
     """
@@ -137,10 +137,15 @@ class CsvSource(_FileSource):
             raise SourceError(f"{self.path} after line {line}: {exc}") from exc
 
     def _block(self, data: list[bytes], joined: bytes, line: int) -> Chunk | None:
-        """The lines ``data`` (``joined``) as a block chunk, or None when they hold quotes or
-        carriage returns."""
-        if b'"' in joined or b"\r" in joined:
+        """The lines ``data`` (``joined``) as a block chunk (CRLF ends made LF), or None when they
+        hold quotes or a carriage return outside a CRLF line end."""
+        if b'"' in joined:
             return None
+        if b"\r" in joined:  # CRLF line ends (spreadsheet exports) are fine, any other CR is not
+            if joined.count(b"\r") != joined.count(b"\r\n"):
+                return None
+            joined = joined.replace(b"\r\n", b"\n")
+            data = [text[:-1] if text[-1:] == b"\r" else text for text in data]
         if not joined.isascii():
             joined.decode()  # UnicodeDecodeError: not UTF-8 (reported like any chunk)
         width = len(self.columns or ())

@@ -37,8 +37,8 @@ class Chunk(NamedTuple):
     """Consecutive rows of a source and the lines they came from.
 
     A CSV source asked for blocks (``CsvSource.blocks``) hands plain rows over unparsed:
-    ``block`` holds them as UTF-8 lines, each with exactly the header's number of fields, no
-    quotes and no carriage returns, one per entry of ``lines``; ``rows`` is then empty.
+    ``block`` holds them as UTF-8 lines ending in LF, each with exactly the header's number of
+    fields and no quotes, one per entry of ``lines``; ``rows`` is then empty.
     """
 
     rows: list[Any]

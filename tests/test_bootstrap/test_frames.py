@@ -56,7 +56,8 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     },
 }
 
-_ODD = ["", " ", "x\\y", "tab\there", "nul\x00", "bell\x07", "é", "日本", "\u2028", "a;b", "\x1f"]
+_ODD = ["", " ", "x\\y", "tab\there", "lone\rcr", "nul\x00", "bell\x07", "é", "日本", "\u2028"]
+_ODD += ["a;b", "\x1f"]
 # Per column: values the columnar path takes and odd ones (most of which it hands to Python).
 GOOD = {
     "id": [f"c-{n}" for n in range(12)],
@@ -249,14 +250,25 @@ def test_plain_chunks_really_take_the_columnar_path(tmp_path: Path) -> None:
         assert isinstance(out.keyed, pl.DataFrame)
 
 
-def test_quotes_crlf_and_other_encodings_are_parsed_in_python(tmp_path: Path) -> None:
+def test_crlf_line_ends_take_the_columnar_path(tmp_path: Path) -> None:
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(b"\xef\xbb\xbfid,name\r\nc-1,Ada\r\n\r\nc-2,Bob,x\r\nc-3,Eve")
+    with CsvSource(crlf) as source:
+        source.blocks = True
+        (chunk,) = list(source.chunks(10))
+    assert source.columns == ["id", "name"]
+    assert (chunk.block, list(chunk.lines)) == (b"c-1,Ada\nc-3,Eve\n", [2, 5])
+    assert chunk.bad == [(4, "bad_row", "3 fields, the header has 2")]
+
+
+def test_quotes_lone_crs_and_other_encodings_are_parsed_in_python(tmp_path: Path) -> None:
     quoted = tmp_path / "q.csv"
     quoted.write_text('id,name\nc-1,"Ada, Countess"\nc-2,Bob\n')
-    crlf = tmp_path / "crlf.csv"
-    crlf.write_bytes(b"id,name\r\nc-1,Ada\r\n")
+    lone_cr = tmp_path / "cr.csv"
+    lone_cr.write_bytes(b"id,name\nc-1,Ada\rc-2,Bob\n")
     latin = tmp_path / "latin.csv"
     latin.write_bytes(b"id,name\nc-1,Ko\xe8ice\n")
-    for path, encoding in ((quoted, "utf-8"), (crlf, "utf-8"), (latin, "cp1250")):
+    for path, encoding in ((quoted, "utf-8"), (lone_cr, "utf-8"), (latin, "cp1250")):
         with CsvSource(path, encoding=encoding) as source:
             source.blocks = True
             assert all(chunk.block is None for chunk in source.chunks(10))
