@@ -154,7 +154,8 @@ def run(path: Path, mapping: dict[str, Any], size: int, *, frames: bool) -> dict
         "since_ms": since_ms,
         "limits": LIMITS,
     }
-    result: dict[str, Any] = {"events": [], "rejected": [], "bad": [], "duplicates": []}
+    # What the job reports: a line of the wrong width is a rejection wherever it was found.
+    result: dict[str, Any] = {"events": [], "rejected": [], "duplicates": []}
     counts = {"rows": 0, "skipped": 0, "deletes": 0, "opt_outs": 0}
     duplicates = DuplicateIndex(lambda *found: result["duplicates"].append(found))
     converter: Any = None
@@ -169,9 +170,8 @@ def run(path: Path, mapping: dict[str, Any], size: int, *, frames: bool) -> dict
         out = converter.convert_chunk(chunk)
         stamps = out.stamps or [None] * len(out.lines)
         result["events"] += zip(out.lines, out.keys, stamps, out.payloads, strict=True)
-        result["rejected"] += out.rejected
-        result["bad"] += chunk.bad
-        counts["rows"] += chunk.row_count
+        result["rejected"] += out.rejected + chunk.bad
+        counts["rows"] += chunk.row_count + len(chunk.bad)
         counts["skipped"] += out.skipped
         counts["deletes"] += out.deletes
         counts["opt_outs"] += out.opt_outs
@@ -198,7 +198,7 @@ def write(lines: list[str]) -> Path:
 @given(
     lines=LINES,
     mapping=st.sampled_from(sorted(MAPPINGS)),
-    size=st.integers(1, 50),
+    size=st.integers(1, 15),  # often several chunks
 )
 @example(lines=[",".join(v[0] for v in GOOD.values())], mapping="full", size=1)
 def test_the_columnar_path_makes_what_the_python_path_makes(
@@ -299,3 +299,31 @@ def test_byte_lines_come_whole_whatever_the_read_size(tmp_path: Path, block_byte
         assert lines.take(2) == ([b"", b"four"], True)
         assert lines.take(5) == ([b"last"], False)
         assert lines.take(5) == ([], True)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["c-1,Ada,x", "c-2", "c-3,Eve"],  # one field too many, one too few: the count matches
+        ["c-1", "c-2,Bob,x", "c-3,Eve"],
+        ["c-1,Ada,x,y", "c-2", "c-3", "c-4,Eve"],
+        ["c-1", "c-2,Bob"],  # too few only
+        ["c-1,Ada", "c-2"],
+        ["c-1,Ada", "c-2,Bob,x"],  # too many only
+        ["c-1,Ada", "", "c-3,Eve"],  # a blank line
+    ],
+)
+def test_lines_of_the_wrong_width_that_even_out_are_still_reported(
+    tmp_path: Path, lines: list[str]
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("id,name\n" + "\n".join(["c-0,Zoe"] * 30 + lines) + "\n")
+    mapping = {
+        "ids": [{"from_column": "id"}],
+        "properties": [{"from_column": "name", "to_property": "name"}],
+    }
+    expected = run(path, mapping, 30, frames=False)
+    assert run(path, mapping, 30, frames=True) == expected
+    assert {line for line, _, _ in expected["rejected"]} == {
+        32 + index for index, text in enumerate(lines) if text and text.count(",") != 1
+    }
