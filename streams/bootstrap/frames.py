@@ -78,12 +78,16 @@ class FrameConverter:
         }
         since = self._rows.since
         self._modified = _ValueMemo(since[1], pl.Float64) if since is not None else None
+        # The frame's own columns are named __*: a source column of that name stays in Python.
+        self._python_only = any(name.startswith("__") for name in self._names)
 
     def convert_chunk(self, chunk: Chunk) -> ChunkOutput:
         if chunk.block is None:
             return self.full.convert(chunk.rows, chunk.lines)
         if not chunk.lines:
             return ChunkOutput()
+        if self._python_only:
+            return self.full.convert(block_rows(chunk.block, self._delimiter), chunk.lines)
         try:
             frame = pl.read_csv(
                 chunk.block,

@@ -327,3 +327,15 @@ def test_lines_of_the_wrong_width_that_even_out_are_still_reported(
     assert {line for line, _, _ in expected["rejected"]} == {
         32 + index for index, text in enumerate(lines) if text and text.count(",") != 1
     }
+
+
+def test_a_source_column_named_like_the_frames_own_stays_in_python(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("id,__line\nc-1,Ada\nc-2,\n")
+    mapping = {
+        "ids": [{"from_column": "id"}],
+        "properties": [{"from_column": "__line", "to_property": "name"}],
+    }
+    expected = run(path, mapping, 10, frames=False)
+    assert run(path, mapping, 10, frames=True) == expected
+    assert len(expected["events"]) == 2
