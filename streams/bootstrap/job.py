@@ -4,6 +4,8 @@ Rows without an update_timestamp column carry the job's snapshot time (its start
 modification time when that is earlier), fixed in the checkpoint on the first run, so neither a
 slow job nor a resumed one can overwrite fresher live updates. A resumed job re-reads and
 re-validates the rows it already delivered (for a complete report) without producing them.
+Chunks are read and converted on a reader thread while the main thread produces the previous
+one (:mod:`streams.bootstrap.prefetch`).
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ logger = logging.getLogger(__name__)
 
 CHUNKS_PER_SECOND_THROTTLED = 10
 
+__all__ = ["BootstrapJob", "JobOptions"]
+
 
 class Converter(Protocol):
+    """The columnar converter (plain CSV) or the Python one (any source)."""
+
     def convert_chunk(self, chunk: Chunk) -> ChunkOutput: ...
-
-
-__all__ = ["BootstrapJob", "JobOptions"]
 
 
 class BootstrapJob:
