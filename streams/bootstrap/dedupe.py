@@ -11,8 +11,12 @@ about 40 bytes: a dict of Python objects took three times that).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from streams.bootstrap.rows import ChunkOutput
 
 Report = Callable[[int, int, bool], None]
 """``report(line, kept_line, same_time)``: ``line`` lost to ``kept_line``."""
@@ -45,6 +49,13 @@ class DuplicateIndex:
             else pl.lit(None, dtype=pl.Float64).alias("stamp")
         )
         self.add_frame(frame.with_columns(stamp))
+
+    def add_output(self, out: ChunkOutput) -> None:
+        """The rows a converter will produce: its polars frame of them when it made one."""
+        if out.keyed is not None:
+            self.add_frame(out.keyed)
+        else:
+            self.add(out.keys, out.stamps, out.lines)
 
     def add_frame(self, frame: pl.DataFrame) -> None:
         """``frame``: columns key (binary), line (int) and stamp (float, null without one)."""

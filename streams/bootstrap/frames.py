@@ -87,7 +87,7 @@ class FrameConverter:
         if not chunk.lines:
             return ChunkOutput()
         if self._python_only:
-            return self.full.convert(block_rows(chunk.block, self._delimiter), chunk.lines)
+            return self._in_python(chunk.block, chunk.lines)
         try:
             frame = pl.read_csv(
                 chunk.block,
@@ -100,25 +100,29 @@ class FrameConverter:
         except pl.exceptions.PolarsError:
             frame = None
         if frame is None or frame.height != len(chunk.lines):  # not expected: Python decides
-            return self.full.convert(block_rows(chunk.block, self._delimiter), chunk.lines)
+            return self._in_python(chunk.block, chunk.lines)
         frame.columns = self._names
         return self._convert(frame.with_columns(pl.Series(_LINE, chunk.lines, pl.Int64)))
+
+    def _in_python(self, block: bytes, lines: Sequence[int]) -> ChunkOutput:
+        return self.full.convert(block_rows(block, self._delimiter), lines)
 
     def _convert(self, frame: pl.DataFrame) -> ChunkOutput:
         rows = self._rows
         ident = pl.col(rows.id_column)
         oks = [ident.is_not_null() & ~ident.str.contains_any(_JSON_SPECIAL)]
         slots = [ident, pl.col(_LINE).cast(pl.String)]
-        extra: list[pl.Series] = []
+        extra: list[pl.Series] = []  # columns converted in Python, once per distinct value
+        derived: list[pl.Expr] = []  # typed columns, computed in the query before the checks
         stamp: pl.Expr | None = None
         if rows.ts_column is not None:
-            extra.append(frame[rows.ts_column].cast(pl.Float64, strict=False).alias("__ts"))
+            derived.append(pl.col(rows.ts_column).cast(pl.Float64, strict=False).alias("__ts"))
             stamp = pl.col("__ts")
             in_range = (stamp >= _PLAIN_FLOAT_MIN) & (stamp <= self._latest)
             oks.append(stamp.is_finite() & (in_range | (stamp == 0.0)))
             slots.append(stamp.cast(pl.String))
         for number, prop in enumerate(rows.props):
-            ok, text = self._property(frame, prop, f"__p{number}", extra)
+            ok, text = self._property(frame, prop, f"__p{number}", extra, derived)
             oks.append(ok)
             slots.append(text)
         removal = rows.removal_column
@@ -153,6 +157,7 @@ class FrameConverter:
         done = (
             frame.hstack(extra)
             .lazy()
+            .with_columns(derived)
             .select(columns)
             .with_columns((pl.col(_OK) & ~pl.col(_SKIP) & fits).alias(_OK))
             .collect()
@@ -174,9 +179,15 @@ class FrameConverter:
         return out
 
     def _property(
-        self, frame: pl.DataFrame, prop: Prop, alias: str, extra: list[pl.Series]
+        self,
+        frame: pl.DataFrame,
+        prop: Prop,
+        alias: str,
+        extra: list[pl.Series],
+        derived: list[pl.Expr],
     ) -> tuple[pl.Expr, pl.Expr]:
-        """(row is fine, JSON text) of one property column."""
+        """(row is fine, JSON text) of one property column; adds what it needs computed first
+        to ``extra`` (a Series) or ``derived`` (an expression)."""
         cell = pl.col(prop.column)
         if prop.kind == "string":
             return cell.is_not_null() & ~cell.str.contains_any(_JSON_SPECIAL), cell
@@ -184,11 +195,11 @@ class FrameConverter:
             ok = cell.str.contains(_EMAIL) & (cell.str.len_chars() <= EMAIL_MAX)
             return ok, cell
         if prop.kind == "int":
-            extra.append(frame[prop.column].cast(pl.Int64, strict=False).alias(alias))
+            derived.append(cell.cast(pl.Int64, strict=False).alias(alias))
             number = pl.col(alias)
             return number.is_not_null(), number.cast(pl.String)
         if prop.kind == "float":
-            extra.append(frame[prop.column].cast(pl.Float64, strict=False).alias(alias))
+            derived.append(cell.cast(pl.Float64, strict=False).alias(alias))
             number = pl.col(alias)
             size = number.abs()
             plain = (size >= _PLAIN_FLOAT_MIN) & (size < _PLAIN_FLOAT_MAX)

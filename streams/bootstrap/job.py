@@ -126,7 +126,7 @@ class BootstrapJob:
                     format_ms(checkpoint.snapshot_ms),
                     checkpoint.confirmed_line,
                 )
-                self._loop(source, converter, delivery, checkpoint, progress)
+                self._chunks(source, converter, delivery, checkpoint, progress)
                 finished = True
                 progress.finish(self.stats.total)
         except KeyboardInterrupt:
@@ -184,23 +184,6 @@ class BootstrapJob:
             )
         return ChunkConverter(self.mapping, source.columns, text_source=source.text, **common)
 
-    def _loop(
-        self,
-        source: Source,
-        converter: Converter,
-        delivery: ChunkedDelivery,
-        checkpoint: Checkpoint,
-        progress: JobProgress,
-    ) -> None:
-        # The loop makes no reference cycles; collecting them costs a quarter of its time.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            self._chunks(source, converter, delivery, checkpoint, progress)
-        finally:
-            if collecting:
-                gc.enable()
-
     def _chunks(
         self,
         source: Source,
@@ -219,6 +202,7 @@ class BootstrapJob:
         run_started = last_saved = time.monotonic()
         converted = ((chunk, converter.convert_chunk(chunk)) for chunk in source.chunks(chunk_rows))
         with (
+            _cyclic_gc_paused(),
             Prefetch(converted, name=f"bootstrap-{checkpoint.job_id}-read") as ahead,
             _finishing(duplicates),
         ):
@@ -251,10 +235,8 @@ class BootstrapJob:
         stats.skipped += out.skipped
         stats.deletes += out.deletes
         stats.opt_outs += out.opt_outs
-        if duplicates is not None and out.keyed is not None:
-            duplicates.add_frame(out.keyed)
-        elif duplicates is not None:
-            duplicates.add(out.keys, out.stamps, out.lines)
+        if duplicates is not None:
+            duplicates.add_output(out)
         payloads, keys = out.payloads, out.keys
         if resume_line and out.lines and min(out.lines) <= resume_line:
             # Rows up to resume_line were delivered by an earlier run (lines are not sorted:
@@ -312,6 +294,18 @@ class BootstrapJob:
         checkpoint.confirmed_line = delivery.confirmed_line
         if self._saved:
             save_checkpoint(self.path, checkpoint)
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The loop makes no reference cycles; collecting them costs a quarter of its time."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @contextmanager
