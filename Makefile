@@ -22,7 +22,7 @@ prereqs: ## Check Python 3.11+, Java 17+ and Maven; say what is missing
 	@java -version 2>&1 | awk -F'"' '/version/ {split($$2, v, "."); if (v[1] < 17) {print "missing: Java 17+ (found " $$2 ")"; exit 1}}'
 	@command -v mvn >/dev/null || { echo "missing: Maven (install maven)"; exit 1; }
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml setup.py streams/bootstrap/_csvfast.c
 	@$(MAKE) --no-print-directory prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -1,25 +1,30 @@
-"""Duplicate ids inside one snapshot, settled in polars, not per row in Python.
+"""Duplicate ids inside one snapshot, found in C or settled in polars, not per row in Python.
 
 Only the report needs this: every valid row is produced and the processor's merge keeps the
-newest value per property anyway. Chunks hand over their (key, line, update time) columns;
-they are settled when enough have piled up and at the end: per id the newest row wins (by update
-time, else the later line) and every other row is reported against it. A settled id keeps only
-its winner, so memory is one small row per distinct id plus what piled up since (a row is
-about 40 bytes: a dict of Python objects took three times that).
+newest value per property anyway. Per id the newest row wins (by update time, else the later
+line) and every other row is reported against it. With the native extension built
+(``_csvfast.KeyIndex``) each row is looked up in a C hash table as it comes, and the losers are
+reported at the end; else chunks hand over their (key, line, update time) columns, settled in
+polars when enough have piled up and at the end, a settled id keeping only its winner. Either
+way memory is one small record per distinct id (about 40 bytes; a dict of Python objects took
+three times that).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+from streams.bootstrap.extension import csvfast as _csvfast
 
 if TYPE_CHECKING:
     from streams.bootstrap.rows import ChunkOutput
 
 Report = Callable[[int, int, bool], None]
 """``report(line, kept_line, same_time)``: ``line`` lost to ``kept_line``."""
+
 
 SETTLE_ROWS = 2_000_000
 SCHEMA = {"key": pl.Binary, "line": pl.Int64, "stamp": pl.Float64}
@@ -31,8 +36,16 @@ class DuplicateIndex:
     Call :meth:`finish` after the last chunk: reports come when rows are settled.
     """
 
-    def __init__(self, report: Report, *, settle_rows: int = SETTLE_ROWS) -> None:
+    def __init__(
+        self, report: Report, *, settle_rows: int = SETTLE_ROWS, native: bool | None = None
+    ) -> None:
+        """``native``: the C index (default: when built) or polars."""
         self._report = report
+        if native is None:
+            native = _csvfast is not None
+        if native and _csvfast is None:
+            raise RuntimeError("the _csvfast extension is not built")
+        self._native: Any = _csvfast.KeyIndex() if native and _csvfast is not None else None
         self._settle_rows = settle_rows
         self._frames: list[pl.DataFrame] = []
         self._pending = 0  # rows added since the last settling
@@ -40,6 +53,9 @@ class DuplicateIndex:
     def add(
         self, keys: Sequence[bytes], stamps: Sequence[float] | None, lines: Sequence[int]
     ) -> None:
+        if self._native is not None:
+            self._native.add(keys, lines, stamps)
+            return
         frame = pl.DataFrame(
             {"key": list(keys), "line": list(lines)}, schema={"key": pl.Binary, "line": pl.Int64}
         )
@@ -52,13 +68,16 @@ class DuplicateIndex:
 
     def add_output(self, out: ChunkOutput) -> None:
         """The rows a converter will produce: its polars frame of them when it made one."""
-        if out.keyed is not None:
+        if out.keyed is not None and self._native is None:
             self.add_frame(out.keyed)
         else:
             self.add(out.keys, out.stamps, out.lines)
 
     def add_frame(self, frame: pl.DataFrame) -> None:
         """``frame``: columns key (binary), line (int) and stamp (float, null without one)."""
+        if self._native is not None:
+            self.add(frame["key"].to_list(), frame["stamp"].to_list(), frame["line"].to_list())
+            return
         if frame.height:
             self._frames.append(frame.select(list(SCHEMA)))
             self._pending += frame.height
@@ -66,6 +85,10 @@ class DuplicateIndex:
                 self._settle()
 
     def finish(self) -> None:
+        if self._native is not None:
+            for line, kept_line, same in self._native.losses():
+                self._report(line, kept_line, same)
+            return
         self._settle()
 
     def _settle(self) -> None:

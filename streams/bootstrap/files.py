@@ -15,10 +15,14 @@ from typing import IO, Any, Self
 
 import orjson
 
+from streams.bootstrap.extension import csvfast as _csvfast
 from streams.bootstrap.sources import Chunk, SourceError, count_lines
 from streams.errors import ConfigError
 
 READ_BYTES = 1 << 22
+# Block chunks start this small and double up to the chunk size: the first chunk is converted
+# before anything is produced, and it meets every value its memo columns hold for the first time.
+FIRST_BLOCK_LINES = 1024
 
 
 class _FileSource:
@@ -109,16 +113,18 @@ class CsvSource(_FileSource):
         self._bytes = True
 
     def chunks(self, size: int) -> Iterator[Chunk]:
+        """Chunks of ``size`` lines; blocks start smaller (see :data:`FIRST_BLOCK_LINES`)."""
         line = self._header_lines
+        take = min(size, FIRST_BLOCK_LINES) if self.blocks else size
         try:
             while True:
                 if self._bytes:
-                    data, ended = self._lines.take(size)
-                    if not data:
+                    joined, count = self._lines.take_bytes(take)
+                    take = min(size, take * 2)
+                    if not count:
                         return
-                    joined = b"\n".join(data) + b"\n" if ended else b"\n".join(data)
                     if self.blocks and self.can_block:
-                        block = self._block(data, joined, line)
+                        block = self._block(joined, count, line)
                         if block is not None:
                             line = block.last_line
                             yield block
@@ -136,8 +142,8 @@ class CsvSource(_FileSource):
         except csv.Error as exc:
             raise SourceError(f"{self.path} after line {line}: {exc}") from exc
 
-    def _block(self, data: list[bytes], joined: bytes, line: int) -> Chunk | None:
-        """The lines ``data`` (``joined``) as a block chunk (CRLF ends made LF), or None when they
+    def _block(self, joined: bytes, count: int, line: int) -> Chunk | None:
+        """The ``count`` lines ``joined`` as a block chunk (CRLF ends made LF), or None when they
         hold quotes or a carriage return outside a CRLF line end."""
         if b'"' in joined:
             return None
@@ -145,27 +151,26 @@ class CsvSource(_FileSource):
             if joined.count(b"\r") != joined.count(b"\r\n"):
                 return None
             joined = joined.replace(b"\r\n", b"\n")
-            data = [text[:-1] if text[-1:] == b"\r" else text for text in data]
         if not joined.isascii():
             joined.decode()  # UnicodeDecodeError: not UTF-8 (reported like any chunk)
         width = len(self.columns or ())
-        separators = width - 1
         delimiter = self._delimiter_byte or b","  # can_block: a one-byte delimiter
-        counts = list(map(bytes.count, data, repeat(delimiter)))
-        last = line + len(data)
-        if counts.count(separators) == len(data) and (width > 1 or b"" not in data):
+        odd = _odd_lines(joined, delimiter, width)
+        last = line + count
+        if not odd:
             return Chunk([], range(line + 1, last + 1), [], last, joined)
         good: list[bytes] = []
         lines: list[int] = []
         bad: list[tuple[int, str, str]] = []
-        for number, text, count in zip(range(line + 1, last + 1), data, counts, strict=True):
-            if not text:
-                continue  # a blank line is not a record
-            if count == separators:
+        fields = dict(odd)
+        for index, text in enumerate(joined.split(b"\n")[:count]):
+            number = line + 1 + index
+            if index not in fields:
                 good.append(text)
                 lines.append(number)
-            else:
-                bad.append((number, "bad_row", f"{count + 1} fields, the header has {width}"))
+            elif fields[index]:  # a blank line (0) is not a record
+                detail = f"{fields[index]} fields, the header has {width}"
+                bad.append((number, "bad_row", detail))
         return Chunk([], lines, bad, last, b"\n".join(good) + b"\n" if good else b"")
 
     def _decode(self, joined: bytes) -> list[str]:
@@ -175,8 +180,7 @@ class CsvSource(_FileSource):
     def _more_lines(self, count: int) -> list[str]:
         if not self._bytes:
             return list(islice(self._handle, count))
-        data, ended = self._lines.take(count)
-        return self._decode(b"\n".join(data) + b"\n" if ended else b"\n".join(data))
+        return self._decode(self._lines.take_bytes(count)[0])
 
     def _parse_chunk(self, raw: list[str], line: int) -> Chunk:
         width = len(self.columns or ())
@@ -219,35 +223,67 @@ class CsvSource(_FileSource):
 
 
 class ByteLines:
-    """The lines of a binary file, without their newline, read in large blocks: one system call
-    (and one hand-over of the GIL) per block, not per line, so a reader thread does not queue
-    behind a busy thread for every few kilobytes."""
+    """The lines of a binary file read in large blocks: one system call (and one hand-over of
+    the GIL) per block, not per line, so a reader thread does not queue behind a busy thread for
+    every few kilobytes; lines are found in C (``_csvfast.line_end``) when it is built."""
 
     def __init__(self, handle: IO[bytes], block_bytes: int = READ_BYTES) -> None:
         self._handle = handle
         self._block_bytes = block_bytes
-        self._lines: list[bytes] = []
-        self._tail = b""  # a line not ended yet
+        self._buffer = b""
+        self._pos = 0  # where the lines not taken yet start
         self._eof = False
 
-    def take(self, count: int) -> tuple[list[bytes], bool]:
-        """Up to ``count`` lines, and whether the last of them ended with a newline (only the
-        file's last line may not)."""
-        while len(self._lines) < count and not self._eof:
+    def take_bytes(self, count: int) -> tuple[bytes, int]:
+        """Up to ``count`` lines as the file has them, each with its newline (only the file's
+        last line may have none), and how many lines they are."""
+        end, found = _line_end(self._buffer, self._pos, count)
+        while found < count and not self._eof:
             data = self._handle.read(self._block_bytes)
             if not data:
                 self._eof = True
                 break
-            parts = (self._tail + data).split(b"\n")
-            self._tail = parts.pop()
-            self._lines += parts
-        lines = self._lines[:count]
-        del self._lines[:count]
-        if self._eof and not self._lines and len(lines) < count and self._tail:
-            lines.append(self._tail)
-            self._tail = b""
-            return lines, False
-        return lines, True
+            self._buffer = self._buffer[self._pos :] + data
+            end -= self._pos
+            self._pos = 0
+            more_end, more = _line_end(self._buffer, end, count - found)
+            end, found = more_end, found + more
+        if found < count and self._eof and end < len(self._buffer):
+            end, found = len(self._buffer), found + 1  # the last line, without a newline
+        data = self._buffer[self._pos : end]
+        self._pos = end
+        return data, found
+
+
+def _line_end(buffer: bytes, pos: int, count: int) -> tuple[int, int]:
+    """The position after the ``count``-th newline from ``pos`` (or after the last one there is)
+    and how many newlines that is."""
+    if _csvfast is not None:
+        found: tuple[int, int] = _csvfast.line_end(buffer, pos, count)
+        return found
+    end = pos
+    for found_lines in range(count):
+        newline = buffer.find(b"\n", end)
+        if newline < 0:
+            return end, found_lines
+        end = newline + 1
+    return end, count
+
+
+def _odd_lines(block: bytes, delimiter: bytes, width: int) -> list[tuple[int, int]]:
+    """(index, fields) of the lines of ``block`` that are blank (0 fields) or of another width."""
+    if _csvfast is not None:
+        odd: list[tuple[int, int]] = _csvfast.odd_lines(block, delimiter[0], width)
+        return odd
+    lines = block.split(b"\n") if block else []
+    if block.endswith(b"\n"):
+        lines.pop()
+    counts = map(bytes.count, lines, repeat(delimiter))
+    return [
+        (index, count + 1 if text else 0)
+        for index, (text, count) in enumerate(zip(lines, counts, strict=True))
+        if not text or count != width - 1
+    ]
 
 
 def block_rows(block: bytes, delimiter: str) -> list[list[str]]:

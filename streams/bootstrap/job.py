@@ -15,16 +15,18 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 
+from streams.bootstrap import native
 from streams.bootstrap.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
 from streams.bootstrap.convert import format_ms
 from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.delivery import ChunkedDelivery
 from streams.bootstrap.files import CsvSource
 from streams.bootstrap.mapping import BootstrapMapping
+from streams.bootstrap.native import NativeConverter
 from streams.bootstrap.plan import JobOptions, SourceFactory, plan_job
 from streams.bootstrap.prefetch import Prefetch
 from streams.bootstrap.progress import JobProgress
@@ -34,6 +36,9 @@ from streams.bootstrap.sources import Chunk, Source
 from streams.errors import ConfigError, DeliveryError, StreamsError
 from streams.settings import Settings
 
+if TYPE_CHECKING:
+    from streams.bootstrap.frames import FrameConverter
+
 logger = logging.getLogger(__name__)
 
 CHUNKS_PER_SECOND_THROTTLED = 10
@@ -42,7 +47,7 @@ __all__ = ["BootstrapJob", "JobOptions"]
 
 
 class Converter(Protocol):
-    """The columnar converter (plain CSV) or the Python one (any source)."""
+    """A fast converter of plain CSV blocks (C, else polars) or the Python one (any source)."""
 
     def convert_chunk(self, chunk: Chunk) -> ChunkOutput: ...
 
@@ -176,12 +181,13 @@ class BootstrapJob:
             "limits": limits,
         }
         if isinstance(source, CsvSource) and source.can_block and source.columns is not None:
-            from streams.bootstrap.frames import FrameConverter  # imports polars
-
             source.blocks = True
-            return FrameConverter(
-                self.mapping, source.columns, delimiter=source.delimiter, **common
-            )
+            fast: type[NativeConverter | FrameConverter] = NativeConverter
+            if not native.available():
+                from streams.bootstrap.frames import FrameConverter  # imports polars
+
+                fast = FrameConverter
+            return fast(self.mapping, source.columns, delimiter=source.delimiter, **common)
         return ChunkConverter(self.mapping, source.columns, text_source=source.text, **common)
 
     def _chunks(

@@ -5,10 +5,15 @@ from __future__ import annotations
 from itertools import pairwise
 from random import Random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.bootstrap.dedupe import DuplicateIndex
+from streams.bootstrap.native import available
+
+# Both implementations: polars, and the C index when the extension was built.
+NATIVE = [False, True] if available() else [False]
 
 ROWS = st.lists(
     st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3)), min_size=1, max_size=40
@@ -21,10 +26,14 @@ def run(
     stamped: bool,
     shuffle: Random | None = None,
     settle_rows: int = 1_000,
+    *,
+    native: bool = False,
 ) -> list[tuple[int, int, bool]]:
     reports: list[tuple[int, int, bool]] = []
     index = DuplicateIndex(
-        lambda line, kept, same: reports.append((line, kept, same)), settle_rows=settle_rows
+        lambda line, kept, same: reports.append((line, kept, same)),
+        settle_rows=settle_rows,
+        native=native,
     )
     bounds = sorted({0, len(rows), *(cut % (len(rows) + 1) for cut in cuts)})
     for start, end in pairwise(bounds):
@@ -38,14 +47,20 @@ def run(
     return reports
 
 
+@pytest.mark.parametrize("native", NATIVE)
 @given(
     ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms(), st.integers(1, 50)
 )
 def test_losers_are_every_row_but_the_winner(
-    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random, settle: int
+    native: bool,
+    rows: list[tuple[str, int]],
+    cuts: list[int],
+    stamped: bool,
+    shuffle: Random,
+    settle: int,
 ) -> None:
     """Whatever the chunking and however often rows are settled on the way."""
-    reports = run(rows, cuts, stamped, shuffle, settle)
+    reports = run(rows, cuts, stamped, shuffle, settle, native=native)
     # The winner per id: the newest update time, then the later line.
     winners: dict[str, tuple[tuple[int, int], int]] = {}
     for line, (key, stamp) in enumerate(rows, 1):
@@ -60,9 +75,21 @@ def test_losers_are_every_row_but_the_winner(
         assert same == (not stamped or rows[line - 1][1] == rows[kept - 1][1])
 
 
+@pytest.mark.parametrize("native", NATIVE)
 @given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans())
 def test_chunking_does_not_change_the_verdicts(
-    rows: list[tuple[str, int]], cuts: list[int], stamped: bool
+    native: bool, rows: list[tuple[str, int]], cuts: list[int], stamped: bool
 ) -> None:
-    whole = run(rows, [], stamped)
-    assert sorted(run(rows, cuts, stamped)) == sorted(whole)
+    whole = run(rows, [], stamped, native=native)
+    assert sorted(run(rows, cuts, stamped, native=native)) == sorted(whole)
+
+
+@pytest.mark.skipif(not available(), reason="the _csvfast extension is not built")
+@given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms())
+def test_the_c_index_reports_what_polars_reports(
+    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random
+) -> None:
+    """Settled once, at the end, polars names the final winner too (the C index always does;
+    polars settling on the way names the winner of that moment)."""
+    polars = run(rows, cuts, stamped, Random(shuffle.random()))
+    assert sorted(run(rows, cuts, stamped, Random(shuffle.random()), native=True)) == sorted(polars)

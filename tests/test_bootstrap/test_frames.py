@@ -1,4 +1,5 @@
-"""The columnar (polars) path makes exactly what the Python path makes of the same file.
+"""The fast paths, columnar (polars) and native (C), make exactly what the Python path makes of
+the same file.
 
 Same events byte for byte, same keys, update times, rejections with their lines and reasons,
 bad lines, skipped rows, removals and duplicates: whatever the cells hold (odd numbers, spaces,
@@ -22,6 +23,7 @@ from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.files import ByteLines, CsvSource
 from streams.bootstrap.frames import FrameConverter
 from streams.bootstrap.mapping import parse_mapping
+from streams.bootstrap.native import NativeConverter, available
 from streams.bootstrap.rows import ChunkConverter, RowLimits
 from streams.bootstrap.sources import Chunk
 
@@ -56,6 +58,16 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     },
 }
 
+
+def _decimal(digits: int, places: int, padding: int) -> str:
+    """``digits`` with a decimal point ``places`` from the right and ``padding`` extra leading
+    zeros: the plain numbers a file may hold, trailing zeros and all."""
+    text = "0" * padding + str(abs(digits)).rjust(places + 1, "0")
+    if places:
+        text = text[:-places] + "." + text[-places:]
+    return "-" + text if digits < 0 else text
+
+
 _ODD = ["", " ", "x\\y", "tab\there", "lone\rcr", "nul\x00", "bell\x07", "é", "日本", "\u2028"]
 _ODD += ["a;b", "\x1f"]
 # Per column: values the columnar path takes and odd ones (most of which it hands to Python).
@@ -64,21 +76,35 @@ GOOD = {
     "name": ["Ada", "Zoë", "O'Neil", "  pad  ", "日本", "N" * 400],
     "email": ["a@example.com", "first.last+tag@sub.example.co", "x@b-c.example"],
     "age": ["5", "-12", "0", str(2**63 - 1), str(-(2**63))],
-    "score": ["1.5", "549.37", "120.0", "-0.0", "0.0001", "9.999e+15", "5e-05", "-0.00012"],
+    "score": [
+        *("1.5", "549.37", "120.0", "-0.0", "0.0001", "9.999e+15", "5e-05", "-0.00012"),
+        *("007.50", "100", "0.00010", "-0.000", "123456789012345", "12345678901234.5"),
+        *("0.000123456789012345", "825.60", "-000.5"),
+    ],
     "flag": ["true", "FALSE", "Yes", "n", "1", "0"],
     "born": ["1985-03-02", "2024-02-29", "1880-06-01", "9999-12-31", "0001-01-01"],
     "status": ["ACTIVE", "inactive"],
     "modified": ["2026-11-20T00:00:00Z", "1763700000", "2026-11-20"],
-    "updated": ["1763700000", "1763700000.5", "0", "0.0", "1e-05", "1790000000"],
+    "updated": [
+        *("1763700000", "1763700000.5", "0", "0.0", "1e-05", "1790000000", "1763700000.100"),
+        *("01763700000", "-0", "1763700000.12345"),
+    ],
 }
 ODD = {
     "id": _ODD,
     "name": _ODD,
-    "email": ["", " b@example.org", "bad", "x@y", "a..b@example.com", "ü@example.com", "a" * 99],
+    "email": [
+        *("", " b@example.org", "bad", "x@y", "a..b@example.com", "ü@example.com", "a" * 99),
+        *("a@" + "b" * 64 + ".com", "a@" + "b" * 63 + ".com", "a@-b.com", "a@b-.com", "a@b..com"),
+        *("@b.com", "a@b.com.", "a@.b.com", "a b@c.com", "a@b@c.com", "a@" + "b." * 130 + "cd"),
+    ],
     "age": [str(2**63), "", "+5", "007", "1_000", " 3", "1.0", "1.5", "٣", "-0", "1e3", "x"],
     "score": [
         *("", "1", "100", "1e16", "1e-05", ".5", "5.", "1_0", " 2", "nan", "inf", "-Infinity"),
         *("0x10", "1e400", "12345678901234567890", "1,5", "1.5e-06", "1e+16"),
+        *("1234567890123456", "0.00001", "99999999999999999", "1.00000000000000000001"),
+        *("0.1000000000000000055511151231257827", "1" * 70, "-", "1.", "-.5", "--1"),
+        *("9007199254740993", "1.0000000000000001", "0.12345678901234567"),
     ],
     "flag": ["tRuE", " t ", "maybe", ""],
     "born": [
@@ -96,9 +122,12 @@ MORE_GOOD = {
     "age": st.integers(-(2**63), 2**63 - 1).map(str),
     "score": st.floats(allow_nan=False, allow_infinity=False).map(repr)
     | st.floats(-1e-3, 1e-3).map(repr)
-    | st.decimals(-(10**6), 10**6, places=2).map(str),
+    | st.decimals(-(10**6), 10**6, places=2).map(str)
+    | st.builds(_decimal, st.integers(-(10**17), 10**17), st.integers(0, 19), st.integers(0, 2)),
     "born": st.dates().map(str),
-    "updated": st.floats(0, 1.79e9).map(repr) | st.integers(0, 1_790_000_000).map(str),
+    "updated": st.floats(0, 1.79e9).map(repr)
+    | st.integers(0, 1_790_000_000).map(str)
+    | st.builds(_decimal, st.integers(0, 1_790_000_000_000), st.integers(0, 6), st.integers(0, 2)),
 }
 COLUMNS = {
     name: (
@@ -131,6 +160,11 @@ LINES = st.tuples(
 ).map(lambda drawn: _insert(*drawn))
 
 
+# The fast converters under test; the C one when the extension was built (CI requires it:
+# test_native.py).
+FAST = {"polars": FrameConverter, **({"native": NativeConverter} if available() else {})}
+
+
 def _insert(rows: list[str], specials: list[tuple[int, str]]) -> list[str]:
     for position, line in specials:
         rows.insert(position, line)
@@ -145,7 +179,8 @@ def chunks(path: Path, size: int, *, blocks: bool) -> Iterator[tuple[Chunk, list
             yield chunk, source.columns
 
 
-def run(path: Path, mapping: dict[str, Any], size: int, *, frames: bool) -> dict[str, Any]:
+def run(path: Path, mapping: dict[str, Any], size: int, *, fast: str | None) -> dict[str, Any]:
+    """What the job would report of ``path`` with the ``fast`` converter (None: Python only)."""
     parsed = parse_mapping(mapping)
     since_ms = SINCE_MS if parsed.modified_at_column else None
     options: dict[str, Any] = {
@@ -159,14 +194,14 @@ def run(path: Path, mapping: dict[str, Any], size: int, *, frames: bool) -> dict
     counts = {"rows": 0, "skipped": 0, "deletes": 0, "opt_outs": 0}
     duplicates = DuplicateIndex(lambda *found: result["duplicates"].append(found))
     converter: Any = None
-    for chunk, columns in chunks(path, size, blocks=frames):
+    for chunk, columns in chunks(path, size, blocks=fast is not None):
         if converter is None:
             converter = (
-                FrameConverter(parsed, columns, **options)
-                if frames
+                FAST[fast](parsed, columns, **options)
+                if fast is not None
                 else ChunkConverter(parsed, columns, text_source=True, **options)
             )
-        assert (chunk.block is not None) <= frames
+        assert (chunk.block is not None) <= (fast is not None)
         out = converter.convert_chunk(chunk)
         stamps = out.stamps or [None] * len(out.lines)
         result["events"] += zip(out.lines, out.keys, stamps, out.payloads, strict=True)
@@ -177,9 +212,7 @@ def run(path: Path, mapping: dict[str, Any], size: int, *, frames: bool) -> dict
         counts["opt_outs"] += out.opt_outs
         if out.keyed is not None:
             assert out.keyed.height == len(out.lines)
-            duplicates.add_frame(out.keyed)
-        else:
-            duplicates.add(out.keys, out.stamps, out.lines)
+        duplicates.add_output(out)
     duplicates.finish()
     result["events"].sort()
     result["rejected"].sort()
@@ -201,12 +234,13 @@ def write(lines: list[str]) -> Path:
     size=st.integers(1, 15),  # often several chunks
 )
 @example(lines=[",".join(v[0] for v in GOOD.values())], mapping="full", size=1)
-def test_the_columnar_path_makes_what_the_python_path_makes(
+def test_the_fast_paths_make_what_the_python_path_makes(
     lines: list[str], mapping: str, size: int
 ) -> None:
     path = write(lines)
-    expected = run(path, MAPPINGS[mapping], size, frames=False)
-    assert run(path, MAPPINGS[mapping], size, frames=True) == expected
+    expected = run(path, MAPPINGS[mapping], size, fast=None)
+    for fast in FAST:
+        assert run(path, MAPPINGS[mapping], size, fast=fast) == expected, fast
 
 
 def sweep_lines() -> list[str]:
@@ -222,10 +256,13 @@ def sweep_lines() -> list[str]:
 
 @pytest.mark.parametrize("mapping", sorted(MAPPINGS))
 @pytest.mark.parametrize("size", [1, 13, 1000])
-def test_every_odd_value_alone_in_a_row_gets_the_same_verdict(mapping: str, size: int) -> None:
+@pytest.mark.parametrize("fast", sorted(FAST))
+def test_every_odd_value_alone_in_a_row_gets_the_same_verdict(
+    mapping: str, size: int, fast: str
+) -> None:
     path = write(sweep_lines())
-    expected = run(path, MAPPINGS[mapping], size, frames=False)
-    assert run(path, MAPPINGS[mapping], size, frames=True) == expected
+    expected = run(path, MAPPINGS[mapping], size, fast=None)
+    assert run(path, MAPPINGS[mapping], size, fast=fast) == expected
     assert expected["events"]
     assert expected["rejected"]
 
@@ -295,10 +332,10 @@ def test_byte_lines_come_whole_whatever_the_read_size(tmp_path: Path, block_byte
     path.write_bytes(b"one\ntwo\n\nfour\nlast")
     with path.open("rb") as handle:
         lines = ByteLines(handle, block_bytes)
-        assert lines.take(2) == ([b"one", b"two"], True)
-        assert lines.take(2) == ([b"", b"four"], True)
-        assert lines.take(5) == ([b"last"], False)
-        assert lines.take(5) == ([], True)
+        assert lines.take_bytes(2) == (b"one\ntwo\n", 2)
+        assert lines.take_bytes(2) == (b"\nfour\n", 2)
+        assert lines.take_bytes(5) == (b"last", 1)
+        assert lines.take_bytes(5) == (b"", 0)
 
 
 @pytest.mark.parametrize(
@@ -322,8 +359,9 @@ def test_lines_of_the_wrong_width_that_even_out_are_still_reported(
         "ids": [{"from_column": "id"}],
         "properties": [{"from_column": "name", "to_property": "name"}],
     }
-    expected = run(path, mapping, 30, frames=False)
-    assert run(path, mapping, 30, frames=True) == expected
+    expected = run(path, mapping, 30, fast=None)
+    for fast in FAST:
+        assert run(path, mapping, 30, fast=fast) == expected, fast
     assert {line for line, _, _ in expected["rejected"]} == {
         32 + index for index, text in enumerate(lines) if text and text.count(",") != 1
     }
@@ -336,6 +374,7 @@ def test_a_source_column_named_like_the_frames_own_stays_in_python(tmp_path: Pat
         "ids": [{"from_column": "id"}],
         "properties": [{"from_column": "__line", "to_property": "name"}],
     }
-    expected = run(path, mapping, 10, frames=False)
-    assert run(path, mapping, 10, frames=True) == expected
+    expected = run(path, mapping, 10, fast=None)
+    for fast in FAST:
+        assert run(path, mapping, 10, fast=fast) == expected, fast
     assert len(expected["events"]) == 2

@@ -1,0 +1,1190 @@
+/* Plain CSV lines to change events in C, mostly without the GIL: the bootstrap's native path.
+ *
+ * Converter(delimiter, width, fragments, slots, removal, since, latest, max_bytes, miss,
+ * memo_limit).convert(block, lines) takes a block of plain CSV lines (UTF-8, LF ends, no quotes,
+ * no CR: see CsvSource._block) and returns
+ *     (keys, payloads, lines, stamps or None, fallback, skipped)
+ * Every row is either turned into exactly the bytes the Python converter
+ * (streams.bootstrap.rows.ChunkConverter) makes of it, or handed back in ``fallback`` as
+ * (line, raw line) for that converter to build or reject with its reason. A check here may send
+ * a good row to Python; it never lets through a row Python would treat otherwise:
+ *   - ids and strings: not empty, nothing a JSON string escapes (< 0x20, '"', '\\');
+ *   - emails: the exact language of convert.EMAIL_PATTERN, at most EMAIL_MAX bytes;
+ *   - ints: -?[0-9]{1,18}, written as str(int(text)) writes them;
+ *   - floats and update times: -?[0-9]+(.[0-9]+)?, finite, times in [0, latest], written as
+ *     repr(float(text)) writes them: with at most 15 significant digits in repr's fixed range
+ *     that is the text itself, tidied (see put_plain); other values go through CPython's own
+ *     float() and repr() (PyOS_string_to_double, PyOS_double_to_string) under the GIL;
+ *   - memo columns (booleans, dates; removal flags; modified-at times): looked up per cell in
+ *     tables that ``miss(which, cell)`` fills, one Python conversion per distinct value;
+ *   - the event no larger than max_bytes.
+ * Empty cells and removals always go to Python.
+ *
+ * A chunk is converted in three passes: without the GIL, every row that needs no Python
+ * (nearly all of them); with the GIL, the rows that met a new memo value or an odd number; then
+ * the Python objects (keys, payloads) are made. The GIL is free for the producing thread while
+ * the first pass runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { K_ID, K_LINE, K_TS, K_STRING, K_EMAIL, K_INT, K_FLOAT, K_MEMO };
+/* Row verdicts */
+enum { R_EVENT, R_PYTHON, R_SKIPPED, R_GIL, R_ERROR, R_NOMEM };
+
+#define EMAIL_MAX 254
+#define NUMBER_MAX 64
+#define PLAIN_DIGITS 15 /* DBL_DIG: decimals this short survive a trip through a double */
+#define WHICH_REMOVAL (-1)
+#define WHICH_MODIFIED (-2)
+
+/* ---- memo tables: cell bytes -> what miss() made of it ---- */
+
+#define INLINE 24 /* key and text bytes kept in the entry itself: one cache miss per lookup */
+
+typedef struct {
+    PyObject *key;   /* bytes, owned */
+    PyObject *value; /* what miss() returned, owned */
+    Py_ssize_t key_len;
+    char key_start[INLINE]; /* the key's first bytes: all of a short one */
+    int usable;             /* the row can be built from it (else it goes to Python) */
+    int flag;               /* removal: the value marks a removal */
+    double number;          /* modified-at: UNIX seconds */
+    Py_ssize_t len;         /* memo slots: the JSON text's length */
+    char text[INLINE];      /* the text when it fits, else it is inside value */
+} Entry;
+
+typedef struct {
+    uint32_t tag; /* high bits of the hash */
+    uint32_t id;  /* entry + 1; 0: a free slot */
+} Probe;
+
+typedef struct {
+    Probe *probes; /* open addressing, at most half full */
+    size_t mask;   /* probes - 1 (a power of two); 0 before the first insert */
+    Entry *entries;
+    size_t used, capacity;
+    const Entry *last; /* the entry found last: columns like flags repeat their cells */
+} Table;
+
+static uint64_t fnv1a(const char *s, Py_ssize_t n) {
+    uint64_t hash = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        hash ^= (unsigned char)s[i];
+        hash *= 1099511628211ULL;
+    }
+    return hash;
+}
+
+static const char *entry_key(const Entry *entry) {
+    return entry->key_len <= INLINE ? entry->key_start : PyBytes_AS_STRING(entry->key);
+}
+
+static int entry_is(const Entry *entry, const char *s, Py_ssize_t n) {
+    return entry->key_len == n && memcmp(entry_key(entry), s, (size_t)n) == 0;
+}
+
+static const char *entry_text(const Entry *entry) {
+    return entry->len <= INLINE ? entry->text : PyBytes_AS_STRING(entry->value);
+}
+
+/* The entry of a cell, or NULL; no Python calls (runs without the GIL). */
+static const Entry *table_find(const Table *table, const char *s, Py_ssize_t n, uint64_t hash) {
+    if (table->probes == NULL) return NULL;
+    uint32_t tag = (uint32_t)(hash >> 32);
+    for (size_t i = (size_t)hash & table->mask;; i = (i + 1) & table->mask) {
+        Probe probe = table->probes[i];
+        if (probe.id == 0) return NULL;
+        if (probe.tag == tag && entry_is(&table->entries[probe.id - 1], s, n))
+            return &table->entries[probe.id - 1];
+    }
+}
+
+static void table_clear(Table *table) {
+    for (size_t i = 0; i < table->used; i++) {
+        Py_XDECREF(table->entries[i].key);
+        Py_XDECREF(table->entries[i].value);
+    }
+    PyMem_Free(table->probes);
+    PyMem_Free(table->entries);
+    memset(table, 0, sizeof *table);
+}
+
+/* Room for one more entry (entries move: `last` is forgotten). */
+static int table_reserve(Table *table) {
+    table->last = NULL;
+    if (table->used == table->capacity) {
+        size_t capacity = table->capacity ? table->capacity * 2 : 64;
+        Entry *entries = PyMem_Realloc(table->entries, capacity * sizeof(Entry));
+        if (entries == NULL) return -1;
+        table->entries = entries;
+        table->capacity = capacity;
+    }
+    if (table->probes != NULL && (table->used + 1) * 2 <= table->mask + 1) return 0;
+    size_t size = table->probes == NULL ? 128 : (table->mask + 1) * 2;
+    Probe *probes = PyMem_Calloc(size, sizeof(Probe));
+    if (probes == NULL) return -1;
+    for (size_t id = 0; id < table->used; id++) {
+        const Entry *entry = &table->entries[id];
+        uint64_t hash = fnv1a(entry_key(entry), entry->key_len);
+        size_t i = (size_t)hash & (size - 1);
+        while (probes[i].id != 0) i = (i + 1) & (size - 1);
+        probes[i] = (Probe){(uint32_t)(hash >> 32), (uint32_t)(id + 1)};
+    }
+    PyMem_Free(table->probes);
+    table->probes = probes;
+    table->mask = size - 1;
+    return 0;
+}
+
+/* ---- the converter ---- */
+
+typedef struct {
+    int kind;
+    Py_ssize_t field;
+    Table memo;
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    char delimiter;
+    Py_ssize_t width;
+    Py_ssize_t nslots;
+    Slot *slots;
+    PyObject *fragments; /* tuple of bytes, nslots + 1 */
+    Py_ssize_t id_field;
+    int has_ts;
+    Py_ssize_t removal_field; /* -1: none */
+    int removal_empty;        /* an empty removal cell marks a removal */
+    Table removal;
+    Py_ssize_t since_field; /* -1: none */
+    double since;
+    Table modified;
+    double latest;
+    Py_ssize_t max_bytes;
+    PyObject *miss;
+    size_t memo_limit;
+    int busy; /* convert() runs (it lets the GIL go: no second caller meanwhile) */
+} Converter;
+
+typedef struct {
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} Buffer;
+
+/* Raw allocation: the first pass writes without the GIL. */
+static int put(Buffer *b, const char *s, Py_ssize_t n) {
+    if (b->len + n > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->len + n) cap *= 2;
+        char *grown = PyMem_RawRealloc(b->data, (size_t)cap);
+        if (grown == NULL) return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    char *to = b->data + b->len;
+    if (n <= 16) { /* fragments and cells are short: a call to memcpy costs more than the copy */
+        for (Py_ssize_t i = 0; i < n; i++) to[i] = s[i];
+    } else {
+        memcpy(to, s, (size_t)n);
+    }
+    b->len += n;
+    return 0;
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static int is_alnum(unsigned char c) {
+    return is_digit((char)c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static int json_plain(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\') return 0;
+    }
+    return 1;
+}
+
+/* [A-Za-z0-9.!#$%&'*+/=?^_`{|}~-] */
+static int email_local_char(unsigned char c) {
+    if (is_alnum(c)) return 1;
+    switch (c) {
+    case '.': case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+    case '+': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
+    case '|': case '}': case '~': case '-':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* local@label(.label)+ with label = [A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])? */
+static int email_ok(const char *s, Py_ssize_t n) {
+    if (n > EMAIL_MAX) return 0;
+    const char *at = memchr(s, '@', (size_t)n);
+    if (at == NULL || at == s) return 0;
+    for (const char *p = s; p < at; p++)
+        if (!email_local_char((unsigned char)*p)) return 0;
+    const char *p = at + 1, *end = s + n;
+    int labels = 0;
+    for (;;) {
+        const char *start = p;
+        while (p < end && *p != '.') {
+            unsigned char c = (unsigned char)*p;
+            if (!is_alnum(c) && c != '-') return 0;
+            p++;
+        }
+        Py_ssize_t len = p - start;
+        if (len < 1 || len > 63) return 0;
+        if (!is_alnum((unsigned char)start[0]) || !is_alnum((unsigned char)p[-1])) return 0;
+        labels++;
+        if (p == end) break;
+        p++; /* the dot: a label must follow */
+    }
+    return labels >= 2;
+}
+
+/* -?[0-9]{1,18} as str(int(text)) writes it: no leading zeros, no "-0". 1: written, 0: not an
+ * int of that form, -1: out of memory. */
+static int put_int(Buffer *b, const char *s, Py_ssize_t n) {
+    Py_ssize_t i = (n > 0 && s[0] == '-') ? 1 : 0, digits = n - i;
+    if (digits < 1 || digits > 18) return 0;
+    for (Py_ssize_t j = i; j < n; j++)
+        if (!is_digit(s[j])) return 0;
+    Py_ssize_t j = i;
+    while (j < n - 1 && s[j] == '0') j++;
+    if (n - j == 1 && s[j] == '0') return put(b, "0", 1) < 0 ? -1 : 1;
+    if (i && put(b, "-", 1) < 0) return -1;
+    return put(b, s + j, n - j) < 0 ? -1 : 1;
+}
+
+/* A number of the form -?[0-9]+(\.[0-9]+)? taken apart. */
+typedef struct {
+    int negative;
+    const char *whole; /* the integer part without leading zeros */
+    Py_ssize_t whole_len;
+    const char *fraction; /* the fraction without trailing zeros */
+    Py_ssize_t fraction_len;
+} Number;
+
+static int split_number(const char *s, Py_ssize_t n, Number *number) {
+    Py_ssize_t i = 0;
+    if (n > NUMBER_MAX) return 0;
+    number->negative = n > 0 && s[0] == '-';
+    i = number->negative;
+    Py_ssize_t start = i;
+    while (i < n && is_digit(s[i])) i++;
+    if (i == start) return 0;
+    Py_ssize_t end = i;
+    while (start < end && s[start] == '0') start++;
+    number->whole = s + start;
+    number->whole_len = end - start;
+    number->fraction = s + n;
+    number->fraction_len = 0;
+    if (i < n) {
+        if (s[i] != '.') return 0;
+        Py_ssize_t fraction = ++i;
+        while (i < n && is_digit(s[i])) i++;
+        if (i == fraction || i != n) return 0;
+        while (i > fraction && s[i - 1] == '0') i--;
+        number->fraction = s + fraction;
+        number->fraction_len = i - fraction;
+    }
+    return 1;
+}
+
+/* repr(float(text)) without a double when that is the text itself, tidied: at most 15
+ * significant digits (then no other decimal of as few digits rounds to the same double, so the
+ * shortest repr is this one) and inside repr's fixed notation, 1e-4 <= |x| < 1e16, or zero.
+ * *value: the double, exact by Clinger's fast path (an integer below 2^53 over an exact power of
+ * ten). 1: written, 0: not plain (the caller takes CPython's way), -1: out of memory. */
+static int put_plain(Buffer *b, const Number *number, double *value) {
+    static const double tens[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *digits = number->fraction;
+    Py_ssize_t leading = 0; /* zeros after the point before the first digit, when whole is 0 */
+    if (number->whole_len == 0) {
+        while (leading < number->fraction_len && digits[leading] == '0') leading++;
+        if (number->fraction_len > 0 && leading > 3) return 0; /* below 1e-4 */
+    }
+    Py_ssize_t significant = number->whole_len + number->fraction_len - leading;
+    if (significant > PLAIN_DIGITS || number->whole_len > 16) return 0;
+    uint64_t mantissa = 0;
+    for (Py_ssize_t i = 0; i < number->whole_len; i++)
+        mantissa = mantissa * 10 + (uint64_t)(number->whole[i] - '0');
+    for (Py_ssize_t i = 0; i < number->fraction_len; i++)
+        mantissa = mantissa * 10 + (uint64_t)(digits[i] - '0');
+    *value = (double)mantissa / tens[number->fraction_len];
+    if (number->negative) *value = -*value;
+    if (number->negative && put(b, "-", 1) < 0) return -1;
+    if (number->whole_len == 0 ? put(b, "0", 1) < 0 : put(b, number->whole, number->whole_len) < 0)
+        return -1;
+    if (put(b, ".", 1) < 0) return -1;
+    if (number->fraction_len == 0) return put(b, "0", 1) < 0 ? -1 : 1;
+    return put(b, number->fraction, number->fraction_len) < 0 ? -1 : 1;
+}
+
+/* float(text) and repr() by CPython itself (needs the GIL). 1: written, 0: not finite,
+ * -1: error set. */
+static int put_repr(Buffer *b, const char *s, Py_ssize_t n, double *value) {
+    char text[NUMBER_MAX + 1];
+    memcpy(text, s, (size_t)n);
+    text[n] = '\0';
+    char *end = NULL;
+    double parsed = PyOS_string_to_double(text, &end, NULL);
+    if (parsed == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (end != text + n || !isfinite(parsed)) return 0;
+    char *repr = PyOS_double_to_string(parsed, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (repr == NULL) return -1;
+    int written = put(b, repr, (Py_ssize_t)strlen(repr));
+    PyMem_Free(repr);
+    if (written < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *value = parsed;
+    return 1;
+}
+
+static int put_line(Buffer *b, long long number) {
+    char text[24], *p = text + sizeof text;
+    unsigned long long rest = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+    do {
+        *--p = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (number < 0) *--p = '-';
+    return put(b, p, text + sizeof text - p);
+}
+
+/* Remember what miss() made of `key` (both references are stolen); the entry, or NULL with an
+ * error set. */
+static const Entry *table_insert(Converter *self, Table *table, Py_ssize_t which, PyObject *key,
+                                 PyObject *value) {
+    const char *s = PyBytes_AS_STRING(key);
+    Py_ssize_t n = PyBytes_GET_SIZE(key);
+    uint64_t hash = fnv1a(s, n);
+    if (table->used >= self->memo_limit) table_clear(table);
+    if (table_reserve(table) < 0) {
+        Py_DECREF(key);
+        Py_DECREF(value);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Entry *entry = &table->entries[table->used];
+    memset(entry, 0, sizeof *entry);
+    entry->key = key;
+    entry->value = value;
+    entry->key_len = n;
+    memcpy(entry->key_start, s, (size_t)(n < INLINE ? n : INLINE));
+    size_t i = (size_t)hash & table->mask;
+    while (table->probes[i].id != 0) i = (i + 1) & table->mask;
+    table->probes[i] = (Probe){(uint32_t)(hash >> 32), (uint32_t)(table->used + 1)};
+    table->used++;
+    if (which == WHICH_REMOVAL) {
+        int truth = PyObject_IsTrue(value);
+        if (truth < 0) return NULL;
+        entry->usable = 1;
+        entry->flag = truth;
+    } else if (which == WHICH_MODIFIED) {
+        entry->usable = PyFloat_Check(value);
+        entry->number = entry->usable ? PyFloat_AS_DOUBLE(value) : 0.0;
+    } else if (PyBytes_Check(value)) {
+        entry->usable = 1;
+        entry->len = PyBytes_GET_SIZE(value);
+        if (entry->len <= INLINE) memcpy(entry->text, PyBytes_AS_STRING(value), (size_t)entry->len);
+    }
+    return entry;
+}
+
+/* miss(which, cells) for a list of new cells: its list of values, each remembered. */
+static int table_learn(Converter *self, Table *table, Py_ssize_t which, PyObject *cells) {
+    PyObject *values = PyObject_CallFunction(self->miss, "nO", which, cells);
+    if (values == NULL) return -1;
+    if (!PyList_Check(values) || PyList_GET_SIZE(values) != PyList_GET_SIZE(cells)) {
+        Py_DECREF(values);
+        PyErr_SetString(PyExc_TypeError, "miss() returns a list of one value per cell");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cells); i++) {
+        PyObject *key = PyList_GET_ITEM(cells, i), *value = PyList_GET_ITEM(values, i);
+        Py_INCREF(key);
+        Py_INCREF(value);
+        if (table_insert(self, table, which, key, value) == NULL) {
+            Py_DECREF(values);
+            return -1;
+        }
+    }
+    Py_DECREF(values);
+    return 0;
+}
+
+/* The memo entry of a cell; with the GIL, a new cell is converted by miss() and remembered.
+ * NULL: without the GIL, a cell not seen yet; with it, an error (set). */
+static const Entry *memo_entry(Converter *self, Table *table, Py_ssize_t which, const char *s,
+                               Py_ssize_t n, int gil) {
+    if (table->last != NULL && entry_is(table->last, s, n)) return table->last;
+    uint64_t hash = fnv1a(s, n);
+    const Entry *found = table_find(table, s, n, hash);
+    if (found != NULL) table->last = found;
+    if (found != NULL || !gil) return found;
+    PyObject *cells = Py_BuildValue("[y#]", s, n);
+    if (cells == NULL) return NULL;
+    int learnt = table_learn(self, table, which, cells);
+    Py_DECREF(cells);
+    if (learnt < 0) return NULL;
+    found = table_find(table, s, n, hash);
+    if (found == NULL) PyErr_SetString(PyExc_RuntimeError, "a memo lost its value");
+    return found;
+}
+
+/* New cells of a memo column: pending[table] collects them (a dict, for their order). */
+static int note_cell(PyObject **pending, const Table *table, const char *s, Py_ssize_t n) {
+    if (n == 0 || table_find(table, s, n, fnv1a(s, n)) != NULL) return 0;
+    if (*pending == NULL && (*pending = PyDict_New()) == NULL) return -1;
+    PyObject *key = PyBytes_FromStringAndSize(s, n);
+    if (key == NULL) return -1;
+    int result = PyDict_SetItem(*pending, key, Py_None);
+    Py_DECREF(key);
+    return result;
+}
+
+static int put_fragment(Buffer *b, Converter *self, Py_ssize_t index) {
+    PyObject *fragment = PyTuple_GET_ITEM(self->fragments, index);
+    return put(b, PyBytes_AS_STRING(fragment), PyBytes_GET_SIZE(fragment));
+}
+
+#define CELL(f) (line + starts[f]), (ends[f] - starts[f])
+#define NOMEM(expr) \
+    if ((expr) < 0) return gil ? (PyErr_NoMemory(), R_ERROR) : R_NOMEM
+
+/* One row's event appended to `b` (R_EVENT; *stamp set when there is an update-time column),
+ * or another verdict. Without the GIL (gil == 0) it calls no Python and answers R_GIL for rows
+ * that need it. */
+static int convert_row(Converter *self, const char *line, const Py_ssize_t *starts,
+                       const Py_ssize_t *ends, long long line_number, Buffer *b, double *stamp,
+                       int gil) {
+    if (self->since_field >= 0) {
+        Py_ssize_t f = self->since_field;
+        if (ends[f] == starts[f]) return R_PYTHON;
+        const Entry *modified = memo_entry(self, &self->modified, WHICH_MODIFIED, CELL(f), gil);
+        if (modified == NULL) return gil ? R_ERROR : R_GIL;
+        if (!modified->usable) return R_PYTHON;
+        if (modified->number < self->since) return R_SKIPPED;
+    }
+    if (self->removal_field >= 0) {
+        Py_ssize_t f = self->removal_field;
+        if (ends[f] == starts[f]) {
+            if (self->removal_empty) return R_PYTHON;
+        } else {
+            const Entry *removal = memo_entry(self, &self->removal, WHICH_REMOVAL, CELL(f), gil);
+            if (removal == NULL) return gil ? R_ERROR : R_GIL;
+            if (removal->flag) return R_PYTHON;
+        }
+    }
+    Py_ssize_t start = b->len;
+    for (Py_ssize_t i = 0; i < self->nslots; i++) {
+        Slot *slot = &self->slots[i];
+        NOMEM(put_fragment(b, self, i));
+        if (slot->kind == K_LINE) {
+            NOMEM(put_line(b, line_number));
+            continue;
+        }
+        const char *s = line + starts[slot->field];
+        Py_ssize_t n = ends[slot->field] - starts[slot->field];
+        if (n == 0) return R_PYTHON; /* empty cells: Python knows what they mean */
+        switch (slot->kind) {
+        case K_ID:
+        case K_STRING:
+            if (!json_plain(s, n)) return R_PYTHON;
+            NOMEM(put(b, s, n));
+            break;
+        case K_EMAIL:
+            if (!email_ok(s, n)) return R_PYTHON;
+            NOMEM(put(b, s, n));
+            break;
+        case K_INT: {
+            int written = put_int(b, s, n);
+            NOMEM(written);
+            if (!written) return R_PYTHON;
+            break;
+        }
+        case K_FLOAT:
+        case K_TS: {
+            Number number;
+            double value = 0.0;
+            if (!split_number(s, n, &number)) return R_PYTHON;
+            int written = put_plain(b, &number, &value);
+            NOMEM(written);
+            if (!written) {
+                if (!gil) return R_GIL;
+                written = put_repr(b, s, n, &value);
+                if (written < 0) return R_ERROR;
+                if (!written) return R_PYTHON;
+            }
+            if (slot->kind == K_TS) {
+                if (!(value >= 0.0 && value <= self->latest)) return R_PYTHON;
+                *stamp = value;
+            }
+            break;
+        }
+        case K_MEMO: {
+            const Entry *entry = memo_entry(self, &slot->memo, i, s, n, gil);
+            if (entry == NULL) return gil ? R_ERROR : R_GIL;
+            if (!entry->usable) return R_PYTHON; /* empty or not convertible */
+            NOMEM(put(b, entry_text(entry), entry->len));
+            break;
+        }
+        default:
+            return R_PYTHON;
+        }
+    }
+    NOMEM(put_fragment(b, self, self->nslots));
+    return b->len - start <= self->max_bytes ? R_EVENT : R_PYTHON;
+}
+#undef CELL
+#undef NOMEM
+
+typedef struct {
+    long long number;   /* the file's line number */
+    Py_ssize_t start;   /* the line in the block */
+    Py_ssize_t length;
+    Py_ssize_t event;   /* the event in the output buffer */
+    Py_ssize_t event_length;
+    Py_ssize_t key;     /* the id cell in the block */
+    Py_ssize_t key_length;
+    double stamp;
+    int verdict;
+} Row;
+
+/* Split at the delimiter: the number of fields; the first `width` are recorded. (A loop over
+ * the bytes: fields are short, memchr per field costs more.) */
+static Py_ssize_t split(const char *line, Py_ssize_t length, char delimiter, Py_ssize_t width,
+                        Py_ssize_t *starts, Py_ssize_t *ends) {
+    Py_ssize_t fields = 0, start = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        if (line[i] != delimiter) continue;
+        if (fields < width) {
+            starts[fields] = start;
+            ends[fields] = i;
+        }
+        fields++;
+        start = i + 1;
+    }
+    if (fields < width) {
+        starts[fields] = start;
+        ends[fields] = length;
+    }
+    return fields + 1;
+}
+
+static int convert_rows(Converter *self, const char *block, Row *rows, Py_ssize_t count,
+                        Buffer *b, Py_ssize_t *starts, Py_ssize_t *ends, int gil) {
+    for (Py_ssize_t r = 0; r < count; r++) {
+        Row *row = &rows[r];
+        if (gil ? row->verdict != R_GIL : row->verdict != -1) continue;
+        const char *line = block + row->start;
+        if (split(line, row->length, self->delimiter, self->width, starts, ends) != self->width) {
+            row->verdict = R_PYTHON;
+            continue;
+        }
+        Py_ssize_t mark = b->len;
+        row->event = mark;
+        row->verdict = convert_row(self, line, starts, ends, row->number, b, &row->stamp, gil);
+        if (row->verdict == R_ERROR || row->verdict == R_NOMEM) return row->verdict;
+        if (row->verdict == R_EVENT) {
+            row->event_length = b->len - mark;
+            row->key = row->start + starts[self->id_field];
+            row->key_length = ends[self->id_field] - starts[self->id_field];
+        } else {
+            b->len = mark; /* drop what was written */
+        }
+    }
+    return 0;
+}
+
+/* The memo cells the rows left for the GIL have not seen yet, converted by one miss() call per
+ * memo column (a call per cell costs several times more). */
+static int learn_cells(Converter *self, const char *block, Row *rows, Py_ssize_t count,
+                       Py_ssize_t *starts, Py_ssize_t *ends) {
+    Py_ssize_t tables = self->nslots + 2; /* slots, then removal, then modified-at */
+    PyObject **pending = PyMem_Calloc((size_t)tables, sizeof(PyObject *));
+    int result = -1;
+    if (pending == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t r = 0; r < count; r++) {
+        if (rows[r].verdict != R_GIL) continue;
+        const char *line = block + rows[r].start;
+        if (split(line, rows[r].length, self->delimiter, self->width, starts, ends) != self->width)
+            continue;
+#define NOTE(index, table, f) \
+    if (note_cell(&pending[index], table, line + starts[f], ends[f] - starts[f]) < 0) goto done
+        if (self->since_field >= 0) NOTE(tables - 1, &self->modified, self->since_field);
+        if (self->removal_field >= 0) NOTE(tables - 2, &self->removal, self->removal_field);
+        for (Py_ssize_t i = 0; i < self->nslots; i++)
+            if (self->slots[i].kind == K_MEMO) NOTE(i, &self->slots[i].memo, self->slots[i].field);
+#undef NOTE
+    }
+    for (Py_ssize_t t = 0; t < tables; t++) {
+        if (pending[t] == NULL) continue;
+        PyObject *cells = PyDict_Keys(pending[t]);
+        if (cells == NULL) goto done;
+        Table *table = t == tables - 1 ? &self->modified
+                       : t == tables - 2 ? &self->removal
+                                         : &self->slots[t].memo;
+        Py_ssize_t which = t == tables - 1 ? WHICH_MODIFIED : t == tables - 2 ? WHICH_REMOVAL : t;
+        int learnt = table_learn(self, table, which, cells);
+        Py_DECREF(cells);
+        if (learnt < 0) goto done;
+    }
+    result = 0;
+done:
+    for (Py_ssize_t t = 0; t < tables; t++) Py_XDECREF(pending[t]);
+    PyMem_Free(pending);
+    return result;
+}
+
+static PyObject *Converter_convert(Converter *self, PyObject *args) {
+    Py_buffer block;
+    PyObject *lines_arg;
+    if (!PyArg_ParseTuple(args, "y*O:convert", &block, &lines_arg)) return NULL;
+    if (self->busy) {
+        PyBuffer_Release(&block);
+        PyErr_SetString(PyExc_RuntimeError, "convert() is already running on this converter");
+        return NULL;
+    }
+    const char *data = block.buf;
+    Py_ssize_t size = block.len;
+    Buffer b = {NULL, 0, 0};
+    Row *rows = NULL;
+    Py_ssize_t *starts = NULL, *ends = NULL, skipped = 0, events = 0;
+    PyObject *lines = NULL, *keys = NULL, *payloads = NULL, *out_lines = NULL, *stamps = NULL;
+    PyObject *fallback = NULL, *result = NULL;
+    int failed = 0;
+    self->busy = 1;
+
+    lines = PySequence_Fast(lines_arg, "lines must be a sequence");
+    if (lines == NULL) goto done;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(lines);
+    rows = PyMem_RawMalloc(sizeof(Row) * (size_t)(count ? count : 1));
+    starts = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)self->width);
+    ends = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)self->width);
+    if (rows == NULL || starts == NULL || ends == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        if (pos >= size) {
+            PyErr_SetString(PyExc_ValueError, "the block holds fewer lines than given");
+            goto done;
+        }
+        const char *newline = memchr(data + pos, '\n', (size_t)(size - pos));
+        Py_ssize_t length = newline ? newline - (data + pos) : size - pos;
+        rows[r].number = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(lines, r));
+        if (rows[r].number == -1 && PyErr_Occurred()) goto done;
+        rows[r].start = pos;
+        rows[r].length = length;
+        rows[r].verdict = -1;
+        rows[r].stamp = 0.0;
+        rows[r].event = rows[r].event_length = 0;
+        pos += length + 1;
+    }
+    if (pos < size) {
+        PyErr_SetString(PyExc_ValueError, "the block holds more lines than given");
+        goto done;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    failed = convert_rows(self, data, rows, count, &b, starts, ends, 0);
+    Py_END_ALLOW_THREADS
+    if (failed == R_NOMEM) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (learn_cells(self, data, rows, count, starts, ends) < 0) goto done;
+    if (convert_rows(self, data, rows, count, &b, starts, ends, 1) != 0) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+
+    for (Py_ssize_t r = 0; r < count; r++) {
+        if (rows[r].verdict == R_EVENT) events++;
+        if (rows[r].verdict == R_SKIPPED) skipped++;
+    }
+    keys = PyList_New(events);
+    payloads = PyList_New(events);
+    out_lines = PyList_New(events);
+    fallback = PyList_New(0);
+    stamps = self->has_ts ? PyList_New(events) : Py_NewRef(Py_None);
+    if (keys == NULL || payloads == NULL || out_lines == NULL || fallback == NULL || stamps == NULL)
+        goto done;
+    Py_ssize_t event = 0;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        Row *row = &rows[r];
+        PyObject *number = PySequence_Fast_GET_ITEM(lines, r);
+        if (row->verdict == R_PYTHON) {
+            PyObject *raw = PyBytes_FromStringAndSize(data + row->start, row->length);
+            PyObject *pair = raw ? PyTuple_Pack(2, number, raw) : NULL;
+            Py_XDECREF(raw);
+            if (pair == NULL || PyList_Append(fallback, pair) < 0) {
+                Py_XDECREF(pair);
+                goto done;
+            }
+            Py_DECREF(pair);
+            continue;
+        }
+        if (row->verdict != R_EVENT) continue;
+        PyObject *key = PyBytes_FromStringAndSize(data + row->key, row->key_length);
+        PyObject *payload = PyBytes_FromStringAndSize(b.data + row->event, row->event_length);
+        if (key == NULL || payload == NULL) {
+            Py_XDECREF(key);
+            Py_XDECREF(payload);
+            goto done;
+        }
+        PyList_SET_ITEM(keys, event, key);
+        PyList_SET_ITEM(payloads, event, payload);
+        PyList_SET_ITEM(out_lines, event, Py_NewRef(number));
+        if (self->has_ts) {
+            PyObject *stamp = PyFloat_FromDouble(row->stamp);
+            if (stamp == NULL) goto done;
+            PyList_SET_ITEM(stamps, event, stamp);
+        }
+        event++;
+    }
+    result = Py_BuildValue("OOOOOn", keys, payloads, out_lines, stamps, fallback, skipped);
+done:
+    self->busy = 0;
+    PyBuffer_Release(&block);
+    PyMem_RawFree(b.data);
+    PyMem_RawFree(rows);
+    PyMem_RawFree(starts);
+    PyMem_RawFree(ends);
+    Py_XDECREF(lines);
+    Py_XDECREF(keys);
+    Py_XDECREF(payloads);
+    Py_XDECREF(out_lines);
+    Py_XDECREF(stamps);
+    Py_XDECREF(fallback);
+    return result;
+}
+
+static void Converter_dealloc(Converter *self) {
+    if (self->slots != NULL) {
+        for (Py_ssize_t i = 0; i < self->nslots; i++) table_clear(&self->slots[i].memo);
+        PyMem_Free(self->slots);
+    }
+    table_clear(&self->removal);
+    table_clear(&self->modified);
+    Py_XDECREF(self->fragments);
+    Py_XDECREF(self->miss);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Converter_init(Converter *self, PyObject *args, PyObject *kwargs) {
+    static char *names[] = {"delimiter", "width", "fragments", "slots", "removal", "since",
+                            "latest", "max_bytes", "miss", "memo_limit", NULL};
+    PyObject *fragments, *slots, *removal, *since, *miss;
+    int delimiter;
+    Py_ssize_t memo_limit;
+    if (self->slots != NULL || self->fragments != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a converter is initialised once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "inO!O!OOdnOn:Converter", names, &delimiter,
+                                     &self->width, &PyTuple_Type, &fragments, &PyTuple_Type,
+                                     &slots, &removal, &since, &self->latest, &self->max_bytes,
+                                     &miss, &memo_limit))
+        return -1;
+    if (delimiter < 1 || delimiter > 127 || delimiter == '\n' || self->width < 1 ||
+        memo_limit < 1 || !PyCallable_Check(miss)) {
+        PyErr_SetString(PyExc_ValueError, "an ASCII delimiter, width >= 1, memo_limit >= 1, "
+                                          "a callable miss");
+        return -1;
+    }
+    self->delimiter = (char)delimiter;
+    self->memo_limit = (size_t)memo_limit;
+    self->nslots = PyTuple_GET_SIZE(slots);
+    if (PyTuple_GET_SIZE(fragments) != self->nslots + 1) {
+        PyErr_SetString(PyExc_ValueError, "one fragment more than slots");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i <= self->nslots; i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(fragments, i))) {
+            PyErr_SetString(PyExc_TypeError, "fragments are bytes");
+            return -1;
+        }
+    }
+    self->slots = PyMem_Calloc((size_t)self->nslots + 1, sizeof(Slot));
+    if (self->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->fragments = Py_NewRef(fragments);
+    self->miss = Py_NewRef(miss);
+    self->id_field = -1;
+    for (Py_ssize_t i = 0; i < self->nslots; i++) {
+        Slot *slot = &self->slots[i];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(slots, i), "in:slot", &slot->kind, &slot->field))
+            return -1;
+        if (slot->kind < K_ID || slot->kind > K_MEMO ||
+            (slot->kind != K_LINE && (slot->field < 0 || slot->field >= self->width))) {
+            PyErr_SetString(PyExc_ValueError, "a slot of an unknown kind or field");
+            return -1;
+        }
+        if (slot->kind == K_ID) self->id_field = slot->field;
+        if (slot->kind == K_TS) self->has_ts = 1;
+    }
+    if (self->id_field < 0) {
+        PyErr_SetString(PyExc_ValueError, "no id slot");
+        return -1;
+    }
+    self->removal_field = self->since_field = -1;
+    if (removal != Py_None &&
+        !PyArg_ParseTuple(removal, "np:removal", &self->removal_field, &self->removal_empty))
+        return -1;
+    if (since != Py_None &&
+        !PyArg_ParseTuple(since, "nd:since", &self->since_field, &self->since))
+        return -1;
+    if (self->removal_field >= self->width || self->since_field >= self->width ||
+        self->removal_field < -1 || self->since_field < -1) {
+        PyErr_SetString(PyExc_ValueError, "a field out of range");
+        return -1;
+    }
+    return 0;
+}
+
+static PyMethodDef Converter_methods[] = {
+    {"convert", (PyCFunction)Converter_convert, METH_VARARGS,
+     "convert(block, lines) -> (keys, payloads, lines, stamps, fallback, skipped)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ConverterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streams.bootstrap._csvfast.Converter",
+    .tp_basicsize = sizeof(Converter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Plain CSV lines to change events (see streams/bootstrap/native.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Converter_init,
+    .tp_dealloc = (destructor)Converter_dealloc,
+    .tp_methods = Converter_methods,
+};
+
+
+
+/* ---- KeyIndex: duplicate ids of one snapshot (see streams/bootstrap/dedupe.py) ---- */
+
+typedef struct {
+    uint64_t hash;
+    size_t key; /* offset in the arena; the key's bytes follow its length */
+    Py_ssize_t id;  /* index into winners; -1: a free slot */
+} KeySlot;
+
+typedef struct {
+    long long line;
+    double stamp;
+    int stamped;
+} Seen;
+
+typedef struct {
+    long long line;
+    double stamp;
+    int stamped;
+    Py_ssize_t id;
+} Loss;
+
+typedef struct {
+    PyObject_HEAD
+    KeySlot *slots;
+    size_t mask;
+    Seen *winners; /* per distinct key, its newest row so far */
+    Py_ssize_t keys, winners_cap;
+    Loss *losses;
+    Py_ssize_t nlosses, losses_cap;
+    char *arena;
+    size_t arena_len, arena_cap;
+} KeyIndex;
+
+static int grow(void **array, Py_ssize_t *cap, Py_ssize_t need, size_t item) {
+    if (need <= *cap) return 0;
+    Py_ssize_t next = *cap ? *cap * 2 : 1024;
+    while (next < need) next *= 2;
+    void *grown = PyMem_Realloc(*array, (size_t)next * item);
+    if (grown == NULL) return -1;
+    *array = grown;
+    *cap = next;
+    return 0;
+}
+
+static int KeyIndex_rehash(KeyIndex *self) {
+    size_t capacity = self->slots == NULL ? 1024 : (self->mask + 1) * 2;
+    KeySlot *slots = PyMem_Malloc(capacity * sizeof(KeySlot));
+    if (slots == NULL) return -1;
+    for (size_t i = 0; i < capacity; i++) slots[i].id = -1;
+    if (self->slots != NULL) {
+        for (size_t i = 0; i <= self->mask; i++) {
+            if (self->slots[i].id < 0) continue;
+            size_t j = (size_t)self->slots[i].hash & (capacity - 1);
+            while (slots[j].id >= 0) j = (j + 1) & (capacity - 1);
+            slots[j] = self->slots[i];
+        }
+        PyMem_Free(self->slots);
+    }
+    self->slots = slots;
+    self->mask = capacity - 1;
+    return 0;
+}
+
+/* The newer row wins: the later update time, else the later line. */
+static int newer(long long line, double stamp, int stamped, const Seen *than) {
+    if (stamped != than->stamped) return stamped; /* a time beats none, as nulls sort first */
+    if (stamped && stamp != than->stamp) return stamp > than->stamp;
+    return line > than->line;
+}
+
+static int KeyIndex_add_one(KeyIndex *self, const char *key, Py_ssize_t n, long long line,
+                            double stamp, int stamped) {
+    if ((size_t)(self->keys + 1) * 2 > (self->slots == NULL ? 0 : self->mask + 1) &&
+        KeyIndex_rehash(self) < 0)
+        return -1;
+    uint64_t hash = fnv1a(key, n);
+    size_t i = (size_t)hash & self->mask;
+    for (;; i = (i + 1) & self->mask) {
+        KeySlot *slot = &self->slots[i];
+        if (slot->id < 0) break;
+        if (slot->hash != hash) continue;
+        const char *stored = self->arena + slot->key;
+        Py_ssize_t stored_len;
+        memcpy(&stored_len, stored, sizeof stored_len);
+        if (stored_len != n || memcmp(stored + sizeof stored_len, key, (size_t)n) != 0) continue;
+        Seen *winner = &self->winners[slot->id];
+        Loss loss = {line, stamp, stamped, slot->id};
+        if (newer(line, stamp, stamped, winner)) {
+            loss.line = winner->line;
+            loss.stamp = winner->stamp;
+            loss.stamped = winner->stamped;
+            winner->line = line;
+            winner->stamp = stamp;
+            winner->stamped = stamped;
+        }
+        if (grow((void **)&self->losses, &self->losses_cap, self->nlosses + 1, sizeof(Loss)) < 0)
+            return -1;
+        self->losses[self->nlosses++] = loss;
+        return 0;
+    }
+    size_t need = self->arena_len + sizeof(Py_ssize_t) + (size_t)n;
+    if (need > self->arena_cap) {
+        size_t cap = self->arena_cap ? self->arena_cap * 2 : 1 << 16;
+        while (cap < need) cap *= 2;
+        char *grown = PyMem_Realloc(self->arena, cap);
+        if (grown == NULL) return -1;
+        self->arena = grown;
+        self->arena_cap = cap;
+    }
+    if (grow((void **)&self->winners, &self->winners_cap, self->keys + 1, sizeof(Seen)) < 0)
+        return -1;
+    KeySlot *slot = &self->slots[i];
+    slot->hash = hash;
+    slot->key = self->arena_len;
+    slot->id = self->keys;
+    memcpy(self->arena + self->arena_len, &n, sizeof n);
+    memcpy(self->arena + self->arena_len + sizeof n, key, (size_t)n);
+    self->arena_len = need;
+    self->winners[self->keys++] = (Seen){line, stamp, stamped};
+    return 0;
+}
+
+static PyObject *KeyIndex_add(KeyIndex *self, PyObject *args) {
+    PyObject *keys_arg, *lines_arg, *stamps_arg, *keys = NULL, *lines = NULL, *stamps = NULL;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOO:add", &keys_arg, &lines_arg, &stamps_arg)) return NULL;
+    keys = PySequence_Fast(keys_arg, "keys must be a sequence");
+    lines = keys ? PySequence_Fast(lines_arg, "lines must be a sequence") : NULL;
+    if (lines == NULL) goto done;
+    if (stamps_arg != Py_None && (stamps = PySequence_Fast(stamps_arg, "stamps: a sequence")) == NULL)
+        goto done;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(keys);
+    if (PySequence_Fast_GET_SIZE(lines) != count ||
+        (stamps != NULL && PySequence_Fast_GET_SIZE(stamps) != count)) {
+        PyErr_SetString(PyExc_ValueError, "keys, lines and stamps of different lengths");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(keys, i);
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys are bytes");
+            goto done;
+        }
+        long long line = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(lines, i));
+        if (line == -1 && PyErr_Occurred()) goto done;
+        double stamp = 0.0;
+        int stamped = 0;
+        if (stamps != NULL) {
+            PyObject *value = PySequence_Fast_GET_ITEM(stamps, i);
+            if (value != Py_None) {
+                stamp = PyFloat_AsDouble(value);
+                if (stamp == -1.0 && PyErr_Occurred()) goto done;
+                stamped = 1;
+            }
+        }
+        if (KeyIndex_add_one(self, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), line, stamp,
+                             stamped) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(lines);
+    Py_XDECREF(stamps);
+    return result;
+}
+
+static int loss_order(const void *a, const void *b) {
+    long long x = ((const Loss *)a)->line, y = ((const Loss *)b)->line;
+    return (x > y) - (x < y);
+}
+
+/* losses() -> [(line, kept_line, same_time)] by line: every row that lost to its id's newest,
+ * against the newest of all rows added so far; the losses are then forgotten. */
+static PyObject *KeyIndex_losses(KeyIndex *self, PyObject *Py_UNUSED(ignored)) {
+    qsort(self->losses, (size_t)self->nlosses, sizeof(Loss), loss_order);
+    PyObject *list = PyList_New(self->nlosses);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->nlosses; i++) {
+        const Loss *loss = &self->losses[i];
+        const Seen *kept = &self->winners[loss->id];
+        int same = !(loss->stamped && kept->stamped) || loss->stamp == kept->stamp;
+        PyObject *item = Py_BuildValue("LLO", loss->line, kept->line, same ? Py_True : Py_False);
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    self->nlosses = 0;
+    return list;
+}
+
+static void KeyIndex_dealloc(KeyIndex *self) {
+    PyMem_Free(self->slots);
+    PyMem_Free(self->winners);
+    PyMem_Free(self->losses);
+    PyMem_Free(self->arena);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef KeyIndex_methods[] = {
+    {"add", (PyCFunction)KeyIndex_add, METH_VARARGS,
+     "add(keys, lines, stamps or None): rows about to be produced"},
+    {"losses", (PyCFunction)KeyIndex_losses, METH_NOARGS,
+     "losses() -> [(line, kept_line, same_time)]: the rows that lost so far, by line"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KeyIndexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streams.bootstrap._csvfast.KeyIndex",
+    .tp_basicsize = sizeof(KeyIndex),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Duplicate ids: per id the newest row (update time, else line) and the losers.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)KeyIndex_dealloc,
+    .tp_methods = KeyIndex_methods,
+};
+
+/* ---- reading helpers for CsvSource (see files.py: ByteLines, CsvSource._block) ---- */
+
+/* line_end(buffer, pos, count) -> (end, found): the position after the count-th newline from
+ * pos, or after the last one there is, and how many were found. */
+static PyObject *line_end(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer buffer;
+    Py_ssize_t pos, count, found = 0;
+    if (!PyArg_ParseTuple(args, "y*nn:line_end", &buffer, &pos, &count)) return NULL;
+    if (pos < 0 || pos > buffer.len || count < 0) {
+        PyBuffer_Release(&buffer);
+        PyErr_SetString(PyExc_ValueError, "pos outside the buffer or a negative count");
+        return NULL;
+    }
+    const char *data = buffer.buf;
+    Py_ssize_t end = pos;
+    while (found < count) {
+        const char *newline = memchr(data + end, '\n', (size_t)(buffer.len - end));
+        if (newline == NULL) break;
+        end = newline - data + 1;
+        found++;
+    }
+    PyBuffer_Release(&buffer);
+    return Py_BuildValue("nn", end, found);
+}
+
+/* odd_lines(block, delimiter, width) -> [(index, fields)]: the lines of block (LF ends) that
+ * are blank (fields 0) or have another number of fields than width. */
+static PyObject *odd_lines(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer block;
+    int delimiter;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "y*in:odd_lines", &block, &delimiter, &width)) return NULL;
+    PyObject *odd = PyList_New(0);
+    const char *data = block.buf, *end = data + block.len;
+    Py_ssize_t index = 0;
+    for (const char *line = data; odd != NULL && line < end; index++) {
+        const char *newline = memchr(line, '\n', (size_t)(end - line));
+        const char *stop = newline ? newline : end;
+        Py_ssize_t fields = 0;
+        if (stop > line) {
+            fields = 1;
+            for (const char *p = line; p < stop; p++) fields += *p == (char)delimiter;
+        }
+        if (fields != width || fields == 0) {
+            PyObject *item = Py_BuildValue("nn", index, fields);
+            if (item == NULL || PyList_Append(odd, item) < 0) Py_CLEAR(odd);
+            Py_XDECREF(item);
+        }
+        line = stop + 1;
+    }
+    PyBuffer_Release(&block);
+    return odd;
+}
+
+static PyMethodDef module_methods[] = {
+    {"line_end", line_end, METH_VARARGS,
+     "line_end(buffer, pos, count) -> (end, found): after the count-th newline from pos"},
+    {"odd_lines", odd_lines, METH_VARARGS,
+     "odd_lines(block, delimiter, width) -> [(index, fields)]: blank lines (0) and lines of "
+     "another width"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_csvfast", "Plain CSV lines to change events (see native.py).", -1,
+    module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__csvfast(void) {
+    if (PyType_Ready(&ConverterType) < 0 || PyType_Ready(&KeyIndexType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Converter", (PyObject *)&ConverterType) < 0 ||
+        PyModule_AddObjectRef(m, "KeyIndex", (PyObject *)&KeyIndexType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

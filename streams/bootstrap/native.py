@@ -1,0 +1,147 @@
+"""Plain CSV chunks converted by the C extension ``_csvfast``: the fastest path, when built.
+
+The extension (``streams/bootstrap/_csvfast.c``) is optional: a machine without a C compiler
+installs without it and the bootstrap uses the polars converter (:mod:`.frames`) instead.
+Every row is either converted in C, to exactly the bytes the Python converter
+(:class:`streams.bootstrap.rows.ChunkConverter`) makes of it, or handed to that converter, which
+builds or rejects it with its line. Columns with few distinct values (booleans, dates, removal
+flags, modified-at times) are converted once per distinct value by the Python column converters
+themselves; C remembers the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streams.bootstrap.columns import MEMO_LIMIT, ColumnConverter
+from streams.bootstrap.events import json_text
+from streams.bootstrap.extension import csvfast as _csvfast
+from streams.bootstrap.mapping import BootstrapMapping
+from streams.bootstrap.rows import ChunkConverter, ChunkOutput, Prop, RowLimits
+from streams.bootstrap.sources import Chunk
+
+# Slot kinds, as _csvfast.c numbers them.
+_ID, _LINE, _TS, _STRING, _EMAIL, _INT, _FLOAT, _MEMO = range(8)
+_KINDS = {"string": _STRING, "email": _EMAIL, "int": _INT, "float": _FLOAT}
+_REMOVAL, _MODIFIED = -1, -2
+
+
+def available() -> bool:
+    """The C extension was built and imports."""
+    return _csvfast is not None
+
+
+class NativeConverter:
+    """Converts :attr:`Chunk.block` chunks in C, any other chunk (and odd rows) in Python."""
+
+    def __init__(
+        self,
+        mapping: BootstrapMapping,
+        columns: Sequence[str],
+        *,
+        job_id: str,
+        snapshot_ms: int,
+        since_ms: int | None,
+        limits: RowLimits,
+        delimiter: str = ",",
+        memo_limit: int = MEMO_LIMIT,
+    ) -> None:
+        """``memo_limit``: distinct values a memo column remembers before it starts over."""
+        if _csvfast is None:
+            raise RuntimeError("the _csvfast extension is not built")
+        self.full = ChunkConverter(
+            mapping,
+            columns,
+            job_id=job_id,
+            snapshot_ms=snapshot_ms,
+            since_ms=since_ms,
+            limits=limits,
+            text_source=True,
+        )
+        rows = self.full
+        field = {name: index for index, name in enumerate(columns)}  # the last one wins
+        self._delimiter = delimiter
+        slots: list[tuple[int, int]] = [(_ID, field[rows.id_column]), (_LINE, 0)]
+        if rows.ts_column is not None:
+            slots.append((_TS, field[rows.ts_column]))
+        memos = {}  # slot -> property, for memo slots
+        for prop in rows.props:
+            if prop.kind not in _KINDS:  # bool, datetime: few distinct values
+                memos[len(slots)] = prop
+            slots.append((_KINDS.get(prop.kind, _MEMO), field[prop.column]))
+        removal = None
+        if rows.removal_column is not None:
+            removal = (field[rows.removal_column], rows.is_removal(""))
+        since = None
+        modified = None
+        if rows.since is not None:
+            name, modified, earliest = rows.since
+            since = (field[name], earliest)
+        self._arguments: dict[str, Any] = dict(
+            delimiter=ord(delimiter),
+            width=len(columns),
+            fragments=tuple(text.encode() for text in rows.template.fragments),
+            slots=tuple(slots),
+            removal=removal,
+            since=since,
+            latest=limits.max_timestamp_ms / 1000,
+            max_bytes=limits.max_event_bytes,
+            miss=_miss_function(rows, memos, modified),
+            memo_limit=memo_limit,
+        )
+        self._converter = _csvfast.Converter(**self._arguments)
+
+    def convert_chunk(self, chunk: Chunk) -> ChunkOutput:
+        if chunk.block is None:
+            return self.full.convert(chunk.rows, chunk.lines)
+        if not chunk.lines:
+            return ChunkOutput()
+        keys, payloads, lines, stamps, fallback, skipped = self._converter.convert(
+            chunk.block, chunk.lines
+        )
+        out = ChunkOutput(lines=lines, keys=keys, payloads=payloads, stamps=stamps)
+        out.skipped = skipped
+        if fallback:
+            delimiter = self._delimiter
+            more = self.full.convert(
+                [raw.decode().split(delimiter) for _, raw in fallback],
+                [line for line, _ in fallback],
+            )
+            out.lines += more.lines
+            out.keys += more.keys
+            out.payloads += more.payloads
+            if out.stamps is not None:
+                out.stamps += more.stamps or []
+            out.rejected = more.rejected
+            out.skipped += more.skipped
+            out.deletes, out.opt_outs = more.deletes, more.opt_outs
+        return out
+
+
+def _miss_function(
+    rows: ChunkConverter, memos: dict[int, Prop], modified: ColumnConverter | None
+) -> Callable[[int, list[bytes]], list[Any]]:
+    """What C remembers for cells it has not seen, converted a column at a time (a plain
+    function: the C converter holds it, and a method would hold the converter in a cycle).
+    None: the row goes to Python."""
+
+    def miss(which: int, cells: list[bytes]) -> list[Any]:
+        texts = [cell.decode() for cell in cells]
+        if which == _REMOVAL:
+            return [rows.is_removal(text) for text in texts]
+        if which == _MODIFIED:
+            assert modified is not None
+            column = modified(texts)
+        else:
+            column = memos[which].convert(texts)
+        bad = {*column.empty, *column.errors}
+        if which == _MODIFIED:
+            return [None if i in bad else float(v) for i, v in enumerate(column.values)]
+        kind = memos[which].kind
+        return [
+            None if i in bad else text.encode()
+            for i, text in enumerate(json_text(kind, column.values))
+        ]
+
+    return miss

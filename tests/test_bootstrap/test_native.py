@@ -1,0 +1,142 @@
+"""The C extension (``_csvfast``): built where CI runs, its reading helpers equal to their
+Python fallbacks, and its converter failing loudly instead of quietly.
+
+Its events are held to the Python converter's byte for byte in test_frames.py, its duplicate
+index to the polars one in test_dedupe.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.bootstrap import files
+from streams.bootstrap.files import CsvSource
+from streams.bootstrap.mapping import parse_mapping
+from streams.bootstrap.native import NativeConverter, available
+from streams.bootstrap.sources import Chunk
+from tests.test_bootstrap.test_frames import (
+    LIMITS,
+    MAPPINGS,
+    SINCE_MS,
+    SNAPSHOT_MS,
+    run,
+    sweep_lines,
+    write,
+)
+
+needs_native = pytest.mark.skipif(not available(), reason="the _csvfast extension is not built")
+
+
+def test_ci_builds_the_extension() -> None:
+    """A compiler is at hand in CI: a failed build must not pass unseen as the slower path."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("only CI requires the build (elsewhere the polars path stands in)")
+    assert available(), "streams/bootstrap/_csvfast.c did not build: see pip's output"
+
+
+LINE = st.lists(st.sampled_from(["a", "bc", "", ";", "é"]), max_size=6).map(",".join)
+BLOCK = st.tuples(st.lists(LINE, max_size=12), st.booleans()).map(
+    lambda drawn: ("\n".join(drawn[0]) + ("\n" if drawn[1] and drawn[0] else "")).encode()
+)
+
+
+@needs_native
+@given(block=BLOCK, width=st.integers(1, 4))
+def test_odd_lines_in_c_are_odd_lines_in_python(block: bytes, width: int) -> None:
+    native = files._odd_lines(block, b",", width)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files, "_csvfast", None)
+        assert files._odd_lines(block, b",", width) == native
+
+
+@needs_native
+@given(block=BLOCK, start=st.integers(0, 15), count=st.integers(0, 15))
+def test_line_ends_in_c_are_line_ends_in_python(block: bytes, start: int, count: int) -> None:
+    start = min(start, len(block))
+    native = files._line_end(block, start, count)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files, "_csvfast", None)
+        assert files._line_end(block, start, count) == native
+
+
+@needs_native
+@pytest.mark.parametrize("mapping", sorted(MAPPINGS))
+def test_the_python_reading_helpers_cut_the_same_blocks(
+    mapping: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the extension CsvSource finds lines and widths in Python: same chunks, same
+    verdicts."""
+    path = write([*sweep_lines(), "", "c-9,short", "", "c-10" + ",x" * 20])
+    expected = run(path, MAPPINGS[mapping], 7, fast="native")
+    monkeypatch.setattr(files, "_csvfast", None)
+    assert run(path, MAPPINGS[mapping], 7, fast="polars") == expected
+
+
+def converter(path: Path, mapping: str = "full", **overrides: Any) -> NativeConverter:
+    with CsvSource(path) as source:
+        assert source.columns is not None
+        return NativeConverter(
+            parse_mapping(MAPPINGS[mapping]),
+            source.columns,
+            job_id="job",
+            snapshot_ms=SNAPSHOT_MS,
+            since_ms=SINCE_MS if "modified_at_column" in MAPPINGS[mapping] else None,
+            limits=LIMITS,
+            **overrides,
+        )
+
+
+@needs_native
+def test_a_block_and_its_lines_must_agree(tmp_path: Path) -> None:
+    native = converter(write(sweep_lines()[:3]))
+    good = b"c-1,Ada,a@example.com,5,1.5,true,1985-03-02,ACTIVE,1763700000,1763700000\n"
+    with pytest.raises(ValueError, match="fewer lines"):
+        native.convert_chunk(Chunk([], [2, 3], [], 3, good))
+    with pytest.raises(ValueError, match="more lines"):
+        native.convert_chunk(Chunk([], [2], [], 3, good * 2))
+    assert len(native.convert_chunk(Chunk([], [2], [], 2, good)).payloads) == 1
+
+
+@needs_native
+def test_an_error_while_converting_a_memo_value_surfaces_and_leaves_it_usable(
+    tmp_path: Path,
+) -> None:
+    native = converter(write(sweep_lines()[:3]))
+    calls = 0
+
+    def failing(which: int, cells: list[bytes]) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("conversion broke")
+
+    native._converter = type(native._converter)(  # the same spec, a failing miss()
+        **{**native._arguments, "miss": failing}
+    )
+    good = b"c-1,Ada,a@example.com,5,1.5,true,1985-03-02,ACTIVE,1763700000,1763700000\n"
+    with pytest.raises(RuntimeError, match="conversion broke"):
+        native.convert_chunk(Chunk([], [2], [], 2, good))
+    with pytest.raises(RuntimeError, match="conversion broke"):  # not "already running"
+        native.convert_chunk(Chunk([], [2], [], 2, good))
+    assert calls == 2
+
+
+@needs_native
+@pytest.mark.parametrize("memo_limit", [1, 2, 5])
+def test_memos_that_start_over_change_nothing(memo_limit: int) -> None:
+    path = write(sweep_lines())
+    expected = run(path, MAPPINGS["full"], 13, fast=None)
+    small = converter(path, memo_limit=memo_limit)
+    with CsvSource(path) as source:
+        source.blocks = True
+        events: list[tuple[int, bytes, float | None, bytes]] = []
+        for chunk in source.chunks(13):
+            out = small.convert_chunk(chunk)
+            stamps: list[float | None] = [*out.stamps] if out.stamps else [None] * len(out.lines)
+            events += zip(out.lines, out.keys, stamps, out.payloads, strict=True)
+    assert sorted(events) == expected["events"]
