@@ -64,20 +64,17 @@ class DuplicateIndex:
             if stamps is not None
             else pl.lit(None, dtype=pl.Float64).alias("stamp")
         )
-        self.add_frame(frame.with_columns(stamp))
+        self._add_frame(frame.with_columns(stamp))
 
     def add_output(self, out: ChunkOutput) -> None:
         """The rows a converter will produce: its polars frame of them when it made one."""
         if out.keyed is not None and self._native is None:
-            self.add_frame(out.keyed)
+            self._add_frame(out.keyed)
         else:
             self.add(out.keys, out.stamps, out.lines)
 
-    def add_frame(self, frame: pl.DataFrame) -> None:
+    def _add_frame(self, frame: pl.DataFrame) -> None:
         """``frame``: columns key (binary), line (int) and stamp (float, null without one)."""
-        if self._native is not None:
-            self.add(frame["key"].to_list(), frame["stamp"].to_list(), frame["line"].to_list())
-            return
         if frame.height:
             self._frames.append(frame.select(list(SCHEMA)))
             self._pending += frame.height

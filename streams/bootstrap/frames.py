@@ -221,14 +221,7 @@ class FrameConverter:
             {"key": more.keys, "line": more.lines, "stamp": more.stamps}, schema=out.keyed.schema
         )
         out.keyed = pl.concat([out.keyed, more_keyed])
-        out.lines += more.lines
-        out.keys += more.keys
-        out.payloads += more.payloads
-        if out.stamps is not None:
-            out.stamps += more.stamps or []
-        out.rejected = more.rejected
-        out.skipped += more.skipped
-        out.deletes, out.opt_outs = more.deletes, more.opt_outs
+        out.absorb(more)
 
 
 class _ValueMemo:

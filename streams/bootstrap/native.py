@@ -104,18 +104,12 @@ class NativeConverter:
         out.skipped = skipped
         if fallback:
             delimiter = self._delimiter
-            more = self.full.convert(
-                [raw.decode().split(delimiter) for _, raw in fallback],
-                [line for line, _ in fallback],
+            out.absorb(
+                self.full.convert(
+                    [raw.decode().split(delimiter) for _, raw in fallback],
+                    [line for line, _ in fallback],
+                )
             )
-            out.lines += more.lines
-            out.keys += more.keys
-            out.payloads += more.payloads
-            if out.stamps is not None:
-                out.stamps += more.stamps or []
-            out.rejected = more.rejected
-            out.skipped += more.skipped
-            out.deletes, out.opt_outs = more.deletes, more.opt_outs
         return out
 
 

@@ -45,6 +45,19 @@ class ChunkOutput:
     # duplicate check takes it as is (see streams.bootstrap.dedupe).
     keyed: Any = None
 
+    def absorb(self, more: ChunkOutput) -> None:
+        """Append the rows and counts of ``more``: rows of the same chunk another converter
+        settled (the fast converters hand their odd rows to the Python one)."""
+        self.lines += more.lines
+        self.keys += more.keys
+        self.payloads += more.payloads
+        if self.stamps is not None:
+            self.stamps += more.stamps or []
+        self.rejected += more.rejected
+        self.skipped += more.skipped
+        self.deletes += more.deletes
+        self.opt_outs += more.opt_outs
+
 
 class Prop(NamedTuple):
     """One mapped property: its name, source column, kind for JSON text, and converter."""
