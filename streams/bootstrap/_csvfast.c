@@ -1,8 +1,8 @@
 /* Plain CSV lines to change events in C, mostly without the GIL: the bootstrap's native path.
  *
  * Converter(delimiter, width, fragments, slots, removal, since, latest, max_bytes, miss,
- * memo_limit).convert(block, lines) takes a block of plain CSV lines (UTF-8, LF ends, no quotes,
- * no CR: see CsvSource._block) and returns
+ * memo_limit).convert(block, lines[, index]) takes a block of plain CSV lines (UTF-8, LF ends,
+ * no quotes, no CR: see CsvSource._block) and returns
  *     (keys, payloads, lines, stamps or None, fallback, skipped)
  * Every row is either turned into exactly the bytes the Python converter
  * (streams.bootstrap.rows.ChunkConverter) makes of it, or handed back in ``fallback`` as
@@ -23,7 +23,13 @@
  * A chunk is converted in three passes: without the GIL, every row that needs no Python
  * (nearly all of them); with the GIL, the rows that met a new memo value or an odd number; then
  * the Python objects (keys, payloads) are made. The GIL is free for the producing thread while
- * the first pass runs.
+ * the first pass runs. With a KeyIndex as ``index`` every converted row's id is noted in it in
+ * the same passes (duplicate ids, see dedupe.py).
+ *
+ * The bootstrap's reader thread calls this while the main thread produces and holds the GIL
+ * most of the time: every return from a GIL-free section waits for it (up to the switch
+ * interval), so a chunk's work is gathered into as few such sections as possible (scan_block
+ * does every check of a block in one, convert() notes ids in its own).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -40,32 +46,38 @@ enum { R_EVENT, R_PYTHON, R_SKIPPED, R_GIL, R_ERROR, R_NOMEM };
 #define PLAIN_DIGITS 15 /* DBL_DIG: decimals this short survive a trip through a double */
 #define WHICH_REMOVAL (-1)
 #define WHICH_MODIFIED (-2)
+#define KEPT_BYTES (64 << 20) /* the largest event buffer a converter keeps between chunks */
 
 /* ---- memo tables: cell bytes -> what miss() made of it ---- */
 
-#define INLINE 24 /* key and text bytes kept in the entry itself: one cache miss per lookup */
+#define INLINE 26    /* key and text bytes kept in the slot itself */
+#define LONG 255     /* a key_len or len that did not fit: see the entry's Cold record */
+
+/* An open-addressing slot, one cache line: a lookup of a short cell reads nothing else (dates
+ * and flags are read for every row; a second miss per lookup cost a fifth of the conversion). */
+typedef struct {
+    uint32_t tag;  /* high bits of the hash */
+    uint32_t id;   /* Cold record + 1; 0: a free slot */
+    uint8_t usable; /* the row can be built from it (else it goes to Python) */
+    uint8_t flag;   /* removal: the value marks a removal */
+    uint8_t key_len; /* LONG: see Cold */
+    uint8_t len;     /* memo slots: the JSON text's length; LONG: see Cold */
+    char key[INLINE];
+    char text[INLINE];
+} Entry;
+_Static_assert(sizeof(Entry) == 64, "a slot is one cache line");
 
 typedef struct {
     PyObject *key;   /* bytes, owned */
     PyObject *value; /* what miss() returned, owned */
-    Py_ssize_t key_len;
-    char key_start[INLINE]; /* the key's first bytes: all of a short one */
-    int usable;             /* the row can be built from it (else it goes to Python) */
-    int flag;               /* removal: the value marks a removal */
-    double number;          /* modified-at: UNIX seconds */
-    Py_ssize_t len;         /* memo slots: the JSON text's length */
-    char text[INLINE];      /* the text when it fits, else it is inside value */
-} Entry;
+    double number;   /* modified-at: UNIX seconds */
+} Cold;
 
 typedef struct {
-    uint32_t tag; /* high bits of the hash */
-    uint32_t id;  /* entry + 1; 0: a free slot */
-} Probe;
-
-typedef struct {
-    Probe *probes; /* open addressing, at most half full */
-    size_t mask;   /* probes - 1 (a power of two); 0 before the first insert */
-    Entry *entries;
+    Entry *slots;   /* at most half full, 64-byte aligned inside `memory` */
+    void *memory;
+    size_t mask;    /* slots - 1 (a power of two); 0 before the first insert */
+    Cold *cold;     /* per entry, in insertion order */
     size_t used, capacity;
     const Entry *last; /* the entry found last: columns like flags repeat their cells */
 } Table;
@@ -79,68 +91,230 @@ static uint64_t fnv1a(const char *s, Py_ssize_t n) {
     return hash;
 }
 
-static const char *entry_key(const Entry *entry) {
-    return entry->key_len <= INLINE ? entry->key_start : PyBytes_AS_STRING(entry->key);
+static int entry_is(const Table *table, const Entry *entry, const char *s, Py_ssize_t n) {
+    if (entry->key_len != LONG)
+        return entry->key_len == n && memcmp(entry->key, s, (size_t)n) == 0;
+    PyObject *key = table->cold[entry->id - 1].key;
+    return PyBytes_GET_SIZE(key) == n && memcmp(PyBytes_AS_STRING(key), s, (size_t)n) == 0;
 }
 
-static int entry_is(const Entry *entry, const char *s, Py_ssize_t n) {
-    return entry->key_len == n && memcmp(entry_key(entry), s, (size_t)n) == 0;
+static const char *entry_text(const Table *table, const Entry *entry) {
+    return entry->len != LONG ? entry->text : PyBytes_AS_STRING(table->cold[entry->id - 1].value);
 }
 
-static const char *entry_text(const Entry *entry) {
-    return entry->len <= INLINE ? entry->text : PyBytes_AS_STRING(entry->value);
+static Py_ssize_t entry_len(const Table *table, const Entry *entry) {
+    return entry->len != LONG ? entry->len : PyBytes_GET_SIZE(table->cold[entry->id - 1].value);
+}
+
+static double entry_number(const Table *table, const Entry *entry) {
+    return table->cold[entry->id - 1].number;
 }
 
 /* The entry of a cell, or NULL; no Python calls (runs without the GIL). */
 static const Entry *table_find(const Table *table, const char *s, Py_ssize_t n, uint64_t hash) {
-    if (table->probes == NULL) return NULL;
+    if (table->slots == NULL) return NULL;
     uint32_t tag = (uint32_t)(hash >> 32);
     for (size_t i = (size_t)hash & table->mask;; i = (i + 1) & table->mask) {
-        Probe probe = table->probes[i];
-        if (probe.id == 0) return NULL;
-        if (probe.tag == tag && entry_is(&table->entries[probe.id - 1], s, n))
-            return &table->entries[probe.id - 1];
+        const Entry *entry = &table->slots[i];
+        if (entry->id == 0) return NULL;
+        if (entry->tag == tag && entry_is(table, entry, s, n)) return entry;
     }
 }
 
 static void table_clear(Table *table) {
     for (size_t i = 0; i < table->used; i++) {
-        Py_XDECREF(table->entries[i].key);
-        Py_XDECREF(table->entries[i].value);
+        Py_XDECREF(table->cold[i].key);
+        Py_XDECREF(table->cold[i].value);
     }
-    PyMem_Free(table->probes);
-    PyMem_Free(table->entries);
+    PyMem_Free(table->memory);
+    PyMem_Free(table->cold);
     memset(table, 0, sizeof *table);
 }
 
-/* Room for one more entry (entries move: `last` is forgotten). */
+/* Room for one more entry (slots move: `last` is forgotten). */
 static int table_reserve(Table *table) {
     table->last = NULL;
     if (table->used == table->capacity) {
         size_t capacity = table->capacity ? table->capacity * 2 : 64;
-        Entry *entries = PyMem_Realloc(table->entries, capacity * sizeof(Entry));
-        if (entries == NULL) return -1;
-        table->entries = entries;
+        Cold *cold = PyMem_Realloc(table->cold, capacity * sizeof(Cold));
+        if (cold == NULL) return -1;
+        table->cold = cold;
         table->capacity = capacity;
     }
-    if (table->probes != NULL && (table->used + 1) * 2 <= table->mask + 1) return 0;
-    size_t size = table->probes == NULL ? 128 : (table->mask + 1) * 2;
-    Probe *probes = PyMem_Calloc(size, sizeof(Probe));
-    if (probes == NULL) return -1;
-    for (size_t id = 0; id < table->used; id++) {
-        const Entry *entry = &table->entries[id];
-        uint64_t hash = fnv1a(entry_key(entry), entry->key_len);
-        size_t i = (size_t)hash & (size - 1);
-        while (probes[i].id != 0) i = (i + 1) & (size - 1);
-        probes[i] = (Probe){(uint32_t)(hash >> 32), (uint32_t)(id + 1)};
+    if (table->slots != NULL && (table->used + 1) * 2 <= table->mask + 1) return 0;
+    size_t size = table->slots == NULL ? 128 : (table->mask + 1) * 2;
+    void *memory = PyMem_Calloc(size + 1, sizeof(Entry));
+    if (memory == NULL) return -1;
+    Entry *slots = (Entry *)(((uintptr_t)memory + 63) & ~(uintptr_t)63);
+    for (size_t i = 0; table->slots != NULL && i <= table->mask; i++) {
+        const Entry *entry = &table->slots[i];
+        if (entry->id == 0) continue;
+        PyObject *key = table->cold[entry->id - 1].key;
+        uint64_t hash = fnv1a(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+        size_t j = (size_t)hash & (size - 1);
+        while (slots[j].id != 0) j = (j + 1) & (size - 1);
+        slots[j] = *entry;
     }
-    PyMem_Free(table->probes);
-    table->probes = probes;
+    PyMem_Free(table->memory);
+    table->memory = memory;
+    table->slots = slots;
     table->mask = size - 1;
     return 0;
 }
 
+/* ---- KeyIndex: duplicate ids of one snapshot (see streams/bootstrap/dedupe.py) ---- */
+
+typedef struct {
+    uint64_t hash;
+    size_t key; /* offset in the arena; the key's bytes follow its length */
+    Py_ssize_t id;  /* index into winners; -1: a free slot */
+} KeySlot;
+
+typedef struct {
+    long long line;
+    double stamp;
+    int stamped;
+} Seen;
+
+typedef struct {
+    long long line;
+    double stamp;
+    int stamped;
+    Py_ssize_t id;
+} Loss;
+
+typedef struct {
+    PyObject_HEAD
+    KeySlot *slots;
+    size_t mask;
+    Seen *winners; /* per distinct key, its newest row so far */
+    Py_ssize_t keys, winners_cap;
+    Loss *losses;
+    Py_ssize_t nlosses, losses_cap;
+    char *arena;
+    size_t arena_len, arena_cap;
+    int busy; /* add() runs (it lets the GIL go: no second caller meanwhile) */
+} KeyIndex;
+
+/* One row for KeyIndex_add_one, gathered under the GIL (the key's bytes stay referenced). */
+typedef struct {
+    const char *key;
+    Py_ssize_t n;
+    long long line;
+    double stamp;
+    int stamped;
+} Pending;
+
+static int grow(void **array, Py_ssize_t *cap, Py_ssize_t need, size_t item) {
+    if (need <= *cap) return 0;
+    Py_ssize_t next = *cap ? *cap * 2 : 1024;
+    while (next < need) next *= 2;
+    void *grown = PyMem_RawRealloc(*array, (size_t)next * item);
+    if (grown == NULL) return -1;
+    *array = grown;
+    *cap = next;
+    return 0;
+}
+
+static int KeyIndex_rehash(KeyIndex *self) {
+    size_t capacity = self->slots == NULL ? 1024 : (self->mask + 1) * 2;
+    KeySlot *slots = PyMem_RawMalloc(capacity * sizeof(KeySlot));
+    if (slots == NULL) return -1;
+    for (size_t i = 0; i < capacity; i++) slots[i].id = -1;
+    if (self->slots != NULL) {
+        for (size_t i = 0; i <= self->mask; i++) {
+            if (self->slots[i].id < 0) continue;
+            size_t j = (size_t)self->slots[i].hash & (capacity - 1);
+            while (slots[j].id >= 0) j = (j + 1) & (capacity - 1);
+            slots[j] = self->slots[i];
+        }
+        PyMem_RawFree(self->slots);
+    }
+    self->slots = slots;
+    self->mask = capacity - 1;
+    return 0;
+}
+
+/* The newer row wins: the later update time, else the later line. */
+static int newer(long long line, double stamp, int stamped, const Seen *than) {
+    if (stamped != than->stamped) return stamped; /* a time beats none, as nulls sort first */
+    if (stamped && stamp != than->stamp) return stamp > than->stamp;
+    return line > than->line;
+}
+
+static int KeyIndex_add_one(KeyIndex *self, const char *key, Py_ssize_t n, long long line,
+                            double stamp, int stamped) {
+    if ((size_t)(self->keys + 1) * 2 > (self->slots == NULL ? 0 : self->mask + 1) &&
+        KeyIndex_rehash(self) < 0)
+        return -1;
+    uint64_t hash = fnv1a(key, n);
+    size_t i = (size_t)hash & self->mask;
+    for (;; i = (i + 1) & self->mask) {
+        KeySlot *slot = &self->slots[i];
+        if (slot->id < 0) break;
+        if (slot->hash != hash) continue;
+        const char *stored = self->arena + slot->key;
+        Py_ssize_t stored_len;
+        memcpy(&stored_len, stored, sizeof stored_len);
+        if (stored_len != n || memcmp(stored + sizeof stored_len, key, (size_t)n) != 0) continue;
+        Seen *winner = &self->winners[slot->id];
+        Loss loss = {line, stamp, stamped, slot->id};
+        if (newer(line, stamp, stamped, winner)) {
+            loss.line = winner->line;
+            loss.stamp = winner->stamp;
+            loss.stamped = winner->stamped;
+            winner->line = line;
+            winner->stamp = stamp;
+            winner->stamped = stamped;
+        }
+        if (grow((void **)&self->losses, &self->losses_cap, self->nlosses + 1, sizeof(Loss)) < 0)
+            return -1;
+        self->losses[self->nlosses++] = loss;
+        return 0;
+    }
+    size_t need = self->arena_len + sizeof(Py_ssize_t) + (size_t)n;
+    if (need > self->arena_cap) {
+        size_t cap = self->arena_cap ? self->arena_cap * 2 : 1 << 16;
+        while (cap < need) cap *= 2;
+        char *grown = PyMem_RawRealloc(self->arena, cap);
+        if (grown == NULL) return -1;
+        self->arena = grown;
+        self->arena_cap = cap;
+    }
+    if (grow((void **)&self->winners, &self->winners_cap, self->keys + 1, sizeof(Seen)) < 0)
+        return -1;
+    KeySlot *slot = &self->slots[i];
+    slot->hash = hash;
+    slot->key = self->arena_len;
+    slot->id = self->keys;
+    memcpy(self->arena + self->arena_len, &n, sizeof n);
+    memcpy(self->arena + self->arena_len + sizeof n, key, (size_t)n);
+    self->arena_len = need;
+    self->winners[self->keys++] = (Seen){line, stamp, stamped};
+    return 0;
+}
+
+static PyTypeObject KeyIndexType;
+
 /* ---- the converter ---- */
+
+typedef struct {
+    long long number;   /* the file's line number */
+    Py_ssize_t start;   /* the line in the block */
+    Py_ssize_t length;
+    Py_ssize_t event;   /* the event in the output buffer */
+    Py_ssize_t event_length;
+    Py_ssize_t key;     /* the id cell in the block */
+    Py_ssize_t key_length;
+    double stamp;
+    int verdict;
+} Row;
+
+typedef struct {
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} Buffer;
 
 typedef struct {
     int kind;
@@ -168,13 +342,12 @@ typedef struct {
     PyObject *miss;
     size_t memo_limit;
     int busy; /* convert() runs (it lets the GIL go: no second caller meanwhile) */
+    /* Kept from one convert() to the next: growing them anew per chunk cost reallocations and
+     * fresh pages (both zeroed by the kernel). */
+    Buffer events;
+    Row *rows;
+    Py_ssize_t rows_cap;
 } Converter;
-
-typedef struct {
-    char *data;
-    Py_ssize_t len;
-    Py_ssize_t cap;
-} Buffer;
 
 /* Raw allocation: the first pass writes without the GIL. */
 static int put(Buffer *b, const char *s, Py_ssize_t n) {
@@ -380,28 +553,29 @@ static const Entry *table_insert(Converter *self, Table *table, Py_ssize_t which
         PyErr_NoMemory();
         return NULL;
     }
-    Entry *entry = &table->entries[table->used];
-    memset(entry, 0, sizeof *entry);
-    entry->key = key;
-    entry->value = value;
-    entry->key_len = n;
-    memcpy(entry->key_start, s, (size_t)(n < INLINE ? n : INLINE));
+    Cold *cold = &table->cold[table->used];
+    *cold = (Cold){key, value, 0.0};
     size_t i = (size_t)hash & table->mask;
-    while (table->probes[i].id != 0) i = (i + 1) & table->mask;
-    table->probes[i] = (Probe){(uint32_t)(hash >> 32), (uint32_t)(table->used + 1)};
-    table->used++;
+    while (table->slots[i].id != 0) i = (i + 1) & table->mask;
+    Entry *entry = &table->slots[i];
+    memset(entry, 0, sizeof *entry);
+    entry->tag = (uint32_t)(hash >> 32);
+    entry->id = (uint32_t)(++table->used);
+    entry->key_len = n <= INLINE ? (uint8_t)n : LONG;
+    if (n <= INLINE) memcpy(entry->key, s, (size_t)n);
     if (which == WHICH_REMOVAL) {
         int truth = PyObject_IsTrue(value);
         if (truth < 0) return NULL;
         entry->usable = 1;
-        entry->flag = truth;
+        entry->flag = (uint8_t)truth;
     } else if (which == WHICH_MODIFIED) {
         entry->usable = PyFloat_Check(value);
-        entry->number = entry->usable ? PyFloat_AS_DOUBLE(value) : 0.0;
+        cold->number = entry->usable ? PyFloat_AS_DOUBLE(value) : 0.0;
     } else if (PyBytes_Check(value)) {
+        Py_ssize_t len = PyBytes_GET_SIZE(value);
         entry->usable = 1;
-        entry->len = PyBytes_GET_SIZE(value);
-        if (entry->len <= INLINE) memcpy(entry->text, PyBytes_AS_STRING(value), (size_t)entry->len);
+        entry->len = len <= INLINE ? (uint8_t)len : LONG;
+        if (len <= INLINE) memcpy(entry->text, PyBytes_AS_STRING(value), (size_t)len);
     }
     return entry;
 }
@@ -432,7 +606,7 @@ static int table_learn(Converter *self, Table *table, Py_ssize_t which, PyObject
  * NULL: without the GIL, a cell not seen yet; with it, an error (set). */
 static const Entry *memo_entry(Converter *self, Table *table, Py_ssize_t which, const char *s,
                                Py_ssize_t n, int gil) {
-    if (table->last != NULL && entry_is(table->last, s, n)) return table->last;
+    if (table->last != NULL && entry_is(table, table->last, s, n)) return table->last;
     uint64_t hash = fnv1a(s, n);
     const Entry *found = table_find(table, s, n, hash);
     if (found != NULL) table->last = found;
@@ -479,7 +653,7 @@ static int convert_row(Converter *self, const char *line, const Py_ssize_t *star
         const Entry *modified = memo_entry(self, &self->modified, WHICH_MODIFIED, CELL(f), gil);
         if (modified == NULL) return gil ? R_ERROR : R_GIL;
         if (!modified->usable) return R_PYTHON;
-        if (modified->number < self->since) return R_SKIPPED;
+        if (entry_number(&self->modified, modified) < self->since) return R_SKIPPED;
     }
     if (self->removal_field >= 0) {
         Py_ssize_t f = self->removal_field;
@@ -541,7 +715,7 @@ static int convert_row(Converter *self, const char *line, const Py_ssize_t *star
             const Entry *entry = memo_entry(self, &slot->memo, i, s, n, gil);
             if (entry == NULL) return gil ? R_ERROR : R_GIL;
             if (!entry->usable) return R_PYTHON; /* empty or not convertible */
-            NOMEM(put(b, entry_text(entry), entry->len));
+            NOMEM(put(b, entry_text(&slot->memo, entry), entry_len(&slot->memo, entry)));
             break;
         }
         default:
@@ -553,18 +727,6 @@ static int convert_row(Converter *self, const char *line, const Py_ssize_t *star
 }
 #undef CELL
 #undef NOMEM
-
-typedef struct {
-    long long number;   /* the file's line number */
-    Py_ssize_t start;   /* the line in the block */
-    Py_ssize_t length;
-    Py_ssize_t event;   /* the event in the output buffer */
-    Py_ssize_t event_length;
-    Py_ssize_t key;     /* the id cell in the block */
-    Py_ssize_t key_length;
-    double stamp;
-    int verdict;
-} Row;
 
 /* Split at the delimiter: the number of fields; the first `width` are recorded. (A loop over
  * the bytes: fields are short, memchr per field costs more.) */
@@ -588,7 +750,8 @@ static Py_ssize_t split(const char *line, Py_ssize_t length, char delimiter, Py_
 }
 
 static int convert_rows(Converter *self, const char *block, Row *rows, Py_ssize_t count,
-                        Buffer *b, Py_ssize_t *starts, Py_ssize_t *ends, int gil) {
+                        Buffer *b, Py_ssize_t *starts, Py_ssize_t *ends, KeyIndex *index,
+                        int gil) {
     for (Py_ssize_t r = 0; r < count; r++) {
         Row *row = &rows[r];
         if (gil ? row->verdict != R_GIL : row->verdict != -1) continue;
@@ -605,6 +768,11 @@ static int convert_rows(Converter *self, const char *block, Row *rows, Py_ssize_
             row->event_length = b->len - mark;
             row->key = row->start + starts[self->id_field];
             row->key_length = ends[self->id_field] - starts[self->id_field];
+            if (index != NULL && KeyIndex_add_one(index, block + row->key, row->key_length,
+                                                  row->number, row->stamp, self->has_ts) < 0) {
+                if (gil) PyErr_NoMemory();
+                return R_NOMEM;
+            }
         } else {
             b->len = mark; /* drop what was written */
         }
@@ -657,30 +825,47 @@ done:
 
 static PyObject *Converter_convert(Converter *self, PyObject *args) {
     Py_buffer block;
-    PyObject *lines_arg;
-    if (!PyArg_ParseTuple(args, "y*O:convert", &block, &lines_arg)) return NULL;
-    if (self->busy) {
+    PyObject *lines_arg, *index_arg = Py_None;
+    if (!PyArg_ParseTuple(args, "y*O|O:convert", &block, &lines_arg, &index_arg)) return NULL;
+    KeyIndex *index = NULL;
+    if (index_arg != Py_None) {
+        if (!PyObject_TypeCheck(index_arg, &KeyIndexType)) {
+            PyBuffer_Release(&block);
+            PyErr_SetString(PyExc_TypeError, "index: a KeyIndex or None");
+            return NULL;
+        }
+        index = (KeyIndex *)index_arg;
+    }
+    if (self->busy || (index != NULL && index->busy)) {
         PyBuffer_Release(&block);
         PyErr_SetString(PyExc_RuntimeError, "convert() is already running on this converter");
         return NULL;
     }
     const char *data = block.buf;
     Py_ssize_t size = block.len;
-    Buffer b = {NULL, 0, 0};
+    Buffer b = self->events;
+    b.len = 0;
     Row *rows = NULL;
     Py_ssize_t *starts = NULL, *ends = NULL, skipped = 0, events = 0;
     PyObject *lines = NULL, *keys = NULL, *payloads = NULL, *out_lines = NULL, *stamps = NULL;
     PyObject *fallback = NULL, *result = NULL;
     int failed = 0;
     self->busy = 1;
+    if (index != NULL) index->busy = 1;
 
     lines = PySequence_Fast(lines_arg, "lines must be a sequence");
     if (lines == NULL) goto done;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(lines);
-    rows = PyMem_RawMalloc(sizeof(Row) * (size_t)(count ? count : 1));
+    if (count > self->rows_cap) {
+        PyMem_RawFree(self->rows);
+        self->rows_cap = 0;
+        if ((self->rows = PyMem_RawMalloc(sizeof(Row) * (size_t)count)) != NULL)
+            self->rows_cap = count;
+    }
+    rows = self->rows;
     starts = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)self->width);
     ends = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)self->width);
-    if (rows == NULL || starts == NULL || ends == NULL) {
+    if ((rows == NULL && count > 0) || starts == NULL || ends == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -707,14 +892,14 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
     }
 
     Py_BEGIN_ALLOW_THREADS
-    failed = convert_rows(self, data, rows, count, &b, starts, ends, 0);
+    failed = convert_rows(self, data, rows, count, &b, starts, ends, index, 0);
     Py_END_ALLOW_THREADS
     if (failed == R_NOMEM) {
         PyErr_NoMemory();
         goto done;
     }
     if (learn_cells(self, data, rows, count, starts, ends) < 0) goto done;
-    if (convert_rows(self, data, rows, count, &b, starts, ends, 1) != 0) {
+    if (convert_rows(self, data, rows, count, &b, starts, ends, index, 1) != 0) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
@@ -766,9 +951,13 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
     result = Py_BuildValue("OOOOOn", keys, payloads, out_lines, stamps, fallback, skipped);
 done:
     self->busy = 0;
+    if (index != NULL) index->busy = 0;
     PyBuffer_Release(&block);
-    PyMem_RawFree(b.data);
-    PyMem_RawFree(rows);
+    if (b.cap > KEPT_BYTES) { /* an odd chunk of huge rows: not kept */
+        PyMem_RawFree(b.data);
+        b = (Buffer){NULL, 0, 0};
+    }
+    self->events = b;
     PyMem_RawFree(starts);
     PyMem_RawFree(ends);
     Py_XDECREF(lines);
@@ -787,6 +976,8 @@ static void Converter_dealloc(Converter *self) {
     }
     table_clear(&self->removal);
     table_clear(&self->modified);
+    PyMem_RawFree(self->events.data);
+    PyMem_RawFree(self->rows);
     Py_XDECREF(self->fragments);
     Py_XDECREF(self->miss);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -885,132 +1076,15 @@ static PyTypeObject ConverterType = {
 
 
 
-/* ---- KeyIndex: duplicate ids of one snapshot (see streams/bootstrap/dedupe.py) ---- */
-
-typedef struct {
-    uint64_t hash;
-    size_t key; /* offset in the arena; the key's bytes follow its length */
-    Py_ssize_t id;  /* index into winners; -1: a free slot */
-} KeySlot;
-
-typedef struct {
-    long long line;
-    double stamp;
-    int stamped;
-} Seen;
-
-typedef struct {
-    long long line;
-    double stamp;
-    int stamped;
-    Py_ssize_t id;
-} Loss;
-
-typedef struct {
-    PyObject_HEAD
-    KeySlot *slots;
-    size_t mask;
-    Seen *winners; /* per distinct key, its newest row so far */
-    Py_ssize_t keys, winners_cap;
-    Loss *losses;
-    Py_ssize_t nlosses, losses_cap;
-    char *arena;
-    size_t arena_len, arena_cap;
-} KeyIndex;
-
-static int grow(void **array, Py_ssize_t *cap, Py_ssize_t need, size_t item) {
-    if (need <= *cap) return 0;
-    Py_ssize_t next = *cap ? *cap * 2 : 1024;
-    while (next < need) next *= 2;
-    void *grown = PyMem_Realloc(*array, (size_t)next * item);
-    if (grown == NULL) return -1;
-    *array = grown;
-    *cap = next;
-    return 0;
-}
-
-static int KeyIndex_rehash(KeyIndex *self) {
-    size_t capacity = self->slots == NULL ? 1024 : (self->mask + 1) * 2;
-    KeySlot *slots = PyMem_Malloc(capacity * sizeof(KeySlot));
-    if (slots == NULL) return -1;
-    for (size_t i = 0; i < capacity; i++) slots[i].id = -1;
-    if (self->slots != NULL) {
-        for (size_t i = 0; i <= self->mask; i++) {
-            if (self->slots[i].id < 0) continue;
-            size_t j = (size_t)self->slots[i].hash & (capacity - 1);
-            while (slots[j].id >= 0) j = (j + 1) & (capacity - 1);
-            slots[j] = self->slots[i];
-        }
-        PyMem_Free(self->slots);
-    }
-    self->slots = slots;
-    self->mask = capacity - 1;
-    return 0;
-}
-
-/* The newer row wins: the later update time, else the later line. */
-static int newer(long long line, double stamp, int stamped, const Seen *than) {
-    if (stamped != than->stamped) return stamped; /* a time beats none, as nulls sort first */
-    if (stamped && stamp != than->stamp) return stamp > than->stamp;
-    return line > than->line;
-}
-
-static int KeyIndex_add_one(KeyIndex *self, const char *key, Py_ssize_t n, long long line,
-                            double stamp, int stamped) {
-    if ((size_t)(self->keys + 1) * 2 > (self->slots == NULL ? 0 : self->mask + 1) &&
-        KeyIndex_rehash(self) < 0)
-        return -1;
-    uint64_t hash = fnv1a(key, n);
-    size_t i = (size_t)hash & self->mask;
-    for (;; i = (i + 1) & self->mask) {
-        KeySlot *slot = &self->slots[i];
-        if (slot->id < 0) break;
-        if (slot->hash != hash) continue;
-        const char *stored = self->arena + slot->key;
-        Py_ssize_t stored_len;
-        memcpy(&stored_len, stored, sizeof stored_len);
-        if (stored_len != n || memcmp(stored + sizeof stored_len, key, (size_t)n) != 0) continue;
-        Seen *winner = &self->winners[slot->id];
-        Loss loss = {line, stamp, stamped, slot->id};
-        if (newer(line, stamp, stamped, winner)) {
-            loss.line = winner->line;
-            loss.stamp = winner->stamp;
-            loss.stamped = winner->stamped;
-            winner->line = line;
-            winner->stamp = stamp;
-            winner->stamped = stamped;
-        }
-        if (grow((void **)&self->losses, &self->losses_cap, self->nlosses + 1, sizeof(Loss)) < 0)
-            return -1;
-        self->losses[self->nlosses++] = loss;
-        return 0;
-    }
-    size_t need = self->arena_len + sizeof(Py_ssize_t) + (size_t)n;
-    if (need > self->arena_cap) {
-        size_t cap = self->arena_cap ? self->arena_cap * 2 : 1 << 16;
-        while (cap < need) cap *= 2;
-        char *grown = PyMem_Realloc(self->arena, cap);
-        if (grown == NULL) return -1;
-        self->arena = grown;
-        self->arena_cap = cap;
-    }
-    if (grow((void **)&self->winners, &self->winners_cap, self->keys + 1, sizeof(Seen)) < 0)
-        return -1;
-    KeySlot *slot = &self->slots[i];
-    slot->hash = hash;
-    slot->key = self->arena_len;
-    slot->id = self->keys;
-    memcpy(self->arena + self->arena_len, &n, sizeof n);
-    memcpy(self->arena + self->arena_len + sizeof n, key, (size_t)n);
-    self->arena_len = need;
-    self->winners[self->keys++] = (Seen){line, stamp, stamped};
-    return 0;
-}
-
 static PyObject *KeyIndex_add(KeyIndex *self, PyObject *args) {
     PyObject *keys_arg, *lines_arg, *stamps_arg, *keys = NULL, *lines = NULL, *stamps = NULL;
     PyObject *result = NULL;
+    Pending *rows = NULL;
     if (!PyArg_ParseTuple(args, "OOO:add", &keys_arg, &lines_arg, &stamps_arg)) return NULL;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "add() is already running on this index");
+        return NULL;
+    }
     keys = PySequence_Fast(keys_arg, "keys must be a sequence");
     lines = keys ? PySequence_Fast(lines_arg, "lines must be a sequence") : NULL;
     if (lines == NULL) goto done;
@@ -1022,32 +1096,50 @@ static PyObject *KeyIndex_add(KeyIndex *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "keys, lines and stamps of different lengths");
         goto done;
     }
+    rows = PyMem_RawMalloc(sizeof(Pending) * (size_t)(count ? count : 1));
+    if (rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *key = PySequence_Fast_GET_ITEM(keys, i);
         if (!PyBytes_Check(key)) {
             PyErr_SetString(PyExc_TypeError, "keys are bytes");
             goto done;
         }
-        long long line = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(lines, i));
-        if (line == -1 && PyErr_Occurred()) goto done;
-        double stamp = 0.0;
-        int stamped = 0;
+        Pending *row = &rows[i];
+        row->key = PyBytes_AS_STRING(key);
+        row->n = PyBytes_GET_SIZE(key);
+        row->line = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(lines, i));
+        if (row->line == -1 && PyErr_Occurred()) goto done;
+        row->stamp = 0.0;
+        row->stamped = 0;
         if (stamps != NULL) {
             PyObject *value = PySequence_Fast_GET_ITEM(stamps, i);
             if (value != Py_None) {
-                stamp = PyFloat_AsDouble(value);
-                if (stamp == -1.0 && PyErr_Occurred()) goto done;
-                stamped = 1;
+                row->stamp = PyFloat_AsDouble(value);
+                if (row->stamp == -1.0 && PyErr_Occurred()) goto done;
+                row->stamped = 1;
             }
         }
-        if (KeyIndex_add_one(self, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), line, stamp,
-                             stamped) < 0) {
-            PyErr_NoMemory();
-            goto done;
-        }
+    }
+    /* The hash table is all cache misses: the reader thread runs it while others hold the GIL
+     * (`keys` keeps the bytes alive; `busy` keeps a second caller out). */
+    int failed = 0;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count && !failed; i++)
+        failed = KeyIndex_add_one(self, rows[i].key, rows[i].n, rows[i].line, rows[i].stamp,
+                                  rows[i].stamped) < 0;
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
     }
     result = Py_NewRef(Py_None);
 done:
+    PyMem_RawFree(rows);
     Py_XDECREF(keys);
     Py_XDECREF(lines);
     Py_XDECREF(stamps);
@@ -1062,6 +1154,10 @@ static int loss_order(const void *a, const void *b) {
 /* losses() -> [(line, kept_line, same_time)] by line: every row that lost to its id's newest,
  * against the newest of all rows added so far; the losses are then forgotten. */
 static PyObject *KeyIndex_losses(KeyIndex *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "add() is running on this index");
+        return NULL;
+    }
     qsort(self->losses, (size_t)self->nlosses, sizeof(Loss), loss_order);
     PyObject *list = PyList_New(self->nlosses);
     if (list == NULL) return NULL;
@@ -1081,10 +1177,10 @@ static PyObject *KeyIndex_losses(KeyIndex *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static void KeyIndex_dealloc(KeyIndex *self) {
-    PyMem_Free(self->slots);
-    PyMem_Free(self->winners);
-    PyMem_Free(self->losses);
-    PyMem_Free(self->arena);
+    PyMem_RawFree(self->slots);
+    PyMem_RawFree(self->winners);
+    PyMem_RawFree(self->losses);
+    PyMem_RawFree(self->arena);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1133,18 +1229,70 @@ static PyObject *line_end(PyObject *module, PyObject *args) {
     return Py_BuildValue("nn", end, found);
 }
 
-/* odd_lines(block, delimiter, width) -> [(index, fields)]: the lines of block (LF ends) that
- * are blank (fields 0) or have another number of fields than width. */
-static PyObject *odd_lines(PyObject *module, PyObject *args) {
+/* What scan_block finds in a block (files.py has the same numbers). */
+#define SCAN_QUOTE 1    /* a '"': the csv module's parsing is needed */
+#define SCAN_LONE_CR 2  /* a CR not before a LF: a line end csv knows and we do not */
+#define SCAN_CRLF 4     /* CRLF line ends: to be made LF, then the block scanned again */
+#define SCAN_NOT_UTF8 8 /* bytes strict UTF-8 decoding refuses */
+
+/* Strict UTF-8 as bytes.decode() takes it: no overlong forms, no surrogates, <= U+10FFFF. */
+static int utf8_valid(const unsigned char *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if ((word & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        Py_ssize_t more;
+        unsigned char low = 0x80, high = 0xBF; /* the range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF) more = 1;
+        else if (c == 0xE0) more = 2, low = 0xA0;
+        else if (c == 0xED) more = 2, high = 0x9F;
+        else if (c >= 0xE1 && c <= 0xEF) more = 2;
+        else if (c == 0xF0) more = 3, low = 0x90;
+        else if (c == 0xF4) more = 3, high = 0x8F;
+        else if (c >= 0xF1 && c <= 0xF3) more = 3;
+        else return 0;
+        if (i + more >= n) return 0; /* cut short by the end */
+        if (s[i + 1] < low || s[i + 1] > high) return 0;
+        for (Py_ssize_t k = 2; k <= more; k++)
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* scan_block(block, delimiter, width) -> (flags, [(index, fields)]): what stops a block from
+ * being read as plain lines (SCAN_* flags), and, when nothing about its line ends does, its
+ * lines (LF ends) that are blank (fields 0) or have another number of fields than width. One
+ * pass of each kind, all without the GIL (a block is megabytes). */
+static PyObject *scan_block(PyObject *module, PyObject *args) {
     (void)module;
     Py_buffer block;
     int delimiter;
     Py_ssize_t width;
-    if (!PyArg_ParseTuple(args, "y*in:odd_lines", &block, &delimiter, &width)) return NULL;
-    PyObject *odd = PyList_New(0);
+    if (!PyArg_ParseTuple(args, "y*in:scan_block", &block, &delimiter, &width)) return NULL;
+    Py_ssize_t *odd = NULL, count = 0, cap = 0;
+    int flags = 0, failed = 0;
+    Py_BEGIN_ALLOW_THREADS
     const char *data = block.buf, *end = data + block.len;
+    if (block.len > 0 && memchr(data, '"', (size_t)block.len) != NULL) flags |= SCAN_QUOTE;
+    for (const char *cr = block.len > 0 ? memchr(data, '\r', (size_t)block.len) : NULL;
+         cr != NULL; cr = memchr(cr + 1, '\r', (size_t)(end - cr - 1)))
+        flags |= cr + 1 < end && cr[1] == '\n' ? SCAN_CRLF : SCAN_LONE_CR;
+    if (!utf8_valid((const unsigned char *)data, block.len)) flags |= SCAN_NOT_UTF8;
     Py_ssize_t index = 0;
-    for (const char *line = data; odd != NULL && line < end; index++) {
+    for (const char *line = data; !(flags & (SCAN_QUOTE | SCAN_LONE_CR | SCAN_CRLF)) && line < end;
+         index++) {
         const char *newline = memchr(line, '\n', (size_t)(end - line));
         const char *stop = newline ? newline : end;
         Py_ssize_t fields = 0;
@@ -1153,22 +1301,39 @@ static PyObject *odd_lines(PyObject *module, PyObject *args) {
             for (const char *p = line; p < stop; p++) fields += *p == (char)delimiter;
         }
         if (fields != width || fields == 0) {
-            PyObject *item = Py_BuildValue("nn", index, fields);
-            if (item == NULL || PyList_Append(odd, item) < 0) Py_CLEAR(odd);
-            Py_XDECREF(item);
+            if (count + 2 > cap) {
+                Py_ssize_t next = cap ? cap * 2 : 64;
+                Py_ssize_t *grown = PyMem_RawRealloc(odd, sizeof(Py_ssize_t) * (size_t)next);
+                if (grown == NULL) {
+                    failed = 1;
+                    break;
+                }
+                odd = grown;
+                cap = next;
+            }
+            odd[count++] = index;
+            odd[count++] = fields;
         }
         line = stop + 1;
     }
+    Py_END_ALLOW_THREADS
     PyBuffer_Release(&block);
-    return odd;
+    PyObject *list = failed ? PyErr_NoMemory() : PyList_New(count / 2);
+    for (Py_ssize_t i = 0; list != NULL && i < count / 2; i++) {
+        PyObject *item = Py_BuildValue("nn", odd[2 * i], odd[2 * i + 1]);
+        if (item == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, item);
+    }
+    PyMem_RawFree(odd);
+    return list == NULL ? NULL : Py_BuildValue("iN", flags, list);
 }
 
 static PyMethodDef module_methods[] = {
     {"line_end", line_end, METH_VARARGS,
      "line_end(buffer, pos, count) -> (end, found): after the count-th newline from pos"},
-    {"odd_lines", odd_lines, METH_VARARGS,
-     "odd_lines(block, delimiter, width) -> [(index, fields)]: blank lines (0) and lines of "
-     "another width"},
+    {"scan_block", scan_block, METH_VARARGS,
+     "scan_block(block, delimiter, width) -> (flags, [(index, fields)]): what stops plain "
+     "reading, else the blank lines (0) and lines of another width"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,7 +7,9 @@ line) and every other row is reported against it. With the native extension buil
 reported at the end; else chunks hand over their (key, line, update time) columns, settled in
 polars when enough have piled up and at the end, a settled id keeping only its winner. Either
 way memory is one small record per distinct id (about 40 bytes; a dict of Python objects took
-three times that).
+three times that). Reports come only from :meth:`DuplicateIndex.finish`, so rows can be added on
+the bootstrap's reader thread (the C index lets the GIL go while it hashes) and reported on the
+main one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ SCHEMA = {"key": pl.Binary, "line": pl.Int64, "stamp": pl.Float64}
 class DuplicateIndex:
     """The newer row wins (by update time, else the later line); the other is reported.
 
-    Call :meth:`finish` after the last chunk: reports come when rows are settled.
+    Rows may be added on one thread and :meth:`finish` called on another, after the last add:
+    every report comes from ``finish``.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class DuplicateIndex:
         self._settle_rows = settle_rows
         self._frames: list[pl.DataFrame] = []
         self._pending = 0  # rows added since the last settling
+        self._lost: list[tuple[int, int, bool]] = []  # settled losses, reported by finish()
 
     def add(
         self, keys: Sequence[bytes], stamps: Sequence[float] | None, lines: Sequence[int]
@@ -66,8 +70,15 @@ class DuplicateIndex:
         )
         self._add_frame(frame.with_columns(stamp))
 
+    @property
+    def native(self) -> Any:
+        """The C index (``_csvfast.KeyIndex``), for the C converter to fill, or None."""
+        return self._native
+
     def add_output(self, out: ChunkOutput) -> None:
         """The rows a converter will produce: its polars frame of them when it made one."""
+        if out.indexed:
+            return
         if out.keyed is not None and self._native is None:
             self._add_frame(out.keyed)
         else:
@@ -82,11 +93,14 @@ class DuplicateIndex:
                 self._settle()
 
     def finish(self) -> None:
+        """Report every row that lost, by line."""
         if self._native is not None:
-            for line, kept_line, same in self._native.losses():
-                self._report(line, kept_line, same)
-            return
-        self._settle()
+            lost = self._native.losses()
+        else:
+            self._settle()
+            lost, self._lost = sorted(self._lost), []
+        for line, kept_line, same in lost:
+            self._report(line, kept_line, same)
 
     def _settle(self) -> None:
         self._pending = 0
@@ -110,7 +124,6 @@ class DuplicateIndex:
             )
             .sort("line")
         )
-        for line, kept_line, same in lost.iter_rows():
-            self._report(line, kept_line, same)
+        self._lost += lost.iter_rows()
         settled = pl.concat([rows.filter(~repeated), winners], how="vertical")
         self._frames = [settled]

@@ -23,6 +23,8 @@ READ_BYTES = 1 << 22
 # Block chunks start this small and double up to the chunk size: the first chunk is converted
 # before anything is produced, and it meets every value its memo columns hold for the first time.
 FIRST_BLOCK_LINES = 1024
+# What _scan_block finds in a block (the numbers of _csvfast.c's SCAN_* flags).
+QUOTE, LONE_CR, CRLF, NOT_UTF8 = 1, 2, 4, 8
 
 
 class _FileSource:
@@ -145,17 +147,16 @@ class CsvSource(_FileSource):
     def _block(self, joined: bytes, count: int, line: int) -> Chunk | None:
         """The ``count`` lines ``joined`` as a block chunk (CRLF ends made LF), or None when they
         hold quotes or a carriage return outside a CRLF line end."""
-        if b'"' in joined:
-            return None
-        if b"\r" in joined:  # CRLF line ends (spreadsheet exports) are fine, any other CR is not
-            if joined.count(b"\r") != joined.count(b"\r\n"):
-                return None
-            joined = joined.replace(b"\r\n", b"\n")
-        if not joined.isascii():
-            joined.decode()  # UnicodeDecodeError: not UTF-8 (reported like any chunk)
         width = len(self.columns or ())
         delimiter = self._delimiter_byte or b","  # can_block: a one-byte delimiter
-        odd = _odd_lines(joined, delimiter, width)
+        flags, odd = _scan_block(joined, delimiter, width)
+        if flags & (QUOTE | LONE_CR):
+            return None
+        if flags & CRLF:  # CRLF line ends (spreadsheet exports) are fine, any other CR is not
+            joined = joined.replace(b"\r\n", b"\n")
+            flags, odd = _scan_block(joined, delimiter, width)
+        if flags & NOT_UTF8:
+            joined.decode()  # raises the UnicodeDecodeError chunks() reports
         last = line + count
         if not odd:
             return Chunk([], range(line + 1, last + 1), [], last, joined)
@@ -270,16 +271,30 @@ def _line_end(buffer: bytes, pos: int, count: int) -> tuple[int, int]:
     return end, count
 
 
-def _odd_lines(block: bytes, delimiter: bytes, width: int) -> list[tuple[int, int]]:
-    """(index, fields) of the lines of ``block`` that are blank (0 fields) or of another width."""
+def _scan_block(block: bytes, delimiter: bytes, width: int) -> tuple[int, list[tuple[int, int]]]:
+    """What keeps ``block`` from being read as plain lines (QUOTE, LONE_CR, CRLF, NOT_UTF8) and,
+    when nothing about its line ends does, (index, fields) of its lines that are blank (0
+    fields) or of another width. In C, without the GIL, when the extension is built."""
     if _csvfast is not None:
-        odd: list[tuple[int, int]] = _csvfast.odd_lines(block, delimiter[0], width)
-        return odd
+        found: tuple[int, list[tuple[int, int]]] = _csvfast.scan_block(block, delimiter[0], width)
+        return found
+    flags = QUOTE if b'"' in block else 0
+    crs = block.count(b"\r")
+    if crs:
+        crlfs = block.count(b"\r\n")
+        flags |= (CRLF if crlfs else 0) | (LONE_CR if crs != crlfs else 0)
+    if not block.isascii():
+        try:
+            block.decode()
+        except UnicodeDecodeError:
+            flags |= NOT_UTF8
+    if flags & (QUOTE | LONE_CR | CRLF):
+        return flags, []
     lines = block.split(b"\n") if block else []
     if block.endswith(b"\n"):
         lines.pop()
     counts = map(bytes.count, lines, repeat(delimiter))
-    return [
+    return flags, [
         (index, count + 1 if text else 0)
         for index, (text, count) in enumerate(zip(lines, counts, strict=True))
         if not text or count != width - 1

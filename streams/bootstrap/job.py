@@ -4,8 +4,8 @@ Rows without an update_timestamp column carry the job's snapshot time (its start
 modification time when that is earlier), fixed in the checkpoint on the first run, so neither a
 slow job nor a resumed one can overwrite fresher live updates. A resumed job re-reads and
 re-validates the rows it already delivered (for a complete report) without producing them.
-Chunks are read and converted on a reader thread while the main thread produces the previous
-one (:mod:`streams.bootstrap.prefetch`).
+Chunks are read, converted and their ids noted for the duplicate report on a reader thread while
+the main thread produces the previous one (:mod:`streams.bootstrap.prefetch`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -35,9 +35,6 @@ from streams.bootstrap.rows import ChunkConverter, ChunkOutput, RowLimits
 from streams.bootstrap.sources import Chunk, Source
 from streams.errors import ConfigError, DeliveryError, StreamsError
 from streams.settings import Settings
-
-if TYPE_CHECKING:
-    from streams.bootstrap.frames import FrameConverter
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +117,10 @@ class BootstrapJob:
                     total=source.estimate_total() if self._progress_enabled else None,
                 ) as progress,
             ):
-                converter = self._converter(source, checkpoint)
+                duplicates = (
+                    DuplicateIndex(self.stats.duplicate) if self.mapping.detect_duplicates else None
+                )
+                converter = self._converter(source, checkpoint, duplicates)
                 if not self._saved:
                     save_checkpoint(self.path, checkpoint)  # fixes the snapshot time
                     self._saved = True
@@ -131,7 +131,7 @@ class BootstrapJob:
                     format_ms(checkpoint.snapshot_ms),
                     checkpoint.confirmed_line,
                 )
-                self._chunks(source, converter, delivery, checkpoint, progress)
+                self._chunks(source, converter, duplicates, delivery, checkpoint, progress)
                 finished = True
                 progress.finish(self.stats.total)
         except KeyboardInterrupt:
@@ -168,7 +168,9 @@ class BootstrapJob:
         )
         return report
 
-    def _converter(self, source: Source, checkpoint: Checkpoint) -> Converter:
+    def _converter(
+        self, source: Source, checkpoint: Checkpoint, duplicates: DuplicateIndex | None
+    ) -> Converter:
         now_ms = time.time_ns() // 1_000_000
         limits = RowLimits(
             max_timestamp_ms=now_ms + round(self.settings.max_clock_skew_seconds * 1000),
@@ -182,18 +184,26 @@ class BootstrapJob:
         }
         if isinstance(source, CsvSource) and source.can_block and source.columns is not None:
             source.blocks = True
-            fast: type[NativeConverter | FrameConverter] = NativeConverter
-            if not native.available():
-                from streams.bootstrap.frames import FrameConverter  # imports polars
+            if native.available():
+                return NativeConverter(
+                    self.mapping,
+                    source.columns,
+                    delimiter=source.delimiter,
+                    index=duplicates.native if duplicates is not None else None,
+                    **common,
+                )
+            from streams.bootstrap.frames import FrameConverter  # imports polars
 
-                fast = FrameConverter
-            return fast(self.mapping, source.columns, delimiter=source.delimiter, **common)
+            return FrameConverter(
+                self.mapping, source.columns, delimiter=source.delimiter, **common
+            )
         return ChunkConverter(self.mapping, source.columns, text_source=source.text, **common)
 
     def _chunks(
         self,
         source: Source,
         converter: Converter,
+        duplicates: DuplicateIndex | None,
         delivery: ChunkedDelivery,
         checkpoint: Checkpoint,
         progress: JobProgress,
@@ -204,16 +214,15 @@ class BootstrapJob:
             per_chunk = int(options.max_rate / CHUNKS_PER_SECOND_THROTTLED)
             chunk_rows = max(1, min(chunk_rows, per_chunk))
         resume_line = checkpoint.confirmed_line
-        duplicates = DuplicateIndex(stats.duplicate) if self.mapping.detect_duplicates else None
         run_started = last_saved = time.monotonic()
-        converted = ((chunk, converter.convert_chunk(chunk)) for chunk in source.chunks(chunk_rows))
+        converted = _converted(source.chunks(chunk_rows), converter, duplicates)
         with (
             _cyclic_gc_paused(),
+            _finishing(duplicates),  # after the reader thread has stopped
             Prefetch(converted, name=f"bootstrap-{checkpoint.job_id}-read") as ahead,
-            _finishing(duplicates),
         ):
             for chunk, out in ahead:
-                if self._deliver(chunk, out, delivery, duplicates, resume_line):
+                if self._deliver(chunk, out, delivery, resume_line):
                     return
                 progress.update(stats.total)
                 if options.max_rate is not None:
@@ -228,7 +237,6 @@ class BootstrapJob:
         chunk: Chunk,
         out: ChunkOutput,
         delivery: ChunkedDelivery,
-        duplicates: DuplicateIndex | None,
         resume_line: int,
     ) -> bool:
         """Count, report and produce one converted chunk; True when delivery failed."""
@@ -241,8 +249,6 @@ class BootstrapJob:
         stats.skipped += out.skipped
         stats.deletes += out.deletes
         stats.opt_outs += out.opt_outs
-        if duplicates is not None:
-            duplicates.add_output(out)
         payloads, keys = out.payloads, out.keys
         if resume_line and out.lines and min(out.lines) <= resume_line:
             # Rows up to resume_line were delivered by an earlier run (lines are not sorted:
@@ -300,6 +306,18 @@ class BootstrapJob:
         checkpoint.confirmed_line = delivery.confirmed_line
         if self._saved:
             save_checkpoint(self.path, checkpoint)
+
+
+def _converted(
+    chunks: Iterator[Chunk], converter: Converter, duplicates: DuplicateIndex | None
+) -> Iterator[tuple[Chunk, ChunkOutput]]:
+    """The reader thread's work: convert each chunk and note its ids for the duplicate report
+    (both mostly without the GIL, which the producing thread needs)."""
+    for chunk in chunks:
+        out = converter.convert_chunk(chunk)
+        if duplicates is not None:
+            duplicates.add_output(out)
+        yield chunk, out
 
 
 @contextmanager

@@ -46,8 +46,11 @@ class NativeConverter:
         limits: RowLimits,
         delimiter: str = ",",
         memo_limit: int = MEMO_LIMIT,
+        index: Any = None,
     ) -> None:
-        """``memo_limit``: distinct values a memo column remembers before it starts over."""
+        """``memo_limit``: distinct values a memo column remembers before it starts over;
+        ``index``: a ``_csvfast.KeyIndex`` that notes the id of every row converted (in the same
+        pass, without the GIL: see :attr:`DuplicateIndex.native`)."""
         if _csvfast is None:
             raise RuntimeError("the _csvfast extension is not built")
         self.full = ChunkConverter(
@@ -91,25 +94,40 @@ class NativeConverter:
             memo_limit=memo_limit,
         )
         self._converter = _csvfast.Converter(**self._arguments)
+        self._index = index
 
     def convert_chunk(self, chunk: Chunk) -> ChunkOutput:
         if chunk.block is None:
-            return self.full.convert(chunk.rows, chunk.lines)
+            return self._python(chunk.rows, chunk.lines)
         if not chunk.lines:
-            return ChunkOutput()
+            return ChunkOutput(indexed=self._index is not None)
         keys, payloads, lines, stamps, fallback, skipped = self._converter.convert(
-            chunk.block, chunk.lines
+            chunk.block, chunk.lines, self._index
         )
-        out = ChunkOutput(lines=lines, keys=keys, payloads=payloads, stamps=stamps)
+        out = ChunkOutput(
+            lines=lines,
+            keys=keys,
+            payloads=payloads,
+            stamps=stamps,
+            indexed=self._index is not None,
+        )
         out.skipped = skipped
         if fallback:
             delimiter = self._delimiter
             out.absorb(
-                self.full.convert(
+                self._python(
                     [raw.decode().split(delimiter) for _, raw in fallback],
                     [line for line, _ in fallback],
                 )
             )
+        return out
+
+    def _python(self, rows: Sequence[Sequence[Any]], lines: Sequence[int]) -> ChunkOutput:
+        """Rows the Python converter settles, their ids noted like the C converter's."""
+        out = self.full.convert(rows, lines)
+        if self._index is not None:
+            self._index.add(out.keys, out.lines, out.stamps)
+            out.indexed = True
         return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from itertools import pairwise
 from random import Random
 
@@ -93,3 +94,32 @@ def test_the_c_index_reports_what_polars_reports(
     polars settling on the way names the winner of that moment)."""
     polars = run(rows, cuts, stamped, Random(shuffle.random()))
     assert sorted(run(rows, cuts, stamped, Random(shuffle.random()), native=True)) == sorted(polars)
+
+
+@pytest.mark.parametrize("native", NATIVE)
+def test_reports_come_from_finish_only_by_line(native: bool) -> None:
+    """The bootstrap adds rows on its reader thread and finishes on the main one: nothing may
+    be reported before finish(), even when polars settles on the way."""
+    reports: list[tuple[int, int, bool]] = []
+    index = DuplicateIndex(
+        lambda line, kept, same: reports.append((line, kept, same)), settle_rows=2, native=native
+    )
+
+    def add_all() -> None:
+        for start in range(0, 12, 3):
+            lines = list(range(start + 1, start + 4))
+            index.add([b"a" if line % 2 else b"b" for line in lines], None, lines)
+
+    reader = threading.Thread(target=add_all)
+    reader.start()
+    reader.join()
+    assert reports == []
+    index.finish()
+    # Odd lines share "a" (11 wins), even lines "b" (12 wins); polars settling on the way names
+    # the winner of that moment, a later line of the same id.
+    assert [line for line, _, _ in reports] == list(range(1, 11))
+    for line, kept, _ in reports:
+        assert kept % 2 == line % 2
+        assert kept > line
+    if native:
+        assert reports == [(line, 11 if line % 2 else 12, True) for line in range(1, 11)]

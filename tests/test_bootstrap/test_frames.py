@@ -196,8 +196,10 @@ def run(path: Path, mapping: dict[str, Any], size: int, *, fast: str | None) -> 
     converter: Any = None
     for chunk, columns in chunks(path, size, blocks=fast is not None):
         if converter is None:
+            # The C converter notes ids in the C index as it converts, as in the job.
+            index = {"index": duplicates.native} if fast == "native" else {}
             converter = (
-                FAST[fast](parsed, columns, **options)
+                FAST[fast](parsed, columns, **options, **index)
                 if fast is not None
                 else ChunkConverter(parsed, columns, text_source=True, **options)
             )

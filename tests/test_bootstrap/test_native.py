@@ -46,13 +46,38 @@ BLOCK = st.tuples(st.lists(LINE, max_size=12), st.booleans()).map(
 )
 
 
-@needs_native
-@given(block=BLOCK, width=st.integers(1, 4))
-def test_odd_lines_in_c_are_odd_lines_in_python(block: bytes, width: int) -> None:
-    native = files._odd_lines(block, b",", width)
+# Lines with what keeps a block from plain reading: quotes, CRs, bytes that are not UTF-8
+# (cut short, overlong, a surrogate, past U+10FFFF) next to good multi-byte characters.
+ODD_PART = st.sampled_from(["a", "bc", "", ";", "é", '"', "\r", "€", "😀"]).map(
+    str.encode
+) | st.sampled_from(
+    [b"\xff", b"\xc3", b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]
+)
+ODD_BLOCK = st.lists(st.lists(ODD_PART, max_size=6).map(b",".join), max_size=12).map(b"\n".join)
+
+
+def python_scan(block: bytes, width: int) -> tuple[int, list[tuple[int, int]]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(files, "_csvfast", None)
-        assert files._odd_lines(block, b",", width) == native
+        return files._scan_block(block, b",", width)
+
+
+@needs_native
+@given(block=BLOCK | ODD_BLOCK, width=st.integers(1, 4))
+def test_blocks_scanned_in_c_are_scanned_alike_in_python(block: bytes, width: int) -> None:
+    assert files._scan_block(block, b",", width) == python_scan(block, width)
+
+
+@needs_native
+@given(st.binary(max_size=40) | ODD_BLOCK)
+def test_the_c_utf8_check_is_strict_decoding(block: bytes) -> None:
+    try:
+        block.decode()
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    flags, _ = files._scan_block(block, b",", 2)
+    assert not flags & files.NOT_UTF8 if valid else flags & files.NOT_UTF8
 
 
 @needs_native
@@ -140,3 +165,55 @@ def test_memos_that_start_over_change_nothing(memo_limit: int) -> None:
             stamps: list[float | None] = [*out.stamps] if out.stamps else [None] * len(out.lines)
             events += zip(out.lines, out.keys, stamps, out.payloads, strict=True)
     assert sorted(events) == expected["events"]
+
+
+def quoting_converter(learnt: list[bytes] | None = None) -> NativeConverter:
+    """A converter whose memo columns write each cell, twice, as a JSON string (and note the
+    cells they learn in ``learnt``)."""
+    native = converter(write(sweep_lines()[:3]))
+    original = native._arguments["miss"]
+
+    def quoting(which: int, cells: list[bytes]) -> list[Any]:
+        if which < 0:  # removal flags and modified-at times as usual
+            return original(which, cells)  # type: ignore[no-any-return]
+        if learnt is not None:
+            learnt.extend(cells)
+        return [b'"' + cell * 2 + b'"' for cell in cells]
+
+    native._converter = type(native._converter)(**{**native._arguments, "miss": quoting})
+    return native
+
+
+def assert_memo_texts(native: NativeConverter, cells: list[bytes]) -> None:
+    block = b"".join(
+        b"c-%d,Ada,a@example.com,5,1.5,%s,1985-03-02,ACTIVE,1763700000,1763700000\n" % (i, cell)
+        for i, cell in enumerate(cells)
+    )
+    lines = list(range(2, len(cells) + 2))
+    out = native.convert_chunk(Chunk([], lines, [], lines[-1], block))
+    assert len(out.payloads) == len(cells)
+    for cell, payload in zip(cells, out.payloads, strict=True):
+        assert b'"' + cell * 2 + b'"' in payload
+        for other in {cells[0], cells[-1]} - {cell}:
+            assert b'"' + other * 2 + b'"' not in payload
+
+
+@needs_native
+def test_memo_cells_and_texts_longer_than_a_slot_holds_are_kept_whole() -> None:
+    """A memo slot keeps 26 bytes of a cell and of its text inline: longer ones (here cells
+    alike in their first 26 bytes) are compared and written whole."""
+    cells = [b"A" * 26 + b"-one", b"B", b"A" * 26 + b"-two", b"A" * 26 + b"-one"]
+    assert_memo_texts(quoting_converter(), cells)
+
+
+@needs_native
+def test_memo_tables_that_grow_keep_every_value() -> None:
+    """Thousands of distinct cells: the table grows (and moves its slots) several times."""
+    learnt: list[bytes] = []
+    native = quoting_converter(learnt)
+    cells = [b"v%d" % (i * 7919 % 3000) for i in range(3000)]
+    assert_memo_texts(native, cells)
+    ours = [cell for cell in learnt if cell.startswith(b"v")]  # (the date column is one too)
+    assert sorted(ours) == sorted(cells)  # each learnt once
+    assert_memo_texts(native, cells[::-1])
+    assert [cell for cell in learnt if cell.startswith(b"v")] == ours  # all found again
