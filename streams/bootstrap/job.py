@@ -10,7 +10,6 @@ the main thread produces the previous one (:mod:`streams.bootstrap.prefetch`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from streams.bootstrap.convert import format_ms
 from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.delivery import ChunkedDelivery
 from streams.bootstrap.files import CsvSource
+from streams.bootstrap.interpreter import bootstrap_settings
 from streams.bootstrap.mapping import BootstrapMapping
 from streams.bootstrap.native import NativeConverter
 from streams.bootstrap.plan import JobOptions, SourceFactory, plan_job
@@ -217,7 +217,7 @@ class BootstrapJob:
         run_started = last_saved = time.monotonic()
         converted = _converted(source.chunks(chunk_rows), converter, duplicates)
         with (
-            _cyclic_gc_paused(),
+            bootstrap_settings(),
             _finishing(duplicates),  # after the reader thread has stopped
             Prefetch(converted, name=f"bootstrap-{checkpoint.job_id}-read") as ahead,
         ):
@@ -318,18 +318,6 @@ def _converted(
         if duplicates is not None:
             duplicates.add_output(out)
         yield chunk, out
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """The loop makes no reference cycles; collecting them costs a quarter of its time."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 @contextmanager
