@@ -7,7 +7,10 @@ index to the polars one in test_dedupe.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +220,56 @@ def test_memo_tables_that_grow_keep_every_value() -> None:
     assert sorted(ours) == sorted(cells)  # each learnt once
     assert_memo_texts(native, cells[::-1])
     assert [cell for cell in learnt if cell.startswith(b"v")] == ours  # all found again
+
+
+@pytest.fixture(scope="module")
+def scalar_csvfast(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The extension built again with CSVFAST_SCALAR: its byte-at-a-time code, which machines
+    without the eight-bytes-at-a-time path run."""
+    if not available():
+        pytest.skip("the _csvfast extension is not built")
+    source = Path(files.__file__).with_name("_csvfast.c")
+    target = tmp_path_factory.mktemp("scalar") / f"_csvfast{sysconfig.get_config_var('EXT_SUFFIX')}"
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()
+    command = [
+        *compiler, "-O2", "-shared", "-fPIC", "-DCSVFAST_SCALAR",
+        f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(target),
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"no C compiler for the scalar build: {exc}")
+    spec = importlib.util.spec_from_file_location("_csvfast", target)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_native
+@given(block=BLOCK | ODD_BLOCK, width=st.integers(1, 4))
+def test_the_scalar_build_scans_blocks_alike(scalar_csvfast: Any, block: bytes, width: int) -> None:
+    assert scalar_csvfast.scan_block(block, ord(","), width) == files._scan_block(
+        block, b",", width
+    )
+
+
+@needs_native
+def test_the_scalar_build_converts_alike(scalar_csvfast: Any) -> None:
+    path = write([*sweep_lines(), "", "c-9,short", "c-10" + ",x" * 20])
+    fast, scalar = converter(path), converter(path)
+    scalar._converter = scalar_csvfast.Converter(**scalar._arguments)
+    blocks = 0
+    with CsvSource(path) as source:
+        source.blocks = True
+        for chunk in source.chunks(7):
+            if chunk.block is None:  # quotes: the csv module's
+                continue
+            blocks += 1
+            assert scalar._converter.convert(chunk.block, chunk.lines) == fast._converter.convert(
+                chunk.block, chunk.lines
+            )
+    assert blocks > 3
