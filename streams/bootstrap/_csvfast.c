@@ -792,34 +792,78 @@ static Py_ssize_t split(const char *line, Py_ssize_t length, char delimiter, Py_
     return fields + 1;
 }
 
+/* Start loading the table slots a row will look up (its memo cells, its id in the duplicate
+ * index): they are all over tables larger than the cache, and a lookup otherwise waits for
+ * memory. Only a hint: nothing is read or written. */
+static void prefetch_row(const Converter *self, const char *line, const Py_ssize_t *starts,
+                         const Py_ssize_t *ends, const KeyIndex *index) {
+#if defined(__GNUC__)
+    for (Py_ssize_t i = 0; i < self->nslots; i++) {
+        const Slot *slot = &self->slots[i];
+        if (slot->kind != K_MEMO || slot->memo.slots == NULL) continue;
+        Py_ssize_t f = slot->field;
+        uint64_t hash = fnv1a(line + starts[f], ends[f] - starts[f]);
+        __builtin_prefetch(&slot->memo.slots[hash & slot->memo.mask]);
+    }
+    if (index != NULL && index->slots != NULL) {
+        Py_ssize_t f = self->id_field;
+        uint64_t hash = fnv1a(line + starts[f], ends[f] - starts[f]);
+        __builtin_prefetch(&index->slots[hash & index->mask]);
+    }
+#else
+    (void)self, (void)line, (void)starts, (void)ends, (void)index;
+#endif
+}
+
+/* `starts` and `ends` have room for two rows: the next row is split (and its lookups
+ * prefetched) before this one is converted. */
 static int convert_rows(Converter *self, const char *block, Row *rows, Py_ssize_t count,
                         Buffer *b, Py_ssize_t *starts, Py_ssize_t *ends, KeyIndex *index,
                         int gil) {
+    Py_ssize_t width = self->width, split_row = -1, fields = 0;
+#define PENDING(r) (gil ? rows[r].verdict == R_GIL : rows[r].verdict == -1)
     for (Py_ssize_t r = 0; r < count; r++) {
         Row *row = &rows[r];
-        if (gil ? row->verdict != R_GIL : row->verdict != -1) continue;
+        if (!PENDING(r)) continue;
         const char *line = block + row->start;
-        if (split(line, row->length, self->delimiter, self->width, starts, ends) != self->width) {
-            row->verdict = R_PYTHON;
-            continue;
+        if (split_row != r) fields = split(line, row->length, self->delimiter, width, starts, ends);
+        Py_ssize_t next = r + 1;
+        while (next < count && !PENDING(next)) next++;
+        Py_ssize_t next_fields = 0;
+        if (next < count) {
+            const char *next_line = block + rows[next].start;
+            next_fields = split(next_line, rows[next].length, self->delimiter, width,
+                                starts + width, ends + width);
+            if (next_fields == width) prefetch_row(self, next_line, starts + width, ends + width, index);
         }
-        Py_ssize_t mark = b->len;
-        row->event = mark;
-        row->verdict = convert_row(self, line, starts, ends, row->number, b, &row->stamp, gil);
-        if (row->verdict == R_ERROR || row->verdict == R_NOMEM) return row->verdict;
-        if (row->verdict == R_EVENT) {
-            row->event_length = b->len - mark;
-            row->key = row->start + starts[self->id_field];
-            row->key_length = ends[self->id_field] - starts[self->id_field];
-            if (index != NULL && KeyIndex_add_one(index, block + row->key, row->key_length,
-                                                  row->number, row->stamp, self->has_ts) < 0) {
-                if (gil) PyErr_NoMemory();
-                return R_NOMEM;
-            }
+        if (fields != width) {
+            row->verdict = R_PYTHON;
         } else {
-            b->len = mark; /* drop what was written */
+            Py_ssize_t mark = b->len;
+            row->event = mark;
+            row->verdict = convert_row(self, line, starts, ends, row->number, b, &row->stamp, gil);
+            if (row->verdict == R_ERROR || row->verdict == R_NOMEM) return row->verdict;
+            if (row->verdict == R_EVENT) {
+                row->event_length = b->len - mark;
+                row->key = row->start + starts[self->id_field];
+                row->key_length = ends[self->id_field] - starts[self->id_field];
+                if (index != NULL && KeyIndex_add_one(index, block + row->key, row->key_length,
+                                                      row->number, row->stamp, self->has_ts) < 0) {
+                    if (gil) PyErr_NoMemory();
+                    return R_NOMEM;
+                }
+            } else {
+                b->len = mark; /* drop what was written */
+            }
+        }
+        if (next < count) { /* the next row's fields move to the front */
+            memcpy(starts, starts + width, sizeof(Py_ssize_t) * (size_t)width);
+            memcpy(ends, ends + width, sizeof(Py_ssize_t) * (size_t)width);
+            split_row = next;
+            fields = next_fields;
         }
     }
+#undef PENDING
     return 0;
 }
 
@@ -906,8 +950,8 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
             self->rows_cap = count;
     }
     rows = self->rows;
-    starts = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)self->width);
-    ends = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)self->width);
+    starts = PyMem_RawMalloc(sizeof(Py_ssize_t) * 2 * (size_t)self->width); /* two rows */
+    ends = PyMem_RawMalloc(sizeof(Py_ssize_t) * 2 * (size_t)self->width);
     if ((rows == NULL && count > 0) || starts == NULL || ends == NULL) {
         PyErr_NoMemory();
         goto done;
