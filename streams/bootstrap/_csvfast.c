@@ -20,10 +20,11 @@
  *   - the event no larger than max_bytes.
  * Empty cells and removals always go to Python.
  *
- * A chunk is converted in three passes: without the GIL, every row that needs no Python
- * (nearly all of them); with the GIL, the rows that met a new memo value or an odd number; then
- * the Python objects (keys, payloads) are made. The GIL is free for the producing thread while
- * the first pass runs. With a KeyIndex as ``index`` every converted row's id is noted in it in
+ * A chunk is converted in passes: without the GIL, every row that needs no Python (nearly all
+ * of them); with the GIL, the new memo values those rows met are converted by miss(), a column
+ * at a time; the rows that waited for them are converted (without the GIL again when they are
+ * many); with the GIL, what is left (odd numbers); then the Python objects (keys, payloads) are
+ * made. The GIL is free for the producing thread while the GIL-free passes run. With a KeyIndex as ``index`` every converted row's id is noted in it in
  * the same passes (duplicate ids, see dedupe.py).
  *
  * The bootstrap's reader thread calls this while the main thread produces and holds the GIL
@@ -47,6 +48,10 @@ enum { R_EVENT, R_PYTHON, R_SKIPPED, R_GIL, R_ERROR, R_NOMEM };
 #define WHICH_REMOVAL (-1)
 #define WHICH_MODIFIED (-2)
 #define KEPT_BYTES (64 << 20) /* the largest event buffer a converter keeps between chunks */
+#define LINE_DIGITS 20 /* a line number as text */
+#define GIL_FREE_ROWS 256 /* rows worth letting the GIL go for once more (see convert()) */
+#define SLOT_EXTRA 24  /* a slot's text beyond its cell's length (at most: line numbers) */
+_Static_assert(SLOT_EXTRA > LINE_DIGITS, "a line number with its sign fits in a slot's room");
 
 /* ---- memo tables: cell bytes -> what miss() made of it ---- */
 
@@ -82,13 +87,54 @@ typedef struct {
     const Entry *last; /* the entry found last: columns like flags repeat their cells */
 } Table;
 
-static uint64_t fnv1a(const char *s, Py_ssize_t n) {
-    uint64_t hash = 1469598103934665603ULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        hash ^= (unsigned char)s[i];
-        hash *= 1099511628211ULL;
+static inline uint64_t load8(const char *s) {
+    uint64_t word;
+    memcpy(&word, s, 8);
+    return word;
+}
+
+static inline uint64_t load4(const char *s) {
+    uint32_t word;
+    memcpy(&word, s, 4);
+    return word;
+}
+
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    a *= 0x9E3779B97F4A7C15ULL;
+    a ^= b;
+    a *= 0xBF58476D1CE4E5B9ULL;
+    return a ^ (a >> 31);
+}
+
+/* A hash of s[0:n] from whole words (cells are short: a multiply per word, not per byte). The
+ * low bits pick the slot, the high bits are the tag: both must be mixed. */
+static uint64_t hash_bytes(const char *s, Py_ssize_t n) {
+    uint64_t h = 0x2545F4914F6CDD1DULL ^ (uint64_t)n;
+    Py_ssize_t i = 0;
+    for (; i + 8 < n; i += 8) h = mix(h, load8(s + i));
+    uint64_t tail; /* the last 1..8 bytes (the last word overlaps the one before: n is mixed in) */
+    if (n >= 8) tail = load8(s + n - 8);
+    else if (n >= 4) tail = load4(s) | load4(s + n - 4) << 32;
+    else if (n > 0) tail = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
+                          (uint64_t)(unsigned char)s[n - 1] << 16;
+    else tail = 0;
+    h = mix(h, tail);
+    h ^= h >> 29;
+    h *= 0x94D049BB133111EBULL;
+    return h ^ (h >> 32);
+}
+
+/* s[0:n] == t[0:n] for short n without a call (memcmp's own call and dispatch cost more). */
+static inline int same_bytes(const char *s, const char *t, Py_ssize_t n) {
+    if (n >= 8 && n <= 16)
+        return load8(s) == load8(t) && load8(s + n - 8) == load8(t + n - 8);
+    if (n >= 4 && n < 8) return load4(s) == load4(t) && load4(s + n - 4) == load4(t + n - 4);
+    if (n < 4) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (s[i] != t[i]) return 0;
+        return 1;
     }
-    return hash;
+    return memcmp(s, t, (size_t)n) == 0;
 }
 
 /* ---- eight bytes at a time: where a byte value is in a word ---- */
@@ -124,7 +170,7 @@ static Py_ssize_t count_byte(const char *s, Py_ssize_t n, char c) {
 
 static int entry_is(const Table *table, const Entry *entry, const char *s, Py_ssize_t n) {
     if (entry->key_len != LONG)
-        return entry->key_len == n && memcmp(entry->key, s, (size_t)n) == 0;
+        return entry->key_len == n && same_bytes(entry->key, s, n);
     PyObject *key = table->cold[entry->id - 1].key;
     return PyBytes_GET_SIZE(key) == n && memcmp(PyBytes_AS_STRING(key), s, (size_t)n) == 0;
 }
@@ -181,7 +227,7 @@ static int table_reserve(Table *table) {
         const Entry *entry = &table->slots[i];
         if (entry->id == 0) continue;
         PyObject *key = table->cold[entry->id - 1].key;
-        uint64_t hash = fnv1a(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+        uint64_t hash = hash_bytes(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
         size_t j = (size_t)hash & (size - 1);
         while (slots[j].id != 0) j = (j + 1) & (size - 1);
         slots[j] = *entry;
@@ -278,7 +324,7 @@ static int KeyIndex_add_one(KeyIndex *self, const char *key, Py_ssize_t n, long 
     if ((size_t)(self->keys + 1) * 2 > (self->slots == NULL ? 0 : self->mask + 1) &&
         KeyIndex_rehash(self) < 0)
         return -1;
-    uint64_t hash = fnv1a(key, n);
+    uint64_t hash = hash_bytes(key, n);
     size_t i = (size_t)hash & self->mask;
     for (;; i = (i + 1) & self->mask) {
         KeySlot *slot = &self->slots[i];
@@ -287,7 +333,7 @@ static int KeyIndex_add_one(KeyIndex *self, const char *key, Py_ssize_t n, long 
         const char *stored = self->arena + slot->key;
         Py_ssize_t stored_len;
         memcpy(&stored_len, stored, sizeof stored_len);
-        if (stored_len != n || memcmp(stored + sizeof stored_len, key, (size_t)n) != 0) continue;
+        if (stored_len != n || !same_bytes(stored + sizeof stored_len, key, n)) continue;
         Seen *winner = &self->winners[slot->id];
         Loss loss = {line, stamp, stamped, slot->id};
         if (newer(line, stamp, stamped, winner)) {
@@ -360,6 +406,9 @@ typedef struct {
     Py_ssize_t nslots;
     Slot *slots;
     PyObject *fragments; /* tuple of bytes, nslots + 1 */
+    const char **fragment_data; /* their bytes and lengths, read for every row */
+    Py_ssize_t *fragment_len;
+    Py_ssize_t fragment_bytes; /* all of them */
     Py_ssize_t id_field;
     int has_ts;
     Py_ssize_t removal_field; /* -1: none */
@@ -380,51 +429,89 @@ typedef struct {
     Py_ssize_t rows_cap;
 } Converter;
 
-/* Raw allocation: the first pass writes without the GIL. */
-static int put(Buffer *b, const char *s, Py_ssize_t n) {
-    if (b->len + n > b->cap) {
-        Py_ssize_t cap = b->cap ? b->cap : 1 << 16;
-        while (cap < b->len + n) cap *= 2;
-        char *grown = PyMem_RawRealloc(b->data, (size_t)cap);
-        if (grown == NULL) return -1;
-        b->data = grown;
-        b->cap = cap;
-    }
+/* Room for `more` bytes after b->len (raw allocation: the first pass runs without the GIL). */
+static int reserve(Buffer *b, Py_ssize_t more) {
+    if (b->len + more <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->len + more) cap *= 2;
+    char *grown = PyMem_RawRealloc(b->data, (size_t)cap);
+    if (grown == NULL) return -1;
+    b->data = grown;
+    b->cap = cap;
+    return 0;
+}
+
+/* s[0:n] appended where reserve() made room. Fragments and cells are short: a call to memcpy
+ * (or a loop per byte) costs more than two overlapping word copies. */
+static inline void append(Buffer *b, const char *s, Py_ssize_t n) {
     char *to = b->data + b->len;
-    if (n <= 16) { /* fragments and cells are short: a call to memcpy costs more than the copy */
+    if (n >= 8 && n <= 16) {
+        uint64_t head = load8(s), last = load8(s + n - 8);
+        memcpy(to, &head, 8);
+        memcpy(to + n - 8, &last, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t head, last;
+        memcpy(&head, s, 4);
+        memcpy(&last, s + n - 4, 4);
+        memcpy(to, &head, 4);
+        memcpy(to + n - 4, &last, 4);
+    } else if (n < 4) {
         for (Py_ssize_t i = 0; i < n; i++) to[i] = s[i];
     } else {
         memcpy(to, s, (size_t)n);
     }
     b->len += n;
+}
+
+static int put(Buffer *b, const char *s, Py_ssize_t n) {
+    if (reserve(b, n) < 0) return -1;
+    append(b, s, n);
     return 0;
 }
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int is_alnum(unsigned char c) {
-    return is_digit((char)c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+/* Byte classes of email addresses, looked up per byte (set by init_classes). */
+#define C_ALNUM 1 /* [A-Za-z0-9] */
+#define C_LOCAL 2 /* [A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]: a local part's bytes */
+#define C_LABEL 4 /* [A-Za-z0-9-]: a domain label's bytes */
+static unsigned char classes[256];
+
+static void init_classes(void) {
+    for (int c = 0; c < 256; c++) {
+        int alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        int local = alnum || (c != 0 && strchr(".!#$%&'*+/=?^_`{|}~-", c) != NULL);
+        classes[c] = (unsigned char)((alnum ? C_ALNUM | C_LABEL : 0) | (local ? C_LOCAL : 0) |
+                                     (c == '-' ? C_LABEL : 0));
+    }
 }
 
+static inline int is_class(char c, int class) { return classes[(unsigned char)c] & class; }
+
+#if SWAR
+/* No control byte (< 0x20), '"' or '\\' in the word. */
+static inline int word_plain(uint64_t word) {
+    uint64_t control = (word - ONES * 0x20) & ~word & (ONES * 0x80);
+    return !(control | bytes_equal(word, '"') | bytes_equal(word, '\\'));
+}
+#endif
+
+/* Nothing in s[0:n] that a JSON string escapes. */
 static int json_plain(const char *s, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t i = 0;
+#if SWAR
+    for (; i + 8 <= n; i += 8)
+        if (!word_plain(load8(s + i))) return 0;
+    if (i == n) return 1;
+    /* The rest in one more word, overlapping what was checked (or built of two 4-byte loads). */
+    if (n >= 8) return word_plain(load8(s + n - 8));
+    if (n >= 4) return word_plain(load4(s) | load4(s + n - 4) << 32);
+#endif
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == '"' || c == '\\') return 0;
     }
     return 1;
-}
-
-/* [A-Za-z0-9.!#$%&'*+/=?^_`{|}~-] */
-static int email_local_char(unsigned char c) {
-    if (is_alnum(c)) return 1;
-    switch (c) {
-    case '.': case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
-    case '|': case '}': case '~': case '-':
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 /* local@label(.label)+ with label = [A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])? */
@@ -433,19 +520,18 @@ static int email_ok(const char *s, Py_ssize_t n) {
     const char *at = memchr(s, '@', (size_t)n);
     if (at == NULL || at == s) return 0;
     for (const char *p = s; p < at; p++)
-        if (!email_local_char((unsigned char)*p)) return 0;
+        if (!is_class(*p, C_LOCAL)) return 0;
     const char *p = at + 1, *end = s + n;
     int labels = 0;
     for (;;) {
         const char *start = p;
         while (p < end && *p != '.') {
-            unsigned char c = (unsigned char)*p;
-            if (!is_alnum(c) && c != '-') return 0;
+            if (!is_class(*p, C_LABEL)) return 0;
             p++;
         }
         Py_ssize_t len = p - start;
         if (len < 1 || len > 63) return 0;
-        if (!is_alnum((unsigned char)start[0]) || !is_alnum((unsigned char)p[-1])) return 0;
+        if (!is_class(start[0], C_ALNUM) || !is_class(p[-1], C_ALNUM)) return 0;
         labels++;
         if (p == end) break;
         p++; /* the dot: a label must follow */
@@ -453,8 +539,8 @@ static int email_ok(const char *s, Py_ssize_t n) {
     return labels >= 2;
 }
 
-/* -?[0-9]{1,18} as str(int(text)) writes it: no leading zeros, no "-0". 1: written, 0: not an
- * int of that form, -1: out of memory. */
+/* -?[0-9]{1,18} as str(int(text)) writes it: no leading zeros, no "-0" (at most n bytes, in room
+ * reserved). 1: written, 0: not an int of that form. */
 static int put_int(Buffer *b, const char *s, Py_ssize_t n) {
     Py_ssize_t i = (n > 0 && s[0] == '-') ? 1 : 0, digits = n - i;
     if (digits < 1 || digits > 18) return 0;
@@ -462,9 +548,13 @@ static int put_int(Buffer *b, const char *s, Py_ssize_t n) {
         if (!is_digit(s[j])) return 0;
     Py_ssize_t j = i;
     while (j < n - 1 && s[j] == '0') j++;
-    if (n - j == 1 && s[j] == '0') return put(b, "0", 1) < 0 ? -1 : 1;
-    if (i && put(b, "-", 1) < 0) return -1;
-    return put(b, s + j, n - j) < 0 ? -1 : 1;
+    if (n - j == 1 && s[j] == '0') {
+        append(b, "0", 1);
+        return 1;
+    }
+    if (i) append(b, "-", 1);
+    append(b, s + j, n - j);
+    return 1;
 }
 
 /* A number of the form -?[0-9]+(\.[0-9]+)? taken apart. */
@@ -506,7 +596,8 @@ static int split_number(const char *s, Py_ssize_t n, Number *number) {
  * significant digits (then no other decimal of as few digits rounds to the same double, so the
  * shortest repr is this one) and inside repr's fixed notation, 1e-4 <= |x| < 1e16, or zero.
  * *value: the double, exact by Clinger's fast path (an integer below 2^53 over an exact power of
- * ten). 1: written, 0: not plain (the caller takes CPython's way), -1: out of memory. */
+ * ten). At most two bytes more than the text, in room reserved. 1: written, 0: not plain (the
+ * caller takes CPython's way). */
 static int put_plain(Buffer *b, const Number *number, double *value) {
     static const double tens[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -526,12 +617,13 @@ static int put_plain(Buffer *b, const Number *number, double *value) {
         mantissa = mantissa * 10 + (uint64_t)(digits[i] - '0');
     *value = (double)mantissa / tens[number->fraction_len];
     if (number->negative) *value = -*value;
-    if (number->negative && put(b, "-", 1) < 0) return -1;
-    if (number->whole_len == 0 ? put(b, "0", 1) < 0 : put(b, number->whole, number->whole_len) < 0)
-        return -1;
-    if (put(b, ".", 1) < 0) return -1;
-    if (number->fraction_len == 0) return put(b, "0", 1) < 0 ? -1 : 1;
-    return put(b, number->fraction, number->fraction_len) < 0 ? -1 : 1;
+    if (number->negative) append(b, "-", 1);
+    if (number->whole_len == 0) append(b, "0", 1);
+    else append(b, number->whole, number->whole_len);
+    append(b, ".", 1);
+    if (number->fraction_len == 0) append(b, "0", 1);
+    else append(b, number->fraction, number->fraction_len);
+    return 1;
 }
 
 /* float(text) and repr() by CPython itself (needs the GIL). 1: written, 0: not finite,
@@ -559,7 +651,8 @@ static int put_repr(Buffer *b, const char *s, Py_ssize_t n, double *value) {
     return 1;
 }
 
-static int put_line(Buffer *b, long long number) {
+/* At most LINE_DIGITS bytes, in room reserved. */
+static void put_line(Buffer *b, long long number) {
     char text[24], *p = text + sizeof text;
     unsigned long long rest = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
     do {
@@ -567,7 +660,7 @@ static int put_line(Buffer *b, long long number) {
         rest /= 10;
     } while (rest);
     if (number < 0) *--p = '-';
-    return put(b, p, text + sizeof text - p);
+    append(b, p, text + sizeof text - p);
 }
 
 /* Remember what miss() made of `key` (both references are stolen); the entry, or NULL with an
@@ -576,7 +669,7 @@ static const Entry *table_insert(Converter *self, Table *table, Py_ssize_t which
                                  PyObject *value) {
     const char *s = PyBytes_AS_STRING(key);
     Py_ssize_t n = PyBytes_GET_SIZE(key);
-    uint64_t hash = fnv1a(s, n);
+    uint64_t hash = hash_bytes(s, n);
     if (table->used >= self->memo_limit) table_clear(table);
     if (table_reserve(table) < 0) {
         Py_DECREF(key);
@@ -638,7 +731,7 @@ static int table_learn(Converter *self, Table *table, Py_ssize_t which, PyObject
 static const Entry *memo_entry(Converter *self, Table *table, Py_ssize_t which, const char *s,
                                Py_ssize_t n, int gil) {
     if (table->last != NULL && entry_is(table, table->last, s, n)) return table->last;
-    uint64_t hash = fnv1a(s, n);
+    uint64_t hash = hash_bytes(s, n);
     const Entry *found = table_find(table, s, n, hash);
     if (found != NULL) table->last = found;
     if (found != NULL || !gil) return found;
@@ -654,7 +747,7 @@ static const Entry *memo_entry(Converter *self, Table *table, Py_ssize_t which, 
 
 /* New cells of a memo column: pending[table] collects them (a dict, for their order). */
 static int note_cell(PyObject **pending, const Table *table, const char *s, Py_ssize_t n) {
-    if (n == 0 || table_find(table, s, n, fnv1a(s, n)) != NULL) return 0;
+    if (n == 0 || table_find(table, s, n, hash_bytes(s, n)) != NULL) return 0;
     if (*pending == NULL && (*pending = PyDict_New()) == NULL) return -1;
     PyObject *key = PyBytes_FromStringAndSize(s, n);
     if (key == NULL) return -1;
@@ -663,9 +756,8 @@ static int note_cell(PyObject **pending, const Table *table, const char *s, Py_s
     return result;
 }
 
-static int put_fragment(Buffer *b, Converter *self, Py_ssize_t index) {
-    PyObject *fragment = PyTuple_GET_ITEM(self->fragments, index);
-    return put(b, PyBytes_AS_STRING(fragment), PyBytes_GET_SIZE(fragment));
+static inline void put_fragment(Buffer *b, const Converter *self, Py_ssize_t index) {
+    append(b, self->fragment_data[index], self->fragment_len[index]);
 }
 
 #define CELL(f) (line + starts[f]), (ends[f] - starts[f])
@@ -697,11 +789,16 @@ static int convert_row(Converter *self, const char *line, const Py_ssize_t *star
         }
     }
     Py_ssize_t start = b->len;
+    /* Room for the row's event: cells hold at most the line's bytes (the last field ends it)
+     * and no slot adds more than SLOT_EXTRA to its cell, but for memo texts and CPython's
+     * reprs, which are put with a check of their own and then the room made again. */
+    Py_ssize_t room = self->fragment_bytes + ends[self->width - 1] + SLOT_EXTRA * self->nslots;
+    NOMEM(reserve(b, room));
     for (Py_ssize_t i = 0; i < self->nslots; i++) {
         Slot *slot = &self->slots[i];
-        NOMEM(put_fragment(b, self, i));
+        put_fragment(b, self, i);
         if (slot->kind == K_LINE) {
-            NOMEM(put_line(b, line_number));
+            put_line(b, line_number);
             continue;
         }
         const char *s = line + starts[slot->field];
@@ -711,30 +808,27 @@ static int convert_row(Converter *self, const char *line, const Py_ssize_t *star
         case K_ID:
         case K_STRING:
             if (!json_plain(s, n)) return R_PYTHON;
-            NOMEM(put(b, s, n));
+            append(b, s, n);
             break;
         case K_EMAIL:
             if (!email_ok(s, n)) return R_PYTHON;
-            NOMEM(put(b, s, n));
+            append(b, s, n);
             break;
-        case K_INT: {
-            int written = put_int(b, s, n);
-            NOMEM(written);
-            if (!written) return R_PYTHON;
+        case K_INT:
+            if (!put_int(b, s, n)) return R_PYTHON;
             break;
-        }
         case K_FLOAT:
         case K_TS: {
             Number number;
             double value = 0.0;
             if (!split_number(s, n, &number)) return R_PYTHON;
             int written = put_plain(b, &number, &value);
-            NOMEM(written);
             if (!written) {
                 if (!gil) return R_GIL;
                 written = put_repr(b, s, n, &value);
                 if (written < 0) return R_ERROR;
                 if (!written) return R_PYTHON;
+                NOMEM(reserve(b, room));
             }
             if (slot->kind == K_TS) {
                 if (!(value >= 0.0 && value <= self->latest)) return R_PYTHON;
@@ -747,13 +841,14 @@ static int convert_row(Converter *self, const char *line, const Py_ssize_t *star
             if (entry == NULL) return gil ? R_ERROR : R_GIL;
             if (!entry->usable) return R_PYTHON; /* empty or not convertible */
             NOMEM(put(b, entry_text(&slot->memo, entry), entry_len(&slot->memo, entry)));
+            NOMEM(reserve(b, room));
             break;
         }
         default:
             return R_PYTHON;
         }
     }
-    NOMEM(put_fragment(b, self, self->nslots));
+    put_fragment(b, self, self->nslots);
     return b->len - start <= self->max_bytes ? R_EVENT : R_PYTHON;
 }
 #undef CELL
@@ -802,12 +897,12 @@ static void prefetch_row(const Converter *self, const char *line, const Py_ssize
         const Slot *slot = &self->slots[i];
         if (slot->kind != K_MEMO || slot->memo.slots == NULL) continue;
         Py_ssize_t f = slot->field;
-        uint64_t hash = fnv1a(line + starts[f], ends[f] - starts[f]);
+        uint64_t hash = hash_bytes(line + starts[f], ends[f] - starts[f]);
         __builtin_prefetch(&slot->memo.slots[hash & slot->memo.mask]);
     }
     if (index != NULL && index->slots != NULL) {
         Py_ssize_t f = self->id_field;
-        uint64_t hash = fnv1a(line + starts[f], ends[f] - starts[f]);
+        uint64_t hash = hash_bytes(line + starts[f], ends[f] - starts[f]);
         __builtin_prefetch(&index->slots[hash & index->mask]);
     }
 #else
@@ -815,13 +910,32 @@ static void prefetch_row(const Converter *self, const char *line, const Py_ssize
 #endif
 }
 
-/* `starts` and `ends` have room for two rows: the next row is split (and its lookups
+/* Where the block's lines are (rows[].start, length; verdicts reset): the number of lines found,
+ * count + 1 when there are more. */
+static Py_ssize_t find_rows(const char *data, Py_ssize_t size, Row *rows, Py_ssize_t count) {
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        if (pos >= size) return r;
+        const char *newline = memchr(data + pos, '\n', (size_t)(size - pos));
+        Py_ssize_t length = newline ? newline - (data + pos) : size - pos;
+        rows[r].start = pos;
+        rows[r].length = length;
+        rows[r].verdict = -1;
+        rows[r].stamp = 0.0;
+        rows[r].event = rows[r].event_length = 0;
+        pos += length + 1;
+    }
+    return pos < size ? count + 1 : count;
+}
+
+/* The rows whose verdict is `pending` (-1: not converted yet), converted with or without the
+ * GIL. `starts` and `ends` have room for two rows: the next row is split (and its lookups
  * prefetched) before this one is converted. */
 static int convert_rows(Converter *self, const char *block, Row *rows, Py_ssize_t count,
                         Buffer *b, Py_ssize_t *starts, Py_ssize_t *ends, KeyIndex *index,
-                        int gil) {
+                        int pending, int gil) {
     Py_ssize_t width = self->width, split_row = -1, fields = 0;
-#define PENDING(r) (gil ? rows[r].verdict == R_GIL : rows[r].verdict == -1)
+#define PENDING(r) (rows[r].verdict == pending)
     for (Py_ssize_t r = 0; r < count; r++) {
         Row *row = &rows[r];
         if (!PENDING(r)) continue;
@@ -956,37 +1070,42 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t pos = 0;
     for (Py_ssize_t r = 0; r < count; r++) {
-        if (pos >= size) {
-            PyErr_SetString(PyExc_ValueError, "the block holds fewer lines than given");
-            goto done;
-        }
-        const char *newline = memchr(data + pos, '\n', (size_t)(size - pos));
-        Py_ssize_t length = newline ? newline - (data + pos) : size - pos;
         rows[r].number = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(lines, r));
         if (rows[r].number == -1 && PyErr_Occurred()) goto done;
-        rows[r].start = pos;
-        rows[r].length = length;
-        rows[r].verdict = -1;
-        rows[r].stamp = 0.0;
-        rows[r].event = rows[r].event_length = 0;
-        pos += length + 1;
-    }
-    if (pos < size) {
-        PyErr_SetString(PyExc_ValueError, "the block holds more lines than given");
-        goto done;
     }
 
+    Py_ssize_t lines_found;
     Py_BEGIN_ALLOW_THREADS
-    failed = convert_rows(self, data, rows, count, &b, starts, ends, index, 0);
+    lines_found = find_rows(data, size, rows, count);
+    if (lines_found == count) failed = convert_rows(self, data, rows, count, &b, starts, ends,
+                                                    index, -1, 0);
     Py_END_ALLOW_THREADS
+    if (lines_found != count) {
+        PyErr_SetString(PyExc_ValueError, lines_found < count
+                                              ? "the block holds fewer lines than given"
+                                              : "the block holds more lines than given");
+        goto done;
+    }
     if (failed == R_NOMEM) {
         PyErr_NoMemory();
         goto done;
     }
     if (learn_cells(self, data, rows, count, starts, ends) < 0) goto done;
-    if (convert_rows(self, data, rows, count, &b, starts, ends, index, 1) != 0) {
+    /* The rows that met new memo cells, now known, without the GIL again when they are many
+     * (the first chunks of a file); what is left (CPython's float reprs) with it. */
+    Py_ssize_t waiting = 0;
+    for (Py_ssize_t r = 0; r < count; r++) waiting += rows[r].verdict == R_GIL;
+    if (waiting >= GIL_FREE_ROWS) {
+        Py_BEGIN_ALLOW_THREADS
+        failed = convert_rows(self, data, rows, count, &b, starts, ends, index, R_GIL, 0);
+        Py_END_ALLOW_THREADS
+        if (failed == R_NOMEM) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    if (convert_rows(self, data, rows, count, &b, starts, ends, index, R_GIL, 1) != 0) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
@@ -1065,6 +1184,8 @@ static void Converter_dealloc(Converter *self) {
     table_clear(&self->modified);
     PyMem_RawFree(self->events.data);
     PyMem_RawFree(self->rows);
+    PyMem_Free(self->fragment_data);
+    PyMem_Free(self->fragment_len);
     Py_XDECREF(self->fragments);
     Py_XDECREF(self->miss);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1110,6 +1231,18 @@ static int Converter_init(Converter *self, PyObject *args, PyObject *kwargs) {
         return -1;
     }
     self->fragments = Py_NewRef(fragments);
+    self->fragment_data = PyMem_Calloc((size_t)self->nslots + 1, sizeof(const char *));
+    self->fragment_len = PyMem_Calloc((size_t)self->nslots + 1, sizeof(Py_ssize_t));
+    if (self->fragment_data == NULL || self->fragment_len == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i <= self->nslots; i++) {
+        PyObject *fragment = PyTuple_GET_ITEM(fragments, i); /* kept alive by self->fragments */
+        self->fragment_data[i] = PyBytes_AS_STRING(fragment);
+        self->fragment_len[i] = PyBytes_GET_SIZE(fragment);
+        self->fragment_bytes += self->fragment_len[i];
+    }
     self->miss = Py_NewRef(miss);
     self->id_field = -1;
     for (Py_ssize_t i = 0; i < self->nslots; i++) {
@@ -1429,6 +1562,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__csvfast(void) {
+    init_classes();
     if (PyType_Ready(&ConverterType) < 0 || PyType_Ready(&KeyIndexType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

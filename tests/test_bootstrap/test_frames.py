@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def _decimal(digits: int, places: int, padding: int) -> str:
 
 
 _ODD = ["", " ", "x\\y", "tab\there", "lone\rcr", "nul\x00", "bell\x07", "é", "日本", "\u2028"]
-_ODD += ["a;b", "\x1f"]
+_ODD += ["a;b", "\x1f", "abcdefg\\h", "abcdefghijk\x01", "abc\\defghijklmnop", "ab\x1fcd"]
 # Per column: values the columnar path takes and odd ones (most of which it hands to Python).
 GOOD = {
     "id": [f"c-{n}" for n in range(12)],
@@ -119,6 +120,16 @@ ODD = {
     ],
 }
 MORE_GOOD = {
+    # Any text a plain CSV cell can hold: control bytes, quotes' neighbours, backslashes and
+    # multi-byte characters at every offset of the C checks' 8-byte words.
+    "name": st.text(
+        st.sampled_from("a \\\x00\x1f\x7f'é日")
+        | st.characters(codec="utf-8", exclude_characters=',\n\r"'),
+        min_size=1,
+        max_size=24,
+    ),
+    "email": st.emails()
+    | st.from_regex(r"[a-z0-9.+-]{1,12}@[a-z0-9-]{0,9}(\.[a-z0-9-]{0,6}){0,3}", fullmatch=True),
     "age": st.integers(-(2**63), 2**63 - 1).map(str),
     "score": st.floats(allow_nan=False, allow_infinity=False).map(repr)
     | st.floats(-1e-3, 1e-3).map(repr)
@@ -267,6 +278,26 @@ def test_every_odd_value_alone_in_a_row_gets_the_same_verdict(
     assert run(path, MAPPINGS[mapping], size, fast=fast) == expected
     assert expected["events"]
     assert expected["rejected"]
+
+
+@pytest.mark.parametrize("fast", sorted(FAST))
+def test_a_chunk_of_mostly_new_memo_cells_converts_like_python(fast: str) -> None:
+    """The first chunks of a file meet new dates in most rows: the C converter learns them and
+    converts those rows once more (without the GIL when they are many), with CPython's float
+    reprs and odd rows mixed in."""
+    lines = []
+    for n in range(900):
+        born = date(1900, 1, 1) + timedelta(days=n * 37)
+        score = "9007199254740993" if n % 50 == 0 else f"{n}.25"
+        email = "bad" if n % 97 == 0 else f"a{n}@example.com"
+        lines.append(f"c-{n % 600},Ada,{email},{n},{score},true,{born},ACTIVE,1763700000,{n}")
+    path = write(lines)
+    for mapping in ("plain", "full"):
+        expected = run(path, MAPPINGS[mapping], 1000, fast=None)
+        assert run(path, MAPPINGS[mapping], 1000, fast=fast) == expected
+        assert len(expected["events"]) > 800
+        assert expected["duplicates"]
+        assert expected["rejected"]
 
 
 def test_plain_chunks_really_take_the_columnar_path(tmp_path: Path) -> None:
