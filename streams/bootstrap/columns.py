@@ -21,6 +21,7 @@ from streams.bootstrap.convert import (
     Converter,
     datetime_converter,
     epoch_ms,
+    iso_datetimes_to_seconds,
     to_bool,
     to_email,
     to_float,
@@ -136,25 +137,46 @@ def property_column(kind: str, *, email: bool, text: bool, tz: tzinfo) -> Column
     if kind == "bool":
         return ColumnConverter(_fast_bool, to_bool, "true")
     if kind == "datetime":
-        return memo_column(datetime_converter(tz), "1970-01-01" if text else 0)
+        return memo_column(
+            datetime_converter(tz),
+            "1970-01-01" if text else 0,
+            batch=lambda values: iso_datetimes_to_seconds(values, tz),
+        )
     raise ValueError(f"unknown property type {kind!r}")
 
 
-def memo_column(convert: Converter, placeholder: object) -> ColumnConverter:
-    """For costly conversions of repeating values (dates): remember results per value."""
+def memo_column(
+    convert: Converter,
+    placeholder: object,
+    batch: Callable[[Sequence[Any]], Sequence[Any]] | None = None,
+) -> ColumnConverter:
+    """For costly conversions of repeating values (dates): remember results per value.
+    ``batch`` converts the new values of a chunk at once where it can (None: ``convert`` is to
+    decide), and must make of each exactly what ``convert`` makes."""
     memo: dict[Any, Any] = {}
 
     def fast(values: Sequence[Any]) -> Sequence[Any] | Column | None:
         out = list(map(memo.get, values))  # None: not seen yet (results are never None)
         if None not in out:
             return out
+        missing = [i for i, result in enumerate(out) if result is None]
+        quick = batch([values[i] for i in missing]) if batch is not None else [None] * len(missing)
         errors: dict[int, tuple[str, str]] = {}
-        for index in [i for i, result in enumerate(out) if result is None]:
+        for index, result in zip(missing, quick, strict=True):
+            if result is not None:
+                out[index] = remember(values[index], result)
+                continue
             try:
                 out[index] = slow(values[index])
             except ConversionError as exc:
                 errors[index] = (exc.reason, exc.detail)
         return Column(out, [], errors)
+
+    def remember(value: Any, result: Any) -> Any:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[value] = result
+        return result
 
     def slow(value: Any) -> Any:
         try:

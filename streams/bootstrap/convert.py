@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 
@@ -20,6 +20,7 @@ Converter = Callable[[object], object]
 _MAX_SECONDS = MAX_EPOCH_MS / 1000
 _MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
@@ -174,6 +175,41 @@ def datetime_converter(tz: tzinfo) -> Converter:
         return ms_to_seconds(epoch_ms(value, tz, before_1970=True))
 
     return convert
+
+
+def iso_datetimes_to_seconds(values: Sequence[object], tz: tzinfo) -> list[int | float | None]:
+    """What ``datetime_converter(tz)`` makes of each value, for ISO-8601 text in the form it
+    tries first, at a fifth of its cost (a new date costs a Python call per value: thousands
+    of birthdays per chunk); None where that converter is to decide (anything else, errors).
+
+    A naive time's offset is ``tz.utcoffset`` of it as it stands, as in ``_datetime_to_ms``
+    (which attaches ``tz`` and subtracts: the same wall time, the same fold).
+    """
+    parse, offset = datetime.fromisoformat, tz.utcoffset
+    out: list[int | float | None] = []
+    for value in values:
+        if type(value) is not str or value[4:5] != "-":
+            out.append(None)
+            continue
+        try:
+            parsed = parse(value)
+        except ValueError:
+            out.append(None)
+            continue
+        if parsed.tzinfo is not None:
+            delta = parsed - _EPOCH
+        else:
+            local = offset(parsed)
+            if local is None:
+                out.append(None)
+                continue
+            delta = parsed - _NAIVE_EPOCH - local
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        ms, rest = divmod(micros, 1000)
+        if rest >= 500:
+            ms += 1
+        out.append(ms_to_seconds(ms) if _MIN_MS <= ms <= MAX_EPOCH_MS else None)
+    return out
 
 
 def parse_since(text: str, now_ms: int, tz: tzinfo = UTC) -> int:

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from streams.bootstrap.convert import (
     ConversionError,
+    datetime_converter,
     epoch_ms,
+    iso_datetimes_to_seconds,
     ms_to_seconds,
     parse_since,
     to_bool,
@@ -177,3 +179,76 @@ def test_float_seconds_round_to_the_millisecond_like_the_decoder(seconds: float)
     ms = epoch_ms(seconds, UTC)
     assert ms == to_epoch_ms(seconds, "update_timestamp")
     assert math.isclose(ms / 1000, seconds, abs_tol=0.0005)
+
+
+ZONES = [UTC, PRAGUE, ZoneInfo("America/St_Johns"), timezone(timedelta(hours=-9, minutes=-30))]
+ISO_FORMS = ["date", "seconds", "milliseconds", "microseconds", "minutes"]
+
+
+def _iso(moment: datetime, form: str) -> str:
+    return moment.date().isoformat() if form == "date" else moment.isoformat(timespec=form)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(ZONES) | st.timezones(),
+        allow_imaginary=True,  # wall times a DST change skips: the fold rules must agree too
+    ),
+    st.booleans(),
+    st.sampled_from(ISO_FORMS),
+    st.sampled_from(ZONES),
+)
+def test_iso_datetimes_in_a_batch_convert_as_one_at_a_time(
+    moment: datetime, naive: bool, form: str, zone: object
+) -> None:
+    text = _iso(moment.replace(tzinfo=None) if naive else moment, form)
+    convert = datetime_converter(zone)  # type: ignore[arg-type]
+    (quick,) = iso_datetimes_to_seconds([text], zone)  # type: ignore[arg-type]
+    try:
+        expected: object = convert(text)
+    except ConversionError:
+        assert quick is None  # the one-at-a-time converter reports it
+        return
+    assert quick is not None  # ISO text of this form is the batch's to convert
+    assert quick == expected
+    assert type(quick) is type(expected)
+
+
+@given(
+    st.lists(st.text(max_size=30) | st.integers() | st.none(), max_size=8), st.sampled_from(ZONES)
+)
+def test_a_batch_leaves_to_the_single_converter_what_is_not_plain_iso(
+    values: list[object], zone: object
+) -> None:
+    convert = datetime_converter(zone)  # type: ignore[arg-type]
+    for value, quick in zip(values, iso_datetimes_to_seconds(values, zone), strict=True):  # type: ignore[arg-type]
+        if quick is not None:
+            assert quick == convert(value)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-10-25T02:30:00",  # Prague's clocks go back: this wall time happens twice
+        "2026-03-29T02:30:00",  # and forward: this one never happens
+        "2026-11-01T01:30:00",  # St. John's goes back
+        "2026-03-08T02:30:00",  # and forward
+        "2026-05-01T12:00:00.000500",  # half a millisecond rounds up, as the decoder rounds
+        "2026-05-01T12:00:00.001499",
+        "1969-12-31T23:59:59.999500",
+        "0001-01-01",  # before the epoch's floor in zones east of UTC
+        "1985-03-02",
+    ],
+)
+def test_a_batch_agrees_at_the_edges(text: str, zone: object) -> None:
+    convert = datetime_converter(zone)  # type: ignore[arg-type]
+    (quick,) = iso_datetimes_to_seconds([text], zone)  # type: ignore[arg-type]
+    try:
+        expected: object = convert(text)
+    except ConversionError:
+        assert quick is None
+        return
+    assert quick == expected
