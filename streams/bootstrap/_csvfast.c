@@ -243,10 +243,11 @@ static int table_reserve(Table *table) {
 
 /* ---- KeyIndex: duplicate ids of one snapshot (see streams/bootstrap/dedupe.py) ---- */
 
+/* A slot of the id table: eight bytes, so that a million ids' table (twice their number of
+ * slots) stays near the cache (a new id's slot is a random read: most rows are new ids). */
 typedef struct {
-    uint64_t hash;
-    size_t key; /* offset in the arena; the key's bytes follow its length */
-    Py_ssize_t id;  /* index into winners; -1: a free slot */
+    uint32_t tag; /* high bits of the hash */
+    uint32_t id;  /* index into winners + 1; 0: a free slot */
 } KeySlot;
 
 typedef struct {
@@ -254,6 +255,14 @@ typedef struct {
     double stamp;
     int stamped;
 } Seen;
+
+/* Per distinct id, in order: its newest row so far, where its bytes are and its hash (read
+ * only when a tag matches and when the table grows). */
+typedef struct {
+    Seen seen;
+    size_t key; /* offset in the arena; the key's bytes follow its length */
+    uint64_t hash;
+} Winner;
 
 typedef struct {
     long long line;
@@ -266,7 +275,7 @@ typedef struct {
     PyObject_HEAD
     KeySlot *slots;
     size_t mask;
-    Seen *winners; /* per distinct key, its newest row so far */
+    Winner *winners; /* per distinct key */
     Py_ssize_t keys, winners_cap;
     Loss *losses;
     Py_ssize_t nlosses, losses_cap;
@@ -297,18 +306,14 @@ static int grow(void **array, Py_ssize_t *cap, Py_ssize_t need, size_t item) {
 
 static int KeyIndex_rehash(KeyIndex *self) {
     size_t capacity = self->slots == NULL ? 1024 : (self->mask + 1) * 2;
-    KeySlot *slots = PyMem_RawMalloc(capacity * sizeof(KeySlot));
+    KeySlot *slots = PyMem_RawCalloc(capacity, sizeof(KeySlot));
     if (slots == NULL) return -1;
-    for (size_t i = 0; i < capacity; i++) slots[i].id = -1;
-    if (self->slots != NULL) {
-        for (size_t i = 0; i <= self->mask; i++) {
-            if (self->slots[i].id < 0) continue;
-            size_t j = (size_t)self->slots[i].hash & (capacity - 1);
-            while (slots[j].id >= 0) j = (j + 1) & (capacity - 1);
-            slots[j] = self->slots[i];
-        }
-        PyMem_RawFree(self->slots);
+    for (Py_ssize_t id = 0; id < self->keys; id++) { /* in order of arrival: no probe of the old */
+        size_t j = (size_t)self->winners[id].hash & (capacity - 1);
+        while (slots[j].id != 0) j = (j + 1) & (capacity - 1);
+        slots[j] = (KeySlot){(uint32_t)(self->winners[id].hash >> 32), (uint32_t)(id + 1)};
     }
+    PyMem_RawFree(self->slots);
     self->slots = slots;
     self->mask = capacity - 1;
     return 0;
@@ -323,21 +328,25 @@ static int newer(long long line, double stamp, int stamped, const Seen *than) {
 
 static int KeyIndex_add_one(KeyIndex *self, const char *key, Py_ssize_t n, long long line,
                             double stamp, int stamped) {
+    if (self->keys >= UINT32_MAX - 1) return -1; /* ids are 32-bit */
     if ((size_t)(self->keys + 1) * 2 > (self->slots == NULL ? 0 : self->mask + 1) &&
         KeyIndex_rehash(self) < 0)
         return -1;
     uint64_t hash = hash_bytes(key, n);
+    uint32_t tag = (uint32_t)(hash >> 32);
     size_t i = (size_t)hash & self->mask;
     for (;; i = (i + 1) & self->mask) {
         KeySlot *slot = &self->slots[i];
-        if (slot->id < 0) break;
-        if (slot->hash != hash) continue;
-        const char *stored = self->arena + slot->key;
+        if (slot->id == 0) break;
+        if (slot->tag != tag) continue;
+        Winner *known = &self->winners[slot->id - 1];
+        if (known->hash != hash) continue;
+        const char *stored = self->arena + known->key;
         Py_ssize_t stored_len;
         memcpy(&stored_len, stored, sizeof stored_len);
         if (stored_len != n || !same_bytes(stored + sizeof stored_len, key, n)) continue;
-        Seen *winner = &self->winners[slot->id];
-        Loss loss = {line, stamp, stamped, slot->id};
+        Seen *winner = &known->seen;
+        Loss loss = {line, stamp, stamped, (Py_ssize_t)slot->id - 1};
         if (newer(line, stamp, stamped, winner)) {
             loss.line = winner->line;
             loss.stamp = winner->stamp;
@@ -360,16 +369,13 @@ static int KeyIndex_add_one(KeyIndex *self, const char *key, Py_ssize_t n, long 
         self->arena = grown;
         self->arena_cap = cap;
     }
-    if (grow((void **)&self->winners, &self->winners_cap, self->keys + 1, sizeof(Seen)) < 0)
+    if (grow((void **)&self->winners, &self->winners_cap, self->keys + 1, sizeof(Winner)) < 0)
         return -1;
-    KeySlot *slot = &self->slots[i];
-    slot->hash = hash;
-    slot->key = self->arena_len;
-    slot->id = self->keys;
+    self->winners[self->keys] = (Winner){{line, stamp, stamped}, self->arena_len, hash};
+    self->slots[i] = (KeySlot){tag, (uint32_t)(++self->keys)};
     memcpy(self->arena + self->arena_len, &n, sizeof n);
     memcpy(self->arena + self->arena_len + sizeof n, key, (size_t)n);
     self->arena_len = need;
-    self->winners[self->keys++] = (Seen){line, stamp, stamped};
     return 0;
 }
 
@@ -1385,7 +1391,7 @@ static PyObject *KeyIndex_losses(KeyIndex *self, PyObject *Py_UNUSED(ignored)) {
     if (list == NULL) return NULL;
     for (Py_ssize_t i = 0; i < self->nlosses; i++) {
         const Loss *loss = &self->losses[i];
-        const Seen *kept = &self->winners[loss->id];
+        const Seen *kept = &self->winners[loss->id].seen;
         int same = !(loss->stamped && kept->stamped) || loss->stamp == kept->stamp;
         PyObject *item = Py_BuildValue("LLO", loss->line, kept->line, same ? Py_True : Py_False);
         if (item == NULL) {

@@ -123,3 +123,15 @@ def test_reports_come_from_finish_only_by_line(native: bool) -> None:
         assert kept > line
     if native:
         assert reports == [(line, 11 if line % 2 else 12, True) for line in range(1, 11)]
+
+
+@pytest.mark.skipif(not available(), reason="the _csvfast extension is not built")
+def test_the_c_index_keeps_every_id_while_its_table_grows() -> None:
+    """Tens of thousands of ids (the table grows and moves its slots many times), some of them
+    seen again at the end: each repeat is found, none invented."""
+    ids = [f"c-{n:08d}".encode() for n in range(40_000)]
+    repeats = ids[::7]
+    rows = [(key.decode(), 0) for key in ids + repeats]
+    reports = run(rows, [len(ids)], stamped=False, native=True)
+    assert sorted(line for line, _, _ in reports) == [n * 7 + 1 for n in range(len(repeats))]
+    assert all(kept == len(ids) + (line - 1) // 7 + 1 for line, kept, _ in reports)
