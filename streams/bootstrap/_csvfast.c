@@ -1032,6 +1032,25 @@ done:
     return result;
 }
 
+/* A range(first, first + count) of line numbers (what a block chunk's lines are): 1, and its
+ * first number and length, without making a list of them; 0 for any other sequence. */
+static int consecutive(PyObject *lines, long long *first, Py_ssize_t *count) {
+    if (!PyRange_Check(lines)) return 0;
+    PyObject *start = PyObject_GetAttrString(lines, "start");
+    PyObject *step = PyObject_GetAttrString(lines, "step");
+    int overflow = 0;
+    long long one = step ? PyLong_AsLongLongAndOverflow(step, &overflow) : 0;
+    *first = start ? PyLong_AsLongLongAndOverflow(start, &overflow) : 0;
+    *count = PyObject_Size(lines);
+    Py_XDECREF(start);
+    Py_XDECREF(step);
+    if (PyErr_Occurred()) PyErr_Clear(); /* the general way reports what is wrong */
+    else if (start && step && !overflow && one == 1 && *count >= 0 &&
+             *first <= LLONG_MAX - *count)
+        return 1;
+    return 0;
+}
+
 static PyObject *Converter_convert(Converter *self, PyObject *args) {
     Py_buffer block;
     PyObject *lines_arg, *index_arg = Py_None;
@@ -1062,9 +1081,14 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
     self->busy = 1;
     if (index != NULL) index->busy = 1;
 
-    lines = PySequence_Fast(lines_arg, "lines must be a sequence");
-    if (lines == NULL) goto done;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(lines);
+    long long first = 0;
+    Py_ssize_t count = 0;
+    int ranged = consecutive(lines_arg, &first, &count);
+    if (!ranged) {
+        lines = PySequence_Fast(lines_arg, "lines must be a sequence");
+        if (lines == NULL) goto done;
+        count = PySequence_Fast_GET_SIZE(lines);
+    }
     if (count > self->rows_cap) {
         PyMem_RawFree(self->rows);
         self->rows_cap = 0;
@@ -1079,7 +1103,7 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t r = 0; r < count; r++) {
-        rows[r].number = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(lines, r));
+        rows[r].number = ranged ? first + r : PyLong_AsLongLong(PySequence_Fast_GET_ITEM(lines, r));
         if (rows[r].number == -1 && PyErr_Occurred()) goto done;
     }
 
@@ -1132,11 +1156,15 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
     Py_ssize_t event = 0;
     for (Py_ssize_t r = 0; r < count; r++) {
         Row *row = &rows[r];
-        PyObject *number = PySequence_Fast_GET_ITEM(lines, r);
+        if (row->verdict != R_PYTHON && row->verdict != R_EVENT) continue;
+        PyObject *number = ranged ? PyLong_FromLongLong(row->number)
+                                  : Py_NewRef(PySequence_Fast_GET_ITEM(lines, r));
+        if (number == NULL) goto done;
         if (row->verdict == R_PYTHON) {
             PyObject *raw = PyBytes_FromStringAndSize(data + row->start, row->length);
             PyObject *pair = raw ? PyTuple_Pack(2, number, raw) : NULL;
             Py_XDECREF(raw);
+            Py_DECREF(number);
             if (pair == NULL || PyList_Append(fallback, pair) < 0) {
                 Py_XDECREF(pair);
                 goto done;
@@ -1144,17 +1172,17 @@ static PyObject *Converter_convert(Converter *self, PyObject *args) {
             Py_DECREF(pair);
             continue;
         }
-        if (row->verdict != R_EVENT) continue;
         PyObject *key = PyBytes_FromStringAndSize(data + row->key, row->key_length);
         PyObject *payload = PyBytes_FromStringAndSize(b.data + row->event, row->event_length);
         if (key == NULL || payload == NULL) {
             Py_XDECREF(key);
             Py_XDECREF(payload);
+            Py_DECREF(number);
             goto done;
         }
         PyList_SET_ITEM(keys, event, key);
         PyList_SET_ITEM(payloads, event, payload);
-        PyList_SET_ITEM(out_lines, event, Py_NewRef(number));
+        PyList_SET_ITEM(out_lines, event, number);
         if (self->has_ts) {
             PyObject *stamp = PyFloat_FromDouble(row->stamp);
             if (stamp == NULL) goto done;

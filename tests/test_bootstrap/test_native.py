@@ -132,6 +132,24 @@ def test_a_block_and_its_lines_must_agree(tmp_path: Path) -> None:
 
 
 @needs_native
+def test_line_numbers_as_a_range_or_any_sequence_convert_alike() -> None:
+    """Block chunks number their lines with a range, read without making a list of it; any
+    other sequence (odd lines taken out) is read item by item: the same events either way."""
+    lines = sweep_lines()
+    block = ("\n".join(lines) + "\n").encode()
+    path = write(lines)
+    for numbers in (
+        range(7, 7 + len(lines)),
+        range(3, 3 + 2 * len(lines), 2),
+        range(2**62, 2**62 + len(lines)),
+    ):
+        ranged = converter(path)._converter.convert(block, numbers)
+        assert ranged == converter(path)._converter.convert(block, list(numbers))
+        assert len(ranged[0]) > 10
+        assert ranged[2][0] == numbers[0]
+
+
+@needs_native
 def test_an_error_while_converting_a_memo_value_surfaces_and_leaves_it_usable(
     tmp_path: Path,
 ) -> None:
