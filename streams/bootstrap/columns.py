@@ -198,6 +198,8 @@ def seconds_column(tz: tzinfo, reason: str, latest_ms: int | None = None) -> Col
     latest = math.inf if latest_ms is None else latest_ms / 1000
 
     def fast(values: Sequence[Any]) -> Sequence[Any] | None:
+        if bool in set(map(type, values)):  # float(True) is 1.0: not a time
+            return None
         seconds = list(map(float, values))
         # min() and max() pass over a NaN, so finiteness is checked on its own.
         if (
@@ -211,10 +213,11 @@ def seconds_column(tz: tzinfo, reason: str, latest_ms: int | None = None) -> Col
     def slow(value: Any) -> Any:
         # A number is taken as given, as the fast path takes it: a value never depends on
         # whether another row of its chunk is bad.
-        with suppress(TypeError, ValueError):
-            seconds = float(value)
-            if 0.0 <= seconds <= latest:
-                return seconds
+        if type(value) is not bool:  # epoch_ms rejects it
+            with suppress(TypeError, ValueError):
+                seconds = float(value)
+                if 0.0 <= seconds <= latest:
+                    return seconds
         ms = epoch_ms(value, tz, reason)
         if ms / 1000 > latest:
             raise ConversionError("future_timestamp", "update time is in the future")

@@ -273,3 +273,29 @@ def test_a_nan_update_time_is_rejected_even_beside_good_ones() -> None:
     assert out.lines == [2, 4]
     assert [(line, reason) for line, reason, _ in out.rejected] == [(3, "bad_timestamp")]
     assert out.stamps == [1.0, 2.0]
+
+
+def test_a_boolean_update_or_modified_time_is_rejected_not_taken_as_0_or_1_second() -> None:
+    """JSON sources carry typed values: true is not 1970-01-01T00:00:01Z (a bool is an int
+    subclass, float(True) == 1.0), whether its chunk is otherwise good or not."""
+    conv = converter(columns=None, update_timestamp={"from_column": "updated"})
+    rows: list[Any] = [
+        {"id": "c-1", "updated": 1_762_000_000},
+        {"id": "c-2", "updated": True},
+        {"id": "c-3", "updated": False},
+        {"id": "c-4", "updated": 1_762_000_001.5},
+    ]
+    out = conv.convert(rows, [1, 2, 3, 4])
+    assert out.lines == [1, 4]
+    assert out.stamps == [1_762_000_000, 1_762_000_001.5]
+    assert [(line, reason) for line, reason, _ in out.rejected] == [
+        (2, "bad_timestamp"),
+        (3, "bad_timestamp"),
+    ]
+    alone = conv.convert([{"id": "c-5", "updated": True}], [5])
+    assert [(line, reason) for line, reason, _ in alone.rejected] == [(5, "bad_timestamp")]
+    delta = converter(columns=None, modified_at_column="modified", since_ms=1_000).convert(
+        [{"id": "c-6", "modified": True}, {"id": "c-7", "modified": 5}], [6, 7]
+    )
+    assert delta.lines == [7]
+    assert [(line, reason) for line, reason, _ in delta.rejected] == [(6, "bad_modified_at")]
