@@ -30,3 +30,7 @@ class BrokerError(StreamsError):
 
 class DeliveryError(StreamsError):
     """Kafka did not confirm the delivery of produced records."""
+
+
+class StoppedError(StreamsError):
+    """Asked to stop (a service shutting down) before the work was done."""

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.codecs.timestamps import ms_to_seconds
-from streams.errors import StreamsError
+from streams.errors import StoppedError, StreamsError
 from streams.kafka.clients import reader_config
 from streams.kafka.reading import read_range
 from streams.merge import MergePolicy, join_profiles
@@ -161,19 +162,33 @@ def export_profiles(
     output: Path | None = None,
     console: Console | None = None,
     on_progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> ExportSummary:
     """Write every current profile; to ``output`` atomically (temp file, rename) or stdout.
 
     ``on_progress(records_read)`` is called every ``PROGRESS_EVERY`` changelog records (for
-    callers without a terminal, such as the jobs API)."""
+    callers without a terminal, such as the jobs API). When ``stop`` is set the export ends
+    with :class:`StoppedError` within ``PROGRESS_EVERY`` records, leaving no output file."""
     console = console or Console(stderr=True)
     summary = ExportSummary()
     started = time.monotonic()
     columns: list[str] = []
+    header_records = 0
+
+    def check_stop(read: int) -> None:
+        if stop is not None and read % PROGRESS_EVERY == 0 and stop.is_set():
+            raise StoppedError(f"export stopped after {read:,} changelog records")
+
+    def header_tick() -> None:
+        nonlocal header_records
+        header_records += 1
+        check_stop(header_records)
+
+    check_stop(0)
     if fmt == "csv":
         # CSV needs its header first: one pass to learn the property names.
         names: set[str] = set()
-        for _, profile in iter_profiles(settings):
+        for _, profile in iter_profiles(settings, header_tick):
             names.update(n for n, s in profile.properties.items() if s.value is not None)
         columns = sorted(names)
     probe = Consumer(reader_config(settings, **{"group.id": f"export-{uuid.uuid4().hex}"}))
@@ -193,6 +208,7 @@ def export_profiles(
 
     def tick() -> None:
         summary.records_read += 1
+        check_stop(summary.records_read)
         if summary.records_read % PROGRESS_EVERY == 0:
             progress.update(task, completed=summary.records_read)
             if on_progress is not None:

@@ -11,6 +11,7 @@ the main thread produces the previous one (:mod:`streams.bootstrap.prefetch`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,7 +60,9 @@ class BootstrapJob:
         *,
         console: Console | None = None,
         progress: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
+        """``stop``: set by another thread to end the job early, as :meth:`stop` does."""
         self.settings = settings
         self.mapping = mapping
         self.options = options
@@ -72,6 +75,13 @@ class BootstrapJob:
         # The last line of the last chunk produced in full: delivery.finish() confirms up to it.
         self._done_line = 0
         self._saved = False  # the checkpoint exists on disk
+        self._stop = stop if stop is not None else threading.Event()
+
+    def stop(self) -> None:
+        """End a running job after the chunk it is producing (from any thread): what was
+        produced is confirmed and checkpointed, the report says interrupted, and a rerun with
+        the same job id continues after the last confirmed row."""
+        self._stop.set()
 
     def run(self) -> JobReport:
         """Run or resume the job; a ConfigError before the first row leaves no checkpoint."""
@@ -131,9 +141,11 @@ class BootstrapJob:
                     format_ms(checkpoint.snapshot_ms),
                     checkpoint.confirmed_line,
                 )
-                self._chunks(source, converter, duplicates, delivery, checkpoint, progress)
-                finished = True
-                progress.finish(self.stats.total)
+                if self._chunks(source, converter, duplicates, delivery, checkpoint, progress):
+                    report.status = Status.INTERRUPTED
+                else:
+                    finished = True
+                    progress.finish(self.stats.total)
         except KeyboardInterrupt:
             report.status = Status.INTERRUPTED
         except ConfigError as exc:
@@ -207,7 +219,8 @@ class BootstrapJob:
         delivery: ChunkedDelivery,
         checkpoint: Checkpoint,
         progress: JobProgress,
-    ) -> None:
+    ) -> bool:
+        """Produce every chunk; True when :meth:`stop` ended the job first."""
         stats, options = self.stats, self.options
         chunk_rows = options.chunk_rows
         if options.max_rate is not None:
@@ -222,15 +235,18 @@ class BootstrapJob:
             Prefetch(converted, name=f"bootstrap-{checkpoint.job_id}-read") as ahead,
         ):
             for chunk, out in ahead:
+                if self._stop.is_set():
+                    return True
                 if self._deliver(chunk, out, delivery, resume_line):
-                    return
+                    return False
                 progress.update(stats.total)
                 if options.max_rate is not None:
-                    _throttle(run_started, stats.produced, options.max_rate)
+                    _throttle(run_started, stats.produced, options.max_rate, self._stop)
                 now = time.monotonic()
                 if now - last_saved >= options.checkpoint_interval:
                     self._save(delivery, checkpoint)
                     last_saved = now
+        return False
 
     def _deliver(
         self,
@@ -330,7 +346,7 @@ def _finishing(duplicates: DuplicateIndex | None) -> Iterator[None]:
             duplicates.finish()
 
 
-def _throttle(started: float, produced: int, max_rate: float) -> None:
+def _throttle(started: float, produced: int, max_rate: float, stop: threading.Event) -> None:
     ahead = produced / max_rate - (time.monotonic() - started)
     if ahead > 0:
-        time.sleep(ahead)
+        stop.wait(ahead)  # a stop does not wait for the throttle

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ import pytest
 
 from streams.bootstrap.checkpoint import load_checkpoint
 from streams.bootstrap.files import CsvSource
-from streams.bootstrap.report import Status
+from streams.bootstrap.job import BootstrapJob
+from streams.bootstrap.plan import JobOptions
+from streams.bootstrap.report import JobReport, Status
 from streams.bootstrap.sources import Chunk
 from streams.errors import ConfigError
 from streams.testing import wait_until
@@ -200,3 +203,47 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(
     lines = event_lines(topic_events(settings))
     assert sorted(set(lines)) == [line for line in range(2, rows + 2) if line != 9]
     assert all(line > stopped.confirmed_line for line, n in Counter(lines).items() if n > 1)
+
+
+def test_stop_from_another_thread_ends_the_job_resumable(
+    streams_settings, write_csv, run_job, tmp_path: Path
+) -> None:
+    """What a stopping service asks of its running jobs: end soon (even inside the throttle),
+    confirm and checkpoint what was produced, and leave a rerun nothing but the rest."""
+    settings = streams_settings()
+    rows = 2_000
+    path = snapshot(write_csv, rows)
+    checkpoints = tmp_path / "checkpoints"
+    stop = threading.Event()
+
+    def make(_since: int | None) -> CsvSource:
+        return CsvSource(path)
+
+    options = JobOptions(job_id="asked", checkpoint_dir=checkpoints, max_rate=400, chunk_rows=50)
+    job = BootstrapJob(settings, mapping_of(), make, options, stop=stop)
+    reports: list[JobReport] = []
+    runner = threading.Thread(target=lambda: reports.append(job.run()))
+    runner.start()
+    try:
+        wait_until(lambda: job.stats.produced >= 300, timeout=60)
+        stop.set()
+        runner.join(30)  # without the stop the throttle alone takes ~5 s
+    finally:
+        stop.set()
+        runner.join(60)
+    (report,) = reports
+    assert report.status is Status.INTERRUPTED
+    assert 300 <= job.stats.produced < rows - 1
+    checkpoint = load_checkpoint(checkpoints / "asked.json")
+    assert checkpoint is not None
+    assert not checkpoint.completed
+    # Everything produced was confirmed before run() returned: the checkpoint ends the last
+    # chunk produced, so the rerun repeats nothing.
+    assert report.confirmed_line == checkpoint.confirmed_line == job.stats.total + 1
+    produced_lines = event_lines(topic_events(settings))
+    assert max(produced_lines) <= checkpoint.confirmed_line
+
+    _, resumed = run_job(settings, path, mapping_of(), job_id="asked", checkpoint_dir=checkpoints)
+    assert resumed.status is Status.COMPLETED
+    lines = event_lines(topic_events(settings))
+    assert sorted(lines) == [line for line in range(2, rows + 2) if line != 9]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import threading
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from streams.cli.main import app
+from streams.errors import StoppedError
 from streams.export import export_profiles
 from streams.merge import MergePolicy
 from streams.processor.runner import WorkerService
@@ -101,3 +104,32 @@ def test_csv_export_through_the_command_line(streams_settings, tmp_path):
             "vip_last_update": "",
         },
     ]
+
+
+def test_a_stopped_export_ends_early_and_leaves_no_file(streams_settings, tmp_path):
+    """What a stopping jobs service asks of a running export: no partial file as the output."""
+    settings = streams_settings()
+    run_processor(settings, workload(6000, 3000, seed=12))
+    for fmt in ("jsonl", "csv"):
+        stop = threading.Event()
+        output = tmp_path / f"profiles.{fmt}"
+        seen: list[int] = []
+
+        def stop_at_first_progress(
+            read: int, stop: threading.Event = stop, seen: list[int] = seen
+        ) -> None:
+            seen.append(read)
+            stop.set()
+
+        with pytest.raises(StoppedError, match="stopped after 2,000 changelog records"):
+            export_profiles(
+                settings, fmt, output=output, on_progress=stop_at_first_progress, stop=stop
+            )
+        assert seen == [1000]
+        assert not output.exists()
+        assert not list(tmp_path.glob(".*.tmp")), "the temp file was removed"
+        with pytest.raises(StoppedError, match="after 0 changelog records"):
+            export_profiles(settings, fmt, output=output, stop=stop)  # stopped before it began
+    summary = export_profiles(settings, "jsonl", output=output, stop=threading.Event())
+    assert summary.records_read > 2000
+    assert output.exists()

@@ -180,6 +180,42 @@ def test_refusals(streams_settings, tmp_path) -> None:
     assert listed.json() == {"jobs": []}
 
 
+def test_a_stopping_service_stops_its_jobs_resumable(streams_settings, tmp_path) -> None:
+    """SIGTERM mid-bootstrap: the job confirms and checkpoints what it produced, its record
+    says how to resume, and the resumed job produces only the rest."""
+    settings = streams_settings()
+    csv, mapping = tmp_path / "big.csv", tmp_path / "big.mapping.json"
+    generate_snapshot(csv, 3_000, duplicate_share=0.0, bad_email_share=0.0, removal_share=0.0)
+    mapping.write_bytes(orjson.dumps(sample_mapping()))
+    section = jobs_section(tmp_path)
+    section["bootstrap"]["big"] = {"source": str(csv), "mapping": str(mapping), "max_rate": 300}
+    with serve(settings, section) as url:
+        job_id = start(url, "bootstrap", {"config": "big"})
+
+        def producing() -> bool:
+            view = httpx.get(f"{url}/jobs/{job_id}", headers=AUTH).json()
+            return bool(view["state"] == "running" and view["records_processed"] >= 300)
+
+        wait_until(producing, timeout=60, every=0.1)
+    # The service has stopped: the record on disk is final (the 10 s throttle did not run out).
+    stopped = orjson.loads((tmp_path / "jobs" / f"{job_id}.json").read_bytes())
+    assert stopped["state"] == "failed"
+    assert stopped["error"].startswith("stopped: the service stopped before the job ended")
+    assert f'"resume": "{job_id}"' in stopped["error"]
+    assert stopped["report"]["status"] == "interrupted"
+    confirmed = stopped["report"]["checkpoint"]["confirmed_line"]
+    assert 300 < confirmed < 3_000
+    assert len(read_topic(settings, settings.input_topic)) == stopped["report"]["produced"]
+
+    section["bootstrap"]["big"] = {"source": str(csv), "mapping": str(mapping)}
+    with serve(settings, section) as url:
+        resumed = finished(url, start(url, "bootstrap", {"config": "big", "resume": job_id}))
+    assert resumed["state"] == "succeeded", resumed["error"]
+    assert resumed["report"]["resumed_after_line"] == confirmed
+    keys = [record.key for record in read_topic(settings, settings.input_topic)]
+    assert len(keys) == len(set(keys)) == 3_000  # each customer once: no gap, no repeat
+
+
 def test_finished_jobs_survive_a_restart(streams_settings, tmp_path) -> None:
     settings = streams_settings()
     section = jobs_section(tmp_path)

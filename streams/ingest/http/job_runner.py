@@ -11,10 +11,11 @@ from __future__ import annotations
 import io
 import logging
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 JOB_ID = r"^(bootstrap|export)-\d{8}T\d{6}-[0-9a-f]{8}$"
 JobType = Literal["bootstrap", "export"]
 INTERRUPTED = "interrupted: the service stopped while the job ran; start it again"
+STOPPED = "stopped: the service stopped before the job ended"
+NOT_STARTED = "not started: the service stopped before the job began; start it again"
+_RUNTIME_FIELDS = ("progress", "stop")  # not written to disk
 
 
 class BootstrapJobConfig(BaseModel):
@@ -92,6 +96,7 @@ class JobRecord:
     report: dict[str, Any] | None = None
     error: str | None = None
     progress: Callable[[], int] | None = field(default=None, repr=False)  # while running
+    stop: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     @property
     def active(self) -> bool:
@@ -118,8 +123,9 @@ class JobRecord:
         }
 
     def to_bytes(self) -> bytes:
-        data = asdict(self)
-        data.pop("progress")
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in _RUNTIME_FIELDS:
+            del data[name]
         return orjson.dumps(data)
 
     @classmethod
@@ -209,11 +215,16 @@ def run_bootstrap_job(
         chunk_rows=config.chunk_rows,
         producers=config.producers,
     )
-    job = BootstrapJob(settings, mapping, make_source, options)
+    job = BootstrapJob(settings, mapping, make_source, options, stop=record.stop)
     record.progress = lambda: job.stats.total
     report = job.run()
     record.records_processed = job.stats.total
     record.report = report.to_dict()
+    if report.status is Status.INTERRUPTED:
+        raise JobFailedError(
+            f"{STOPPED}; rows up to line {report.confirmed_line:,} are confirmed: resume it "
+            f'with {{"config": "{record.config}", "resume": "{record.id}"}}'
+        )
     if report.status is Status.TOO_MANY_REJECTIONS:
         raise JobFailedError(
             f"too many rejected rows: {report.stats.reject_share():.2%} > "
@@ -252,6 +263,7 @@ def run_export_job(settings: Settings, config: ExportJobConfig, record: JobRecor
         output=output,
         console=Console(file=io.StringIO()),  # the progress bar is for terminals
         on_progress=lambda read: setattr(record, "records_processed", read),
+        stop=record.stop,
     )
     record.records_processed = summary.records_read
     record.report = {

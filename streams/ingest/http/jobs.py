@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,7 @@ from streams.ingest.http.auth import presented_token, token_matches, unauthorize
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.job_runner import (
     JOB_ID,
+    NOT_STARTED,
     BootstrapJobConfig,
     ExportJobConfig,
     JobRecord,
@@ -53,6 +55,8 @@ class JobsConfig(BaseModel):
     state_dir: Path
     max_concurrent: int = Field(default=2, ge=1)
     retry_after_s: int = Field(default=30, ge=1)  # told to a client when every slot is busy
+    # How long a stopping service waits for its running jobs to confirm what they produced.
+    stop_timeout_s: float = Field(default=60.0, gt=0)
     bootstrap: dict[str, BootstrapJobConfig] = Field(default_factory=dict)
     export: dict[str, ExportJobConfig] = Field(default_factory=dict)
 
@@ -99,9 +103,30 @@ class JobsService:
         self._executor = ThreadPoolExecutor(self.config.max_concurrent, "streams-job")
 
     async def stop(self, _app: web.Application) -> None:
-        # Running jobs finish (the bootstrap checkpoints; a restart marks what was cut short).
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        """Queued jobs never start; running ones are asked to stop and given ``stop_timeout_s``:
+        a bootstrap confirms and checkpoints what it produced (resumable), an export leaves no
+        file. Both end failed, saying so."""
+        if self._executor is None:
+            return
+        for record in self.jobs.values():
+            if record.active:
+                record.stop.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for record in self.jobs.values():
+            if record.state is JobState.QUEUED:  # cancelled above, or it stops at once
+                record.state, record.error = JobState.FAILED, NOT_STARTED
+                record.finished_at = now_ms()
+                self.store.save(record)
+        deadline = time.monotonic() + self.config.stop_timeout_s
+        while time.monotonic() < deadline and any(r.active for r in self.jobs.values()):
+            await asyncio.sleep(0.05)
+        left = [record.id for record in self.jobs.values() if record.active]
+        if left:
+            logger.warning(
+                "jobs still running %.0f s after the stop; the process ends when they do: %s",
+                self.config.stop_timeout_s,
+                ", ".join(left),
+            )
 
     # -- handlers ------------------------------------------------------------------------
     async def start_bootstrap(self, request: web.Request) -> web.Response:
@@ -221,6 +246,8 @@ class JobsService:
 
     def _execute(self, record: JobRecord, work: Callable[[JobRecord], None]) -> None:
         """In a worker thread: run, then record the end whatever it is."""
+        if record.stop.is_set():  # the service stopped before it began (stop() recorded it)
+            return
         record.started_at = now_ms()
         record.state = JobState.RUNNING
         self.store.save(record)
