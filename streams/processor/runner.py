@@ -37,6 +37,7 @@ class WorkerService:
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
+        self._directory: OwnerDirectory | None = None
         self._processor_thread: threading.Thread | None = None
         self._stopped = False
 
@@ -78,6 +79,8 @@ class WorkerService:
             self._processor_thread.join(timeout)
         if self._runner is not None:
             self._call(self._runner.cleanup())
+        if self._directory is not None:
+            self._directory.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join(timeout)
 
@@ -89,9 +92,8 @@ class WorkerService:
             return
 
     async def _bind(self, stores: StateStores, metrics: WorkerMetrics) -> int:
-        self._api = ProfileApi(
-            self.settings, self, stores, metrics, OwnerDirectory(self.settings), self_url=""
-        )
+        self._directory = OwnerDirectory(self.settings)
+        self._api = ProfileApi(self.settings, self, stores, metrics, self._directory, self_url="")
         self._runner = web.AppRunner(self._api.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)

@@ -13,6 +13,7 @@ import time
 from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.kafka.clients import LIBRDKAFKA_LOGGER
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,10 @@ class OwnerDirectory:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._admin = AdminClient(settings.kafka_config())
+        # librdkafka's own lines (connection refusals) go to Python logging, not stderr.
+        self._admin: AdminClient | None = AdminClient(
+            settings.kafka_config(), logger=LIBRDKAFKA_LOGGER
+        )
         self._owners: dict[int, str] = {}
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
@@ -49,9 +53,17 @@ class OwnerDirectory:
                 self._fetched_at = time.monotonic()
             return self._owners.get(partition)
 
+    def close(self) -> None:
+        """Let the admin client go now: left to the interpreter's exit, its threads keep
+        reconnecting to a broker that may have stopped. Owners are unknown afterwards."""
+        with self._lock:
+            self._admin = None
+
     def _describe(self) -> dict[int, str]:
         group, topic = self._settings.group_id, self._settings.input_topic
         timeout = self._settings.route_timeout_seconds
+        if self._admin is None:
+            return {}
         try:
             description = self._admin.describe_consumer_groups([group], request_timeout=timeout)[
                 group
