@@ -253,3 +253,30 @@ def test_cli_names_an_unreachable_broker_without_its_password(rabbit_queue) -> N
     assert result.returncode == 1
     assert "cannot connect to AMQP at 127.0.0.1:1/" in result.stderr
     assert "s3cret" not in result.stderr
+
+
+def test_a_message_kafka_keeps_refusing_is_dead_lettered_after_its_attempts(
+    streams_settings, rabbit_queue
+) -> None:
+    """An event within our limits but over the producer's message.max.bytes (1 MB): Kafka
+    refuses it every time. It must not be requeued forever behind or before the good ones."""
+    settings = streams_settings(max_event_bytes=4 * 1024 * 1024)
+    huge = orjson.loads(action(1))
+    huge["action"]["customFields"] = {"essay": "x" * 1_200_000}
+    bodies = [action(0), orjson.dumps(huge), action(2)]
+    rabbit_queue.publish(bodies)
+
+    stats = consume(
+        rabbit_queue, settings, max_kafka_attempts=3, batch_max_messages=1, max_in_flight=10,
+        custom_field_prefix="action_",
+    )  # fmt: skip
+
+    assert rabbit_queue.ready() == 0
+    assert sorted(events_by_id(settings)) == ["proca:action:0:deliver", "proca:action:2:deliver"]
+    (letter,) = rabbit_queue.drain(rabbit_queue.dead_letter)
+    assert letter.body == bodies[1]
+    assert letter.headers[REASON_HEADER] == "kafka_refused"
+    assert "too large" in letter.headers[DETAIL_HEADER].lower()
+    assert stats.requeued == 2  # attempts 1 and 2; the third dead-letters it
+    assert stats.dead_lettered == {"kafka_refused": 1}
+    assert stats.acked == 2

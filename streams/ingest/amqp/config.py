@@ -36,6 +36,9 @@ class AmqpSourceConfig(BaseModel):
     concurrency: int = Field(default=2, ge=1, le=64)  # batches awaiting Kafka at once
     send_timeout_seconds: float = Field(default=15.0, gt=0)
     max_backoff_seconds: float = Field(default=30.0, gt=0)
+    # A message whose events Kafka refused this many times (Kafka answering, not an outage) is
+    # dead-lettered as kafka_refused instead of requeued forever.
+    max_kafka_attempts: int = Field(default=5, ge=1)
     close_timeout_seconds: float = Field(default=10.0, ge=0)
     exit_when_idle_seconds: float | None = Field(default=None, gt=0)
     skip_testing: bool = True  # Proca marks test actions "to be discarded"

@@ -4,16 +4,19 @@ At most ``max_in_flight`` messages are unacknowledged (the channel's prefetch); 
 workers take batches of up to ``batch_max_messages`` (or what arrived in ``batch_max_wait_ms``),
 map them, send the batch's events with one :meth:`IngestProducer.send` and then settle each
 message: ack when Kafka acknowledged all its events; nack with requeue when one failed or Kafka
-is unavailable (and every worker pauses, with growing backoff); a permanently bad message is
-published to the dead-letter exchange with ``x-streams-reason``/``x-streams-detail`` headers,
-confirmed, and only then acked. A crash acks nothing more: RabbitMQ redelivers every unacked
-message, and the events of a redelivered message are identical, which the merge absorbs.
+is unavailable (and every worker pauses, with growing backoff); a permanently bad message, or
+one whose events Kafka refused ``max_kafka_attempts`` times (a record too large for the
+broker, say), is published to the dead-letter exchange with ``x-streams-reason``/
+``x-streams-detail`` headers, confirmed, and only then acked. A crash acks nothing more:
+RabbitMQ redelivers every unacked message, and the events of a redelivered message are
+identical, which the merge absorbs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import time
@@ -39,6 +42,8 @@ REASON_HEADER = "x-streams-reason"
 DETAIL_HEADER = "x-streams-detail"
 QUEUE_HEADER = "x-streams-queue"
 _SETTLE_ERRORS = (AMQPError, ChannelInvalidStateError, MessageProcessError, ConnectionError)
+KAFKA_REFUSED = "kafka_refused"
+MAX_TRACKED_REFUSALS = 10_000  # messages whose refusals are counted at once (memory bound)
 
 
 class AmqpUnavailableError(StreamsError):
@@ -85,6 +90,7 @@ class AmqpSource:
         self._backoff = 0.0
         self._busy = 0
         self._last_activity = time.monotonic()
+        self._refusals: dict[bytes, int] = {}  # message digest -> Kafka refusals so far
 
     async def run(self, stop: asyncio.Event | None = None) -> AmqpStats:
         stop = stop or asyncio.Event()
@@ -213,17 +219,35 @@ class AmqpSource:
             return
         failed = 0
         for message, first, count in owners:
-            ok = not any(index in errors for index in range(first, first + count))
-            failed += not ok
-            await self._settle(message, ack=ok)
-            if ok:
+            refused = [errors[i] for i in range(first, first + count) if i in errors]
+            if refused and self._refused_too_often(message):
+                why = InvalidEventError(KAFKA_REFUSED, f"Kafka refused its events: {refused[0]}")
+                await self._dead_letter(message, why, topology)
+                continue
+            failed += bool(refused)
+            await self._settle(message, ack=not refused)
+            if not refused:
                 self.stats.events += count
+                if self._refusals:  # delivered at last: forget its refusals
+                    self._refusals.pop(_digest(message), None)
         if failed:
             self._pause(
                 1, f"{failed} messages had undelivered events: {next(iter(errors.values()))}"
             )
         else:
             self._backoff = 0.0
+
+    def _refused_too_often(self, message: AbstractIncomingMessage) -> bool:
+        """Count one more Kafka refusal of this message (by content: a redelivery is the same
+        message); True once it reached ``max_kafka_attempts``. Counts live in this process."""
+        digest = _digest(message)
+        attempts = self._refusals.pop(digest, 0) + 1
+        if attempts >= self.config.max_kafka_attempts:
+            return True
+        if len(self._refusals) >= MAX_TRACKED_REFUSALS:
+            del self._refusals[next(iter(self._refusals))]  # the oldest
+        self._refusals[digest] = attempts
+        return False
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, exc: InvalidEventError, topology: Topology
@@ -283,6 +307,10 @@ class AmqpSource:
     async def _requeue_buffered(self) -> None:
         while not self._buffer.empty():
             await self._settle(self._buffer.get_nowait(), ack=False)
+
+
+def _digest(message: AbstractIncomingMessage) -> bytes:
+    return hashlib.blake2b(message.body, digest_size=16).digest()
 
 
 async def run_until_signalled(source: AmqpSource) -> AmqpStats:
