@@ -176,13 +176,14 @@ def export_profiles(
     header_records = 0
 
     def check_stop(read: int) -> None:
-        if stop is not None and read % PROGRESS_EVERY == 0 and stop.is_set():
+        if stop is not None and stop.is_set():
             raise StoppedError(f"export stopped after {read:,} changelog records")
 
     def header_tick() -> None:
         nonlocal header_records
         header_records += 1
-        check_stop(header_records)
+        if header_records % PROGRESS_EVERY == 0:
+            check_stop(header_records)
 
     check_stop(0)
     if fmt == "csv":
@@ -208,8 +209,8 @@ def export_profiles(
 
     def tick() -> None:
         summary.records_read += 1
-        check_stop(summary.records_read)
         if summary.records_read % PROGRESS_EVERY == 0:
+            check_stop(summary.records_read)
             progress.update(task, completed=summary.records_read)
             if on_progress is not None:
                 on_progress(summary.records_read)

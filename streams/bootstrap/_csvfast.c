@@ -24,8 +24,9 @@
  * of them); with the GIL, the new memo values those rows met are converted by miss(), a column
  * at a time; the rows that waited for them are converted (without the GIL again when they are
  * many); with the GIL, what is left (odd numbers); then the Python objects (keys, payloads) are
- * made. The GIL is free for the producing thread while the GIL-free passes run. With a KeyIndex as ``index`` every converted row's id is noted in it in
- * the same passes (duplicate ids, see dedupe.py).
+ * made. The GIL is free for the producing thread while the GIL-free passes run. With a KeyIndex
+ * as ``index`` every converted row's id is noted in it in the same passes (duplicate ids, see
+ * dedupe.py).
  *
  * The bootstrap's reader thread calls this while the main thread produces and holds the GIL
  * most of the time: every return from a GIL-free section waits for it (up to the switch

@@ -184,10 +184,8 @@ def memo_column(
         except (KeyError, TypeError):
             pass
         result = convert(value)
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
         with suppress(TypeError):  # an unhashable value is not remembered
-            memo[value] = result
+            remember(value, result)
         return result
 
     return ColumnConverter(fast, slow, placeholder)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
 from streams.codecs.timestamps import MAX_EPOCH_MS
@@ -204,10 +204,7 @@ def iso_datetimes_to_seconds(values: Sequence[object], tz: tzinfo) -> list[int |
                 out.append(None)
                 continue
             delta = parsed - _NAIVE_EPOCH - local
-        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        ms, rest = divmod(micros, 1000)
-        if rest >= 500:
-            ms += 1
+        ms = _delta_ms(delta)
         out.append(ms_to_seconds(ms) if _MIN_MS <= ms <= MAX_EPOCH_MS else None)
     return out
 
@@ -257,14 +254,17 @@ def _range(floor: int) -> str:
     return "between 1970 and 9999" if floor == 0 else "between year 1 and 9999"
 
 
+def _delta_ms(delta: timedelta) -> int:
+    """Whole milliseconds, half a millisecond rounded up (exact: no float on the way)."""
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    ms, rest = divmod(micros, 1000)
+    return ms + 1 if rest >= 500 else ms
+
+
 def _datetime_to_ms(value: datetime, tz: tzinfo, reason: str, floor: int) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
-    delta = value - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    ms, rest = divmod(micros, 1000)
-    if rest >= 500:
-        ms += 1
+    ms = _delta_ms(value - _EPOCH)
     if not floor <= ms <= MAX_EPOCH_MS:
         raise ConversionError(reason, f"not {_range(floor)}")
     return ms

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka.admin import AdminClient
+
 from streams.settings import Settings
 
 KafkaConfig = dict[str, object]
@@ -65,3 +67,9 @@ def reader_config(settings: Settings, **overrides: object) -> KafkaConfig:
     }
     config.update(overrides)
     return config
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An admin client whose librdkafka lines (connection refusals and such) go to Python
+    logging, not stderr."""
+    return AdminClient(dict(settings.kafka_config()), logger=LIBRDKAFKA_LOGGER)

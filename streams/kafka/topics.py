@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from streams.errors import StreamsError, TopicMismatchError
+from streams.kafka.clients import admin_client
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 def create_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> list[TopicStatus]:
     """Create the missing topics (existing ones are fine), then ``verify_topics``."""
     deadline = time.monotonic() + timeout
-    admin = _admin(settings)
+    admin = admin_client(settings)
     _metadata(admin, settings, deadline)
     specs = topic_specs(settings)
     remaining = _remaining(deadline)
@@ -120,7 +121,7 @@ def create_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> li
 def verify_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Raise ``TopicMismatchError`` naming every missing or mis-partitioned topic."""
     deadline = time.monotonic() + timeout
-    metadata = _metadata(_admin(settings), settings, deadline)
+    metadata = _metadata(admin_client(settings), settings, deadline)
     _raise_on_problems(settings, metadata)
 
 
@@ -143,12 +144,6 @@ def _raise_on_problems(settings: Settings, metadata: ClusterMetadata) -> None:
     problems = topic_problems(settings, metadata)
     if problems:
         raise TopicMismatchError("; ".join(problems))
-
-
-def _admin(settings: Settings) -> AdminClient:
-    config: dict[str, str | int | float | bool] = dict(settings.kafka_config())
-    # librdkafka logs (connection refusals and such) go to Python logging, not stderr.
-    return AdminClient(config, logger=logger)
 
 
 def _metadata(admin: AdminClient, settings: Settings, deadline: float) -> ClusterMetadata:
@@ -193,7 +188,7 @@ def _remaining(deadline: float) -> float:
 def ensure_topic(settings: Settings, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
     """Create one extra topic (a connector's DLQ) like the contract's; True if it was created."""
     spec = TopicSpec(name, settings.partitions, settings.replication_factor)
-    admin = _admin(settings)  # keep a reference: a collected client cancels its futures
+    admin = admin_client(settings)  # keep a reference: a collected client cancels its futures
     future = admin.create_topics(
         [spec.new_topic()], operation_timeout=timeout, request_timeout=timeout
     )[name]

@@ -13,7 +13,7 @@ import time
 from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from streams.kafka.clients import LIBRDKAFKA_LOGGER
+from streams.kafka.clients import admin_client
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,7 @@ class OwnerDirectory:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        # librdkafka's own lines (connection refusals) go to Python logging, not stderr.
-        self._admin: AdminClient | None = AdminClient(
-            settings.kafka_config(), logger=LIBRDKAFKA_LOGGER
-        )
+        self._admin: AdminClient | None = admin_client(settings)
         self._owners: dict[int, str] = {}
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
