@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import socket
 import tempfile
 import threading
@@ -30,6 +31,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "profile_changes.json
 DEFAULT_KAFKA_PORT = 9092
 SETTLE_TIMEOUT_SECONDS = 120.0
 TRICKLE_INTERVAL_SECONDS = 2.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXAMPLE_CUSTOMER = "c-1002"
 
 
@@ -108,7 +110,10 @@ def _report(console: Console, totals: BatchCounts, url: str) -> None:
 
 
 def _trickle(console: Console, settings: Settings, totals: BatchCounts) -> None:
+    """Until Ctrl-C (or SIGTERM). The signal only sets an event: raised inside a librdkafka
+    call such as flush() it would surface as a SystemError instead of KeyboardInterrupt."""
     stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
     rnd = random.Random()
     cities = ["Brno", "Praha", "Ostrava", "Plzen", "Olomouc"]
     try:
@@ -125,5 +130,7 @@ def _trickle(console: Console, settings: Settings, totals: BatchCounts) -> None:
                 f"live update {customer}: applied={totals.applied} stale={totals.stale_events} "
                 f"rejected={sum(totals.rejected.values())}"
             )
-    except KeyboardInterrupt:
-        console.print("\nCtrl-C: stopping the worker and the broker...")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print("\nCtrl-C: stopping the worker and the broker...")
