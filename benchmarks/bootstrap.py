@@ -8,7 +8,8 @@ bootstrap's own converter: the raw producers send exactly those keys and values 
 Then, per round, each contender writes into a fresh 8-partition topic, one after the other:
 
 - raw, errors only: ``produce()`` per record, ``poll(0)`` per 20k, one final ``flush()``, the
-  processor's producer settings, delivery reports for failures only (the ceiling);
+  bootstrap's producer settings (the processor's, with the bootstrap's longer linger),
+  delivery reports for failures only (the ceiling);
 - raw, callback per record: the same with an ``on_delivery`` callback per record, the usual way
   to learn what was delivered;
 - bootstrap: the whole job, from opening the file to the last confirmed chunk and checkpoint
@@ -35,6 +36,7 @@ from rich.table import Table
 
 from benchmarks.common import BenchRow, bench_table, kafka, raw_produce
 from benchmarks.data import create_topic, topic_size
+from streams.bootstrap.delivery import PRODUCER_TUNING
 from streams.bootstrap.files import CsvSource
 from streams.bootstrap.generate import generate_snapshot, sample_mapping
 from streams.bootstrap.job import BootstrapJob
@@ -97,7 +99,9 @@ def run(
                 if name == BOOTSTRAP:
                     count, seconds = _bootstrap(settings, snapshot, parsed, root, round_number)
                 else:
-                    seconds = raw_produce(settings, records, callback=name == RAW_CALLBACK)
+                    seconds = raw_produce(
+                        settings, records, callback=name == RAW_CALLBACK, tuning=PRODUCER_TUNING
+                    )
                     count = len(records)
                 stored = topic_size(servers, topic)
                 if stored != len(records):

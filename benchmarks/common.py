@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -123,16 +123,23 @@ def kafka(bootstrap: str | None = None) -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
-def raw_produce(settings: Settings, records: list[tuple[bytes, bytes]], *, callback: bool) -> float:
+def raw_produce(
+    settings: Settings,
+    records: list[tuple[bytes, bytes]],
+    *,
+    callback: bool,
+    tuning: Mapping[str, object] | None = None,
+) -> float:
     """Seconds to produce ``records`` to the input topic with a plain confluent-kafka producer;
-    ``callback``: a delivery report per record (else only failures report)."""
+    ``callback``: a delivery report per record (else only failures report); ``tuning``: settings
+    over the processor's producer settings (the contender's own, so both send alike)."""
     errors: list[object] = []
 
     def on_error(error: object, _message: object) -> None:
         if error is not None:
             errors.append(error)
 
-    overrides: dict[str, object] = {"client.id": "bench-raw"}
+    overrides: dict[str, object] = {**(tuning or {}), "client.id": "bench-raw"}
     if not callback:
         overrides |= {"delivery.report.only.error": True, "on_delivery": on_error}
     producer = Producer(producer_config(settings, **overrides))

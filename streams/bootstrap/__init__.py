@@ -2,8 +2,8 @@
 
 Rows become ordinary change events stamped with their update time (a mapped column, else the
 snapshot time), so the processor's per-property merge keeps every fresher live value. The job
-validates before producing, reports rejected rows, confirms deliveries per chunk and resumes
-after a crash from its checkpoint. ``streams bootstrap`` calls :func:`run_bootstrap`.
+validates before producing, reports rejected rows, confirms deliveries at every checkpoint
+and resumes after a crash from its checkpoint. ``streams bootstrap`` calls :func:`run_bootstrap`.
 """
 
 from streams.bootstrap.cli import run_bootstrap

@@ -1,13 +1,24 @@
-"""Produce in chunks and learn which prefix of the rows the broker has confirmed, cheaply.
+"""Produce a job's rows and learn which prefix of them the broker has confirmed, cheaply.
 
 A delivery report per message costs more than the produce call itself in confluent-kafka
-(a Python callback per record), so the producers report failures only
-(``delivery.report.only.error``) and confirmation is per chunk: chunks of consecutive rows go
-round-robin to a few idempotent producers, and before a producer takes a new chunk it is
-drained; a drained producer that reported no error has delivered its whole previous chunk.
-That producer holds the oldest chunk in flight, so chunks are confirmed strictly in order and
-``confirmed_line`` always ends a contiguous prefix. Order across producers does not matter: the
-merge is order-independent and every row of a job carries its own timestamp.
+(a Python callback per record), so the producer reports failures only
+(``delivery.report.only.error``) and rows are confirmed by draining it: :meth:`confirm`, called
+at every checkpoint, flushes, and a drained producer that reported no error has delivered every
+row it took. Between two confirmations the rows wait in librdkafka's queue, bounded by its
+``queue.buffering.max.*`` limits.
+
+The producer waits up to :data:`LINGER_MS` to fill its batches, not the processor's 5 ms: a
+backfill wants throughput, and fewer, larger produce requests cost the broker and librdkafka
+less per row (a quarter of the requests; benchmarks/README.md).
+
+One producer by default: draining it once per checkpoint costs a short wait (on one local broker
+it beat two producers drained in turns after every chunk: benchmarks/README.md). With
+``producers > 1`` they take turns between confirmations: a confirmation drains the producer
+holding the oldest rows, which took its last row a turn ago, while the next takes the new rows,
+so a distant broker's round trips are not waited for at every checkpoint. Either way the drained
+producer holds the oldest unconfirmed rows, so ``confirmed_line`` always ends a contiguous
+prefix; order across producers does not matter (the merge is order-independent and every row of
+a job carries its own timestamp).
 """
 
 from __future__ import annotations
@@ -26,13 +37,17 @@ from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PRODUCERS = 2
+DEFAULT_PRODUCERS = 1
+LINGER_MS = 50
+# On top of the processor's producer settings (idempotent, acks=all, lz4).
+PRODUCER_TUNING: dict[str, object] = {"linger.ms": LINGER_MS}
 MAX_ERROR_MESSAGES = 20
 DRAIN_MARGIN_SECONDS = 10.0
 
 
 class ChunkedDelivery:
-    """``producer`` takes the rows of the current chunk; ``end_chunk`` hands it on."""
+    """``producer`` takes the rows; ``end_chunk`` marks how far they go; ``confirm`` and
+    ``finish`` advance ``confirmed_line``."""
 
     def __init__(
         self,
@@ -50,6 +65,7 @@ class ChunkedDelivery:
                 producer_config(
                     settings,
                     **{
+                        **PRODUCER_TUNING,
                         "client.id": f"{client_id}-{index}",
                         "delivery.report.only.error": True,
                         "on_delivery": partial(self._on_error, index),
@@ -59,8 +75,8 @@ class ChunkedDelivery:
             )
             for index in range(producers)
         ]
-        self._pending: list[int | None] = [None] * producers  # last line of the chunk in flight
-        self._errors = [0] * producers
+        self._pending: list[int | None] = [None] * producers  # last line each one took
+        self._errors = [0] * producers  # reported since that producer was last drained
         self._index = 0
         self._drain_timeout = settings.delivery_timeout_ms / 1000 + DRAIN_MARGIN_SECONDS
         self.confirmed_line = confirmed_line
@@ -73,18 +89,23 @@ class ChunkedDelivery:
 
     @property
     def failed(self) -> bool:
-        return self.failed_records > 0
+        """A record was refused (reported, or counted at a drain): producing more is useless,
+        the confirmed prefix cannot grow past it."""
+        return self.failed_records > 0 or any(self._errors)
 
     def end_chunk(self, last_line: int) -> None:
-        """Lines up to ``last_line`` are all produced; move on to the next producer (waiting for
-        it to deliver its previous chunk, which also bounds what is in flight)."""
+        """Every line up to ``last_line`` is produced (or was not to be)."""
         self._pending[self._index] = last_line
-        self._producers[self._index].poll(0)
+        self._producers[self._index].poll(0)  # failures reported so far, at no wait
+
+    def confirm(self) -> None:
+        """Drain the producer holding the oldest unconfirmed rows (the only one, by default)
+        and move ``confirmed_line`` up to its last row; the next producer takes new rows."""
         self._index = (self._index + 1) % len(self._producers)
         self._settle(self._index, self._drain_timeout)
 
     def finish(self, last_line: int, timeout: float | None = None) -> None:
-        """Wait for every chunk, oldest first (``last_line`` closes the current one)."""
+        """Wait for every row, oldest first (``last_line`` closes the current producer's)."""
         self._pending[self._index] = last_line
         count = len(self._producers)
         for step in range(1, count + 1):
@@ -107,7 +128,7 @@ class ChunkedDelivery:
         if self._errors[index]:
             self.failed_records += self._errors[index]
             self._errors[index] = 0
-        elif not self.failed:  # a failed chunk stops the prefix for good
+        elif not self.failed_records:  # a failure stops the prefix for good
             self.confirmed_line = max(self.confirmed_line, pending)
 
     def _on_error(self, index: int, error: Any, message: Any) -> None:

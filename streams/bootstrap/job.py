@@ -244,8 +244,11 @@ class BootstrapJob:
                     _throttle(run_started, stats.produced, options.max_rate, self._stop)
                 now = time.monotonic()
                 if now - last_saved >= options.checkpoint_interval:
+                    delivery.confirm()
                     self._save(delivery, checkpoint)
-                    last_saved = now
+                    last_saved = time.monotonic()
+                    if delivery.failed:
+                        return False
         return False
 
     def _deliver(

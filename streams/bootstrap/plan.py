@@ -37,7 +37,7 @@ class JobOptions:
     max_rate: float | None = None  # rows per second, to spare a busy cluster
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
     chunk_rows: int = DEFAULT_CHUNK_ROWS
-    checkpoint_interval: float = 1.0  # seconds between checkpoint writes
+    checkpoint_interval: float = 1.0  # seconds between confirmations (checkpoint writes)
     row_cap: int = DEFAULT_ROW_CAP  # rejected and duplicate rows listed in the report
     producers: int = DEFAULT_PRODUCERS
 
