@@ -7,9 +7,9 @@ at every checkpoint, flushes, and a drained producer that reported no error has 
 row it took. Between two confirmations the rows wait in librdkafka's queue, bounded by its
 ``queue.buffering.max.*`` limits.
 
-The producer waits up to :data:`LINGER_MS` to fill its batches, not the processor's 5 ms: a
-backfill wants throughput, and fewer, larger produce requests cost the broker and librdkafka
-less per row (a quarter of the requests; benchmarks/README.md).
+The producer waits up to 50 ms (:data:`PRODUCER_TUNING`) to fill its batches, not the
+processor's 5 ms: a backfill wants throughput, and fewer, larger produce requests cost the
+broker and librdkafka less per row (a quarter of the requests; benchmarks/README.md).
 
 One producer by default: draining it once per checkpoint costs a short wait (on one local broker
 it beat two producers drained in turns after every chunk: benchmarks/README.md). With
@@ -38,9 +38,8 @@ from streams.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEFAULT_PRODUCERS = 1
-LINGER_MS = 50
 # On top of the processor's producer settings (idempotent, acks=all, lz4).
-PRODUCER_TUNING: dict[str, object] = {"linger.ms": LINGER_MS}
+PRODUCER_TUNING: dict[str, object] = {"linger.ms": 50}
 MAX_ERROR_MESSAGES = 20
 DRAIN_MARGIN_SECONDS = 10.0
 
