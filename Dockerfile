@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Profile Streams worker image.
 #   docker build -t profile-streams .
-#   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 profile-streams            # a worker
+#   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 -e STREAMS_API_TOKENS profile-streams  # a worker
 #   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 profile-streams topics create
 # docker-compose.yml builds this image for its `topics` and `worker` services.
 #
@@ -42,6 +42,8 @@ COPY --from=build /opt/venv /opt/venv
 # does not exist for an installed package: ship them and point the variable at them.
 COPY schemas /app/schemas
 
+# The worker listens on 0.0.0.0, so it starts only with STREAMS_API_TOKENS from the environment
+# (or STREAMS_ALLOW_UNAUTHENTICATED=true): no token is baked into the image.
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -34,6 +34,7 @@ from benchmarks.common import BenchRow, bench_table, kafka, raw_produce
 from benchmarks.data import topic_size
 from benchmarks.serve_process import TOPIC_FIELDS, serve_process
 from streams.codecs.events import EventDecoder
+from streams.ingest.binding import SourceBinding
 from streams.ingest.track import TrackOptions, parse_track_body
 from streams.kafka.topics import create_topics
 from streams.settings import Settings
@@ -71,10 +72,11 @@ def records_of(payloads: list[bytes], settings: Settings) -> list[tuple[bytes, b
     """The records the service produces for ``payloads`` (its own parser, untimed)."""
     decoder = EventDecoder.from_settings(settings)
     options = TrackOptions(max_commands=1 << 20)
+    binding = SourceBinding("track")  # the service's default source for its API key
     now_ms = time.time_ns() // 1_000_000
     records: list[tuple[bytes, bytes]] = []
     for payload in payloads:
-        records += parse_track_body(payload, decoder, options, now_ms).records
+        records += parse_track_body(payload, decoder, options, binding, now_ms).records
     return records
 
 

@@ -73,7 +73,7 @@ def run_demo(*, once: bool = False, sample: Path = SAMPLE) -> int:
         if not _settle(worker.totals, sent):
             console.print("[red]the worker did not process the sample in time[/]")
             return 1
-        _report(console, worker.totals, service.url)
+        _report(console, worker.totals, service.url, tokens=bool(settings.api_tokens))
         if once:
             return 0
         console.print("\nStreaming a live update every few seconds; [bold]Ctrl-C[/] stops.")
@@ -92,7 +92,7 @@ def _settle(totals: BatchCounts, expected: int) -> bool:
     return False
 
 
-def _report(console: Console, totals: BatchCounts, url: str) -> None:
+def _report(console: Console, totals: BatchCounts, url: str, *, tokens: bool) -> None:
     table = Table(title="Sample processed")
     table.add_column("outcome")
     table.add_column("events", justify="right")
@@ -104,7 +104,9 @@ def _report(console: Console, totals: BatchCounts, url: str) -> None:
         table.add_row(f"  {reason}", str(count))
     console.print(table)
     console.print("Query a profile (Bloomreach's format):")
-    console.print(f"  curl '{url}/customers/{EXAMPLE_CUSTOMER}?include_timestamps=1'")
+    # The first of the tokens, never the token itself on the terminal.
+    auth = ' -H "Authorization: Bearer ${STREAMS_API_TOKENS%%,*}"' if tokens else ""
+    console.print(f"  curl{auth} '{url}/customers/{EXAMPLE_CUSTOMER}?include_timestamps=1'")
     console.print(f"  .venv/bin/streams profile get {EXAMPLE_CUSTOMER} --url {url}")
     console.print(f"  metrics: curl {url}/metrics    health: curl {url}/health")
 

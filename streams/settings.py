@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
     advertised_url: str | None = None
+    # GET /customers/{id} needs one of these (comma list); without any, a worker serves only
+    # on a loopback address unless allow_unauthenticated says otherwise.
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    metrics_require_token: bool = False
+    allow_unauthenticated: bool = False
 
     output_format: Literal["avro", "json"] = "avro"
     source_priority: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -62,6 +67,13 @@ class Settings(BaseSettings):
     @field_validator("source_priority", mode="before")
     @classmethod
     def _split_priority(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

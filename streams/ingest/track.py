@@ -4,6 +4,8 @@ A body is a Bloomreach-style batch ``{"commands": [...]}``, one native change ev
 or a JSON array of them. The body is parsed once; each accepted command becomes one
 ``(key, value)`` record whose value is then validated by :class:`EventDecoder` exactly as the
 processor will read it, so nothing accepted here is dead-lettered later for the same reason.
+Every event must then pass the caller's :class:`SourceBinding`: commands are written as its
+source, and a native event naming another source, or an op it does not allow, is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import orjson
 
 from streams.codecs.events import EventDecoder
 from streams.errors import InvalidEventError, StreamsError
+from streams.ingest.binding import SourceBinding
 from streams.logs import clip_name
 
 CUSTOMERS = "customers"
@@ -42,13 +45,12 @@ class TrackRequestError(StreamsError):
 class TrackOptions:
     """``id_kinds``: which ``customer_ids`` entry names the customer, first present wins."""
 
-    source: str = "track"
     id_kinds: tuple[str, ...] = ("registered",)
     max_commands: int = 1000
 
     def __post_init__(self) -> None:
-        if not self.source or not self.id_kinds or self.max_commands < 1:
-            raise ValueError("TrackOptions needs a source, an id kind and max_commands >= 1")
+        if not self.id_kinds or self.max_commands < 1:
+            raise ValueError("TrackOptions needs an id kind and max_commands >= 1")
 
 
 @dataclass(slots=True)
@@ -73,9 +75,10 @@ class TrackBatch:
 
 
 def parse_track_body(
-    body: bytes, decoder: EventDecoder, options: TrackOptions, now_ms: int
+    body: bytes, decoder: EventDecoder, options: TrackOptions, binding: SourceBinding, now_ms: int
 ) -> TrackBatch:
-    """Per-command results and the records to produce; ``now_ms`` is the receive time.
+    """Per-command results and the records to produce; ``binding``: what the caller's key may
+    write; ``now_ms`` is the receive time.
 
     Raises :class:`TrackRequestError` for a body that is not JSON, has the wrong shape, holds no
     command or more than ``options.max_commands``."""
@@ -91,12 +94,12 @@ def parse_track_body(
         if type(commands) is not list:
             raise TrackRequestError(400, "bad_shape", "commands must be an array")
         _check_count(len(commands), options)
-        return _batch(commands, decoder, options, now_ms, bloomreach=True)
+        return _batch(commands, decoder, options, binding, now_ms, bloomreach=True)
     if type(doc) is dict:
-        return _batch([doc], decoder, options, now_ms, bloomreach=False)
+        return _batch([doc], decoder, options, binding, now_ms, bloomreach=False)
     if type(doc) is list:
         _check_count(len(doc), options)
-        return _batch(doc, decoder, options, now_ms, bloomreach=False)
+        return _batch(doc, decoder, options, binding, now_ms, bloomreach=False)
     raise TrackRequestError(
         400,
         "bad_shape",
@@ -115,14 +118,20 @@ def _check_count(count: int, options: TrackOptions) -> None:
 
 
 def _batch(
-    items: list[Any], decoder: EventDecoder, options: TrackOptions, now_ms: int, *, bloomreach: bool
+    items: list[Any],
+    decoder: EventDecoder,
+    options: TrackOptions,
+    binding: SourceBinding,
+    now_ms: int,
+    *,
+    bloomreach: bool,
 ) -> TrackBatch:
     batch = TrackBatch()
     results, records = batch.results, batch.records
     for item in items:
         try:
             if bloomreach:
-                event = _command(item, options, now_ms, results)
+                event = _command(item, options, binding.source, now_ms, results)
                 if event is None:
                     continue
             elif type(item) is dict:
@@ -133,7 +142,7 @@ def _batch(
             customer_id = event.get("customer_id")
             key = customer_id.encode() if type(customer_id) is str else None
             # Native events without a time take the record's (CreateTime, stamped at produce).
-            decoder.decode(key, value, now_ms, now_ms)
+            binding.check(decoder.decode(key, value, now_ms, now_ms))
         except InvalidEventError as exc:
             batch.fail(exc.reason, exc.detail or exc.reason)
             continue
@@ -147,7 +156,7 @@ def _batch(
 
 
 def _command(
-    item: Any, options: TrackOptions, now_ms: int, results: list[dict[str, Any]]
+    item: Any, options: TrackOptions, source: str, now_ms: int, results: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
     """The native event of a ``customers`` command; ``None`` when the command was answered."""
     if type(item) is not dict:
@@ -159,7 +168,7 @@ def _command(
         unknown = ", ".join(sorted(clip_name(str(key)) for key in item.keys() - COMMAND_FIELDS))
         raise InvalidEventError("unknown_field", f"unknown command field(s): {unknown}")
     if name == CUSTOMERS:
-        return _customers(item.get("data"), options, now_ms)
+        return _customers(item.get("data"), options, source, now_ms)
     if name == SYSTEM_TIME:
         results.append({"success": True, "time": now_ms / 1000})
         return None
@@ -171,7 +180,7 @@ def _command(
     raise InvalidEventError("unknown_command", f"unknown command {clip_name(name)!r}")
 
 
-def _customers(data: Any, options: TrackOptions, now_ms: int) -> dict[str, Any]:
+def _customers(data: Any, options: TrackOptions, source: str, now_ms: int) -> dict[str, Any]:
     if type(data) is not dict:
         raise InvalidEventError("bad_command", "a customers command needs a data object")
     if not CUSTOMERS_FIELDS.issuperset(data):
@@ -195,7 +204,7 @@ def _customers(data: Any, options: TrackOptions, now_ms: int) -> dict[str, Any]:
     timestamp = data.get("update_timestamp")
     event: dict[str, Any] = {
         "customer_id": customer_id,
-        "source": options.source,
+        "source": source,
         # Stamped now, not left to Kafka: a slow broker must not move the update time.
         "update_timestamp": now_ms / 1000 if timestamp is None else timestamp,
         "properties": data.get("properties", {}),

@@ -20,6 +20,7 @@ from streams.processor.store import StateStores
 from streams.processor.worker import ProcessorWorker
 from streams.settings import Settings
 from streams.web.app import ProfileApi
+from streams.web.auth import check_exposure
 from streams.web.routing import OwnerDirectory, worker_client_id
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class WorkerService:
 
     def start(self) -> None:
         """Bind the HTTP API (its URL names this worker in the group), then start processing."""
+        check_exposure(self.settings)
         verify_topics(self.settings)
         stores = StateStores(self.settings.data_dir)
         metrics = WorkerMetrics()
@@ -66,7 +68,12 @@ class WorkerService:
             target=self._run_processor, name="processor", daemon=True
         )
         self._processor_thread.start()
-        logger.info("worker started url=%s data_dir=%s", self.url, self.settings.data_dir)
+        logger.info(
+            "worker started url=%s data_dir=%s query_auth=%s",
+            self.url,
+            self.settings.data_dir,
+            "tokens" if self.settings.api_tokens else "none",
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop processing (leaving the group cleanly), then the HTTP API. Idempotent."""

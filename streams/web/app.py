@@ -1,4 +1,8 @@
-"""aiohttp application of a worker: GET /customers/{id}, /health, /metrics."""
+"""aiohttp application of a worker: GET /customers/{id}, /health, /metrics.
+
+``/customers`` needs a token of ``STREAMS_API_TOKENS`` when any is configured (``/metrics`` too
+with ``STREAMS_METRICS_REQUIRE_TOKEN``); ``/health`` is always open for probes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from streams.processor.metrics import WorkerMetrics
 from streams.processor.state_codec import decode_profile
 from streams.processor.store import StateStores
 from streams.settings import Settings
+from streams.web.auth import authorize
 from streams.web.routing import OwnerDirectory
 
 logger = logging.getLogger(__name__)
@@ -63,6 +68,7 @@ class ProfileApi:
         return app
 
     async def get_customer(self, request: web.Request) -> web.StreamResponse:
+        token = authorize(request, self._settings)
         customer_id = request.match_info["customer_id"]
         with_ts = request.query.get("include_timestamps") == "1"
         key = customer_id.encode()
@@ -75,7 +81,7 @@ class ProfileApi:
         owner = await loop.run_in_executor(None, self._directory.owner_url, partition)
         if owner is None or owner == self._self_url:
             return _unavailable("no worker owns this customer's partition right now")
-        return await self._forward(owner, customer_id, with_ts)
+        return await self._forward(owner, customer_id, with_ts, token)
 
     def _answer_locally(self, partition: int, key: bytes, with_ts: bool) -> web.Response:
         store = self._stores.get(partition)
@@ -94,18 +100,29 @@ class ProfileApi:
             )
         return _json({"properties": properties})
 
-    async def _forward(self, owner: str, customer_id: str, with_ts: bool) -> web.Response:
+    async def _forward(
+        self, owner: str, customer_id: str, with_ts: bool, token: str | None
+    ) -> web.Response:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self._settings.route_timeout_seconds)
             self._session = aiohttp.ClientSession(timeout=timeout)
         url = f"{owner}/customers/{quote(customer_id, safe='')}"
         params = {"include_timestamps": "1" if with_ts else "0", "routed": "1"}
+        # The caller's own token: the owner checks it as this worker did.
+        auth = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            async with self._session.get(url, params=params) as response:
+            async with self._session.get(url, params=params, headers=auth) as response:
                 body = await response.read()
                 headers = {"X-Served-By": owner}
-                if "Retry-After" in response.headers:
-                    headers["Retry-After"] = response.headers["Retry-After"]
+                for name in ("Retry-After", "WWW-Authenticate"):
+                    if name in response.headers:
+                        headers[name] = response.headers[name]
+                if response.status == 401:
+                    logger.warning(
+                        "owner refused a forwarded token owner=%s: every worker needs the "
+                        "same STREAMS_API_TOKENS",
+                        owner,
+                    )
                 return web.Response(
                     body=body,
                     status=response.status,
@@ -126,6 +143,8 @@ class ProfileApi:
         return _json(body, status=200 if alive else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        if self._settings.metrics_require_token:
+            authorize(request, self._settings)
         response = web.Response(body=self._metrics.render())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

@@ -38,7 +38,7 @@ def test_every_command_has_help(command):
 
 
 def test_profile_get_prints_what_the_query_api_answers(streams_settings, start_worker, tmp_path):
-    settings = streams_settings(web_port=0)
+    settings = streams_settings(web_port=0, api_tokens="cli-token")
     service = start_worker(settings)
     produce_events(
         settings,
@@ -52,7 +52,7 @@ def test_profile_get_prints_what_the_query_api_answers(streams_settings, start_w
         ],
     )
     wait_until(lambda: service.worker is not None and service.worker.totals.applied == 1)
-    runner = CliRunner()
+    runner = CliRunner(env={"STREAMS_API_TOKENS": "cli-token"})  # sent as a bearer token
     plain = runner.invoke(app, ["profile", "get", "c-9", "--url", service.url])
     assert plain.exit_code == 0, plain.output
     assert orjson.loads(plain.output) == {"properties": {"first_name": "Marian"}}
@@ -65,6 +65,12 @@ def test_profile_get_prints_what_the_query_api_answers(streams_settings, start_w
     missing = runner.invoke(app, ["profile", "get", "nobody", "--url", service.url])
     assert missing.exit_code == 1
     assert "404" in missing.output
+    refused = CliRunner(env={"STREAMS_API_TOKENS": "other"}).invoke(
+        app, ["profile", "get", "c-9", "--url", service.url]
+    )
+    assert refused.exit_code == 1
+    assert "401" in refused.output
+    assert "STREAMS_API_TOKENS" in refused.output
 
 
 def test_demo_processes_the_sample_and_reports_counts(kafka_bootstrap, tmp_path):

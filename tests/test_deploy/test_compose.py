@@ -35,6 +35,7 @@ from pydantic import AliasChoices
 from streams.cli.main import app
 from streams.codecs.avro import SCHEMAS_DIR_ENV
 from streams.settings import Settings
+from streams.web.auth import check_exposure
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -46,6 +47,8 @@ SCHEMA_DIST = "check-jsonschema"
 SCHEMA_PATH = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
 STREAMS_SERVICES = ("topics", "worker")
 WEB_PORT = "6066"
+# What Compose refuses to run without (``${NAME:?...}``), as an operator would set it.
+REQUIRED_ENV = {"STREAMS_API_TOKENS": "compose-test-token"}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}, ${NAME:+alt}, ${NAME+alt}
 _BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
@@ -93,8 +96,9 @@ def interpolate(value: Any, env: Mapping[str, str]) -> Any:
 
 @cache
 def compose() -> dict[str, Any]:
-    """The compose file as Compose sees it with no variables set (every default applies)."""
-    result = interpolate(compose_raw(), {})
+    """The compose file as Compose sees it with only the required variables set (every default
+    applies)."""
+    result = interpolate(compose_raw(), REQUIRED_ENV)
     assert isinstance(result, dict)
     return result
 
@@ -274,6 +278,7 @@ def test_docker_compose_itself_accepts_the_file() -> None:
     result = subprocess.run(
         [*cli, "--file", str(COMPOSE_FILE), "config", "--quiet"],
         cwd=ROOT,
+        env={**os.environ, **REQUIRED_ENV},
         capture_output=True,
         text=True,
         timeout=60,
@@ -368,6 +373,17 @@ def test_each_replica_advertises_its_own_url_and_keeps_its_own_state() -> None:
     assert (None, data_dir) in set(volume_targets(worker)), "data dir needs an anonymous volume"
 
 
+def test_worker_query_api_takes_its_tokens_from_the_environment() -> None:
+    with pytest.raises(ValueError, match="STREAMS_API_TOKENS"):
+        interpolate(compose_raw(), {})  # `docker compose up` without tokens: refused
+    raw = environment(compose_raw()["services"]["worker"])["STREAMS_API_TOKENS"]
+    assert raw is not None
+    assert raw.startswith("${STREAMS_API_TOKENS:?"), "no default token: the operator sets it"
+    assert "STREAMS_API_TOKENS" not in environment(service("topics")), "topics serves no API"
+    assert environment(service("worker"))["STREAMS_API_TOKENS"] == "compose-test-token"
+    assert "STREAMS_ALLOW_UNAUTHENTICATED" not in environment(service("worker"))
+
+
 def test_worker_and_topics_run_real_cli_commands() -> None:
     for name in STREAMS_SERVICES:
         svc = service(name)
@@ -401,6 +417,9 @@ def test_service_environment_parses_into_settings(
             monkeypatch.setenv(var, value)
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "kafka:9092"
+    if name == "worker":  # bound to 0.0.0.0, so it starts only with the tokens
+        assert [token.get_secret_value() for token in settings.api_tokens] == ["compose-test-token"]
+        check_exposure(settings)
 
 
 def test_topics_and_worker_agree_on_the_topic_layout() -> None:
@@ -450,6 +469,11 @@ def test_dockerfile_runtime_settings() -> None:
     users = [args.split(":")[0] for keyword, args in final if keyword == "USER"]
     assert users, "the image must not run as root"
     assert users[-1] not in ("root", "0")
+    # The image listens on 0.0.0.0 with neither a baked-in token nor an opt-out: a worker
+    # started from it needs STREAMS_API_TOKENS from the environment.
+    assert "STREAMS_API_TOKENS" not in env
+    assert "STREAMS_ALLOW_UNAUTHENTICATED" not in env
+    assert env["STREAMS_WEB_HOST"] == "0.0.0.0"
     healthchecks = [args for keyword, args in final if keyword == "HEALTHCHECK"]
     assert healthchecks, "the image needs a HEALTHCHECK"
     assert "/health" in healthchecks[-1]

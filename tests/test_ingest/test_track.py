@@ -10,16 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.codecs.events import EventDecoder
+from streams.ingest.binding import SourceBinding
 from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
 from streams.model import Op
 
 NOW_MS = 1_700_000_000_123
 DECODER = EventDecoder(max_event_bytes=4096, max_properties=20, max_clock_skew_ms=300_000)
 OPTIONS = TrackOptions()
+TRACK = SourceBinding("track")
+ANY_OP = frozenset(Op)
 
 
-def parse(body: object, options: TrackOptions = OPTIONS) -> Any:
-    return parse_track_body(orjson.dumps(body), DECODER, options, NOW_MS)
+def parse(body: object, options: TrackOptions = OPTIONS, binding: SourceBinding = TRACK) -> Any:
+    return parse_track_body(orjson.dumps(body), DECODER, options, binding, NOW_MS)
 
 
 def customers(data: dict[str, Any]) -> dict[str, Any]:
@@ -71,11 +74,10 @@ def test_without_update_timestamp_the_receive_time_is_stamped_in_the_event() -> 
     assert decoded(record).timestamp == NOW_MS
 
 
-def test_event_id_and_source_come_through() -> None:
-    options = TrackOptions(source="web")
+def test_commands_are_written_as_the_keys_source_with_their_event_id() -> None:
     batch = parse(
         {"commands": [customers({"customer_ids": {"registered": "c-1"}, "event_id": "e-7"})]},
-        options,
+        binding=SourceBinding("web"),
     )
     event = decoded(batch.records[0])
     assert (event.source, event.event_id) == ("web", "e-7")
@@ -135,10 +137,13 @@ def test_invalid_commands_get_a_precise_reason(command: object, reason: str) -> 
 
 def test_native_events_one_or_an_array_are_validated_like_the_processor() -> None:
     good = {"customer_id": "c-1", "source": "crm", "properties": {"city": None}}
-    single = parse(good)
+    single = parse(good, binding=SourceBinding("crm"))
     assert single.results == [{"success": True}]
     assert decoded(single.records[0]).properties == {"city": None}
-    batch = parse([good, {"customer_id": "c-2"}, 7, {**good, "op": "delete"}, {**good, "x": 1}])
+    batch = parse(
+        [good, {"customer_id": "c-2"}, 7, {**good, "op": "delete"}, {**good, "x": 1}],
+        binding=SourceBinding("crm", ANY_OP),
+    )
     reasons = [result.get("reason") for result in batch.results]
     assert reasons == [None, "missing_source", "not_an_object", "bad_op", "unknown_field"]
     assert [key for key, _ in batch.records] == [b"c-1"]
@@ -161,8 +166,28 @@ def test_native_events_one_or_an_array_are_validated_like_the_processor() -> Non
 )
 def test_whole_request_errors(body: bytes, status: int, reason: str) -> None:
     with pytest.raises(TrackRequestError) as caught:
-        parse_track_body(body, DECODER, TrackOptions(max_commands=3), NOW_MS)
+        parse_track_body(body, DECODER, TrackOptions(max_commands=3), TRACK, NOW_MS)
     assert (caught.value.status, caught.value.reason) == (status, reason)
+
+
+def test_a_native_event_of_another_source_or_a_delete_not_allowed_is_refused() -> None:
+    web = {"customer_id": "c-1", "source": "web", "properties": {"city": "Brno"}}
+    crm = {**web, "source": "crm", "update_timestamp": NOW_MS / 1000 + 290}
+    delete = {"customer_id": "c-1", "source": "web", "op": "delete", "update_timestamp": 1}
+    batch = parse([web, crm, delete], binding=SourceBinding("web"))
+    assert [result.get("reason") for result in batch.results] == [
+        None,
+        "source_not_allowed",
+        "op_not_allowed",
+    ]
+    assert "'web', not 'crm'" in batch.results[1]["error"]
+    assert "may not delete" in batch.results[2]["error"]
+    assert [decoded(record).source for record in batch.records] == ["web"]
+    assert batch.rejected_reasons == {"source_not_allowed": 1, "op_not_allowed": 1}
+
+    allowed = parse([delete], binding=SourceBinding("web", ANY_OP))
+    assert allowed.results == [{"success": True}]
+    assert decoded(allowed.records[0]).op is Op.DELETE
 
 
 def test_errors_never_echo_an_email_address() -> None:
@@ -223,6 +248,42 @@ def valid_commands(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         and "registered" in c["data"]["customer_ids"]
         and isinstance(c["data"].get("properties"), dict)
     ]
+
+
+bindings = st.builds(
+    SourceBinding,
+    st.sampled_from(["crm", "web", "track"]),
+    st.sampled_from([frozenset({Op.UPSERT}), frozenset({Op.DELETE}), ANY_OP]),
+)
+native_events = st.builds(
+    lambda customer, source, op: {
+        "customer_id": customer,
+        "source": source,
+        "op": op,
+        "update_timestamp": NOW_MS // 1000,
+    },
+    ids,
+    st.sampled_from(["crm", "web", "track"]),
+    st.sampled_from(["upsert", "delete"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(bindings, st.lists(native_events, min_size=1, max_size=20), st.lists(valid, max_size=5))
+def test_a_key_writes_only_as_its_source_with_its_ops(
+    binding: SourceBinding, events: list[dict[str, Any]], commands: list[dict[str, Any]]
+) -> None:
+    native = parse(events, binding=binding)
+    for event, result in zip(events, native.results, strict=True):
+        allowed = event["source"] == binding.source and Op(event["op"]) in binding.ops
+        assert result["success"] is allowed
+    records = native.records
+    if commands:
+        records += parse({"commands": commands}, binding=binding).records
+    for record in records:
+        event = decoded(record)
+        assert event.source == binding.source
+        assert event.op in binding.ops
 
 
 json_values = st.recursive(

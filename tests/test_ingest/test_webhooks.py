@@ -164,8 +164,23 @@ def test_hmac_signature_of_the_raw_body_authenticates(streams_settings) -> None:
     assert signed.status_code == 200
     for refused in (tampered, wrong_token, nothing):
         assert refused.status_code == 401
-        assert refused.json()["error"] == "unauthorized"
+        assert refused.json()["reason"] == "unauthorized"
     assert [key for key, _ in events(settings)] == [b"c-9"]
+
+
+def test_a_sources_token_writes_only_that_sources_upserts(streams_settings) -> None:
+    settings = streams_settings()
+    other = crm_source(tokens=["shop-token"], signing_secret=None, source="shop")
+    with serve(settings, {"crm": crm_source(), "shop": other}) as url:
+        crm_token = {"X-Webhook-Token": TOKEN}
+        elsewhere = httpx.post(f"{url}/webhooks/shop", json=contact("c-1"), headers=crm_token)
+        assert elsewhere.status_code == 401
+        # Fields naming another source or a delete are payload, never the event's own.
+        payload = {**contact("c-2"), "source": "shop", "op": "delete"}
+        answer = httpx.post(f"{url}/webhooks/crm", json=payload, headers=crm_token)
+        assert answer.status_code == 200, answer.text
+    [(key, event)] = events(settings)
+    assert (key, event["source"], event["op"]) == (b"c-2", "crm-hooks", "upsert")
 
 
 def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(

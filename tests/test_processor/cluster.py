@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
 from streams.kafka.clients import reader_config
 from streams.merge import MergePolicy, apply_event, join_profiles, upsert_as_event, value_rank
@@ -34,14 +35,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _env_value(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, list):
+        return ",".join(_env_value(item) for item in value)
+    return str(value)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        if isinstance(value, list):
-            value = ",".join(value)
-        env[f"STREAMS_{name.upper()}"] = str(value)
+        env[f"STREAMS_{name.upper()}"] = _env_value(value)
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     return env
 

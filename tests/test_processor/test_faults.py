@@ -23,11 +23,15 @@ from tests.test_processor.cluster import (
 pytestmark = pytest.mark.slow
 
 PRIORITY = ["crm", "web"]
+TOKEN = "replica-token"
 
 
-def fetch(url: str) -> tuple[int, dict[str, object], str | None]:
+def fetch(url: str, token: str | None = None) -> tuple[int, dict[str, object], str | None]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=10
+        ) as response:
             return (
                 response.status,
                 orjson.loads(response.read()),
@@ -90,7 +94,7 @@ def test_kill_9_mid_stream_then_restart_loses_no_accepted_change(streams_setting
 
 
 def test_two_replicas_share_partitions_route_queries_and_survive_a_kill(streams_settings, tmp_path):
-    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500)
+    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500, api_tokens=TOKEN)
     events = workload(30_000, 1000, seed=3)
     a = spawn_worker(settings, tmp_path / "a", tmp_path / "a.log")
     b = spawn_worker(settings, tmp_path / "b", tmp_path / "b.log")
@@ -100,8 +104,9 @@ def test_two_replicas_share_partitions_route_queries_and_survive_a_kill(streams_
         assert set(_owned(a.url)) | set(_owned(b.url)) == set(range(settings.partitions))
         produce_events(settings, events[:5000])
         wait_until(lambda: caught_up(settings), timeout=120)
-        # Every customer answers on either worker; the owner serves it, the other routes.
-        served_by = {fetch(f"{a.url}/customers/c-{i}")[2] for i in range(40)}
+        # Every customer answers on either worker; the owner serves it, the other routes (with
+        # the caller's token: each worker runs `streams worker` with STREAMS_API_TOKENS).
+        served_by = {fetch(f"{a.url}/customers/c-{i}", TOKEN)[2] for i in range(40)}
         assert served_by == {None, b.url}
 
         produce_events(settings, events[5000:])

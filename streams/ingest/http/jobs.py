@@ -22,7 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streams.errors import ConfigError
-from streams.ingest.http.auth import presented_token, token_matches, unauthorized
+from streams.http_auth import presented_token, token_matches, unauthorized
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.job_runner import (
     JOB_ID,

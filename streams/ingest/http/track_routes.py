@@ -10,19 +10,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
+from streams.http_auth import matching_token, presented_token, unauthorized
+from streams.ingest.binding import SourceBinding
 from streams.ingest.http.app import METRICS_KEY, error, json_response
-from streams.ingest.http.auth import presented_token, token_matches, unauthorized
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.openapi import ERROR_REF, error_response
 from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, BrokerUnavailableError
 from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
+from streams.model import Op
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +34,35 @@ REALM = "profile-streams-tracking"
 JSON = "application/json"
 
 
+KEY_ID = r"^[A-Za-z0-9._-]{1,100}$"
+OpName = Literal["upsert", "delete"]
+
+
+class TrackingKey(BaseModel):
+    """One ``[[tracking.keys]]`` entry: a secret whose events are written as ``source``, with
+    the ``ops`` listed only (deletes need ``ops = ["upsert", "delete"]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=KEY_ID)  # names the key in logs, never the secret
+    secret: SecretStr
+    source: str = Field(min_length=1)
+    ops: tuple[OpName, ...] = Field(default=("upsert",), min_length=1)
+
+    def binding(self) -> SourceBinding:
+        return SourceBinding(self.source, frozenset(Op(op) for op in self.ops))
+
+
 class TrackingSection(BaseModel):
-    """The ``[tracking]`` table; without API keys, ``anonymous = true`` must say so."""
+    """The ``[tracking]`` table; without keys, ``anonymous = true`` must say so.
+
+    ``api_keys`` (the first form, kept as it reads) are bound to ``source`` and upsert only;
+    ``keys`` bind each secret to a source and ops of its own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     api_keys: list[SecretStr] = Field(default_factory=list)
+    keys: list[TrackingKey] = Field(default_factory=list)
     anonymous: bool = False
     api_key_header: str = "X-API-Key"
     source: str = Field(default="track", min_length=1)
@@ -47,13 +72,27 @@ class TrackingSection(BaseModel):
 
     @model_validator(mode="after")
     def _auth_is_explicit(self) -> TrackingSection:
-        if self.anonymous and self.api_keys:
-            raise ValueError("set either api_keys or anonymous = true, not both")
-        if not self.anonymous and not self.api_keys:
-            raise ValueError("api_keys is required (or anonymous = true to accept anyone)")
-        if any(not key.get_secret_value() for key in self.api_keys):
-            raise ValueError("api_keys must not contain an empty key")
+        secrets = [key.get_secret_value() for key in self.api_keys]
+        secrets += [key.secret.get_secret_value() for key in self.keys]
+        if self.anonymous and secrets:
+            raise ValueError("set either api_keys/keys or anonymous = true, not both")
+        if not self.anonymous and not secrets:
+            raise ValueError("api_keys is required (or keys, or anonymous = true to accept anyone)")
+        if not all(secrets):
+            raise ValueError("api_keys and keys must not contain an empty secret")
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("a secret is configured twice: each key binds one source")
+        ids = [key.id for key in self.keys]
+        twice = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
+        if twice:
+            raise ValueError(f"key ids used twice: {twice}")
         return self
+
+    def credentials(self) -> list[tuple[str, SecretStr, SourceBinding]]:
+        """(key id, secret, binding) of every key; ``api_keys[i]`` name the first form's."""
+        legacy = SourceBinding(self.source)
+        found = [(f"api_keys[{i}]", key, legacy) for i, key in enumerate(self.api_keys)]
+        return found + [(key.id, key.secret, key.binding()) for key in self.keys]
 
 
 class TrackHandler:
@@ -62,17 +101,26 @@ class TrackHandler:
         self._producer = context.producer
         self._decoder = EventDecoder.from_settings(context.settings)
         self._options = TrackOptions(
-            source=section.source,
-            id_kinds=tuple(section.id_kinds),
-            max_commands=section.max_commands,
+            id_kinds=tuple(section.id_kinds), max_commands=section.max_commands
         )
+        credentials = section.credentials()
+        self._key_ids = [key_id for key_id, _, _ in credentials]
+        self._secrets = [secret for _, secret, _ in credentials]
+        self._bindings = [binding for _, _, binding in credentials]
+        self._anonymous = SourceBinding(section.source)
+
+    def _caller(self, request: web.Request) -> tuple[str, SourceBinding]:
+        """The caller's key id and what it may write; 401 without a valid key."""
+        if self._section.anonymous:
+            return "anonymous", self._anonymous
+        token = presented_token(request, self._section.api_key_header)
+        index = matching_token(token, self._secrets)
+        if index is None:
+            raise unauthorized(REALM)
+        return self._key_ids[index], self._bindings[index]
 
     async def track_batch(self, request: web.Request) -> web.Response:
-        section = self._section
-        if not section.anonymous:
-            token = presented_token(request, section.api_key_header)
-            if not token_matches(token, section.api_keys):
-                raise unauthorized(REALM)
+        key_id, binding = self._caller(request)
         if request.content_type != JSON:
             return error(415, "unsupported_media_type", f"Content-Type must be {JSON}")
         length = request.content_length
@@ -84,7 +132,7 @@ class TrackHandler:
         metrics = request.app[METRICS_KEY]
         now_ms = time.time_ns() // 1_000_000
         try:
-            batch = parse_track_body(body, self._decoder, self._options, now_ms)
+            batch = parse_track_body(body, self._decoder, self._options, binding, now_ms)
         except TrackRequestError as exc:
             metrics.rejected.labels(NAME, exc.reason).inc()
             return error(exc.status, exc.reason, exc.detail)
@@ -93,7 +141,8 @@ class TrackHandler:
             metrics.rejected.labels(NAME, reason).inc(count)
         if batch.rejected:
             logger.info(
-                "track commands rejected count=%d reasons=%s",
+                "track commands rejected key=%s count=%d reasons=%s",
+                key_id,
                 batch.rejected,
                 ",".join(sorted(batch.rejected_reasons)),
             )
@@ -137,7 +186,12 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
     try:
         options = TrackingSection.model_validate(dict(section))
     except ValidationError as exc:
-        raise ConfigError(f"[{NAME}] {exc}") from exc
+        # Field paths and messages only: the input holds the secrets.
+        errors = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'section'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"[{NAME}] {errors}") from exc
     handler = TrackHandler(options, context)
     return Feature(
         name=NAME,
@@ -155,8 +209,10 @@ def track_paths(path: str, *, secured: bool) -> dict[str, Any]:
             "Answers after Kafka acknowledged every accepted record. Results are per command, "
             "in order. `system/time` answers the server time; `system/cookie`, "
             "`customers/events` and `customers/properties` are not supported (per-command "
-            "`unsupported_command`). A 503 means retry the whole request: duplicates are "
-            "harmless."
+            "`unsupported_command`). Events are written as the source bound to the API key: a "
+            "native event naming another source (`source_not_allowed`) or an op the key may "
+            "not use (`op_not_allowed`, deletes unless allowed) is refused per command. "
+            "A 503 means retry the whole request: duplicates are harmless."
         ),
         "operationId": "trackBatch",
         "requestBody": {

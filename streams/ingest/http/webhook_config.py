@@ -11,6 +11,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from streams.errors import ConfigError
+from streams.ingest.binding import SourceBinding
 from streams.ingest.http.webhook_fetch import FetchConfig
 from streams.ingest.http.webhook_mapping import PropertyRule
 
@@ -46,6 +47,10 @@ class SourceConfig(BaseModel):
         if twice:
             raise ValueError(f"properties written twice: {twice}")
         return self
+
+    def binding(self, name: str) -> SourceBinding:
+        """What this source's credentials may write: its events, as upserts."""
+        return SourceBinding(self.source or name)
 
     def signature_matches(self, presented: str | None, body: bytes) -> bool:
         """``sha256=<hex>`` (or bare hex) of the body under the signing secret, constant time."""

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from streams.codecs.events import EventDecoder
 from streams.errors import InvalidEventError
-from streams.ingest.http.auth import presented_token, token_matches, unauthorized
+from streams.http_auth import presented_token, token_matches, unauthorized
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.webhook_config import SourceConfig, WebhookOptions, parse_section
 from streams.ingest.http.webhook_deadletter import DeadLetterWriter
@@ -71,9 +71,11 @@ class WebhookService:
         self.settings = context.settings
         self.producer: IngestProducer = context.producer
         self.decoder = EventDecoder.from_settings(context.settings)
+        # A source's token speaks for that source only, and upserts only.
+        self.bindings = {name: config.binding(name) for name, config in self.sources.items()}
         self.mappers = {
             name: PayloadMapper(
-                source=config.source or name,
+                source=self.bindings[name].source,
                 id_field=config.id_field,
                 properties=config.properties,
                 timestamp_field=config.timestamp_field,
@@ -218,7 +220,7 @@ class WebhookService:
             event = self.mappers[name].event(profile, received_ms, fallback_id=fallback_id)
             key, value = encode_event(event)
             # The processor's own validation, so a 200 never hides a future dead letter.
-            self.decoder.decode(key, value, received_ms, _now_ms())
+            self.bindings[name].check(self.decoder.decode(key, value, received_ms, _now_ms()))
         except (PayloadError, InvalidEventError) as exc:
             raise _RefusedError(422, exc.reason, mask_emails(exc.detail), index) from exc
         return key, value
