@@ -20,12 +20,16 @@ MASK = "***"
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(?:@|%40)([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # A URL's userinfo ends at the last "@" of its authority (a password may hold "@" and ":").
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/?#@]*):[^\s/?#]*@")
-# key=value whose key names a secret, in a query string or a key=value text.
-_SECRET_PARAM = re.compile(
-    r"(?i)((?:(?<=[?&;\s,(])|^)[\w.-]*"
-    r"(?:token|secret|passw|pwd|key|sig|auth|credential|session|cookie)[\w.-]*=)"
-    r"(?:'(?:[^'\\]|\\.)*'?|[^&\s#;,\"']+)"
+# key=value in a query string or a key=value text; the value is masked if the key names a
+# secret: one of these words among its parts (api_key, X-Amz-Signature) or at its end (apikey).
+_PARAM = re.compile(r"(?:(?<=[?&;\s,(])|^)([\w.-]+)=('(?:[^'\\]|\\.)*'?|[^&\s#;,\"']*)")
+_KEY_PARTS = re.compile(r"[_.-]")
+_SECRET_WORDS = frozenset(
+    {"token", "secret", "password", "passwd", "pwd", "pass", "key", "apikey", "signature"}
+    | {"sig", "auth", "authorization", "credential", "credentials", "session", "sessionid"}
+    | {"cookie", "jwt", "otp"}
 )
+_SECRET_ENDINGS = ("token", "secret", "password", "passwd", "key", "signature", "sessionid")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROL_NOT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -69,8 +73,15 @@ def mask_secrets(text: str) -> str:
     if "://" in text:
         text = _URL_USERINFO.sub(rf"\g<1>:{MASK}@", text)
     if "=" in text:
-        text = _SECRET_PARAM.sub(rf"\g<1>{MASK}", text)
+        text = _PARAM.sub(_mask_secret_value, text)
     return _BEARER.sub(rf"\g<1> {MASK}", text)
+
+
+def _mask_secret_value(match: re.Match[str]) -> str:
+    key = match.group(1).lower()
+    if key.endswith(_SECRET_ENDINGS) or not _SECRET_WORDS.isdisjoint(_KEY_PARTS.split(key)):
+        return f"{match.group(1)}={MASK}"
+    return match.group()
 
 
 def escape_controls(text: str, *, keep_newlines: bool = False) -> str:

@@ -39,6 +39,13 @@ def test_secrets_in_urls_and_parameters_are_masked():
         "GET https://bob:***@origin.example/api?id=7&token=***&api_key=***"
         "&Signature=***&access_token=***&limit=5 Authorization: Bearer ***"
     )
+    # Keys name secrets by a part or an ending; other keys (assigned, keys) keep their values.
+    assert redact("x?accessToken=a&clientSecret=b&privateKey=c&X-Amz-Signature=d&sig=e") == (
+        "x?accessToken=***&clientSecret=***&privateKey=***&X-Amz-Signature=***&sig=***"
+    )
+    assert redact("connector=crm assigned=[0, 1] keys=3 password='a b' reason=origin_auth") == (
+        "connector=crm assigned=[0, 1] keys=3 password=*** reason=origin_auth"
+    )
     # A port is not a password, an email in the query is not userinfo.
     url = "http://127.0.0.1:8080/x?email=a.person@example.com"
     assert redact(url) == "http://127.0.0.1:8080/x?email=a***@example.com"
