@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import io
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import pytest
 
 from streams.broker.embedded import BrokerUnavailableError, EmbeddedKafka, ensure_jars
 from streams.kafka.topics import create_topics
+from streams.logs import configure_logging
 from streams.processor.runner import WorkerService
 from streams.settings import Settings
 
@@ -172,3 +174,18 @@ def start_worker() -> Iterator[Callable[[Settings], WorkerService]]:
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def configured_log() -> Iterator[io.StringIO]:
+    """What the commands' logging setup (``configure_logging``, its redacting handler) writes,
+    collected in a buffer at DEBUG; the root logger is restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -28,9 +28,8 @@ from streams.bootstrap.convert import (
     to_int,
     to_string,
 )
+from streams.codecs.integers import I64_MAX, I64_MIN
 
-I64_MIN = -(2**63)
-I64_MAX = 2**63 - 1
 MEMO_LIMIT = 200_000
 # Spellings to_bool accepts, looked up without Python code per value; others take the slow path.
 _BOOL_TABLE: dict[object, bool] = {

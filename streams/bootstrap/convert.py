@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
+from streams.codecs.integers import INTEGER_OUT_OF_RANGE, RANGE_TEXT, in_range
 from streams.codecs.timestamps import MAX_EPOCH_MS
 
 Converter = Callable[[object], object]
@@ -21,8 +22,8 @@ _MAX_SECONDS = MAX_EPOCH_MS / 1000
 _MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
-_I64_MIN = -(2**63)
-_I64_MAX = 2**63 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_LONGEST_INTEGER = 4000  # digits int() converts (CPython's limit is 4300)
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 # The WHATWG (HTML) definition of a valid email address.
@@ -67,13 +68,15 @@ def to_int(value: object) -> object:
         try:
             result = int(text)
         except ValueError:
+            if _wide_integer_text(text):  # beyond int()'s digit limit
+                raise _out_of_range() from None
             result = _integral(_parse_float(text, "bad_int"), "bad_int")
     elif kind is float or kind is Decimal:
         result = _integral(value, "bad_int")  # type: ignore[arg-type]
     else:
         raise ConversionError("bad_int", f"{kind.__name__} is not an integer")
-    if not _I64_MIN <= result <= _I64_MAX:  # type: ignore[operator]
-        raise ConversionError("bad_int", "outside the 64-bit range")
+    if not in_range(result):  # type: ignore[arg-type]
+        raise _out_of_range()
     return result
 
 
@@ -82,7 +85,10 @@ def to_float(value: object) -> object:
     if kind is float:
         result: float = value  # type: ignore[assignment]
     elif kind is int or kind is Decimal:
-        result = float(value)  # type: ignore[arg-type]
+        try:
+            result = float(value)  # type: ignore[arg-type]
+        except OverflowError as exc:  # an integer of hundreds of digits
+            raise ConversionError("bad_float", "not a finite number") from exc
     elif kind is str:
         result = _parse_float(value.strip(), "bad_float")  # type: ignore[attr-defined]
     else:
@@ -124,6 +130,8 @@ def epoch_ms(
     """
     floor = _MIN_MS if before_1970 else 0
     kind = type(value)
+    if kind is int and not in_range(value):  # type: ignore[arg-type]
+        raise _out_of_range()
     if kind is int or kind is float or kind is Decimal:
         return _seconds_to_ms(float(value), reason, floor)  # type: ignore[arg-type]
     if kind is str:
@@ -143,7 +151,12 @@ def epoch_ms(
             except ValueError as exc:
                 raise ConversionError(reason, "not UNIX seconds or ISO-8601") from exc
             return _datetime_to_ms(parsed, tz, reason, floor)
-        return _seconds_to_ms(seconds, reason, floor)
+        try:
+            return _seconds_to_ms(seconds, reason, floor)
+        except ConversionError:
+            if _wide_integer_text(text):
+                raise _out_of_range() from None
+            raise
     if isinstance(value, datetime):
         return _datetime_to_ms(value, tz, reason, floor)
     if isinstance(value, date):
@@ -158,6 +171,8 @@ def to_customer_id(value: object) -> object:
             raise ConversionError("bad_id", "id starts with NUL")
         return value
     if type(value) is int:
+        if not in_range(value):
+            raise _out_of_range()
         return str(value)
     raise ConversionError("bad_id", f"id is {type(value).__name__}, not text")
 
@@ -226,6 +241,17 @@ def parse_since(text: str, now_ms: int, tz: tzinfo = UTC) -> int:
 def format_ms(ms: int) -> str:
     """Epoch ms as ISO-8601 UTC, for reports."""
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _out_of_range() -> ConversionError:
+    return ConversionError(INTEGER_OUT_OF_RANGE, f"an integer {RANGE_TEXT}")
+
+
+def _wide_integer_text(text: str) -> bool:
+    """An integer literal (not 1e30: that is a float) outside the signed 64-bit range."""
+    if _INTEGER.fullmatch(text) is None:
+        return False
+    return len(text) > _LONGEST_INTEGER or not in_range(int(text))
 
 
 def _integral(value: float | Decimal, reason: str) -> int:

@@ -17,6 +17,7 @@ import orjson
 
 from streams.bootstrap.extension import csvfast as _csvfast
 from streams.bootstrap.sources import Chunk, SourceError, count_lines
+from streams.codecs.integers import loads_exact, may_hold_wide_integer
 from streams.errors import ConfigError
 
 READ_BYTES = 1 << 22
@@ -360,10 +361,18 @@ class JsonlSource(_FileSource):
                 rows = []
             if len(rows) == len(raw) and set(map(type, rows)) == {dict}:
                 lines = range(line + 1, line + len(raw) + 1)
+                if may_hold_wide_integer(b"".join(raw)):
+                    rows = [_exact(row, text) for row, text in zip(rows, raw, strict=True)]
             else:
                 rows, lines, bad = _parse_lines(raw, line)
             line += len(raw)
             yield Chunk(rows, lines, bad, line)
+
+
+def _exact(row: Any, text: bytes) -> Any:
+    """The row with exact integers, where orjson may have read one out of range as a float
+    (-2^63-1 as -2^63): the int columns then refuse it (``integer_out_of_range``)."""
+    return loads_exact(text) if may_hold_wide_integer(text) else row
 
 
 def _parse_lines(
@@ -374,7 +383,7 @@ def _parse_lines(
     bad: list[tuple[int, str, str]] = []
     for number, text in enumerate(raw, line + 1):
         try:
-            row = orjson.loads(text)
+            row = loads_exact(text)
         except orjson.JSONDecodeError as exc:
             if text.strip():  # a blank line is not a record
                 bad.append((number, "bad_json", f"{exc.msg} at char {exc.pos}"))

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
-from streams.bootstrap.sources import Chunk, SourceError, mask_dsn
+from streams.bootstrap.sources import Chunk, SourceError
 from streams.errors import ConfigError
+from streams.logs import mask_dsn
 
 DEFAULT_ITERSIZE = 10_000
 

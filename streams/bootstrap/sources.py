@@ -10,7 +10,6 @@ sources live in :mod:`streams.bootstrap.files`, the database one in
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _COUNT_CHUNK = 1 << 20
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 
 class SourceError(StreamsError):
@@ -65,11 +62,6 @@ class Source(Protocol):
     def estimate_total(self) -> int | None: ...
     def fingerprint(self) -> str: ...
     def modified_ms(self) -> int | None: ...
-
-
-def mask_dsn(dsn: str) -> str:
-    """``postgresql://app:secret@db/crm`` -> ``postgresql://app:***@db/crm``."""
-    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", dsn))
 
 
 def is_postgres(spec: str) -> bool:

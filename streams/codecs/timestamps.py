@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from streams.codecs.integers import I64_MAX, I64_MIN, out_of_range
 from streams.errors import InvalidEventError
 from streams.model import UNKNOWN_TS
 
@@ -26,6 +27,8 @@ def to_epoch_ms(value: object, field: str) -> int:
             return value * 1000
         if value == UNKNOWN_TS:
             return UNKNOWN_TS
+        if not I64_MIN <= value <= I64_MAX:
+            raise out_of_range(field)
         raise _out_of_range(field, value)
     if type(value) is float:
         # Chained comparison is False for NaN; inf fails the upper bound.

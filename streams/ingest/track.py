@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from streams.codecs.events import EventDecoder
+from streams.codecs.integers import dumps_event, loads_exact
 from streams.errors import InvalidEventError, StreamsError
 from streams.ingest.binding import SourceBinding
 from streams.logs import clip_name
@@ -83,7 +84,7 @@ def parse_track_body(
     Raises :class:`TrackRequestError` for a body that is not JSON, has the wrong shape, holds no
     command or more than ``options.max_commands``."""
     try:
-        doc = orjson.loads(body)
+        doc = loads_exact(body)  # integers exact: one out of range is refused per command
     except orjson.JSONDecodeError as exc:
         raise TrackRequestError(400, "bad_json", f"{exc.msg} at char {exc.pos}") from exc
     if type(doc) is dict and "commands" in doc:
@@ -138,7 +139,7 @@ def _batch(
                 event = item
             else:
                 raise InvalidEventError("not_an_object", "a change event must be an object")
-            value = orjson.dumps(event)
+            value = dumps_event(event)
             customer_id = event.get("customer_id")
             key = customer_id.encode() if type(customer_id) is str else None
             # Native events without a time take the record's (CreateTime, stamped at produce).

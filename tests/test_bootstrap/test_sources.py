@@ -10,8 +10,9 @@ import pytest
 
 from streams.bootstrap.files import CsvSource, JsonlSource
 from streams.bootstrap.postgres import PostgresSource
-from streams.bootstrap.sources import SourceError, count_lines, mask_dsn, open_source
+from streams.bootstrap.sources import SourceError, count_lines, open_source
 from streams.errors import ConfigError
+from streams.logs import mask_dsn
 
 
 def read_all(

@@ -265,7 +265,7 @@ def test_properties_not_an_object(decode: Decode, properties: object) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [{"nested": 1}, [1, 2], [], {}, 2**63, 2**64 - 1],
+    [{"nested": 1}, [1, 2], [], {}],
 )
 def test_property_value_bad_type(decode: Decode, value: object) -> None:
     error = rejected(decode, event(properties={"city": value}), "bad_type")

@@ -214,6 +214,28 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
     assert read_topic(settings, settings.input_topic) == []  # all or nothing
 
 
+def test_an_integer_out_of_range_is_refused_as_such_and_the_edges_are_kept(
+    streams_settings,
+) -> None:
+    settings = streams_settings()
+    auth = {"X-Webhook-Token": TOKEN, "Content-Type": "application/json"}
+    changed = '"changed_at":"2026-11-20T08:00:00Z"'
+    with serve(settings, {"crm": crm_source()}) as url:
+        answers = {
+            value: httpx.post(
+                f"{url}/webhooks/crm",
+                content=f'[{{{changed},"contact":{{"id":"c-1","age":{value}}}}}]',
+                headers=auth,
+            )
+            for value in (-(2**63) - 1, 2**63, 2**64, 10**30, -(2**63), 2**63 - 1)
+        }
+    for value in (-(2**63) - 1, 2**63, 2**64, 10**30):
+        assert answers[value].status_code == 422, value
+        assert answers[value].json()["error"] == "integer_out_of_range", value
+        assert answers[value].json()["index"] == 0
+    assert [event["properties"]["age"] for _, event in events(settings)] == [-(2**63), 2**63 - 1]
+
+
 def test_kafka_down_answers_503_with_retry_after() -> None:
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1")
     with serve(settings, {"crm": crm_source()}, send_timeout=1.0) as url:

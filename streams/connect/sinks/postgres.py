@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -24,6 +24,7 @@ from streams.connect.errors import RetryableSinkError, SinkConfigError, SinkErro
 from streams.connect.records import Rejection, SinkRecord, WriteResult
 from streams.connect.sink import BatchingSink
 from streams.connect.sinks import postgres_sql as q
+from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, Upsert
 from streams.settings import Settings
@@ -35,7 +36,6 @@ MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 MAX_TABLE = MAX_IDENTIFIER - len(q.VALUES_VIEW_SUFFIX)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 REFUSED = "refused_by_postgres"
-MASK = "***"
 # Errors about the data: isolate the offending rows. Connection-level ones (lost connection,
 # deadlock, serialization, timeout, a failover's read-only replica): retry the batch.
 _ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
@@ -61,17 +61,6 @@ class PostgresOptions(BaseModel):
     )
     connect_timeout_s: int = Field(default=10, ge=1, le=3600)
     statement_timeout_ms: int = Field(default=60_000, ge=0)
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN with its password replaced by ``***``, fit for logs and error messages."""
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<invalid dsn>"
-    if "password" in params:
-        params["password"] = MASK
-    return make_conninfo("", **params)
 
 
 def refusal(upsert: Upsert) -> str | None:

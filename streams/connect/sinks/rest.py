@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 
@@ -42,22 +41,6 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "profile-streams-rest-sink"
 
 
-class UrlEmailMaskingFilter(logging.Filter):
-    """httpx logs request URLs, where a customer id or search may be a %40-encoded email."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "%40" in message or "@" in message:
-            record.msg, record.args = mask_emails(unquote(message)), None
-        return True
-
-
-def _mask_httpx_logs() -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if not any(isinstance(f, UrlEmailMaskingFilter) for f in httpx_logger.filters):
-        httpx_logger.addFilter(UrlEmailMaskingFilter())
-
-
 class RestSink(BatchingSink):
     """``[sink]`` options: see ``rest_options.RestSinkOptions`` and the README."""
 
@@ -81,7 +64,6 @@ class RestSink(BatchingSink):
             self._store = DeliveredStore(self.state_path)
         except Exception as exc:  # rocksdict raises bare Exception (lock held, bad path)
             raise SinkConfigError(f"rest connector {self.name}: state store: {exc}") from exc
-        _mask_httpx_logs()
         options = self.options
         self._client = httpx.AsyncClient(
             base_url=options.base_url,

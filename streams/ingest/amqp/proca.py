@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from streams.codecs.integers import dumps_event, loads_exact
 from streams.codecs.timestamps import to_epoch_ms
 from streams.errors import InvalidEventError
 
@@ -73,7 +74,7 @@ class Mapped:
 def map_message(body: bytes, options: ProcaOptions) -> Mapped:
     """Events for one queue message; raises :class:`InvalidEventError` for a bad message."""
     try:
-        doc = orjson.loads(body)
+        doc = loads_exact(body)  # integers exact: one out of range is refused
     except orjson.JSONDecodeError as exc:
         raise InvalidEventError("bad_json", f"{exc.msg} at char {exc.pos}") from exc
     if not isinstance(doc, dict):
@@ -106,8 +107,8 @@ def contact_ref_for(email: str, seed: str = "") -> str:
 def event_record(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """``(key, value)`` for Kafka: keyed by customer id, the event as JSON."""
     try:
-        value = orjson.dumps(event)
-    except orjson.JSONEncodeError as exc:  # e.g. an integer beyond 64 bits
+        value = dumps_event(event)
+    except orjson.JSONEncodeError as exc:
         raise InvalidEventError("bad_type", f"event not serializable: {exc}") from exc
     return str(event["customer_id"]).encode(), value
 
@@ -147,7 +148,7 @@ def _map_action(doc: dict[str, Any], options: ProcaOptions) -> Mapped:
     ident = (
         str(action_id)
         if action_id is not None
-        else hashlib.sha256(orjson.dumps(doc)).hexdigest()[:20]
+        else hashlib.sha256(dumps_event(doc)).hexdigest()[:20]
     )
     event = _event(email, options.source, f"proca:action:{ident}:{stage}", created_ms, properties)
     if stamps:
@@ -212,7 +213,7 @@ def _contact(doc: dict[str, Any]) -> dict[str, Any]:
     # Version 1 carries the PII as JSON text in ``payload`` unless it is encrypted (nonce).
     if isinstance(payload, str) and payload and not contact.get("nonce"):
         try:
-            pii = orjson.loads(payload)
+            pii = loads_exact(payload)
         except orjson.JSONDecodeError as exc:
             raise InvalidEventError("bad_json", "contact.payload is not JSON") from exc
         if isinstance(pii, dict):
@@ -295,4 +296,4 @@ def _scalar(value: object) -> Any:
 def _flat(value: object) -> Any:
     if isinstance(value, list):
         return ",".join(str(item) for item in value)
-    return value if _is_scalar(value) else orjson.dumps(value).decode()
+    return value if _is_scalar(value) else dumps_event(value).decode()

@@ -32,10 +32,10 @@ from streams.bootstrap.job import BootstrapJob
 from streams.bootstrap.mapping import load_mapping
 from streams.bootstrap.plan import DEFAULT_CHUNK_ROWS, JobOptions
 from streams.bootstrap.report import Status
-from streams.bootstrap.sources import Source, mask_dsn, open_source
+from streams.bootstrap.sources import Source, open_source
 from streams.export import export_profiles
 from streams.kafka.clients import reader_config
-from streams.logs import mask_emails
+from streams.logs import redact
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -151,9 +151,8 @@ def _iso(ms: int | None) -> str | None:
 
 
 def safe_error(exc: BaseException) -> str:
-    """The message without DSN passwords or full email addresses."""
-    text = str(exc) or type(exc).__name__
-    return mask_dsn(mask_emails(text))[:2000]
+    """The message without passwords, secrets, full email addresses or control characters."""
+    return redact(str(exc) or type(exc).__name__)[:2000]
 
 
 class JobStore:

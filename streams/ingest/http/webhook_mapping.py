@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from streams.codecs.integers import dumps_event
 from streams.codecs.timestamps import to_epoch_ms
 from streams.connect.sinks.rest_mapping import FieldType, convert
 from streams.errors import InvalidEventError, StreamsError
@@ -153,7 +153,7 @@ class PayloadMapper:
 
 def encode_event(event: dict[str, Any]) -> tuple[bytes, bytes]:
     """``(key, value)`` as produced to the input topic."""
-    return event["customer_id"].encode(), orjson.dumps(event)
+    return event["customer_id"].encode(), dumps_event(event)
 
 
 def _kind(value: Any) -> str:

@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from streams.codecs.events import EventDecoder
+from streams.codecs.integers import loads_exact
 from streams.errors import InvalidEventError
 from streams.http_auth import presented_token, token_matches, unauthorized
 from streams.ingest.http.feature import Feature, FeatureContext
@@ -148,7 +149,7 @@ class WebhookService:
                 name, profile_id, notification, received_ms, exc.reason, exc.detail, exc.attempts
             )
         try:
-            profile = self._unwrap(name, orjson.loads(fetched.body))
+            profile = self._unwrap(name, loads_exact(fetched.body))
             record = self._record(name, profile, received_ms, fallback_id=profile_id)
         except orjson.JSONDecodeError:
             reason, detail = "origin_bad_json", "the origin's answer is not JSON"
@@ -188,7 +189,7 @@ class WebhookService:
     @staticmethod
     def _profiles(body: bytes, config: SourceConfig) -> list[Any]:
         try:
-            payload = orjson.loads(body)
+            payload = loads_exact(body)  # integers exact: one out of range is refused
         except orjson.JSONDecodeError as exc:
             raise _RefusedError(400, "bad_json", f"{exc.msg} at char {exc.pos}") from exc
         profiles = payload if isinstance(payload, list) else [payload]
