@@ -23,6 +23,7 @@ from typing import Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.broker.watchdog import Watchdog
 from streams.errors import BrokerError
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ class EmbeddedKafka:
         self._libs_dir = libs_dir
         self._requested_log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: Watchdog | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -207,9 +209,11 @@ class EmbeddedKafka:
         started = time.monotonic()
         deadline = started + timeout
         try:
-            self._prepare_data_dir()
-            self._format_storage(java, classpath, deadline)
-            self._launch(java, classpath)
+            # It cleans up after this process if it dies without stop(), SIGKILL included.
+            self._watchdog = watchdog = Watchdog(grace=ATEXIT_STOP_TIMEOUT)
+            self._prepare_data_dir(watchdog)
+            self._format_storage(java, classpath, deadline, watchdog)
+            self._launch(java, classpath, watchdog)
             self._wait_ready(deadline, timeout)
         except BaseException:
             # Never leave a half-started JVM or a stray temporary directory behind.
@@ -224,21 +228,23 @@ class EmbeddedKafka:
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """SIGTERM the JVM (SIGKILL after ``timeout``); drop the data dir if it is ours."""
+        atexit.unregister(self._stop_at_exit)
         process, self._process = self._process, None
-        if process is not None:
-            atexit.unregister(self._stop_at_exit)
-            if process.poll() is None:
-                _signal_group(process, signal.SIGTERM)
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    logger.warning("Kafka did not stop within %.0f s; killing it", timeout)
-                    _signal_group(process, signal.SIGKILL)
-                    process.wait()
+        if process is not None and process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("Kafka did not stop within %.0f s; killing it", timeout)
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
         if self._owns_data_dir and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = self._requested_data_dir
             self._owns_data_dir = False
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.release()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the broker's console log (empty when there is none yet)."""
@@ -263,10 +269,11 @@ class EmbeddedKafka:
     ) -> None:
         self.stop()
 
-    def _prepare_data_dir(self) -> None:
+    def _prepare_data_dir(self, watchdog: Watchdog) -> None:
         if self._data_dir is None:
             self._data_dir = Path(tempfile.mkdtemp(prefix="streams-kafka-"))
             self._owns_data_dir = True
+            watchdog.guard_dir(self._data_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j.properties").write_text(LOG4J_PROPERTIES, encoding="utf-8")
@@ -300,7 +307,9 @@ class EmbeddedKafka:
         log4j = (self.data_dir / "log4j.properties").as_uri()
         return [java, "-cp", classpath, f"-Dlog4j.configuration={log4j}", main_class]
 
-    def _format_storage(self, java: str, classpath: str, deadline: float) -> None:
+    def _format_storage(
+        self, java: str, classpath: str, deadline: float, watchdog: Watchdog
+    ) -> None:
         # A formatted log dir holds the cluster id; reformatting would refuse or wipe it.
         if (self.log_dir / "meta.properties").exists():
             logger.debug("%s is already formatted; keeping its data", self.log_dir)
@@ -313,22 +322,22 @@ class EmbeddedKafka:
             "-c",
             str(self.data_dir / "server.properties"),
         ]
-        try:
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                cwd=self.data_dir,
-                timeout=max(0.0, deadline - time.monotonic()),
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(f"formatting {self.log_dir} timed out") from exc
-        if result.returncode != 0:
-            output = _last_lines(result.stdout + result.stderr, LOG_TAIL_LINES)
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.data_dir
+        ) as formatter:
+            watchdog.guard_process(formatter.pid)
+            try:
+                output, _ = formatter.communicate(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired as exc:
+                formatter.kill()
+                raise BrokerError(f"formatting {self.log_dir} timed out") from exc
+        # Its pid is free for reuse now: the watchdog must not signal it any more.
+        watchdog.forget_process(formatter.pid)
+        if formatter.returncode != 0:
+            output = _last_lines(output, LOG_TAIL_LINES)
             raise BrokerError(f"formatting {self.log_dir} failed:\n{output}")
 
-    def _launch(self, java: str, classpath: str) -> None:
+    def _launch(self, java: str, classpath: str, watchdog: Watchdog) -> None:
         command = self._java_command(java, classpath, "kafka.Kafka")
         # Heap and OOM flags go before the main class; the properties file is its argument.
         command[1:1] = [
@@ -346,6 +355,7 @@ class EmbeddedKafka:
                 cwd=self.data_dir,
                 start_new_session=True,
             )
+        watchdog.guard_process(self._process.pid)
         atexit.register(self._stop_at_exit)
         logger.debug("launched Kafka pid %d: %s", self._process.pid, " ".join(command))
 
