@@ -15,9 +15,11 @@ from streams.codecs.events import EventDecoder, encode_change_event_avro
 from streams.codecs.integers import I64_MAX, I64_MIN, loads_exact
 from streams.errors import InvalidEventError
 from streams.ingest.amqp.proca import ProcaOptions, event_record, map_message
+from streams.ingest.binding import SourceBinding
 from streams.ingest.track import TrackOptions, parse_track_body
 
 NOW_MS = 1_700_000_000_000
+TRACK = SourceBinding("track")
 DECODER = EventDecoder(max_event_bytes=4096, max_properties=10, max_clock_skew_ms=300_000)
 BOUNDARY = [I64_MIN - 1, I64_MIN, I64_MAX, I64_MAX + 1, 2**64 - 1, 2**64, 10**30, -(10**30)]
 # Integers of any size, most of them near the edges of the range and of orjson's int reading.
@@ -122,8 +124,8 @@ def test_tracking_answers_each_command_with_the_same_rule(value):
     good = '{"name":"customers","data":{"customer_ids":{"registered":"c-3"},"properties":{}}}'
     body = f'{{"commands":[{command},{good}]}}'.encode()
     options = TrackOptions()
-    batch = parse_track_body(body, DECODER, options, NOW_MS)
-    natives = parse_track_body(f"[{native}]".encode(), DECODER, options, NOW_MS)
+    batch = parse_track_body(body, DECODER, options, TRACK, NOW_MS)
+    natives = parse_track_body(f"[{native}]".encode(), DECODER, options, TRACK, NOW_MS)
     assert batch.results[1] == {"success": True}
     if I64_MIN <= value <= I64_MAX:
         assert batch.results[0] == {"success": True}
