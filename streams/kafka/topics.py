@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from streams.errors import StreamsError, TopicMismatchError
+from streams.errors import KafkaUnavailableError, StreamsError, TopicMismatchError
 from streams.kafka.clients import admin_client
 from streams.settings import Settings
 
@@ -27,10 +27,6 @@ DEFAULT_TIMEOUT = 30.0
 METADATA_POLL_INTERVAL = 0.1
 # The changelog keeps the latest state per key forever; the rest age out by retention.
 COMPACTED: Mapping[str, str] = MappingProxyType({"cleanup.policy": "compact"})
-
-
-class KafkaUnavailableError(StreamsError):
-    """The configured Kafka cluster did not answer within the timeout."""
 
 
 class TopicCreationError(StreamsError):
