@@ -38,6 +38,7 @@ _EXPECTED = {
     "bool_parsing": "true or false",
     "bool_type": "true or false",
     "string_type": "a string",
+    "string_too_short": "a non-empty value",
 }
 # error type: (symbol, the bound's key in the error's context)
 _BOUNDS = {
@@ -61,9 +62,11 @@ def describe_errors(exc: ValidationError) -> list[str]:
     """``STREAMS_PARTITIONS: expected an integer, got 'abc'``, one line per error."""
     lines = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
-        name = variable_name(field) if field else "settings"
-        line = f"{name}: {_expected(error, field)}"
+        located = str(error["loc"][0]) if error["loc"] else ""
+        field = _field_of(located)
+        # An aliased field is located by the alias it was given as: name exactly that one.
+        name = located.upper() if located and field != located else variable_name(field)
+        line = f"{name or 'settings'}: {_expected(error, field)}"
         if field and not _is_secret(field) and isinstance(error.get("input"), str | int | float):
             line += f", got {_clip(error['input'])}"
         lines.append(line)
@@ -133,6 +136,15 @@ def _expected(error: Any, field: str) -> str:
     if kind == "value_error":
         return message.removeprefix("Value error, ")
     return message.replace("Input should be ", "expected ", 1)
+
+
+def _field_of(located: str) -> str:
+    if located in Settings.model_fields:
+        return located
+    for field, info in Settings.model_fields.items():
+        if located.upper() in (alias.upper() for alias in _aliases(info.validation_alias)):
+            return field
+    return located
 
 
 def _is_secret(field: str) -> bool:

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
+        min_length=1,
         validation_alias=AliasChoices(
             "KAFKA_BOOTSTRAP_SERVERS", "STREAMS_KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"
         ),

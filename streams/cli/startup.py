@@ -34,12 +34,13 @@ def command_settings(*, config: Path | None = None, **overrides: Any) -> Setting
 
 
 def check_kafka(settings: Settings) -> None:
-    """Exit 1 with one line unless Kafka answers within ``kafka_connect_timeout_seconds``."""
+    """Exit 1 with one line unless Kafka answers within ``kafka_connect_timeout_seconds``
+    (exit 2 if librdkafka refuses the connection settings themselves)."""
     from streams.kafka.reachability import require_kafka
 
     try:
         require_kafka(settings)
-    except KafkaUnavailableError as exc:
+    except (KafkaUnavailableError, SettingsError) as exc:
         raise fail(exc) from exc
 
 

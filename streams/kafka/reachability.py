@@ -9,7 +9,7 @@ import re
 
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.errors import KafkaUnavailableError
+from streams.errors import KafkaUnavailableError, SettingsError
 from streams.kafka.clients import admin_client
 from streams.settings import Settings
 
@@ -33,7 +33,10 @@ def require_kafka(settings: Settings, timeout: float | None = None) -> None:
     within ``timeout`` (default: ``kafka_connect_timeout_seconds``)."""
     wait = settings.kafka_connect_timeout_seconds if timeout is None else timeout
     errors: list[KafkaError] = []
-    admin = admin_client(settings, logger=CHECK_LOGGER, error_cb=errors.append)
+    try:
+        admin = admin_client(settings, logger=CHECK_LOGGER, error_cb=errors.append)
+    except KafkaException as exc:  # librdkafka refuses the configuration itself
+        raise SettingsError([f"STREAMS_KAFKA_* settings: {_describe(exc)}"]) from exc
     try:
         admin.list_topics(timeout=wait)
     except KafkaException as exc:
@@ -48,5 +51,9 @@ def _cause(errors: list[KafkaError], exc: KafkaException) -> str:
     for error in errors:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:
             return _STATE_SUFFIX.sub("", _BROKER_PREFIX.sub("", error.str()))
+    return _describe(exc)
+
+
+def _describe(exc: KafkaException) -> str:
     first = exc.args[0] if exc.args else None
     return first.str() if isinstance(first, KafkaError) else str(exc)

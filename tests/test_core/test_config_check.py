@@ -108,3 +108,9 @@ def test_every_streams_variable_an_example_file_refers_to_is_known():
     }
     assert referenced  # the examples do name some
     assert referenced <= known_variables()
+
+
+def test_an_empty_kafka_address_is_named_by_its_variable():
+    assert _problems(kafka_bootstrap_servers="") == [
+        "KAFKA_BOOTSTRAP_SERVERS: expected a non-empty value, got ''"
+    ]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streams.errors import KafkaUnavailableError
+from streams.errors import KafkaUnavailableError, SettingsError
 from streams.kafka.reachability import require_kafka
 from streams.settings import Settings
 
@@ -36,3 +36,16 @@ def test_an_unreachable_broker_is_one_sentence_with_address_cause_and_remedy(cap
     assert "KAFKA_BOOTSTRAP_SERVERS" in message
     captured = capfd.readouterr()
     assert captured.out == captured.err == ""  # librdkafka's own lines went nowhere
+
+
+def test_connection_settings_librdkafka_refuses_are_a_settings_error_not_a_traceback():
+    settings = Settings(
+        kafka_bootstrap_servers="127.0.0.1:1",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="BOGUS",
+    )
+    with pytest.raises(SettingsError) as caught:
+        require_kafka(settings, timeout=TIMEOUT)
+    assert caught.value.problems == [
+        "STREAMS_KAFKA_* settings: Failed to create admin client: Unsupported SASL mechanism: BOGUS"
+    ]
