@@ -29,6 +29,7 @@ from streams.codecs.timestamps import ms_to_seconds
 from streams.errors import KafkaUnavailableError, StoppedError, StreamsError
 from streams.kafka.clients import reader_config
 from streams.kafka.reading import read_range
+from streams.kafka.topics import kafka_error_text
 from streams.merge import MergePolicy, join_profiles
 from streams.model import Profile
 from streams.processor.state_codec import decode_profile
@@ -88,7 +89,7 @@ def _partitions(settings: Settings, consumer: Consumer) -> list[int]:
     except KafkaException as exc:
         raise KafkaUnavailableError(
             f"Kafka at {settings.kafka_bootstrap_servers} did not list "
-            f"{settings.changelog_topic}: {exc.args[0].str() if exc.args else exc}"
+            f"{settings.changelog_topic}: {kafka_error_text(exc)}"
         ) from exc
     topic = metadata.topics.get(settings.changelog_topic)
     if topic is None or topic.error is not None:

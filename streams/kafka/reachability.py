@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from streams.errors import KafkaUnavailableError, SettingsError
 from streams.kafka.clients import admin_client
+from streams.kafka.topics import kafka_error_text
 from streams.settings import Settings
 
 # The check's own connection refusals are summarised in its one error line, not logged.
@@ -36,7 +37,7 @@ def require_kafka(settings: Settings, timeout: float | None = None) -> None:
     try:
         admin = admin_client(settings, logger=CHECK_LOGGER, error_cb=errors.append)
     except KafkaException as exc:  # librdkafka refuses the configuration itself
-        raise SettingsError([f"STREAMS_KAFKA_* settings: {_describe(exc)}"]) from exc
+        raise SettingsError([f"STREAMS_KAFKA_* settings: {kafka_error_text(exc)}"]) from exc
     try:
         admin.list_topics(timeout=wait)
     except KafkaException as exc:
@@ -51,9 +52,4 @@ def _cause(errors: list[KafkaError], exc: KafkaException) -> str:
     for error in errors:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:
             return _STATE_SUFFIX.sub("", _BROKER_PREFIX.sub("", error.str()))
-    return _describe(exc)
-
-
-def _describe(exc: KafkaException) -> str:
-    first = exc.args[0] if exc.args else None
-    return first.str() if isinstance(first, KafkaError) else str(exc)
+    return kafka_error_text(exc)
