@@ -19,6 +19,7 @@ from rich.table import Table
 
 from streams.broker.embedded import EmbeddedKafka, ensure_jars
 from streams.kafka.produce import produce_file, produce_lines
+from streams.kafka.reachability import require_kafka
 from streams.kafka.topics import create_topics
 from streams.logs import configure_logging
 from streams.processor.records import BatchCounts
@@ -45,6 +46,7 @@ def run_demo(*, once: bool = False, sample: Path = SAMPLE) -> int:
     console = Console()
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        yours = bootstrap is not None
         if bootstrap is None:
             console.print("[bold]Starting the embedded Apache Kafka (KRaft)...[/]")
             ensure_jars()
@@ -59,6 +61,8 @@ def run_demo(*, once: bool = False, sample: Path = SAMPLE) -> int:
             web_port=web_port if _free(web_port) else 0,
             group_id=f"profile-streams-demo-{int(time.time())}",
         )
+        if yours:  # said at once when it is not there, as by every other command
+            require_kafka(settings)
         console.print(f"Kafka at [cyan]{bootstrap}[/]; provisioning topics...")
         for status in create_topics(settings):
             console.print(f"  {'created' if status.created else 'exists '} {status.name}")

@@ -34,3 +34,15 @@ class DeliveryError(StreamsError):
 
 class StoppedError(StreamsError):
     """Asked to stop (a service shutting down) before the work was done."""
+
+
+class SettingsError(ConfigError):
+    """The environment's settings are invalid; ``problems`` holds one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class KafkaUnavailableError(StreamsError):
+    """The configured Kafka cluster did not answer in time (down, unreachable or refusing us)."""

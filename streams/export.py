@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import IO, Literal
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.codecs.timestamps import ms_to_seconds
-from streams.errors import StoppedError, StreamsError
+from streams.errors import KafkaUnavailableError, StoppedError, StreamsError
 from streams.kafka.clients import reader_config
 from streams.kafka.reading import read_range
+from streams.kafka.topics import kafka_error_text
 from streams.merge import MergePolicy, join_profiles
 from streams.model import Profile
 from streams.processor.state_codec import decode_profile
@@ -83,7 +84,13 @@ def profile_row(profile: Profile, include_timestamps: bool) -> dict[str, object]
 
 
 def _partitions(settings: Settings, consumer: Consumer) -> list[int]:
-    metadata = consumer.list_topics(settings.changelog_topic, timeout=30)
+    try:
+        metadata = consumer.list_topics(settings.changelog_topic, timeout=30)
+    except KafkaException as exc:
+        raise KafkaUnavailableError(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not list "
+            f"{settings.changelog_topic}: {kafka_error_text(exc)}"
+        ) from exc
     topic = metadata.topics.get(settings.changelog_topic)
     if topic is None or topic.error is not None:
         raise StreamsError(f"changelog topic {settings.changelog_topic} not found")

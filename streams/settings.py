@@ -18,6 +18,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
+        min_length=1,
         validation_alias=AliasChoices(
             "KAFKA_BOOTSTRAP_SERVERS", "STREAMS_KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"
         ),
@@ -26,6 +27,8 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # How long a command waits for Kafka's first answer before it says Kafka is unreachable.
+    kafka_connect_timeout_seconds: float = Field(default=5.0, gt=0)
 
     input_topic: str = "profile-changes"
     upserts_topic: str = "profile-upserts"

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from streams.errors import StreamsError
+from streams.cli.startup import check_kafka, command_settings, kafka_settings
+from streams.errors import KafkaUnavailableError, StreamsError
 
 ingest_app = typer.Typer(
     help="Feed profile-changes from AMQP queues and change-log files.", no_args_is_help=True
@@ -42,6 +43,7 @@ def amqp(
     ] = None,
 ) -> None:
     """Consume Proca action/event messages; ack each only after Kafka has its events."""
+    settings = command_settings(config=config)
     from streams.ingest.amqp.config import AmqpSourceConfig
     from streams.ingest.amqp.consumer import (
         AmqpSource,
@@ -50,10 +52,7 @@ def amqp(
     )
     from streams.ingest.config import load_sections
     from streams.logs import configure_logging
-    from streams.settings import Settings
 
-    settings = Settings()
-    configure_logging(settings.log_level)
     overrides: dict[str, Any] = {
         "queue": queue,
         "url": url,
@@ -65,8 +64,13 @@ def amqp(
     try:
         section = load_sections(config).get("amqp", {})
         parsed = AmqpSourceConfig.from_section(section, overrides)
+    except StreamsError as exc:
+        raise _fail(str(exc)) from exc
+    check_kafka(settings)  # after the options: a usage error is said even with Kafka down
+    configure_logging(settings.log_level)
+    try:
         stats = asyncio.run(run_until_signalled(AmqpSource(parsed, settings)))
-    except AmqpUnavailableError as exc:
+    except (AmqpUnavailableError, KafkaUnavailableError) as exc:
         raise _fail(str(exc), code=1) from exc
     except StreamsError as exc:
         raise _fail(str(exc)) from exc
@@ -75,7 +79,12 @@ def amqp(
 
 @ingest_app.command("changelog")
 def changelog(
-    path: Annotated[Path, typer.Argument(help="A LISTSERV Maestro subscriber change log.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A LISTSERV Maestro subscriber change log.", exists=True, dir_okay=False
+        ),
+    ],
     del_as: Annotated[
         str, typer.Option(help="unsubscribe, or delete (a dataset DEL deletes the profile).")
     ] = "unsubscribe",
@@ -92,18 +101,17 @@ def changelog(
     """Ingest a subscriber change log; exits 0 when Kafka confirmed every event."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from streams.ingest.changelog import ChangeLogOptions
-    from streams.ingest.changelog_runner import run_changelog
-    from streams.logs import configure_logging
-    from streams.settings import Settings
-
     if del_as not in ("unsubscribe", "delete"):
         raise _fail(f"--del-as must be unsubscribe or delete, not {del_as!r}")
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise _fail(f"unknown time zone {timezone!r}") from exc
-    settings = Settings()
+    settings = kafka_settings()
+    from streams.ingest.changelog import ChangeLogOptions
+    from streams.ingest.changelog_runner import run_changelog
+    from streams.logs import configure_logging
+
     configure_logging(settings.log_level)
     options = ChangeLogOptions(
         timezone=zone,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from streams.cli.ingest import ingest_app
+from streams.cli.startup import command_settings, fail, kafka_settings
 from streams.errors import StreamsError
 
 app = typer.Typer(
@@ -21,11 +22,6 @@ profile_app = typer.Typer(help="Query customer profiles on a worker.", no_args_i
 app.add_typer(topics_app, name="topics")
 app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
 
 
 @app.command()
@@ -43,20 +39,20 @@ def broker(
     try:
         code = run_foreground(listen, data_dir)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     raise typer.Exit(code=code)
 
 
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic of the contract (idempotent) and check partition counts."""
+    settings = kafka_settings()
     from streams.kafka.topics import create_topics
-    from streams.settings import Settings
 
     try:
-        statuses = create_topics(Settings())
+        statuses = create_topics(settings)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     for status in statuses:
         verb = "created" if status.created else "exists "
         typer.echo(f"{verb} {status.name} partitions={status.partitions}")
@@ -65,13 +61,13 @@ def topics_create() -> None:
 @topics_app.command("check")
 def topics_check() -> None:
     """Exit non-zero, naming the topic, when a topic is missing or mis-partitioned."""
+    settings = kafka_settings()
     from streams.kafka.topics import verify_topics
-    from streams.settings import Settings
 
     try:
-        verify_topics(Settings())
+        verify_topics(settings)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo("topics ok")
 
 
@@ -82,20 +78,20 @@ def worker(
     web_host: Annotated[str | None, typer.Option(help="Interface of the query API.")] = None,
 ) -> None:
     """Run one processor worker; replicas share the input partitions."""
-    from streams.processor.runner import run_worker
-    from streams.settings import Settings
-
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if web_port is not None:
         overrides["web_port"] = web_port
     if web_host is not None:
         overrides["web_host"] = web_host
+    settings = kafka_settings(**overrides)
+    from streams.processor.runner import run_worker
+
     try:
-        code = run_worker(Settings(**overrides))  # type: ignore[arg-type]
+        code = run_worker(settings)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     raise typer.Exit(code=code)
 
 
@@ -108,13 +104,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (0: any free).")] = None,
 ) -> None:
     """Run the HTTP ingestion service (POST /track/batch, /openapi.json) until interrupted."""
+    settings = kafka_settings(config=config)
     from streams.ingest.serve import run_serve
-    from streams.settings import Settings
 
     try:
-        code = run_serve(Settings(), config, host=host, port=port)
+        code = run_serve(settings, config, host=host, port=port)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     raise typer.Exit(code=code)
 
 
@@ -129,12 +125,13 @@ def profile_get(
     ] = None,
 ) -> None:
     """Print a customer's profile as JSON, as GET /customers/{id} answers it."""
+    command_settings()  # checked: the worker's address may come from them
     from streams.web.client import fetch_profile
 
     try:
         body = fetch_profile(customer_id, include_timestamps=include_timestamps, base_url=url)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(body)
 
 
@@ -143,13 +140,13 @@ def produce(
     path: Annotated[Path, typer.Argument(help="JSONL file: one change event per line.")],
 ) -> None:
     """Produce change events from a JSONL file to the input topic, as-is (bad lines too)."""
+    settings = kafka_settings()
     from streams.kafka.produce import produce_file
-    from streams.settings import Settings
 
     try:
-        count = produce_file(Settings(), path)
+        count = produce_file(settings, path)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(f"produced {count} records")
 
 
@@ -158,14 +155,21 @@ def connect(
     name: Annotated[str, typer.Argument(help="Connector name (its consumer group).")],
     config: Annotated[Path, typer.Option("--config", help="The connector's TOML file.")],
 ) -> None:
-    """Run one connector worker: deliver profile-upserts to a destination."""
+    """Run one connector worker: deliver profile-upserts to a destination.
+
+    Sink types (the file's type) and their example configuration files:
+    postgres (PostgreSQL, connectors/postgres.example.toml),
+    rest (REST CRMs, connectors/rest.example.toml),
+    file (JSONL or CSV files, connectors/file.example.toml).
+    README.md's Connectors section describes every option.
+    """
+    settings = kafka_settings(config=config)
     from streams.connect.runner import run_connector
-    from streams.settings import Settings
 
     try:
-        code = run_connector(name, config, Settings())
+        code = run_connector(name, config, settings)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     raise typer.Exit(code=code)
 
 
@@ -195,6 +199,7 @@ def bootstrap(
     ] = Path(".cache/bootstrap"),
 ) -> None:
     """Backfill a snapshot through profile-changes without overwriting fresher data."""
+    settings = kafka_settings()
     from streams.bootstrap import run_bootstrap
 
     code = run_bootstrap(
@@ -208,6 +213,7 @@ def bootstrap(
         snapshot_time=snapshot_time,
         max_rate=max_rate,
         checkpoint_dir=checkpoint_dir,
+        settings=settings,
     )
     raise typer.Exit(code=code)
 
@@ -221,24 +227,24 @@ def export(
     output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write every current profile, exactly the processor's state (from the changelog)."""
+    if fmt not in ("csv", "jsonl"):
+        raise fail(StreamsError(f"--format must be csv or jsonl, not {fmt!r}"))
+    settings = kafka_settings()
     from rich.console import Console
 
     from streams.export import export_profiles
-    from streams.settings import Settings
 
-    if fmt not in ("csv", "jsonl"):
-        raise _fail(StreamsError(f"--format must be csv or jsonl, not {fmt!r}"))
     console = Console(stderr=True)
     try:
         summary = export_profiles(
-            Settings(),
+            settings,
             "csv" if fmt == "csv" else "jsonl",
             include_timestamps=include_timestamps,
             output=output,
             console=console,
         )
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     rate = summary.records_read / summary.seconds if summary.seconds else 0.0
     console.print(
         f"exported {summary.profiles:,} profiles from {summary.records_read:,} changelog records "
@@ -253,12 +259,13 @@ def demo(
     ] = False,
 ) -> None:
     """What `make run` runs: embedded Kafka, topics, a worker, sample data and counts."""
+    command_settings()
     from streams.demo import run_demo
 
     try:
         code = run_demo(once=once)
     except StreamsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     raise typer.Exit(code=code)
 
 

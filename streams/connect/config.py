@@ -89,6 +89,14 @@ def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     return value
 
 
+def env_references(path: Path) -> set[str]:
+    """The ``${VAR}`` names a configuration file refers to (none if it cannot be read)."""
+    try:
+        return set(_ENV_REFERENCE.findall(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError):
+        return set()
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML file with ``${VAR}`` references expanded; SinkConfigError says what is wrong."""
     try:

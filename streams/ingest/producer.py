@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from streams.errors import StreamsError
+from streams.errors import KafkaUnavailableError
 from streams.kafka.clients import producer_config
 from streams.processor.records import Headers
 from streams.settings import Settings
@@ -34,7 +34,7 @@ DEFAULT_RETRY_AFTER_SECONDS = 5
 Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, Headers]
 
 
-class BrokerUnavailableError(StreamsError):
+class BrokerUnavailableError(KafkaUnavailableError):
     """Kafka did not acknowledge in time (down, unreachable or overloaded); retry later."""
 
     def __init__(self, message: str, *, retry_after: int = DEFAULT_RETRY_AFTER_SECONDS) -> None:

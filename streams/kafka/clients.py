@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -10,8 +11,10 @@ from streams.settings import Settings
 
 KafkaConfig = dict[str, object]
 
-# librdkafka's own log lines go through Python logging (levels, formatting, email masking).
+# librdkafka's own log lines go through Python logging (levels, formatting, email masking),
+# warnings and errors only: its info lines would drown a worker's log at STREAMS_LOG_LEVEL=DEBUG.
 LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
+LIBRDKAFKA_LOGGER.setLevel(logging.WARNING)
 
 
 def producer_config(settings: Settings, **overrides: object) -> KafkaConfig:
@@ -69,7 +72,10 @@ def reader_config(settings: Settings, **overrides: object) -> KafkaConfig:
     return config
 
 
-def admin_client(settings: Settings) -> AdminClient:
+def admin_client(
+    settings: Settings, *, logger: logging.Logger = LIBRDKAFKA_LOGGER, **overrides: object
+) -> AdminClient:
     """An admin client whose librdkafka lines (connection refusals and such) go to Python
     logging, not stderr."""
-    return AdminClient(dict(settings.kafka_config()), logger=LIBRDKAFKA_LOGGER)
+    config: dict[str, Any] = {**settings.kafka_config(), **overrides}  # error_cb: a callable
+    return AdminClient(config, logger=logger)

@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from streams.errors import StreamsError, TopicMismatchError
+from streams.errors import KafkaUnavailableError, StreamsError, TopicMismatchError
 from streams.kafka.clients import admin_client
 from streams.settings import Settings
 
@@ -27,10 +27,6 @@ DEFAULT_TIMEOUT = 30.0
 METADATA_POLL_INTERVAL = 0.1
 # The changelog keeps the latest state per key forever; the rest age out by retention.
 COMPACTED: Mapping[str, str] = MappingProxyType({"cleanup.policy": "compact"})
-
-
-class KafkaUnavailableError(StreamsError):
-    """The configured Kafka cluster did not answer within the timeout."""
 
 
 class TopicCreationError(StreamsError):
@@ -103,7 +99,9 @@ def create_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> li
             if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 created[spec.name] = False
                 continue
-            raise TopicCreationError(f"cannot create topic {spec.name}: {_describe(exc)}") from exc
+            raise TopicCreationError(
+                f"cannot create topic {spec.name}: {kafka_error_text(exc)}"
+            ) from exc
         created[spec.name] = True
         logger.info("created topic %s with %d partitions", spec.name, spec.partitions)
     metadata = _wait_until_visible(admin, settings, deadline)
@@ -151,7 +149,7 @@ def _metadata(admin: AdminClient, settings: Settings, deadline: float) -> Cluste
         return admin.list_topics(timeout=_remaining(deadline))
     except KafkaException as exc:
         raise KafkaUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable: {_describe(exc)}"
+            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable: {kafka_error_text(exc)}"
         ) from exc
 
 
@@ -175,7 +173,8 @@ def _kafka_error(exc: KafkaException) -> KafkaError | None:
     return first if isinstance(first, KafkaError) else None
 
 
-def _describe(exc: KafkaException) -> str:
+def kafka_error_text(exc: KafkaException) -> str:
+    """librdkafka's sentence for a failed call, without the ``KafkaError{...}`` wrapping."""
     error = _kafka_error(exc)
     return error.str() if error is not None else str(exc)
 
@@ -198,7 +197,7 @@ def ensure_topic(settings: Settings, name: str, *, timeout: float = DEFAULT_TIME
         error = _kafka_error(exc)
         if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
             return False
-        raise TopicCreationError(f"cannot create topic {name}: {_describe(exc)}") from exc
+        raise TopicCreationError(f"cannot create topic {name}: {kafka_error_text(exc)}") from exc
     except TimeoutError as exc:
         raise KafkaUnavailableError(f"Kafka did not create {name} within {timeout:.0f} s") from exc
     logger.info("created topic %s with %d partitions", name, spec.partitions)

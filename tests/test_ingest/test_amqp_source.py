@@ -236,20 +236,26 @@ def test_cli_rejects_bad_options(rabbit_queue) -> None:
     assert "max_in_flight" in result.stderr
 
 
-def test_cli_refuses_a_missing_queue_with_no_declare(rabbit_queue) -> None:
+def test_cli_refuses_a_missing_queue_with_no_declare(rabbit_queue, kafka_bootstrap) -> None:
     started = time.monotonic()
     result = subprocess.run(
-        _cli(rabbit_queue, "--no-declare"), capture_output=True, text=True, timeout=60
-    )
+        _cli(rabbit_queue, "--no-declare"), capture_output=True, text=True, timeout=60,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},  # asked first
+    )  # fmt: skip
     assert result.returncode == 2
     assert "does not exist" in result.stderr
     assert time.monotonic() - started < 30
 
 
-def test_cli_names_an_unreachable_broker_without_its_password(rabbit_queue) -> None:
+def test_cli_names_an_unreachable_broker_without_its_password(
+    rabbit_queue, kafka_bootstrap
+) -> None:
     command = _cli(rabbit_queue)
     command[command.index("--url") + 1] = "amqp://guest:s3cret@127.0.0.1:1/"
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},  # asked first
+    )  # fmt: skip
     assert result.returncode == 1
     assert "cannot connect to AMQP at 127.0.0.1:1/" in result.stderr
     assert "s3cret" not in result.stderr
