@@ -28,9 +28,23 @@ def command_settings(*, config: Path | None = None, **overrides: Any) -> Setting
     for warning in unknown_variable_warnings(also_known=also_known):
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         raise fail(exc) from exc
+    quiet_redacted_logging(settings.log_level)
+    return settings
+
+
+def quiet_redacted_logging(level: str) -> None:
+    """Warnings and errors through the redacting handler from the start: a command's own
+    service (worker, serve, connect) configures its level again when it starts."""
+    import logging
+
+    from streams.logs import configure_logging
+
+    wanted = logging.getLevelName(level.upper())
+    severity = wanted if isinstance(wanted, int) else logging.INFO
+    configure_logging(logging.getLevelName(max(severity, logging.WARNING)))
 
 
 def check_kafka(settings: Settings) -> None:

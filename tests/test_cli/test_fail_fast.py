@@ -173,3 +173,22 @@ def test_connect_help_names_the_sink_types_and_their_example_files():
         assert f"connectors/{example}" in result.output
     for sink_type in SINK_CLASSES:
         assert f"{sink_type} (" in result.output
+
+
+def test_every_command_logs_through_the_redacting_handler_from_the_start(capsys, monkeypatch):
+    import logging
+
+    from streams.cli.startup import command_settings
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setenv("STREAMS_LOG_LEVEL", "DEBUG")
+    command_settings()
+    logging.getLogger("streams.any").info("not shown before the service sets its level")
+    logging.getLogger("httpx").warning("GET https://h/x?token=abc&to=anna.person@example.com")
+    err = capsys.readouterr().err
+    assert "not shown" not in err
+    assert "token=***" in err
+    assert "abc" not in err
+    assert "anna.person@" not in err
