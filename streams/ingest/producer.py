@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.errors import StreamsError
 from streams.kafka.clients import producer_config
-from streams.processor.records import Headers
+from streams.kafka.dead_letters import Headers
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
