@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, Headers, refusal_reason
+from streams.kafka.topics import message_limit
 from streams.processor.batch import BatchProcessor
 from streams.processor.delivery import BatchDelivery, Refusal
 from streams.processor.metrics import WorkerMetrics
@@ -27,11 +28,12 @@ from streams.processor.records import (
 )
 from streams.processor.restore import restore_partition
 from streams.processor.store import StateStores
-from streams.settings import Settings
+from streams.settings import STATE_RECORD_HEADROOM, Settings
 
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_SECONDS = 1.0
+MIN_STATE_BYTES = 1024  # Settings' own lower bound of max_state_bytes
 
 
 def _now_ms() -> int:
@@ -67,7 +69,7 @@ class ProcessorWorker:
         self._delivery = BatchDelivery(
             self._producer, flush_timeout=settings.delivery_timeout_ms / 1000 + 5
         )
-        self._batch = BatchProcessor(settings, self._load_states, _now_ms)
+        self._batch = BatchProcessor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
 
     @property
@@ -272,6 +274,21 @@ class _Parking:
         if record.origin is None:
             raise DeliveryError(f"{record.topic} refused a record of no input: cannot park it")
         return [record.origin]
+
+
+def _state_limited(settings: Settings) -> Settings:
+    """``settings`` with ``max_state_bytes`` lowered to what the changelog topic accepts: a
+    state it refused would park events whose upserts were already delivered."""
+    limit = message_limit(settings, settings.changelog_topic)
+    if limit is None or limit - STATE_RECORD_HEADROOM >= settings.max_state_bytes:
+        return settings
+    capped = max(limit - STATE_RECORD_HEADROOM, MIN_STATE_BYTES)
+    logger.warning(
+        "topic %s takes records up to max.message.bytes=%d: states capped at %d bytes "
+        "(STREAMS_MAX_STATE_BYTES=%d)",
+        settings.changelog_topic, limit, capped, settings.max_state_bytes,
+    )  # fmt: skip
+    return settings.model_copy(update={"max_state_bytes": capped})
 
 
 def _ids(partitions: list[TopicPartition]) -> list[int]:

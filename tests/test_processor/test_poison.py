@@ -164,3 +164,28 @@ def test_outputs_and_dead_letters_kafka_refuses_are_parked_and_the_partition_goe
     # The parked event is in neither the state nor the upserts: a replay rebuilds the state.
     assert_consistent(settings, good)
     assert service.worker.totals.rejected == {"output_too_large": 1, "too_large": 1}
+
+
+def test_states_are_capped_to_what_the_changelog_topic_takes(
+    streams_settings, start_worker, kafka_bootstrap
+):
+    """The changelog takes 60 kB records: an event that would grow a state past that (less
+    headroom) goes to the DLQ before its upsert is sent, so state and upserts stay equal."""
+    limits = {"changelog_topic": 60_000}
+    settings = streams_settings(**limited_topics(kafka_bootstrap, limits))
+    service = start_worker(settings)
+    noise = random.Random(7)
+    wide = [
+        event("c-1", i, **{f"w{i}": base64.b64encode(noise.randbytes(19_000)).decode()})
+        for i in range(1, 4)
+    ]  # 25 kB each: the second would make a 50 kB state, the third 75 kB (refused)
+    good = [event("c-1", i) for i in range(10, 10 + GOOD)]
+    produce(settings, "c-1", [orjson.dumps(e) for e in [*wide, *good]])
+
+    wait_until(applied_or_dead(service, GOOD + 1), timeout=120)
+    assert service.alive
+    assert service.worker.error is None
+    assert service.worker.totals.rejected == {"profile_too_large": 2}
+    letters = read_topic(settings, settings.dlq_topic)
+    assert sorted(int(r.headers["dlq.offset"]) for r in letters) == [1, 2]
+    assert_consistent(settings, [wide[0], *good])
