@@ -9,8 +9,7 @@ producer is raised as ``KafkaException``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from functools import partial
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -30,9 +29,14 @@ class Refusal(NamedTuple):
 
 
 class _Reports:
-    __slots__ = ("offsets", "refused", "unavailable")
+    """Delivery reports of one call. One bound method serves every record (no per-record
+    closure on the hot path); a failed record is found by its bytes, errors being rare."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_index", "_records", "offsets", "refused", "unavailable")
+
+    def __init__(self, records: Sequence[OutputRecord]) -> None:
+        self._records = records
+        self._index: dict[_Identity, list[OutputRecord]] | None = None
         self.unavailable: list[KafkaError] = []
         self.refused: list[Refusal] = []
         self.offsets: dict[int, int] = {}
@@ -46,18 +50,42 @@ class _Reports:
         else:
             self.refused.append(Refusal(record, error))
 
-    def on_delivery(self, record: OutputRecord, error: KafkaError | None, message: Message) -> None:
+    def on_error_only(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            if error.fatal():
-                self.unavailable.append(error)  # raised by _wait, not inside librdkafka's poll
-            else:
-                self.failed(record, error)
+            self._report_failure(error, message)
+
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._report_failure(error, message)
             return
         partition, offset = message.partition(), message.offset()
         if partition is None or offset is None:
             return
         if offset > self.offsets.get(partition, -1):
             self.offsets[partition] = offset
+
+    def _report_failure(self, error: KafkaError, message: Message) -> None:
+        if error.fatal() or is_unavailable(error):
+            self.unavailable.append(error)  # fatal ones are raised by _wait, not in poll()
+            return
+        if self._index is None:
+            self._index = {}
+            for record in self._records:
+                self._index.setdefault(_identity(record), []).append(record)
+        found = self._index.get(
+            (message.topic() or "", message.partition(), message.key(), message.value())
+        )
+        if found:
+            self.refused.append(Refusal(found.pop(), error))
+        else:  # cannot happen: a report carries the bytes we produced
+            self.unavailable.append(error)
+
+
+_Identity = tuple[str, int | None, bytes | None, bytes | None]
+
+
+def _identity(record: OutputRecord) -> _Identity:
+    return record.topic, record.partition, record.key, record.value
 
 
 class BatchDelivery:
@@ -75,23 +103,35 @@ class BatchDelivery:
         """Produce and wait; returns the refused records. ``one_at_a_time`` waits for each
         record before the next: the broker refuses a whole batch for one record too large for
         its topic, so this tells the culprit from its neighbours."""
-        return self.send_tracking_offsets(records, one_at_a_time=one_at_a_time)[1]
+        return self._send(records, one_at_a_time, track_offsets=False)[1]
 
     def send_tracking_offsets(
         self, records: Iterable[OutputRecord], *, one_at_a_time: bool = False
     ) -> tuple[dict[int, int], list[Refusal]]:
         """Like ``send``; also returns the highest acknowledged offset per partition."""
-        reports = _Reports()
+        return self._send(records, one_at_a_time, track_offsets=True)
+
+    def _send(
+        self, records: Iterable[OutputRecord], one_at_a_time: bool, *, track_offsets: bool
+    ) -> tuple[dict[int, int], list[Refusal]]:
+        batch = records if isinstance(records, list) else list(records)
+        reports = _Reports(batch)
+        callback = reports.on_delivery if track_offsets else reports.on_error_only
         if one_at_a_time:
-            for record in records:
-                self._produce((record,), reports)
+            for record in batch:
+                self._produce((record,), reports, callback)
                 self._wait(reports)
         else:
-            self._produce(records, reports)
+            self._produce(batch, reports, callback)
             self._wait(reports)
         return reports.offsets, reports.refused
 
-    def _produce(self, records: Iterable[OutputRecord], reports: _Reports) -> None:
+    def _produce(
+        self,
+        records: Iterable[OutputRecord],
+        reports: _Reports,
+        callback: Callable[[KafkaError | None, Message], None],
+    ) -> None:
         produce = self._producer.produce
         for record in records:
             while True:
@@ -101,7 +141,7 @@ class BatchDelivery:
                         value=record.value,
                         key=record.key,
                         partition=record.partition,
-                        on_delivery=partial(reports.on_delivery, record),
+                        on_delivery=callback,
                         timestamp=record.timestamp_ms or 0,
                         headers=cast("list[tuple[str, str | bytes | None]] | None", record.headers),
                     )
