@@ -202,8 +202,9 @@ class BatchProcessor:
         key, value, headers = fit_dead_letter(
             DeadLetter(record.key, record.value or b"", headers), limit
         )
+        kept = value if record.value is not None else None  # a tombstone stays one
         return OutputRecord(
-            self.settings.dlq_topic, record.partition, key, value, headers, origin=origin
+            self.settings.dlq_topic, record.partition, key, kept, headers, origin=origin
         )
 
     def _reroute(self, record: InputRecord, key: bytes, home: int) -> OutputRecord:

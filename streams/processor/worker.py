@@ -270,6 +270,8 @@ class _Parking:
     def _origins(self, record: OutputRecord, result: BatchResult) -> list[Origin]:
         if record.topic == self._settings.changelog_topic and record.key is not None:
             offsets = result.contributors.get((record.partition, record.key), [])
+            if not offsets:
+                raise DeliveryError(f"{record.topic} refused a state no input of the batch made")
             return [(record.partition, offset) for offset in offsets]
         if record.origin is None:
             raise DeliveryError(f"{record.topic} refused a record of no input: cannot park it")
