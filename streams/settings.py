@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Room for a changelog record's key and framing next to a state of max_state_bytes.
+STATE_RECORD_HEADROOM = 16 * 1024
+
 
 class Settings(BaseSettings):
     """Every knob of Profile Streams; secrets are ``SecretStr`` and print masked."""
@@ -56,6 +59,10 @@ class Settings(BaseSettings):
     max_properties: int = Field(default=1000, ge=1)
     # Below Kafka's default max.message.bytes (1 MiB): a state must fit in a changelog record.
     max_state_bytes: int = Field(default=900_000, ge=1024)
+    # The producers' message.max.bytes (librdkafka's default): dead letters are cut to fit it.
+    max_message_bytes: int = Field(default=1_000_000, ge=65_536, le=100_000_000)
+    # A record Kafka refuses (not: is unavailable) is tried this often, then parked in the DLQ.
+    produce_attempts: int = Field(default=3, ge=1, le=100)
 
     batch_max_events: int = Field(default=5000, ge=1)
     batch_max_wait_ms: int = Field(default=50, ge=0)
@@ -86,6 +93,15 @@ class Settings(BaseSettings):
         names = self.topic_names()
         if len(set(names)) != len(names):
             raise ValueError(f"topic names must be distinct, got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _state_fits_a_record(self) -> Settings:
+        if self.max_state_bytes > self.max_message_bytes - STATE_RECORD_HEADROOM:
+            raise ValueError(
+                f"max_state_bytes ({self.max_state_bytes}) must stay {STATE_RECORD_HEADROOM} "
+                f"bytes below max_message_bytes ({self.max_message_bytes}): a state is a record"
+            )
         return self
 
     def topic_names(self) -> list[str]:

@@ -23,8 +23,14 @@ from streams.connect.records import Rejection, SinkRecord
 from streams.connect.sink import BatchingSink
 from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
+from streams.kafka.dead_letters import (
+    MINIMAL_LIMIT_BYTES,
+    DeadLetter,
+    dead_letter_headers,
+    fit_dead_letter,
+)
 from streams.processor.delivery import BatchDelivery
-from streams.processor.records import OutputRecord, dead_letter_headers
+from streams.processor.records import OutputRecord
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -158,7 +164,7 @@ class ConnectorWorker:
         written = self.sink.buffered
         try:
             result = self.sink.flush()
-            self._delivery.send([*self._undecodable, *map(self._rejected, result.rejected)])
+            self._park([*self._undecodable, *map(self._rejected, result.rejected)])
         except (RetryableSinkError, DeliveryError) as exc:
             retry_after = exc.retry_after if isinstance(exc, RetryableSinkError) else None
             delay = self._backoff.next_delay(retry_after)
@@ -185,6 +191,28 @@ class ConnectorWorker:
         self._backoff.reset()
         self._resume()
 
+    def _park(self, letters: list[OutputRecord]) -> None:
+        """Deliver dead letters (fitted under the producer's limit). One the DLQ topic still
+        refuses after ``produce_attempts`` tries (a topic limit below the producer's) is cut to
+        ``MINIMAL_LIMIT_BYTES``; refused even then, the topic is unusable: DeliveryError."""
+        refused = self._delivery.send(letters)
+        for _ in range(self.settings.produce_attempts):
+            if not refused:
+                return
+            logger.warning(
+                "connector=%s dead letters refused count=%d: %s",
+                self.config.name, len(refused), refused[0].error.str(),
+            )  # fmt: skip
+            # Alone: the broker refuses a whole batch for one record over its topic's limit.
+            refused = self._delivery.send([r.record for r in refused], one_at_a_time=True)
+        shrunk = [_fitted(r.record, MINIMAL_LIMIT_BYTES) for r in refused]
+        refused = self._delivery.send(shrunk, one_at_a_time=True)
+        if refused:
+            raise DeliveryError(
+                f"{self.dlq_topic} refuses even a dead letter of {MINIMAL_LIMIT_BYTES} bytes: "
+                f"{refused[0].error.str()}"
+            )
+
     def _rejected(self, rejection: Rejection) -> OutputRecord:
         r = rejection.record
         return self._dlq_record(
@@ -209,7 +237,8 @@ class ConnectorWorker:
             ("partition", partition),
             ("offset", offset),
         )
-        return OutputRecord(self.dlq_topic, partition, key, value, headers)
+        letter = OutputRecord(self.dlq_topic, partition, key, value, headers)
+        return _fitted(letter, self.settings.max_message_bytes)
 
     def _commit(self) -> None:
         topic = self.settings.upserts_topic
@@ -272,3 +301,10 @@ class ConnectorWorker:
             self.totals.batches,
             self.totals.retries,
         )
+
+
+def _fitted(letter: OutputRecord, limit: int) -> OutputRecord:
+    key, value, headers = fit_dead_letter(
+        DeadLetter(letter.key, letter.value or b"", letter.headers or []), limit
+    )
+    return letter._replace(key=key, value=value, headers=headers)

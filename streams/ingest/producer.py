@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.errors import KafkaUnavailableError
 from streams.kafka.clients import producer_config
-from streams.processor.records import Headers
+from streams.kafka.dead_letters import Headers, is_unavailable
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,21 @@ class BrokerUnavailableError(KafkaUnavailableError):
         self.retry_after = retry_after
 
 
+class SendErrors(dict[int, str]):
+    """What ``send`` reports: the error text by record index; ``refused`` holds the indices
+    Kafka refused for a reason of the record's own (too large, invalid), which a retry will
+    not change, as opposed to Kafka being unavailable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: set[int] = set()
+
+    def add(self, index: int, error: KafkaError) -> None:
+        self[index] = error.str()
+        if not is_unavailable(error):
+            self.refused.add(index)
+
+
 class _Tracker:
     """Counts down the delivery reports of one ``send`` call (runs on the poll thread).
 
@@ -55,17 +70,17 @@ class _Tracker:
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
         self.total = len(records)
-        self.errors: dict[int, str] = {}
+        self.errors = SendErrors()
         self._records = records
         self._reports = itertools.count(1)
 
     def on_delivery(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:
-            self.errors[self._index_of(message.key(), message.value())] = error.str()
+            self.errors.add(self._index_of(message.key(), message.value()), error)
         self._count()
 
-    def refused(self, index: int, error: str) -> None:
-        self.errors[index] = error
+    def refused(self, index: int, error: KafkaError) -> None:
+        self.errors.add(index, error)
         self._count()
 
     def _count(self) -> None:
@@ -119,7 +134,7 @@ class IngestProducer:
 
     async def send(
         self, records: Sequence[Record], *, topic: str | None = None, timeout: float | None = None
-    ) -> dict[int, str]:
+    ) -> SendErrors:
         """Produce ``(key, value)`` or ``(key, value, headers)`` records; return the errors by
         index (empty: all delivered). ``timeout`` overrides the producer's ``send_timeout``.
 
@@ -127,7 +142,7 @@ class IngestProducer:
         local queue is full; records already queued may still be delivered later (a retry then
         duplicates them, which the merge absorbs)."""
         if not records:
-            return {}
+            return SendErrors()
         if self._thread is None:
             raise RuntimeError("IngestProducer.start() was not called")
         tracker = _Tracker(asyncio.get_running_loop(), records)
@@ -142,7 +157,7 @@ class IngestProducer:
                     headers = cast("list[tuple[str, str | bytes | None]]", record[2])  # stubs
                     produce(target, record[1], record[0], headers=headers, on_delivery=on_delivery)
             except KafkaException as exc:  # refused before queueing (too large, unknown topic)
-                tracker.refused(index, exc.args[0].str())
+                tracker.refused(index, exc.args[0])
             except BufferError as exc:
                 # Queued records of this call will still report; they are not waited for.
                 raise BrokerUnavailableError("the producer's queue is full", retry_after=1) from exc
@@ -169,7 +184,10 @@ class IngestProducer:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(POLL_SECONDS)
+            try:
+                self._producer.poll(POLL_SECONDS)
+            except Exception:  # a failing callback must not end delivery reports for good
+                logger.exception("delivery report callback failed")
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:

@@ -30,6 +30,7 @@ def producer_config(settings: Settings, **overrides: object) -> KafkaConfig:
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
         "delivery.timeout.ms": settings.delivery_timeout_ms,
+        "message.max.bytes": settings.max_message_bytes,
     }
     config.update(overrides)
     return config

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from streams.errors import KafkaUnavailableError, StreamsError, TopicMismatchError
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
+CONFIG_TIMEOUT = 5.0
 METADATA_POLL_INTERVAL = 0.1
 # The changelog keeps the latest state per key forever; the rest age out by retention.
 COMPACTED: Mapping[str, str] = MappingProxyType({"cleanup.policy": "compact"})
@@ -202,3 +204,18 @@ def ensure_topic(settings: Settings, name: str, *, timeout: float = DEFAULT_TIME
         raise KafkaUnavailableError(f"Kafka did not create {name} within {timeout:.0f} s") from exc
     logger.info("created topic %s with %d partitions", name, spec.partitions)
     return True
+
+
+def message_limit(settings: Settings, topic: str, *, timeout: float = CONFIG_TIMEOUT) -> int | None:
+    """The topic's ``max.message.bytes``, or None when the broker does not tell (no right to
+    describe configs, say)."""
+    admin = admin_client(settings)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    try:
+        config = admin.describe_configs([resource], request_timeout=timeout)[resource].result(
+            timeout=timeout
+        )
+        return int(config["max.message.bytes"].value)
+    except (KafkaException, TimeoutError, KeyError, ValueError) as exc:
+        logger.info("max.message.bytes of %s unknown: %s", topic, exc)
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import replace
 
 import orjson
@@ -12,16 +12,22 @@ import orjson
 from streams.codecs.events import EventDecoder
 from streams.codecs.upserts import UpsertCodec
 from streams.errors import InvalidEventError
+from streams.kafka.dead_letters import (
+    MINIMAL_LIMIT_BYTES,
+    DeadLetter,
+    Headers,
+    dead_letter_headers,
+    fit_dead_letter,
+)
 from streams.kafka.partitioner import partition_for
 from streams.merge import MergePolicy, apply_event, to_upsert
 from streams.model import ChangeEvent, Profile, StaleWrite
 from streams.processor.records import (
     BatchCounts,
     BatchResult,
-    Headers,
     InputRecord,
+    Origin,
     OutputRecord,
-    dead_letter_headers,
 )
 from streams.processor.state_codec import decode_profile, encode_profile
 from streams.settings import Settings
@@ -43,8 +49,18 @@ class BatchProcessor:
         self._upserts = UpsertCodec(settings.output_format)
         self._policy = MergePolicy(settings.priorities())
         self._partitions = settings.partitions
+        self._shrunk: Set[Origin] = frozenset()
 
-    def process(self, records: Sequence[InputRecord]) -> BatchResult:
+    def process(
+        self,
+        records: Sequence[InputRecord],
+        parked: Mapping[Origin, InvalidEventError] | None = None,
+        shrunk: Set[Origin] = frozenset(),
+    ) -> BatchResult:
+        """``parked`` records (an output of theirs Kafka refused for good) go to the DLQ with
+        their reason instead of being merged; the dead letters of ``shrunk`` ones are cut to
+        ``MINIMAL_LIMIT_BYTES`` (the DLQ topic refused them at full size)."""
+        self._shrunk = shrunk
         result = BatchResult()
         counts = result.counts
         counts.events_in = len(records)
@@ -53,6 +69,11 @@ class BatchProcessor:
         wanted: dict[int, dict[bytes, None]] = {}
         for record in records:
             result.next_offsets[record.partition] = record.offset + 1
+            refused = parked.get((record.partition, record.offset)) if parked else None
+            if refused is not None:
+                counts.rejected[refused.reason] += 1
+                result.outputs.append(self._dead_letter(record, refused))
+                continue
             try:
                 event = self._decoder.decode(record.key, record.value, record.timestamp_ms, now)
             except InvalidEventError as exc:
@@ -81,7 +102,7 @@ class BatchProcessor:
         if oversized:
             # Rare: redo the merge, checking those customers event by event.
             del result.outputs[decoded:]
-            result.counts, result.states = decoded_counts, {}
+            result.counts, result.states, result.contributors = decoded_counts, {}, {}
             self._merge(accepted, wanted, result, now, guarded=oversized)
         return result
 
@@ -119,9 +140,17 @@ class BatchProcessor:
                     continue
             else:
                 merged = apply_event(profile, event, self._policy)
+            origin = (record.partition, record.offset)
+            result.contributors.setdefault((record.partition, key), []).append(record.offset)
             for stale in merged.stale:
                 result.outputs.append(
-                    OutputRecord(stale_topic, record.partition, key, _stale_json(stale, now))
+                    OutputRecord(
+                        stale_topic,
+                        record.partition,
+                        key,
+                        _stale_json(stale, now),
+                        origin=origin,
+                    )
                 )
             counts.stale_writes += len(merged.stale)
             upsert = to_upsert(event, merged, now)
@@ -131,7 +160,13 @@ class BatchProcessor:
             counts.applied += 1
             counts.upserts_out += 1
             result.outputs.append(
-                OutputRecord(upsert_topic, record.partition, key, self._upserts.encode(upsert))
+                OutputRecord(
+                    upsert_topic,
+                    record.partition,
+                    key,
+                    self._upserts.encode(upsert),
+                    origin=origin,
+                )
             )
             result.states.setdefault(record.partition, {})[key] = b""
         oversized: set[bytes] = set()
@@ -162,8 +197,14 @@ class BatchProcessor:
             ("timestamp", record.timestamp_ms),
         )
         headers.extend(record.headers or ())
+        origin = (record.partition, record.offset)
+        limit = MINIMAL_LIMIT_BYTES if origin in self._shrunk else self.settings.max_message_bytes
+        key, value, headers = fit_dead_letter(
+            DeadLetter(record.key, record.value or b"", headers), limit
+        )
+        kept = value if record.value is not None else None  # a tombstone stays one
         return OutputRecord(
-            self.settings.dlq_topic, record.partition, record.key, record.value, headers
+            self.settings.dlq_topic, record.partition, key, kept, headers, origin=origin
         )
 
     def _reroute(self, record: InputRecord, key: bytes, home: int) -> OutputRecord:
@@ -172,7 +213,13 @@ class BatchProcessor:
         headers: Headers = [("rerouted.from", str(record.partition).encode())]
         headers.extend(record.headers or ())
         return OutputRecord(
-            self.settings.input_topic, home, key, record.value, headers, record.timestamp_ms
+            self.settings.input_topic,
+            home,
+            key,
+            record.value,
+            headers,
+            record.timestamp_ms,
+            (record.partition, record.offset),
         )
 
 

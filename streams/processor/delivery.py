@@ -1,33 +1,62 @@
-"""Produce a batch of records and wait until Kafka confirmed every one of them."""
+"""Produce a batch of records and wait until Kafka confirmed every one of them.
+
+Three outcomes per record: acknowledged; refused for good (too large, invalid: returned as a
+:class:`Refusal`, for the caller to retry and then park); or not delivered because Kafka is
+unavailable (raises :class:`DeliveryError`: replay later). A fatal error of the idempotent
+producer is raised as ``KafkaException``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import DeliveryError
+from streams.kafka.dead_letters import is_unavailable
 from streams.processor.records import OutputRecord
 
 logger = logging.getLogger(__name__)
 
 
-class _Reports:
-    __slots__ = ("errors", "offsets")
+class Refusal(NamedTuple):
+    """A record Kafka refused for a reason of its own (not because Kafka is unavailable)."""
 
-    def __init__(self) -> None:
-        self.errors: list[KafkaError] = []
+    record: OutputRecord
+    error: KafkaError
+
+
+class _Reports:
+    """Delivery reports of one call. One bound method serves every record (no per-record
+    closure on the hot path); a failed record is found by its bytes, errors being rare."""
+
+    __slots__ = ("_index", "_records", "offsets", "refused", "unavailable")
+
+    def __init__(self, records: Sequence[OutputRecord]) -> None:
+        self._records = records
+        self._index: dict[_Identity, list[OutputRecord]] | None = None
+        self.unavailable: list[KafkaError] = []
+        self.refused: list[Refusal] = []
         self.offsets: dict[int, int] = {}
+
+    def failed(self, record: OutputRecord, error: KafkaError) -> None:
+        if error.fatal():
+            # The idempotent producer cannot go on; retrying would loop forever. Crash loudly.
+            raise KafkaException(error)
+        if is_unavailable(error):
+            self.unavailable.append(error)
+        else:
+            self.refused.append(Refusal(record, error))
 
     def on_error_only(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            self.errors.append(error)
+            self._report_failure(error, message)
 
     def on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            self.errors.append(error)
+            self._report_failure(error, message)
             return
         partition, offset = message.partition(), message.offset()
         if partition is None or offset is None:
@@ -35,31 +64,72 @@ class _Reports:
         if offset > self.offsets.get(partition, -1):
             self.offsets[partition] = offset
 
+    def _report_failure(self, error: KafkaError, message: Message) -> None:
+        if error.fatal() or is_unavailable(error):
+            self.unavailable.append(error)  # fatal ones are raised by _wait, not in poll()
+            return
+        if self._index is None:
+            self._index = {}
+            for record in self._records:
+                self._index.setdefault(_identity(record), []).append(record)
+        found = self._index.get(
+            (message.topic() or "", message.partition(), message.key(), message.value())
+        )
+        if found:
+            self.refused.append(Refusal(found.pop(), error))
+        else:  # cannot happen: a report carries the bytes we produced
+            self.unavailable.append(error)
+
+
+_Identity = tuple[str, int | None, bytes | None, bytes | None]
+
+
+def _identity(record: OutputRecord) -> _Identity:
+    return record.topic, record.partition, record.key, record.value
+
 
 class BatchDelivery:
-    """Wraps one idempotent producer; every call ends with all its records acknowledged."""
+    """Wraps one idempotent producer; every call ends with all its records acknowledged or
+    refused."""
 
     def __init__(self, producer: Producer, *, flush_timeout: float, poll_interval: float = 0.05):
         self._producer = producer
         self._flush_timeout = flush_timeout
         self._poll_interval = poll_interval
 
-    def send(self, records: Iterable[OutputRecord]) -> None:
-        """Produce and wait; raises DeliveryError if any record was not acknowledged."""
-        reports = _Reports()
-        self._produce(records, reports.on_error_only)
-        self._wait(reports)
+    def send(
+        self, records: Iterable[OutputRecord], *, one_at_a_time: bool = False
+    ) -> list[Refusal]:
+        """Produce and wait; returns the refused records. ``one_at_a_time`` waits for each
+        record before the next: the broker refuses a whole batch for one record too large for
+        its topic, so this tells the culprit from its neighbours."""
+        return self._send(records, one_at_a_time, track_offsets=False)[1]
 
-    def send_tracking_offsets(self, records: Iterable[OutputRecord]) -> dict[int, int]:
-        """Like ``send``; returns the highest acknowledged offset per partition."""
-        reports = _Reports()
-        self._produce(records, reports.on_delivery)
-        self._wait(reports)
-        return reports.offsets
+    def send_tracking_offsets(
+        self, records: Iterable[OutputRecord], *, one_at_a_time: bool = False
+    ) -> tuple[dict[int, int], list[Refusal]]:
+        """Like ``send``; also returns the highest acknowledged offset per partition."""
+        return self._send(records, one_at_a_time, track_offsets=True)
+
+    def _send(
+        self, records: Iterable[OutputRecord], one_at_a_time: bool, *, track_offsets: bool
+    ) -> tuple[dict[int, int], list[Refusal]]:
+        batch = records if isinstance(records, list) else list(records)
+        reports = _Reports(batch)
+        callback = reports.on_delivery if track_offsets else reports.on_error_only
+        if one_at_a_time:
+            for record in batch:
+                self._produce((record,), reports, callback)
+                self._wait(reports)
+        else:
+            self._produce(batch, reports, callback)
+            self._wait(reports)
+        return reports.offsets, reports.refused
 
     def _produce(
         self,
         records: Iterable[OutputRecord],
+        reports: _Reports,
         callback: Callable[[KafkaError | None, Message], None],
     ) -> None:
         produce = self._producer.produce
@@ -79,17 +149,20 @@ class BatchDelivery:
                 except BufferError:
                     # Local queue full: serve delivery reports until there is room.
                     self._producer.poll(self._poll_interval)
+                except KafkaException as exc:  # refused before queueing (too large, say)
+                    reports.failed(record, exc.args[0])
+                    break
 
     def _wait(self, reports: _Reports) -> None:
         remaining = self._producer.flush(self._flush_timeout)
-        fatal = next((error for error in reports.errors if error.fatal()), None)
+        fatal = next((error for error in reports.unavailable if error.fatal()), None)
         if fatal is not None:
             # The idempotent producer cannot go on; retrying would loop forever. Crash loudly.
             raise KafkaException(fatal)
-        if reports.errors:
-            first = reports.errors[0]
+        if reports.unavailable:
+            first = reports.unavailable[0]
             raise DeliveryError(
-                f"{len(reports.errors)} records not delivered, first error: {first.str()}"
+                f"{len(reports.unavailable)} records not delivered, first error: {first.str()}"
             )
         if remaining:
             raise DeliveryError(f"{remaining} records still unacknowledged after flush timeout")

@@ -6,15 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-Headers = list[tuple[str, bytes]]
+from streams.kafka.dead_letters import Headers
 
-
-def dead_letter_headers(reason: str, detail: str, *fields: tuple[str, object]) -> Headers:
-    """The headers every dead letter carries: ``dlq.reason``, ``dlq.detail``, then
-    ``dlq.<name>`` for each ``(name, value)`` of ``fields`` (where it came from), as text."""
-    headers = [("dlq.reason", reason.encode()), ("dlq.detail", detail.encode())]
-    headers.extend((f"dlq.{name}", str(value).encode()) for name, value in fields)
-    return headers
+Origin = tuple[int, int]
+"""An input record's ``(partition, offset)``: where an output came from."""
 
 
 class InputRecord(NamedTuple):
@@ -37,6 +32,7 @@ class OutputRecord(NamedTuple):
     value: bytes | None
     headers: Headers | None = None
     timestamp_ms: int | None = None
+    origin: Origin | None = None  # the input record it came from, to park that one if refused
 
 
 @dataclass(slots=True)
@@ -67,3 +63,5 @@ class BatchResult:
     states: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     next_offsets: dict[int, int] = field(default_factory=dict)
     counts: BatchCounts = field(default_factory=BatchCounts)
+    # (partition, customer key) -> offsets of the input records merged into that new state
+    contributors: dict[tuple[int, bytes], list[int]] = field(default_factory=dict)

@@ -6,24 +6,34 @@ import contextlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import cast
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from streams.errors import DeliveryError
+from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
+from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, Headers, refusal_reason
+from streams.kafka.topics import message_limit
 from streams.processor.batch import BatchProcessor
-from streams.processor.delivery import BatchDelivery
+from streams.processor.delivery import BatchDelivery, Refusal
 from streams.processor.metrics import WorkerMetrics
-from streams.processor.records import BatchCounts, Headers, InputRecord, OutputRecord
+from streams.processor.records import (
+    BatchCounts,
+    BatchResult,
+    InputRecord,
+    Origin,
+    OutputRecord,
+)
 from streams.processor.restore import restore_partition
 from streams.processor.store import StateStores
-from streams.settings import Settings
+from streams.settings import STATE_RECORD_HEADROOM, Settings
 
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_SECONDS = 1.0
+MIN_STATE_BYTES = 1024  # Settings' own lower bound of max_state_bytes
 
 
 def _now_ms() -> int:
@@ -59,7 +69,7 @@ class ProcessorWorker:
         self._delivery = BatchDelivery(
             self._producer, flush_timeout=settings.delivery_timeout_ms / 1000 + 5
         )
-        self._batch = BatchProcessor(settings, self._load_states, _now_ms)
+        self._batch = BatchProcessor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
 
     @property
@@ -117,27 +127,40 @@ class ProcessorWorker:
         if not records:
             return
         started = time.perf_counter()
-        result = self._batch.process(records)
-        try:
-            self._delivery.send(result.outputs)
-            changelog = [
-                OutputRecord(self.settings.changelog_topic, partition, key, state)
-                for partition, states in result.states.items()
-                for key, state in states.items()
-            ]
-            offsets = self._delivery.send_tracking_offsets(changelog)
-        except DeliveryError as exc:
-            self.metrics.delivery_failures.inc()
-            logger.error("delivery failed, replaying the batch: %s", exc)
-            self._rewind(records)
-            self._stop.wait(self._retry_backoff)
-            return
+        parking = _Parking(self.settings)
+        while True:
+            result = self._batch.process(records, parking.parked, parking.shrunk)
+            try:
+                offsets, refused = self._deliver(result, one_at_a_time=parking.isolating)
+            except DeliveryError as exc:
+                self.metrics.delivery_failures.inc()
+                logger.error("delivery failed, replaying the batch: %s", exc)
+                self._rewind(records)
+                self._stop.wait(self._retry_backoff)
+                return
+            if not refused:
+                break
+            parking.count(refused, result)
         for partition, states in result.states.items():
             self.stores.open(partition).write(states, offsets.get(partition))
         self._commit(result.next_offsets)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.record(result.counts)
         self.totals.add(result.counts)
+
+    def _deliver(
+        self, result: BatchResult, *, one_at_a_time: bool
+    ) -> tuple[dict[int, int], list[Refusal]]:
+        """Outputs first, then (only if all were delivered) the new states to the changelog."""
+        refused = self._delivery.send(result.outputs, one_at_a_time=one_at_a_time)
+        if refused:
+            return {}, refused
+        changelog = [
+            OutputRecord(self.settings.changelog_topic, partition, key, state)
+            for partition, states in result.states.items()
+            for key, state in states.items()
+        ]
+        return self._delivery.send_tracking_offsets(changelog, one_at_a_time=one_at_a_time)
 
     def _load_states(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
         return self.stores.open(partition).get_many(keys)
@@ -198,6 +221,76 @@ class ProcessorWorker:
         self._producer.flush(self.settings.delivery_timeout_ms / 1000)
         self._owned = frozenset()
         self.stores.close()
+
+
+class _Parking:
+    """Which input records of one batch to park, from the records Kafka refused.
+
+    The first refusal only switches to sending one record at a time (the broker refuses a
+    whole batch for one record too large for its topic). After ``produce_attempts`` refusals
+    of its own, an output's input record is parked: dead-lettered with the refusal's reason
+    and not merged, so its state and upserts stay as if it never came (for a refused state:
+    every input merged into it). A refused dead letter is cut to ``MINIMAL_LIMIT_BYTES``;
+    refused again, the DLQ topic itself is unusable and the batch is replayed later."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.isolating = False
+        self.parked: dict[Origin, InvalidEventError] = {}
+        self.shrunk: set[Origin] = set()
+        self._refusals: Counter[Origin] = Counter()
+
+    def count(self, refused: list[Refusal], result: BatchResult) -> None:
+        settings = self._settings
+        first, error = refused[0]
+        logger.warning(
+            "kafka refused records count=%d isolated=%s first: topic=%s origin=%s error=%s",
+            len(refused), self.isolating, first.topic, first.origin, error.str(),
+        )  # fmt: skip
+        if not self.isolating:
+            self.isolating = True
+            return
+        for record, error in refused:
+            for origin in self._origins(record, result):
+                self._refusals[origin] += 1
+                if self._refusals[origin] < settings.produce_attempts:
+                    continue
+                self._refusals[origin] = 0
+                if record.topic != settings.dlq_topic:
+                    detail = f"{record.topic} refused an output: {error.str()}"
+                    self.parked[origin] = InvalidEventError(refusal_reason(error), detail)
+                elif origin not in self.shrunk:
+                    self.shrunk.add(origin)
+                else:
+                    raise DeliveryError(
+                        f"{settings.dlq_topic} refuses even a dead letter of "
+                        f"{MINIMAL_LIMIT_BYTES} bytes: {error.str()}"
+                    )
+
+    def _origins(self, record: OutputRecord, result: BatchResult) -> list[Origin]:
+        if record.topic == self._settings.changelog_topic and record.key is not None:
+            offsets = result.contributors.get((record.partition, record.key), [])
+            if not offsets:
+                raise DeliveryError(f"{record.topic} refused a state no input of the batch made")
+            return [(record.partition, offset) for offset in offsets]
+        if record.origin is None:
+            raise DeliveryError(f"{record.topic} refused a record of no input: cannot park it")
+        return [record.origin]
+
+
+def _state_limited(settings: Settings) -> Settings:
+    """``settings`` with ``max_state_bytes`` lowered to what the changelog topic accepts: a
+    state it refused would park events whose upserts were already delivered."""
+    limit = message_limit(settings, settings.changelog_topic)
+    if limit is None or limit - STATE_RECORD_HEADROOM >= settings.max_state_bytes:
+        return settings
+    capped = max(limit - STATE_RECORD_HEADROOM, MIN_STATE_BYTES)
+    logger.warning(
+        "topic %s takes records up to max.message.bytes=%d: states capped at %d bytes "
+        "(STREAMS_MAX_STATE_BYTES=%d)",
+        settings.changelog_topic, limit, capped, settings.max_state_bytes,
+    )  # fmt: skip
+    return settings.model_copy(update={"max_state_bytes": capped})
 
 
 def _ids(partitions: list[TopicPartition]) -> list[int]:

@@ -39,6 +39,7 @@ def test_per_record_errors_are_reported_by_index(streams_settings) -> None:
     finally:
         producer.close()
     assert list(errors) == [1]
+    assert errors.refused == {1}, "too large is the record's own fault, not an outage"
 
 
 def test_unreachable_broker_raises_broker_unavailable() -> None:

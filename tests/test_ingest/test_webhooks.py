@@ -474,3 +474,22 @@ def test_json_pointer_escapes_reach_any_key(keys: list[str], leaf: int) -> None:
         document = {key: document}
     pointer = "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in keys)
     assert lookup(document, split_path(pointer)) == leaf
+
+
+def test_an_unmappable_answer_over_the_producers_limit_is_dead_lettered_cut_to_fit(
+    streams_settings, origin
+) -> None:
+    """The dead letter of a 1 MB answer would exceed message.max.bytes: it keeps a prefix."""
+    origin.seed("o-9", {"customer_id": "c-9", "points": "many", "blob": "b" * 1_000_000})
+    settings = streams_settings()
+    with serve(settings, {"shop": origin_source(origin)}) as url:
+        answer = httpx.get(
+            f"{url}/webhooks/shop/notify", params={"id": "o-9", "token": TOKEN}, timeout=30
+        )
+    assert (answer.status_code, answer.json()["reason"]) == (202, "bad_value")
+    [letter] = dead_letters(settings)
+    assert letter.headers["dlq.reason"] == b"bad_value"
+    assert letter.headers["dlq.truncated"] == b"true"
+    assert int(letter.headers["dlq.original_bytes"]) > 1_000_000
+    assert (letter.value or b"").startswith(b'{"data"')
+    assert len(letter.value or b"") > 990_000

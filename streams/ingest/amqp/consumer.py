@@ -5,9 +5,10 @@ workers take batches of up to ``batch_max_messages`` (or what arrived in ``batch
 map them, send the batch's events with one :meth:`IngestProducer.send` and then settle each
 message: ack when Kafka acknowledged all its events; nack with requeue when one failed or Kafka
 is unavailable (and every worker pauses, with growing backoff); a permanently bad message, or
-one whose events Kafka refused ``max_kafka_attempts`` times (a record too large for the
-broker, say), is published to the dead-letter exchange with ``x-streams-reason``/
-``x-streams-detail`` headers, confirmed, and only then acked. A crash acks nothing more:
+one whose events Kafka refused ``max_kafka_attempts`` times for a reason of their own (a
+record too large for the broker, say; Kafka being unavailable does not count), is published
+to the dead-letter exchange with ``x-streams-reason``/``x-streams-detail`` headers, confirmed,
+and only then acked. A crash acks nothing more:
 RabbitMQ redelivers every unacked message, and the events of a redelivered message are
 identical, which the merge absorbs.
 """
@@ -220,7 +221,9 @@ class AmqpSource:
         failed = 0
         for message, first, count in owners:
             refused = [errors[i] for i in range(first, first + count) if i in errors]
-            if refused and self._refused_too_often(message):
+            # Only a refusal of the record's own counts (not Kafka being unavailable).
+            own = any(i in errors.refused for i in range(first, first + count))
+            if own and self._refused_too_often(message):
                 why = InvalidEventError(KAFKA_REFUSED, f"Kafka refused its events: {refused[0]}")
                 await self._dead_letter(message, why, topology)
                 continue

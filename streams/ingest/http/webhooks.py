@@ -35,8 +35,8 @@ from streams.ingest.http.webhook_mapping import (
 )
 from streams.ingest.http.webhook_openapi import COMPONENTS, PATHS
 from streams.ingest.producer import BrokerUnavailableError, IngestProducer
+from streams.kafka.dead_letters import dead_letter_headers
 from streams.logs import mask_emails
-from streams.processor.records import dead_letter_headers
 
 logger = logging.getLogger(__name__)
 
