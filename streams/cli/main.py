@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from streams.cli.ingest import ingest_app
-from streams.cli.startup import command_settings, fail, kafka_settings
+from streams.cli.startup import check_kafka, command_settings, fail, kafka_settings
 from streams.errors import StreamsError
 
 app = typer.Typer(
@@ -85,7 +85,14 @@ def worker(
         overrides["web_port"] = web_port
     if web_host is not None:
         overrides["web_host"] = web_host
-    settings = kafka_settings(**overrides)
+    settings = command_settings(**overrides)
+    from streams.web.auth import check_exposure
+
+    try:
+        check_exposure(settings)  # a settings mistake is said before Kafka is asked
+    except StreamsError as exc:
+        raise fail(exc) from exc
+    check_kafka(settings)
     from streams.processor.runner import run_worker
 
     try:
