@@ -135,7 +135,7 @@ def test_request_errors_have_a_status_and_a_precise_reason(
     body = response.json()
     assert body["error"]
     if reason == "unauthorized":
-        assert body["error"] == "unauthorized"
+        assert body == {"error": "missing or invalid credentials", "reason": "unauthorized"}
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     elif reason is not None:
         assert body["reason"] == reason

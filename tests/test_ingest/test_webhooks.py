@@ -20,6 +20,7 @@ from openapi_spec_validator import validate
 from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
 from streams.ingest.http.feature import FeatureContext
+from streams.ingest.http.openapi import compose_document
 from streams.ingest.http.webhook_mapping import lookup, split_path
 from streams.ingest.http.webhooks import build_feature
 from streams.ingest.producer import IngestProducer
@@ -164,7 +165,7 @@ def test_hmac_signature_of_the_raw_body_authenticates(streams_settings) -> None:
     assert signed.status_code == 200
     for refused in (tampered, wrong_token, nothing):
         assert refused.status_code == 401
-        assert refused.json()["error"] == "unauthorized"
+        assert refused.json()["reason"] == "unauthorized"
     assert [key for key, _ in events(settings)] == [b"c-9"]
 
 
@@ -175,7 +176,8 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
     auth = {"X-Webhook-Token": TOKEN}
     with serve(settings, {"crm": crm_source()}) as url:
         hook = f"{url}/webhooks/crm"
-        not_json = httpx.post(hook, content=b"{nope", headers=auth)
+        json_type = {**auth, "Content-Type": "application/json"}
+        not_json = httpx.post(hook, content=b"{nope", headers=json_type)
         no_id = httpx.post(
             hook, json={"changed_at": 1, "contact": {"first_name": "X"}}, headers=auth
         )
@@ -185,17 +187,17 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
         )
         unknown = httpx.post(f"{url}/webhooks/erp", json=contact("c-4"), headers=auth)
         nested = httpx.post(hook, json=contact("c-5", first_name={"a": 1}), headers=auth)
-    assert (not_json.status_code, not_json.json()["error"]) == (400, "bad_json")
-    assert (no_id.status_code, no_id.json()["error"]) == (422, "missing_id")
+    assert (not_json.status_code, not_json.json()["reason"]) == (400, "bad_json")
+    assert (no_id.status_code, no_id.json()["reason"]) == (422, "missing_id")
     assert bad_age.status_code == 422
     assert bad_age.json() == {
-        "error": "bad_value",
-        "detail": "'/contact/age': cannot convert str to int",
+        "error": "'/contact/age': cannot convert str to int",
+        "reason": "bad_value",
         "index": 1,
     }
-    assert (future.status_code, future.json()["error"]) == (422, "future_timestamp")
-    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_source")
-    assert (nested.status_code, nested.json()["error"]) == (422, "bad_type")
+    assert (future.status_code, future.json()["reason"]) == (422, "future_timestamp")
+    assert (unknown.status_code, unknown.json()["reason"]) == (404, "unknown_source")
+    assert (nested.status_code, nested.json()["reason"]) == (422, "bad_type")
     assert read_topic(settings, settings.input_topic) == []  # all or nothing
 
 
@@ -209,7 +211,7 @@ def test_kafka_down_answers_503_with_retry_after() -> None:
             timeout=30,
         )
     assert answer.status_code == 503
-    assert answer.json()["error"] == "kafka_unavailable"
+    assert answer.json()["reason"] == "broker_unavailable"
     assert int(answer.headers["Retry-After"]) >= 1
 
 
@@ -373,8 +375,8 @@ def test_notify_refusals(streams_settings, origin) -> None:
         no_id = httpx.get(f"{url}/webhooks/shop/notify", params={"token": TOKEN})
         push_only = httpx.get(f"{url}/webhooks/crm/notify", params={"id": "x", "token": TOKEN})
     assert no_token.status_code == 401
-    assert (no_id.status_code, no_id.json()["error"]) == (400, "missing_id")
-    assert (push_only.status_code, push_only.json()["error"]) == (404, "no_fetch")
+    assert (no_id.status_code, no_id.json()["reason"]) == (400, "missing_id")
+    assert (push_only.status_code, push_only.json()["reason"]) == (404, "no_fetch")
     assert origin.requests() == []
 
 
@@ -414,17 +416,15 @@ def test_bad_configuration_is_refused_precisely(section, message) -> None:
 
 def test_openapi_fragment_is_valid() -> None:
     context = FeatureContext(Settings(), IngestProducer(Settings()))
-    feature = build_feature({"crm": crm_source()}, context)
-    document = {
-        "openapi": "3.1.0",
-        "info": {"title": "webhooks", "version": "1"},
-        "paths": dict(feature.openapi_paths),
-        "components": {k: dict(v) for k, v in feature.openapi_components.items()},
-    }
+    feature = build_feature({"crm": crm_source(), "erp": crm_source()}, context)
+    document = compose_document([feature], {})
     validate(document)
     routes = {(r.method, r.path) for r in feature.routes}  # type: ignore[attr-defined]
-    documented = {(m.upper(), p) for p, item in feature.openapi_paths.items() for m in item}
+    documented = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
     assert routes == documented
+    push = document["paths"]["/webhooks/{source}"]["post"]
+    assert push["parameters"][0]["schema"] == {"enum": ["crm", "erp"]}
+    assert {"401", "408", "413", "415", "503"} <= set(push["responses"])
 
 
 _KEYS = st.text(min_size=1, max_size=8)

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from aiohttp import web
 from pydantic import SecretStr
 
+from streams.ingest.http.responses import error_exception
+
 
 def presented_token(request: web.Request, header: str = "X-API-Key") -> str | None:
     """The secret a client sent: ``Authorization: Bearer <token>`` or the named header."""
@@ -33,10 +35,11 @@ def token_matches(presented: str | None, accepted: Iterable[SecretStr]) -> bool:
     return matched
 
 
-def unauthorized(realm: str) -> web.HTTPUnauthorized:
-    """401 with a JSON body; never says which part of the credentials was wrong."""
-    return web.HTTPUnauthorized(
-        text='{"error":"unauthorized","detail":"missing or invalid credentials"}',
-        content_type="application/json",
-        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+def unauthorized(realm: str) -> web.HTTPException:
+    """401 with the JSON error body; never says which part of the credentials was wrong."""
+    return error_exception(
+        401,
+        "unauthorized",
+        "missing or invalid credentials",
+        {"WWW-Authenticate": f'Bearer realm="{realm}"'},
     )

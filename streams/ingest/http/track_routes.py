@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -17,10 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
-from streams.ingest.http.app import METRICS_KEY, error, json_response
+from streams.ingest.http.app import METRICS_KEY
 from streams.ingest.http.auth import presented_token, token_matches, unauthorized
+from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.openapi import ERROR_REF, error_response
+from streams.ingest.http.responses import error, json_response
 from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, BrokerUnavailableError
 from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
 
@@ -75,12 +77,7 @@ class TrackHandler:
                 raise unauthorized(REALM)
         if request.content_type != JSON:
             return error(415, "unsupported_media_type", f"Content-Type must be {JSON}")
-        length = request.content_length
-        if length is not None and length > request.client_max_size:
-            return error(
-                413, "body_too_large", f"the request body exceeds {request.client_max_size} bytes"
-            )
-        body = await request.read()
+        body = await read_body(request, request.client_max_size)
         metrics = request.app[METRICS_KEY]
         now_ms = time.time_ns() // 1_000_000
         try:
@@ -143,7 +140,7 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
         name=NAME,
         routes=[web.post(PATH, handler.track_batch)],
         openapi_paths=track_paths(PATH, secured=not options.anonymous),
-        openapi_components=track_components(options.api_key_header),
+        openapi_components=track_components(options.api_key_header, options.id_kinds),
     )
 
 
@@ -187,7 +184,9 @@ def track_paths(path: str, *, secured: bool) -> dict[str, Any]:
     return {path: {"post": operation}}
 
 
-def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
+def track_components(
+    api_key_header: str, id_kinds: Sequence[str] = ("registered",)
+) -> dict[str, dict[str, Any]]:
     event_ref = {"$ref": "#/components/schemas/ChangeEvent"}
     timestamp = {
         "description": "UNIX seconds (int or float) or ISO-8601.",
@@ -231,7 +230,8 @@ def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
                 "properties": {
                     "customer_ids": {
                         "type": "object",
-                        "additionalProperties": {"type": "string"},
+                        "additionalProperties": {"type": "string", "minLength": 1},
+                        "anyOf": [{"required": [kind]} for kind in id_kinds],
                         "description": "The first configured id kind present names the "
                         "customer (default: registered).",
                     },
@@ -255,7 +255,10 @@ def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
                     "op": {"enum": ["upsert", "delete"]},
                     "update_timestamp": timestamp,
                     "properties": {"type": "object", "additionalProperties": scalar},
-                    "property_timestamps": {"type": "object", "additionalProperties": timestamp},
+                    "property_timestamps": {
+                        "type": ["object", "null"],
+                        "additionalProperties": timestamp,
+                    },
                 },
             },
             "TrackResponse": {

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
+
+from streams.ingest.http.openapi import error_response
 
 JSON = "application/json"
 
@@ -37,10 +41,10 @@ _SECURITY: list[dict[str, list[str]]] = [
     {"WebhookQueryToken": []},
 ]
 _ERRORS = {
-    "401": _answer("missing or invalid credentials", "WebhookError"),
-    "404": _answer("unknown source (or, for notify, a source without [fetch])", "WebhookError"),
-    "503": _answer("Kafka did not acknowledge: nothing is accepted, retry", "WebhookError",
-                   retry_after=True),
+    "401": error_response("missing or invalid credentials"),
+    "404": error_response("unknown source (or, for notify, a source without [fetch])"),
+    "503": error_response("Kafka did not acknowledge: nothing is accepted, retry",
+                          retry_after=True),
 }  # fmt: skip
 
 _NOTIFY: dict[str, Any] = {
@@ -62,7 +66,7 @@ _NOTIFY: dict[str, Any] = {
             "topic with the reason",
             "WebhookDeadLettered",
         ),
-        "400": _answer("no id", "WebhookError"),
+        "400": error_response("no id, or an id that is a dot segment (. or ..)"),
         **_ERRORS,
     },
 }
@@ -93,9 +97,10 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": _answer("every event acknowledged by Kafka", "WebhookAccepted"),
-                "400": _answer("not JSON, or an empty array", "WebhookError"),
-                "413": _answer("body or array larger than the source allows", "WebhookError"),
-                "422": _answer("a profile does not map to a valid event", "WebhookError"),
+                "400": error_response("not JSON, or an empty array"),
+                "413": error_response("body or array larger than the source allows"),
+                "415": error_response("Content-Type is not application/json"),
+                "422": error_response("a profile does not map to a valid event"),
                 **_ERRORS,
             },
         }
@@ -137,15 +142,6 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "attempts": {"type": "integer"},
             },
         },
-        "WebhookError": {
-            "type": "object",
-            "required": ["error", "detail"],
-            "properties": {
-                "error": {"type": "string", "examples": ["missing_id", "bad_json"]},
-                "detail": {"type": "string"},
-                "index": {"type": "integer", "description": "the failing profile of an array"},
-            },
-        },
     },
     "securitySchemes": {
         "WebhookToken": {
@@ -169,3 +165,14 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+def webhook_paths(sources: Sequence[str]) -> dict[str, Any]:
+    """:data:`PATHS` with ``{source}`` limited to the configured ``sources``."""
+    paths = copy.deepcopy(PATHS)
+    for item in paths.values():
+        for operation in item.values():
+            for parameter in operation["parameters"]:
+                if parameter["name"] == "source":
+                    parameter["schema"] = {"enum": list(sources)}
+    return paths
