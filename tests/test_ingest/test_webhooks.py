@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -416,15 +417,36 @@ def test_bad_configuration_is_refused_precisely(section, message) -> None:
 
 def test_openapi_fragment_is_valid() -> None:
     context = FeatureContext(Settings(), IngestProducer(Settings()))
-    feature = build_feature({"crm": crm_source(), "erp": crm_source()}, context)
+    pushed_only = crm_source(fetch=None)
+    fetching = crm_source(fetch={"url": "http://127.0.0.1:1/api/{id}"})
+    feature = build_feature({"crm": pushed_only, "erp": fetching}, context)
     document = compose_document([feature], {})
     validate(document)
-    routes = {(r.method, r.path) for r in feature.routes}  # type: ignore[attr-defined]
     documented = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
-    assert routes == documented
-    push = document["paths"]["/webhooks/{source}"]["post"]
-    assert push["parameters"][0]["schema"] == {"enum": ["crm", "erp"]}
+    assert documented == {
+        ("POST", "/webhooks/crm"),
+        ("POST", "/webhooks/erp"),
+        ("GET", "/webhooks/erp/notify"),
+        ("POST", "/webhooks/erp/notify"),
+    }
+    routes = {(r.method, r.path) for r in feature.routes}  # type: ignore[attr-defined]
+    assert {(m, re.sub(r"/webhooks/[^/]+", "/webhooks/{source}", p)) for m, p in documented} == (
+        routes
+    )
+    push = document["paths"]["/webhooks/crm"]["post"]
     assert {"401", "408", "413", "415", "503"} <= set(push["responses"])
+    assert push["parameters"] == []
+    profile = push["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
+    assert profile["required"] == ["contact", "changed_at"]
+    contact = profile["properties"]["contact"]
+    assert contact["required"] == ["id"]
+    assert contact["properties"]["age"] == {"anyOf": [INT64, {"type": "null"}]}
+    assert contact["properties"]["emails"]["properties"]["0"]["type"] == [
+        "string", "number", "boolean", "null"
+    ]  # fmt: skip
+
+
+INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 
 
 _KEYS = st.text(min_size=1, max_size=8)

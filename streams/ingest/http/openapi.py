@@ -79,11 +79,6 @@ def compose_document(
     _add_paths(paths, core_paths, "service")
     for feature in features:
         _add_paths(paths, feature.openapi_paths, feature.name)
-    for item in paths.values():
-        for operation in item.values():
-            if "requestBody" in operation:
-                for status, response in BODY_RESPONSES.items():
-                    operation["responses"].setdefault(status, copy.deepcopy(response))
         for section, entries in feature.openapi_components.items():
             target = components.setdefault(section, {})
             for name, definition in entries.items():
@@ -92,6 +87,11 @@ def compose_document(
                         f"feature {feature.name} redefines OpenAPI component {section}.{name}"
                     )
                 target[name] = copy.deepcopy(definition)
+    for item in paths.values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                for status, response in BODY_RESPONSES.items():
+                    operation["responses"].setdefault(status, copy.deepcopy(response))
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version, "description": DESCRIPTION},

@@ -189,10 +189,21 @@ def track_components(
 ) -> dict[str, dict[str, Any]]:
     event_ref = {"$ref": "#/components/schemas/ChangeEvent"}
     timestamp = {
-        "description": "UNIX seconds (int or float) or ISO-8601.",
-        "oneOf": [{"type": "number"}, {"type": "string"}],
+        "description": "UNIX seconds (int or float) or ISO-8601; -1 or null: unknown (the "
+        "receive time). At most now plus the clock skew allowance.",
+        "anyOf": [
+            {"type": "number", "minimum": 0},
+            {"const": -1},
+            {"type": "string", "format": "date-time"},
+            {"type": "null"},
+        ],
     }
     scalar = {"type": ["string", "number", "integer", "boolean", "null"]}
+    properties = {
+        "type": "object",
+        "propertyNames": {"minLength": 1},
+        "additionalProperties": scalar,
+    }
     return {
         "schemas": {
             "TrackRequest": {
@@ -215,13 +226,25 @@ def track_components(
                 },
             },
             "Command": {
-                "type": "object",
-                "required": ["name"],
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string", "examples": ["customers", "system/time"]},
-                    "data": {"$ref": "#/components/schemas/CustomersData"},
-                },
+                "description": "Other Bloomreach commands get a per-command "
+                "unsupported_command or unknown_command.",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["name", "data"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"const": "customers"},
+                            "data": {"$ref": "#/components/schemas/CustomersData"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {"name": {"const": "system/time"}},
+                    },
+                ],
             },
             "CustomersData": {
                 "type": "object",
@@ -230,18 +253,23 @@ def track_components(
                 "properties": {
                     "customer_ids": {
                         "type": "object",
-                        "additionalProperties": {"type": "string", "minLength": 1},
-                        "anyOf": [{"required": [kind]} for kind in id_kinds],
-                        "description": "The first configured id kind present names the "
-                        "customer (default: registered).",
+                        "properties": {
+                            kind: {"type": ["string", "null"], "minLength": 1} for kind in id_kinds
+                        },
+                        "anyOf": [
+                            {"required": [kind], "properties": {kind: {"type": "string"}}}
+                            for kind in id_kinds
+                        ],
+                        "description": "The first configured id kind present (not null) "
+                        "names the customer (default: registered); other kinds are ignored.",
                     },
-                    "properties": {"type": "object", "additionalProperties": scalar},
+                    "properties": properties,
                     "update_timestamp": {
                         **timestamp,
                         "description": "Applies to every property of the command; "
                         "default: the time the server received the request.",
                     },
-                    "event_id": {"type": "string"},
+                    "event_id": {"type": ["string", "null"]},
                 },
             },
             "ChangeEvent": {
@@ -251,12 +279,13 @@ def track_components(
                 "properties": {
                     "customer_id": {"type": "string", "minLength": 1},
                     "source": {"type": "string", "minLength": 1},
-                    "event_id": {"type": "string"},
+                    "event_id": {"type": ["string", "null"]},
                     "op": {"enum": ["upsert", "delete"]},
                     "update_timestamp": timestamp,
-                    "properties": {"type": "object", "additionalProperties": scalar},
+                    "properties": properties,
                     "property_timestamps": {
                         "type": ["object", "null"],
+                        "propertyNames": {"minLength": 1},
                         "additionalProperties": timestamp,
                     },
                 },

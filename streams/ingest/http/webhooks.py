@@ -39,7 +39,7 @@ from streams.ingest.http.webhook_mapping import (
     lookup,
     split_path,
 )
-from streams.ingest.http.webhook_openapi import COMPONENTS, webhook_paths
+from streams.ingest.http.webhook_openapi import webhook_components, webhook_paths
 from streams.ingest.producer import BrokerUnavailableError, IngestProducer
 from streams.logs import mask_emails
 from streams.processor.records import dead_letter_headers
@@ -299,8 +299,8 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
             web.get("/webhooks/{source}/notify", service.notify, allow_head=False),
             web.post("/webhooks/{source}/notify", service.notify),
         ],
-        openapi_paths=webhook_paths(sorted(sources)),
-        openapi_components=COMPONENTS,
+        openapi_paths=webhook_paths(sources),
+        openapi_components=webhook_components(sources),
         on_startup=[service.start],
         on_cleanup=[service.stop],
     )
