@@ -283,6 +283,9 @@ def test_job_paths_allow_only_their_documented_methods(streams_settings, tmp_pat
             assert answer.json()["reason"] == "method_not_allowed"
         job = httpx.get(f"{url}/jobs/export-20260101T000000-0123abcd", headers=AUTH)
         assert (job.status_code, job.json()["reason"]) == (404, "unknown_job")
+        text = {**AUTH, "Content-Type": "text/plain"}
+        plain = httpx.post(f"{url}/jobs/export", content=b'{"config": "profiles"}', headers=text)
+        assert (plain.status_code, plain.json()["reason"]) == (415, "unsupported_media_type")
 
 
 def test_a_failed_bootstrap_is_resumed_with_its_snapshot_time(streams_settings, tmp_path) -> None:

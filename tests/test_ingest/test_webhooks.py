@@ -179,6 +179,8 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
         hook = f"{url}/webhooks/crm"
         json_type = {**auth, "Content-Type": "application/json"}
         not_json = httpx.post(hook, content=b"{nope", headers=json_type)
+        text = {**auth, "Content-Type": "text/plain"}
+        as_text = httpx.post(hook, content=orjson.dumps(contact("c-0")), headers=text)
         no_id = httpx.post(
             hook, json={"changed_at": 1, "contact": {"first_name": "X"}}, headers=auth
         )
@@ -189,6 +191,7 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
         unknown = httpx.post(f"{url}/webhooks/erp", json=contact("c-4"), headers=auth)
         nested = httpx.post(hook, json=contact("c-5", first_name={"a": 1}), headers=auth)
     assert (not_json.status_code, not_json.json()["reason"]) == (400, "bad_json")
+    assert (as_text.status_code, as_text.json()["reason"]) == (415, "unsupported_media_type")
     assert (no_id.status_code, no_id.json()["reason"]) == (422, "missing_id")
     assert bad_age.status_code == 422
     assert bad_age.json() == {

@@ -40,7 +40,7 @@ from streams.ingest.http.job_runner import (
     safe_error,
 )
 from streams.ingest.http.jobs_openapi import COMPONENTS, PATHS
-from streams.ingest.http.responses import error, json_response
+from streams.ingest.http.responses import JSON, error, json_response
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -186,6 +186,8 @@ class JobsService:
 
     @staticmethod
     async def _body(request: web.Request, model: type[M]) -> M | web.Response:
+        if request.content_type != JSON:
+            return error(415, "unsupported_media_type", f"Content-Type must be {JSON}")
         try:
             return model.model_validate_json(await read_body(request, MAX_REQUEST_BYTES))
         except ValidationError as exc:

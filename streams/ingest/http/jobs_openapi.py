@@ -50,6 +50,7 @@ def _trigger(kind: str, request_schema: str) -> dict[str, Any]:
                 "401": _UNAUTHORIZED,
                 "404": error_response("no configuration (or job to resume) of that name"),
                 "409": error_response("the job to resume did not fail"),
+                "415": error_response("Content-Type is not application/json"),
                 "422": error_response("the body does not validate"),
                 "429": error_response("max_concurrent jobs are running", retry_after=True),
             },
