@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
@@ -15,12 +16,19 @@ START_TIMEOUT = 30.0
 
 class AppThread:
     """``start()`` serves ``app``; ``url`` then names it; ``stop()`` (or the end of a ``with``
-    block) shuts it down, cancelling answers still sleeping."""
+    block) shuts it down, cancelling answers still sleeping. ``runner_options`` go to the
+    :class:`aiohttp.web.AppRunner` (``streams serve`` passes ``lingering_time``)."""
 
     def __init__(
-        self, app: web.Application, name: str = "test-app", *, shutdown_timeout: float = 0.5
+        self,
+        app: web.Application,
+        name: str = "test-app",
+        *,
+        shutdown_timeout: float = 0.5,
+        **runner_options: Any,
     ) -> None:
         self.app = app
+        self._runner_options = runner_options
         self.name = name
         self.url = ""
         self.loop = asyncio.new_event_loop()
@@ -30,7 +38,12 @@ class AppThread:
 
     def start(self) -> AppThread:
         ready = threading.Event()
-        runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout, access_log=None)
+        runner = web.AppRunner(
+            self.app,
+            shutdown_timeout=self._shutdown_timeout,
+            access_log=None,
+            **self._runner_options,
+        )
 
         def serve() -> None:
             asyncio.set_event_loop(self.loop)

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.errors import ConfigError, StreamsError
 from streams.ingest.config import load_sections
 from streams.ingest.http.access_log import PathOnlyAccessLogger
-from streams.ingest.http.app import DEFAULT_MAX_BODY_BYTES, create_app
+from streams.ingest.http.app import DEFAULT_MAX_BODY_BYTES, RUNNER_OPTIONS, create_app
+from streams.ingest.http.body import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT_BYTES
 from streams.ingest.http.feature import Feature, FeatureContext, FeatureFactory
 from streams.ingest.http.track_routes import build_feature as build_tracking
 from streams.ingest.producer import DEFAULT_SEND_TIMEOUT_SECONDS, IngestProducer
@@ -49,9 +50,17 @@ class ServerOptions(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    body_timeout_seconds: float = Field(default=DEFAULT_BODY_TIMEOUT_SECONDS, gt=0)
+    max_in_flight_bytes: int = Field(default=DEFAULT_MAX_IN_FLIGHT_BYTES, ge=1024)
     send_timeout_seconds: float = Field(default=DEFAULT_SEND_TIMEOUT_SECONDS, gt=0)
     shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
     close_timeout_seconds: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_body_fits(self) -> ServerOptions:
+        if self.max_in_flight_bytes < self.max_body_bytes:
+            raise ValueError("max_in_flight_bytes must be at least max_body_bytes")
+        return self
 
 
 def server_options(sections: Mapping[str, Any], **overrides: Any) -> ServerOptions:
@@ -108,7 +117,14 @@ def build_app(
     """The whole service's application over a producer the caller starts and closes."""
     options = options or server_options(sections)
     features = build_features(sections, FeatureContext(settings, producer))
-    return create_app(settings, features, producer=producer, max_body_bytes=options.max_body_bytes)
+    return create_app(
+        settings,
+        features,
+        producer=producer,
+        max_body_bytes=options.max_body_bytes,
+        body_timeout_s=options.body_timeout_seconds,
+        max_in_flight_bytes=options.max_in_flight_bytes,
+    )
 
 
 async def serve(
@@ -126,6 +142,7 @@ async def serve(
             handle_signals=False,
             shutdown_timeout=options.shutdown_timeout_seconds,
             access_log_class=PathOnlyAccessLogger,
+            **RUNNER_OPTIONS,
         )
         await runner.setup()
         try:

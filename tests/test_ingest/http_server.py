@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from streams.ingest.http.app import RUNNER_OPTIONS
 from streams.ingest.producer import IngestProducer
 from streams.ingest.serve import build_app, server_options
 from streams.settings import Settings
@@ -34,7 +35,8 @@ def running_service(
     producer.start()
     try:
         app = build_app(settings, sections, producer, options)
-        with AppThread(app, "ingest-test-server", shutdown_timeout=5.0) as base_url:
+        server = AppThread(app, "ingest-test-server", shutdown_timeout=5.0, **RUNNER_OPTIONS)
+        with server as base_url:
             yield base_url
     finally:
         producer.close(timeout=close_timeout)

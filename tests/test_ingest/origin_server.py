@@ -4,7 +4,7 @@
 configured auth scheme (API key, basic, bearer, OAuth2 client credentials from
 ``POST /oauth/token`` with expiring tokens). Faults (status and Retry-After, slow answers) are
 injected per test with ``inject``, in the CRM test server's style (its ``FakeApi`` base, with
-``Fault``, is reused).
+``Fault``, is reused). ``chunked = True`` streams answers without a Content-Length.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from tests.app_thread import AppThread
 from tests.test_connect.crm_server import FakeApi, Received
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CHUNK_BYTES = 16 * 1024
 
 
 @dataclass
@@ -27,6 +29,7 @@ class OriginServer(FakeApi):
     api_key_header: str = "Api-Key"
     secret: str = "origin-secret"
     username: str = "hub-client"
+    chunked: bool = False
     _contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _app_thread: AppThread | None = None
 
@@ -76,9 +79,19 @@ class OriginServer(FakeApi):
     def _new_token(self) -> str:
         return f"origin-token-{self.token_requests}"
 
-    async def _contact(self, request: web.Request) -> web.Response:
+    async def _contact(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             contact = self._contacts.get(request.match_info["id"])
         if contact is None:
             return web.json_response({"error": {"code": "not_found"}}, status=404)
-        return web.json_response({"data": {"id": request.match_info["id"], **contact}})
+        answer = {"data": {"id": request.match_info["id"], **contact}}
+        if not self.chunked:
+            return web.json_response(answer)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        body = orjson.dumps(answer)
+        for start in range(0, len(body), CHUNK_BYTES):
+            await response.write(body[start : start + CHUNK_BYTES])
+        await response.write_eof()
+        return response

@@ -47,5 +47,5 @@ def test_the_webhooks_and_jobs_example_builds_both_features(
     webhooks = build_webhooks(sections["webhooks"], context)
     jobs = build_jobs(sections["jobs"], context)
     paths = {*webhooks.openapi_paths, *jobs.openapi_paths}
-    expected = {"/webhooks/{source}", "/webhooks/{source}/notify", "/jobs/{id}", "/jobs/bootstrap"}
+    expected = {"/webhooks/crm", "/webhooks/shop", "/webhooks/shop/notify", "/jobs/{id}"}
     assert expected <= paths

@@ -10,12 +10,14 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiohttp import web
 from openapi_spec_validator import validate
 
 from streams.bootstrap.generate import generate_snapshot, sample_mapping
 from streams.errors import ConfigError
 from streams.ingest.http.feature import FeatureContext
 from streams.ingest.http.jobs import build_feature
+from streams.ingest.http.openapi import compose_document
 from streams.ingest.producer import IngestProducer
 from streams.settings import Settings
 from streams.testing import produce_events, read_topic, wait_until
@@ -173,9 +175,9 @@ def test_refusals(streams_settings, tmp_path) -> None:
         traversal = httpx.get(f"{url}/jobs/..%2F..%2Fetc", headers=AUTH)
         listed = httpx.get(f"{url}/jobs", headers={"X-API-Key": TOKEN})
     assert no_token.status_code == wrong.status_code == 401
-    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_config")
-    assert (extra.status_code, extra.json()["error"]) == (422, "bad_request")
-    assert "source" in extra.json()["detail"]
+    assert (unknown.status_code, unknown.json()["reason"]) == (404, "unknown_config")
+    assert (extra.status_code, extra.json()["reason"]) == (422, "bad_request")
+    assert "source" in extra.json()["error"]
     assert no_job.status_code == traversal.status_code == 404
     assert listed.json() == {"jobs": []}
 
@@ -263,17 +265,27 @@ def test_openapi_fragment_is_valid(tmp_path) -> None:
     feature = build_feature(
         jobs_section(tmp_path), FeatureContext(Settings(), IngestProducer(Settings()))
     )
-    validate(
-        {
-            "openapi": "3.1.0",
-            "info": {"title": "jobs", "version": "1"},
-            "paths": dict(feature.openapi_paths),
-            "components": {k: dict(v) for k, v in feature.openapi_components.items()},
-        }
-    )
-    routes = {(r.method, r.path) for r in feature.routes}  # type: ignore[attr-defined]
-    documented = {(m.upper(), p) for p, item in feature.openapi_paths.items() for m in item}
+    document = compose_document([feature], {})
+    validate(document)
+    app = web.Application()
+    feature.install(app)
+    routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
+    documented = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
     assert routes == documented
+
+
+def test_job_paths_allow_only_their_documented_methods(streams_settings, tmp_path) -> None:
+    with serve(streams_settings(), jobs_section(tmp_path)) as url:
+        for path, allowed in (("/jobs/bootstrap", "POST"), ("/jobs/export", "POST")):
+            answer = httpx.request("OPTIONS", f"{url}{path}", headers=AUTH)
+            assert answer.status_code == 405
+            assert answer.headers["Allow"] == allowed
+            assert answer.json()["reason"] == "method_not_allowed"
+        job = httpx.get(f"{url}/jobs/export-20260101T000000-0123abcd", headers=AUTH)
+        assert (job.status_code, job.json()["reason"]) == (404, "unknown_job")
+        text = {**AUTH, "Content-Type": "text/plain"}
+        plain = httpx.post(f"{url}/jobs/export", content=b'{"config": "profiles"}', headers=text)
+        assert (plain.status_code, plain.json()["reason"]) == (415, "unsupported_media_type")
 
 
 def test_a_failed_bootstrap_is_resumed_with_its_snapshot_time(streams_settings, tmp_path) -> None:
@@ -291,7 +303,7 @@ def test_a_failed_bootstrap_is_resumed_with_its_snapshot_time(streams_settings, 
             headers=AUTH,
         )
     assert failed["state"] == "failed", failed
-    assert (refused.status_code, refused.json()["error"]) == (422, "bad_request")
+    assert (refused.status_code, refused.json()["reason"]) == (422, "bad_request")
     with serve(settings, section) as url:
         resumed = finished(
             url, start(url, "bootstrap", {"config": "nightly", "resume": failed["id"]})
@@ -308,7 +320,7 @@ def test_a_failed_bootstrap_is_resumed_with_its_snapshot_time(streams_settings, 
         )
     assert resumed["state"] == "succeeded", resumed["error"]
     assert resumed["report"]["job_id"] == failed["id"]  # the first run's checkpoint
-    assert (again.status_code, again.json()["error"]) == (409, "not_resumable")
-    assert (other.status_code, other.json()["error"]) == (422, "resume_mismatch")
+    assert (again.status_code, again.json()["reason"]) == (409, "not_resumable")
+    assert (other.status_code, other.json()["reason"]) == (422, "resume_mismatch")
     assert resumed["report"]["snapshot_time"] == failed["report"]["snapshot_time"]
     assert len(read_topic(settings, settings.input_topic)) == resumed["report"]["produced"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from openapi_spec_validator import validate
 from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
 from streams.ingest.http.feature import FeatureContext
+from streams.ingest.http.openapi import compose_document
 from streams.ingest.http.webhook_mapping import lookup, split_path
 from streams.ingest.http.webhooks import build_feature
 from streams.ingest.producer import IngestProducer
@@ -190,7 +192,10 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
     auth = {"X-Webhook-Token": TOKEN}
     with serve(settings, {"crm": crm_source()}) as url:
         hook = f"{url}/webhooks/crm"
-        not_json = httpx.post(hook, content=b"{nope", headers=auth)
+        json_type = {**auth, "Content-Type": "application/json"}
+        not_json = httpx.post(hook, content=b"{nope", headers=json_type)
+        text = {**auth, "Content-Type": "text/plain"}
+        as_text = httpx.post(hook, content=orjson.dumps(contact("c-0")), headers=text)
         no_id = httpx.post(
             hook, json={"changed_at": 1, "contact": {"first_name": "X"}}, headers=auth
         )
@@ -200,17 +205,18 @@ def test_bad_payloads_are_refused_with_their_reason_and_nothing_is_produced(
         )
         unknown = httpx.post(f"{url}/webhooks/erp", json=contact("c-4"), headers=auth)
         nested = httpx.post(hook, json=contact("c-5", first_name={"a": 1}), headers=auth)
-    assert (not_json.status_code, not_json.json()["error"]) == (400, "bad_json")
-    assert (no_id.status_code, no_id.json()["error"]) == (422, "missing_id")
+    assert (not_json.status_code, not_json.json()["reason"]) == (400, "bad_json")
+    assert (as_text.status_code, as_text.json()["reason"]) == (415, "unsupported_media_type")
+    assert (no_id.status_code, no_id.json()["reason"]) == (422, "missing_id")
     assert bad_age.status_code == 422
     assert bad_age.json() == {
-        "error": "bad_value",
-        "detail": "'/contact/age': cannot convert str to int",
+        "error": "'/contact/age': cannot convert str to int",
+        "reason": "bad_value",
         "index": 1,
     }
-    assert (future.status_code, future.json()["error"]) == (422, "future_timestamp")
-    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_source")
-    assert (nested.status_code, nested.json()["error"]) == (422, "bad_type")
+    assert (future.status_code, future.json()["reason"]) == (422, "future_timestamp")
+    assert (unknown.status_code, unknown.json()["reason"]) == (404, "unknown_source")
+    assert (nested.status_code, nested.json()["reason"]) == (422, "bad_type")
     assert read_topic(settings, settings.input_topic) == []  # all or nothing
 
 
@@ -246,7 +252,7 @@ def test_kafka_down_answers_503_with_retry_after() -> None:
             timeout=30,
         )
     assert answer.status_code == 503
-    assert answer.json()["error"] == "kafka_unavailable"
+    assert answer.json()["reason"] == "broker_unavailable"
     assert int(answer.headers["Retry-After"]) >= 1
 
 
@@ -410,8 +416,8 @@ def test_notify_refusals(streams_settings, origin) -> None:
         no_id = httpx.get(f"{url}/webhooks/shop/notify", params={"token": TOKEN})
         push_only = httpx.get(f"{url}/webhooks/crm/notify", params={"id": "x", "token": TOKEN})
     assert no_token.status_code == 401
-    assert (no_id.status_code, no_id.json()["error"]) == (400, "missing_id")
-    assert (push_only.status_code, push_only.json()["error"]) == (404, "no_fetch")
+    assert (no_id.status_code, no_id.json()["reason"]) == (400, "missing_id")
+    assert (push_only.status_code, push_only.json()["reason"]) == (404, "no_fetch")
     assert origin.requests() == []
 
 
@@ -451,17 +457,36 @@ def test_bad_configuration_is_refused_precisely(section, message) -> None:
 
 def test_openapi_fragment_is_valid() -> None:
     context = FeatureContext(Settings(), IngestProducer(Settings()))
-    feature = build_feature({"crm": crm_source()}, context)
-    document = {
-        "openapi": "3.1.0",
-        "info": {"title": "webhooks", "version": "1"},
-        "paths": dict(feature.openapi_paths),
-        "components": {k: dict(v) for k, v in feature.openapi_components.items()},
-    }
+    pushed_only = crm_source(fetch=None)
+    fetching = crm_source(fetch={"url": "http://127.0.0.1:1/api/{id}"})
+    feature = build_feature({"crm": pushed_only, "erp": fetching}, context)
+    document = compose_document([feature], {})
     validate(document)
+    documented = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
+    assert documented == {
+        ("POST", "/webhooks/crm"),
+        ("POST", "/webhooks/erp"),
+        ("GET", "/webhooks/erp/notify"),
+        ("POST", "/webhooks/erp/notify"),
+    }
     routes = {(r.method, r.path) for r in feature.routes}  # type: ignore[attr-defined]
-    documented = {(m.upper(), p) for p, item in feature.openapi_paths.items() for m in item}
-    assert routes == documented
+    assert {(m, re.sub(r"/webhooks/[^/]+", "/webhooks/{source}", p)) for m, p in documented} == (
+        routes
+    )
+    push = document["paths"]["/webhooks/crm"]["post"]
+    assert {"401", "408", "413", "415", "503"} <= set(push["responses"])
+    assert push["parameters"] == []
+    profile = push["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
+    assert profile["required"] == ["contact", "changed_at"]
+    contact = profile["properties"]["contact"]
+    assert contact["required"] == ["id"]
+    assert contact["properties"]["age"] == {"anyOf": [INT64, {"type": "null"}]}
+    assert contact["properties"]["emails"]["properties"]["0"]["type"] == [
+        "string", "number", "boolean", "null"
+    ]  # fmt: skip
+
+
+INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 
 
 _KEYS = st.text(min_size=1, max_size=8)

@@ -14,8 +14,8 @@ from streams.model import Value
 FieldType = Literal["string", "int", "float", "bool", "datetime"]
 JsonScalar = None | bool | int | float | str
 
-_TRUE = frozenset({"true", "1", "yes", "y", "on"})
-_FALSE = frozenset({"false", "0", "no", "n", "off"})
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
 
 
 class FieldMapping(BaseModel):
@@ -83,9 +83,9 @@ def _to_bool(value: bool | int | float | str) -> bool:
         return bool(value)
     if isinstance(value, str):
         text = value.strip().lower()
-        if text in _TRUE:
+        if text in TRUE_WORDS:
             return True
-        if text in _FALSE:
+        if text in FALSE_WORDS:
             return False
     raise ValueError("not a boolean")
 

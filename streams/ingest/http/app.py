@@ -1,22 +1,30 @@
 """The ingestion service's aiohttp application: features plus /openapi.json, /health, /metrics.
 
-Every error leaves as JSON ``{"error": ..., "reason": ...}``, aiohttp's own 404/405/413 too;
-bodies beyond ``max_body_bytes`` are refused by aiohttp (``client_max_size``) before they are
-buffered whole.
+Every error leaves as the one JSON error body (:mod:`streams.ingest.http.responses`), aiohttp's
+own 404/405 too. Bodies are read through :mod:`streams.ingest.http.body` (size, time and
+in-flight bounds); an answer given while the request's body is still unread closes the
+connection, so a refused upload is never read into memory.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from streams.ingest.http.body import (
+    BODY_READER_KEY,
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT_BYTES,
+    BodyReader,
+)
 from streams.ingest.http.feature import Feature
 from streams.ingest.http.openapi import compose_document, error_response
+from streams.ingest.http.responses import error, json_response
 from streams.ingest.producer import IngestProducer
 from streams.settings import Settings
 
@@ -24,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 HEALTH_RETRY_AFTER_SECONDS = 5
+# After an answer to an unread body, aiohttp discards what still arrives for this long (so the
+# client can read the answer before the close) instead of its default 10 s.
+LINGER_SECONDS = 2.0
+RUNNER_OPTIONS: dict[str, Any] = {"lingering_time": LINGER_SECONDS}
 _REASONS = {
     404: "not_found",
     405: "method_not_allowed",
@@ -66,31 +78,19 @@ PRODUCER_KEY = web.AppKey("ingest_producer", IngestProducer)
 OPENAPI_KEY = web.AppKey("openapi_document", bytes)
 
 
-def json_response(
-    body: object, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
-    )
-
-
-def error(
-    status: int, reason: str, detail: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """The JSON error body every route of the service uses."""
-    return json_response({"error": detail, "reason": reason}, status, headers)
-
-
 def create_app(
     settings: Settings,
     features: Sequence[Feature],
     *,
     producer: IngestProducer,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_SECONDS,
+    max_in_flight_bytes: int = DEFAULT_MAX_IN_FLIGHT_BYTES,
 ) -> web.Application:
     """The service with ``features`` installed; the producer is started and closed by the
     caller (it outlives the application's shutdown, which waits for in-flight requests)."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_errors_and_metrics])
+    app[BODY_READER_KEY] = BodyReader(body_timeout_s, max_in_flight_bytes)
     app[METRICS_KEY] = IngestMetrics()
     app[PRODUCER_KEY] = producer
     app.router.add_get("/health", _health)
@@ -119,12 +119,22 @@ async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.Str
         response = await handler(request)
     except web.HTTPException as exc:
         response = exc if exc.content_type == "application/json" else _as_json(request, exc)
-        request.app[METRICS_KEY].requests.labels(label, str(response.status)).inc()
+        _finish(request, response, label)
         if response is exc:
             raise
         return response
-    request.app[METRICS_KEY].requests.labels(label, str(response.status)).inc()
+    finally:
+        request.app[BODY_READER_KEY].release(request)
+    _finish(request, response, label)
     return response
+
+
+def _finish(request: web.Request, response: web.StreamResponse, label: str) -> None:
+    if not request.content.is_eof():
+        # Answered before the body was read (401, 408, 413, 503): the connection closes
+        # after at most LINGER_SECONDS of discarding, so a refused upload costs no memory.
+        response.force_close()
+    request.app[METRICS_KEY].requests.labels(label, str(response.status)).inc()
 
 
 def _as_json(request: web.Request, exc: web.HTTPException) -> web.Response:

@@ -17,12 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streams.errors import ConfigError
 from streams.http_auth import presented_token, token_matches, unauthorized
+from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.job_runner import (
     JOB_ID,
@@ -40,11 +40,15 @@ from streams.ingest.http.job_runner import (
     safe_error,
 )
 from streams.ingest.http.jobs_openapi import COMPONENTS, PATHS
+from streams.ingest.http.responses import JSON, error, json_response
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIST_LIMIT = 50
+MAX_REQUEST_BYTES = 64 * 1024  # a job request names a configuration and a few overrides
+# Only job ids route to GET /jobs/{id}: /jobs/bootstrap and /jobs/export stay POST-only.
+JOB_ID_ROUTE = JOB_ID.removeprefix("^").removesuffix("$").replace("(", "(?:")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -78,16 +82,6 @@ class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config: str = Field(min_length=1)
-
-
-def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
-    )
-
-
-def _error(status: int, reason: str, detail: str, **headers: str) -> web.Response:
-    return _json(status, {"error": reason, "detail": detail}, headers or None)
 
 
 class JobsService:
@@ -171,19 +165,19 @@ class JobsService:
         job_id = request.match_info["id"]
         record = self.jobs.get(job_id) if re.match(JOB_ID, job_id) else None
         if record is None:
-            return _error(404, "unknown_job", f"no job {job_id[:100]!r}")
-        return _json(200, record.view())
+            return error(404, "unknown_job", f"no job {job_id[:100]!r}")
+        return json_response(record.view())
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         self._authorize(request)
         try:
             limit = int(request.query.get("limit", DEFAULT_LIST_LIMIT))
         except ValueError:
-            return _error(400, "bad_limit", "limit is a positive integer")
+            return error(400, "bad_limit", "limit is a positive integer")
         if limit < 1:
-            return _error(400, "bad_limit", "limit is a positive integer")
+            return error(400, "bad_limit", "limit is a positive integer")
         recent = sorted(self.jobs.values(), key=lambda r: (r.created_at, r.id), reverse=True)
-        return _json(200, {"jobs": [record.view() for record in recent[:limit]]})
+        return json_response({"jobs": [record.view() for record in recent[:limit]]})
 
     # -- steps ---------------------------------------------------------------------------
     def _authorize(self, request: web.Request) -> None:
@@ -192,27 +186,29 @@ class JobsService:
 
     @staticmethod
     async def _body(request: web.Request, model: type[M]) -> M | web.Response:
+        if request.content_type != JSON:
+            return error(415, "unsupported_media_type", f"Content-Type must be {JSON}")
         try:
-            return model.model_validate_json(await request.read())
+            return model.model_validate_json(await read_body(request, MAX_REQUEST_BYTES))
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
                 for e in exc.errors(include_input=False, include_url=False)
             )
-            return _error(422, "bad_request", problems)
+            return error(422, "bad_request", problems)
 
     def _resumable(self, parsed: BootstrapRequest) -> dict[str, Any] | web.Response:
         """The params of a job continuing ``parsed.resume``: its checkpoint and its window."""
         original = self.jobs.get(parsed.resume or "")
         if original is None or original.type != "bootstrap":
-            return _error(404, "unknown_job", f"no bootstrap job {parsed.resume!r}")
+            return error(404, "unknown_job", f"no bootstrap job {parsed.resume!r}")
         if original.config != parsed.config:
             detail = f"job {original.id} ran [jobs.bootstrap.{original.config}]"
-            return _error(422, "resume_mismatch", detail)
+            return error(422, "resume_mismatch", detail)
         if original.state is not JobState.FAILED:
-            return _error(409, "not_resumable", f"job {original.id} is {original.state}")
+            return error(409, "not_resumable", f"job {original.id} is {original.state}")
         if parsed.since is not None:
-            return _error(422, "bad_request", "a resumed job keeps the window it started with")
+            return error(422, "bad_request", "a resumed job keeps the window it started with")
         params = {key: value for key, value in original.params.items() if key != "max_rate"}
         params["resume"] = original.params.get("resume", original.id)  # the checkpoint's id
         if parsed.max_rate is not None:
@@ -221,7 +217,7 @@ class JobsService:
 
     @staticmethod
     def _unknown_config(kind: str, name: str) -> web.Response:
-        return _error(404, "unknown_config", f"no [jobs.{kind}.{name[:100]}] configuration")
+        return error(404, "unknown_config", f"no [jobs.{kind}.{name[:100]}] configuration")
 
     def _submit(
         self, kind: JobType, name: str, params: dict[str, Any], work: Callable[[JobRecord], None]
@@ -229,11 +225,11 @@ class JobsService:
         assert self._executor is not None, "the jobs feature was not started"
         active = sum(record.active for record in self.jobs.values())
         if active >= self.config.max_concurrent:
-            return _error(
+            return error(
                 429,
                 "busy",
                 f"{active} jobs running, at most {self.config.max_concurrent}",
-                **{"Retry-After": str(self.config.retry_after_s)},
+                {"Retry-After": str(self.config.retry_after_s)},
             )
         record = JobRecord(new_job_id(kind), kind, name, params, created_at=now_ms())
         self.jobs[record.id] = record
@@ -242,7 +238,7 @@ class JobsService:
         body = {"id": record.id, "state": str(record.state), "links": {"self": link}}
         self._executor.submit(self._execute, record, work)
         logger.info("job queued id=%s type=%s config=%s", record.id, kind, name)
-        return _json(202, body, {"Location": link})
+        return json_response(body, 202, {"Location": link})
 
     def _execute(self, record: JobRecord, work: Callable[[JobRecord], None]) -> None:
         """In a worker thread: run, then record the end whatever it is."""
@@ -289,7 +285,7 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
             web.post("/jobs/bootstrap", service.start_bootstrap),
             web.post("/jobs/export", service.start_export),
             web.get("/jobs", service.list_jobs, allow_head=False),
-            web.get("/jobs/{id}", service.get_job, allow_head=False),
+            web.get(f"/jobs/{{id:{JOB_ID_ROUTE}}}", service.get_job, allow_head=False),
         ],
         openapi_paths=PATHS,
         openapi_components=COMPONENTS,

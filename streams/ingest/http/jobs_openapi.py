@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.ingest.http.job_runner import JOB_ID
+from streams.ingest.http.openapi import error_response
+
 JSON = "application/json"
 _SECURITY: list[dict[str, list[str]]] = [{"JobsBearer": []}, {"JobsApiKey": []}]
 REQUIRED_JOB_FIELDS = [
@@ -27,7 +30,7 @@ def _answer(description: str, schema: str, headers: dict[str, Any] | None = None
     return answer
 
 
-_UNAUTHORIZED = _answer("missing or invalid token", "JobsError")
+_UNAUTHORIZED = error_response("missing or invalid token")
 
 
 def _trigger(kind: str, request_schema: str) -> dict[str, Any]:
@@ -45,14 +48,11 @@ def _trigger(kind: str, request_schema: str) -> dict[str, Any]:
                     {"Location": {"description": "the job", "schema": {"type": "string"}}},
                 ),
                 "401": _UNAUTHORIZED,
-                "404": _answer("no configuration (or job to resume) of that name", "JobsError"),
-                "409": _answer("the job to resume did not fail", "JobsError"),
-                "422": _answer("the body does not validate", "JobsError"),
-                "429": _answer(
-                    "max_concurrent jobs are running",
-                    "JobsError",
-                    {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
-                ),
+                "404": error_response("no configuration (or job to resume) of that name"),
+                "409": error_response("the job to resume did not fail"),
+                "415": error_response("Content-Type is not application/json"),
+                "422": error_response("the body does not validate"),
+                "429": error_response("max_concurrent jobs are running", retry_after=True),
             },
         }
     }
@@ -77,7 +77,7 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": _answer("the jobs", "JobList"),
-                "400": _answer("bad limit", "JobsError"),
+                "400": error_response("bad limit"),
                 "401": _UNAUTHORIZED,
             },
         }
@@ -89,12 +89,17 @@ PATHS: dict[str, Any] = {
             "tags": ["jobs"],
             "security": _SECURITY,
             "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": JOB_ID},
+                }
             ],
             "responses": {
                 "200": _answer("the job", "Job"),
                 "401": _UNAUTHORIZED,
-                "404": _answer("no such job", "JobsError"),
+                "404": error_response("no such job"),
             },
         }
     },
@@ -107,14 +112,20 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
             "required": ["config"],
             "properties": {
-                "config": {"type": "string", "description": "a [jobs.bootstrap.<name>]"},
+                "config": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "a [jobs.bootstrap.<name>]",
+                },
                 "since": {
                     "type": "string",
+                    "minLength": 1,
                     "description": "delta run: rows modified since (e.g. 24h, or ISO-8601)",
                 },
                 "max_rate": {"type": "number", "exclusiveMinimum": 0, "description": "rows/s"},
                 "resume": {
                     "type": "string",
+                    "pattern": JOB_ID,
                     "description": "a failed bootstrap job's id: continue after its last "
                     "confirmed row, with its snapshot time and window (no since)",
                 },
@@ -124,7 +135,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "type": "object",
             "additionalProperties": False,
             "required": ["config"],
-            "properties": {"config": {"type": "string"}},
+            "properties": {"config": {"type": "string", "minLength": 1}},
         },
         "JobAccepted": {
             "type": "object",
@@ -176,11 +187,6 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "type": "object",
             "required": ["jobs"],
             "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
-        },
-        "JobsError": {
-            "type": "object",
-            "required": ["error", "detail"],
-            "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
         },
     },
     "securitySchemes": {

@@ -2,7 +2,8 @@
 
 Each feature documents its own paths and components; composing refuses two features that claim
 the same operation or define one component name differently, so the document cannot lie about
-which feature answers.
+which feature answers. Composing also adds the answers every operation with a body may get
+from the service itself (408, 413, 503: see :mod:`streams.ingest.http.body`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ ERROR_SCHEMA: dict[str, Any] = {
     "properties": {
         "error": {"type": "string", "description": "What is wrong, for humans."},
         "reason": {"type": "string", "description": "A short machine-readable code."},
+        "index": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "The failing item of an array, where one item failed.",
+        },
     },
 }
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -47,6 +53,17 @@ def error_response(description: str, *, retry_after: bool = False) -> dict[str, 
             }
         }
     return response
+
+
+BODY_RESPONSES: dict[str, Any] = {
+    "408": error_response("The body did not arrive within the service's body timeout."),
+    "413": error_response("The body is larger than the service (or the route) allows."),
+    "503": error_response(
+        "The service holds too many request bodies at once (or Kafka did not acknowledge): "
+        "retry after Retry-After.",
+        retry_after=True,
+    ),
+}
 
 
 def compose_document(
@@ -70,6 +87,11 @@ def compose_document(
                         f"feature {feature.name} redefines OpenAPI component {section}.{name}"
                     )
                 target[name] = copy.deepcopy(definition)
+    for item in paths.values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                for status, response in BODY_RESPONSES.items():
+                    operation["responses"].setdefault(status, copy.deepcopy(response))
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version, "description": DESCRIPTION},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from aiohttp import web
@@ -19,9 +19,11 @@ from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
 from streams.http_auth import matching_token, presented_token, unauthorized
 from streams.ingest.binding import SourceBinding
-from streams.ingest.http.app import METRICS_KEY, error, json_response
+from streams.ingest.http.app import METRICS_KEY
+from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.openapi import ERROR_REF, error_response
+from streams.ingest.http.responses import error, json_response
 from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, BrokerUnavailableError
 from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
 from streams.model import Op
@@ -123,12 +125,7 @@ class TrackHandler:
         key_id, binding = self._caller(request)
         if request.content_type != JSON:
             return error(415, "unsupported_media_type", f"Content-Type must be {JSON}")
-        length = request.content_length
-        if length is not None and length > request.client_max_size:
-            return error(
-                413, "body_too_large", f"the request body exceeds {request.client_max_size} bytes"
-            )
-        body = await request.read()
+        body = await read_body(request, request.client_max_size)
         metrics = request.app[METRICS_KEY]
         now_ms = time.time_ns() // 1_000_000
         try:
@@ -197,7 +194,7 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
         name=NAME,
         routes=[web.post(PATH, handler.track_batch)],
         openapi_paths=track_paths(PATH, secured=not options.anonymous),
-        openapi_components=track_components(options.api_key_header),
+        openapi_components=track_components(options.api_key_header, options.id_kinds),
     )
 
 
@@ -243,13 +240,26 @@ def track_paths(path: str, *, secured: bool) -> dict[str, Any]:
     return {path: {"post": operation}}
 
 
-def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
+def track_components(
+    api_key_header: str, id_kinds: Sequence[str] = ("registered",)
+) -> dict[str, dict[str, Any]]:
     event_ref = {"$ref": "#/components/schemas/ChangeEvent"}
     timestamp = {
-        "description": "UNIX seconds (int or float) or ISO-8601.",
-        "oneOf": [{"type": "number"}, {"type": "string"}],
+        "description": "UNIX seconds (int or float) or ISO-8601; -1 or null: unknown (the "
+        "receive time). At most now plus the clock skew allowance.",
+        "anyOf": [
+            {"type": "number", "minimum": 0},
+            {"const": -1},
+            {"type": "string", "format": "date-time"},
+            {"type": "null"},
+        ],
     }
     scalar = {"type": ["string", "number", "integer", "boolean", "null"]}
+    properties = {
+        "type": "object",
+        "propertyNames": {"minLength": 1},
+        "additionalProperties": scalar,
+    }
     return {
         "schemas": {
             "TrackRequest": {
@@ -272,13 +282,25 @@ def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
                 },
             },
             "Command": {
-                "type": "object",
-                "required": ["name"],
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string", "examples": ["customers", "system/time"]},
-                    "data": {"$ref": "#/components/schemas/CustomersData"},
-                },
+                "description": "Other Bloomreach commands get a per-command "
+                "unsupported_command or unknown_command.",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["name", "data"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"const": "customers"},
+                            "data": {"$ref": "#/components/schemas/CustomersData"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {"name": {"const": "system/time"}},
+                    },
+                ],
             },
             "CustomersData": {
                 "type": "object",
@@ -287,17 +309,23 @@ def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
                 "properties": {
                     "customer_ids": {
                         "type": "object",
-                        "additionalProperties": {"type": "string"},
-                        "description": "The first configured id kind present names the "
-                        "customer (default: registered).",
+                        "properties": {
+                            kind: {"type": ["string", "null"], "minLength": 1} for kind in id_kinds
+                        },
+                        "anyOf": [
+                            {"required": [kind], "properties": {kind: {"type": "string"}}}
+                            for kind in id_kinds
+                        ],
+                        "description": "The first configured id kind present (not null) "
+                        "names the customer (default: registered); other kinds are ignored.",
                     },
-                    "properties": {"type": "object", "additionalProperties": scalar},
+                    "properties": properties,
                     "update_timestamp": {
                         **timestamp,
                         "description": "Applies to every property of the command; "
                         "default: the time the server received the request.",
                     },
-                    "event_id": {"type": "string"},
+                    "event_id": {"type": ["string", "null"]},
                 },
             },
             "ChangeEvent": {
@@ -307,11 +335,15 @@ def track_components(api_key_header: str) -> dict[str, dict[str, Any]]:
                 "properties": {
                     "customer_id": {"type": "string", "minLength": 1},
                     "source": {"type": "string", "minLength": 1},
-                    "event_id": {"type": "string"},
+                    "event_id": {"type": ["string", "null"]},
                     "op": {"enum": ["upsert", "delete"]},
                     "update_timestamp": timestamp,
-                    "properties": {"type": "object", "additionalProperties": scalar},
-                    "property_timestamps": {"type": "object", "additionalProperties": timestamp},
+                    "properties": properties,
+                    "property_timestamps": {
+                        "type": ["object", "null"],
+                        "propertyNames": {"minLength": 1},
+                        "additionalProperties": timestamp,
+                    },
                 },
             },
             "TrackResponse": {

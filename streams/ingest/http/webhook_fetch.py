@@ -3,7 +3,8 @@
 429 waits for its Retry-After; 5xx, 408, 425, timeouts and connection errors retry with
 exponential backoff and full jitter; 401 refreshes OAuth2 credentials once; 404, 410 and other
 4xx are permanent. Attempts and total time are bounded, so a sender never waits forever and a
-hopeless notification reaches the dead-letter topic with the last reason.
+hopeless notification reaches the dead-letter topic with the last reason. An answer is read
+up to ``max_answer_bytes`` and no further: a larger one is final (``origin_too_large``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ from streams.errors import StreamsError
 logger = logging.getLogger(__name__)
 
 GONE_STATUSES = frozenset({404, 410})
+DEFAULT_MAX_ANSWER_BYTES = 512 * 1024
+# An unmappable answer is dead-lettered whole: with its headers it must fit librdkafka's
+# default message.max.bytes (1,000,000).
+MAX_ANSWER_BYTES_CEILING = 900_000
+# Ids that are not a path segment of their own: the URL's dot-segment removal would turn
+# ``/contacts/..`` into another resource of the origin, fetched with its credentials.
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def is_safe_id(profile_id: str) -> bool:
+    """Whether ``profile_id``, percent-encoded, stays one path segment of the fetch URL."""
+    return bool(profile_id) and profile_id not in DOT_SEGMENTS
 
 
 class FetchConfig(BaseModel):
@@ -47,6 +60,9 @@ class FetchConfig(BaseModel):
     max_total_s: float = Field(default=30.0, gt=0)
     retry: RetryConfig = RetryConfig()
     max_concurrency: int = Field(default=8, ge=1)
+    max_answer_bytes: int = Field(
+        default=DEFAULT_MAX_ANSWER_BYTES, ge=1, le=MAX_ANSWER_BYTES_CEILING
+    )
     profile_path: str | None = None  # where the profile sits inside the answer, if wrapped
 
 
@@ -100,6 +116,8 @@ class ProfileFetcher:
         """The origin's answer body for ``profile_id``; raises FetchFailedError."""
         if self._client is None:
             raise RuntimeError("ProfileFetcher.start() was not called")
+        if not is_safe_id(profile_id):
+            raise ValueError("refusing an id that is not a path segment of its own")
         url = self.config.url.replace("{id}", quote(profile_id, safe=""))
         deadline = time.monotonic() + self.config.max_total_s
         backoff = Backoff(self.config.retry)
@@ -132,26 +150,55 @@ class ProfileFetcher:
         for refreshed in (False, True):
             with _auth_errors(attempt):
                 headers = await self._auth.headers(client)
+            request = client.build_request(
+                "GET", url, headers={**headers, "Accept": "application/json"}
+            )
             try:
-                response = await client.get(url, headers={**headers, "Accept": "application/json"})
+                response = await client.send(request, stream=True)
+                try:
+                    if response.status_code == 401 and not refreshed:
+                        with _auth_errors(attempt):
+                            renewed = await self._auth.refresh(client, headers)
+                        if renewed:
+                            continue
+                    self._judge(response, attempt)
+                    return await self._capped_body(response, attempt)
+                finally:
+                    await response.aclose()
             except httpx.TimeoutException as exc:
                 raise _RetryableError(
                     "origin_timeout", f"no answer in {self.config.timeout_s} s"
                 ) from exc
             except httpx.HTTPError as exc:
                 raise _RetryableError("origin_unreachable", type(exc).__name__) from exc
-            if response.status_code == 401 and not refreshed:
-                with _auth_errors(attempt):
-                    renewed = await self._auth.refresh(client, headers)
-                if renewed:
-                    continue
-            return self._judge(response, attempt)
         raise AssertionError("unreachable")
 
-    def _judge(self, response: httpx.Response, attempt: int) -> bytes:
+    async def _capped_body(self, response: httpx.Response, attempt: int) -> bytes:
+        """The answer's bytes, read no further than ``max_answer_bytes``."""
+        cap = self.config.max_answer_bytes
+        too_large = FetchFailedError(
+            "origin_too_large",
+            f"the origin's answer exceeds {cap} bytes",
+            attempts=attempt,
+            permanent=True,
+        )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _judge(self, response: httpx.Response, attempt: int) -> None:
+        """Raise unless the answer is a success."""
         status = response.status_code
         if response.is_success:
-            return response.content
+            return
         hinted = parse_retry_after(response.headers.get("Retry-After"), -1.0)
         retry_after = hinted if hinted >= 0 else None
         if status == 429:

@@ -95,8 +95,8 @@ class PayloadMapper:
             if fallback is not None:
                 return fallback
             raise PayloadError("missing_id", f"no customer id at {self.id_field!r}")
-        if type(raw) is int:
-            raw = str(raw)
+        if type(raw) is int or (type(raw) is float and raw.is_integer()):
+            raw = str(int(raw))  # 42.0 is the integer 42 in JSON (and in JSON Schema)
         if type(raw) is not str or not raw.strip():
             raise PayloadError("bad_id", f"the id at {self.id_field!r} must be a non-empty string")
         if len(raw) > MAX_ID_LENGTH:

@@ -4,11 +4,16 @@
 Nothing is acknowledged before Kafka has it: 200 after every event's acknowledgement; a
 notification that cannot become an event is answered 202 only once its dead letter is
 acknowledged; when Kafka does not acknowledge, 503 with Retry-After and nothing is promised.
+
+A token is checked before a byte of the body is read. A request signed with HMAC instead has
+its body read first (the signature covers it), bounded by the source's ``max_body_bytes`` and
+the service's body timeout and in-flight bytes, and only with a well-formed signature header.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,10 +25,12 @@ from streams.codecs.events import EventDecoder
 from streams.codecs.integers import loads_exact
 from streams.errors import InvalidEventError
 from streams.http_auth import presented_token, token_matches, unauthorized
+from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
+from streams.ingest.http.responses import JSON, error, json_response
 from streams.ingest.http.webhook_config import SourceConfig, WebhookOptions, parse_section
 from streams.ingest.http.webhook_deadletter import DeadLetterWriter
-from streams.ingest.http.webhook_fetch import FetchFailedError, ProfileFetcher
+from streams.ingest.http.webhook_fetch import FetchFailedError, ProfileFetcher, is_safe_id
 from streams.ingest.http.webhook_mapping import (
     MAX_ID_LENGTH,
     PayloadError,
@@ -33,7 +40,7 @@ from streams.ingest.http.webhook_mapping import (
     lookup,
     split_path,
 )
-from streams.ingest.http.webhook_openapi import COMPONENTS, PATHS
+from streams.ingest.http.webhook_openapi import webhook_components, webhook_paths
 from streams.ingest.producer import BrokerUnavailableError, IngestProducer
 from streams.kafka.dead_letters import dead_letter_headers
 from streams.logs import mask_emails
@@ -41,6 +48,7 @@ from streams.logs import mask_emails
 logger = logging.getLogger(__name__)
 
 Record = tuple[bytes, bytes]
+SIGNATURE = re.compile(r"^(sha256=)?[0-9A-Fa-f]{64}$")
 
 
 class _RefusedError(Exception):
@@ -49,14 +57,6 @@ class _RefusedError(Exception):
     def __init__(self, status: int, reason: str, detail: str, index: int | None = None) -> None:
         super().__init__(reason)
         self.status, self.reason, self.detail, self.index = status, reason, detail, index
-
-
-def _json(
-    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
-    )
 
 
 def _now_ms() -> int:
@@ -108,7 +108,7 @@ class WebhookService:
     async def push(self, request: web.Request) -> web.StreamResponse:
         try:
             name, config = self._source(request)
-            body = await self._authorized_body(request, name, config)
+            body = await self._authorized_body(request, name, config, json_body=True)
             received_ms = _now_ms()
             profiles = self._profiles(body, config)
             records = [
@@ -125,12 +125,14 @@ class WebhookService:
             fetcher = self.fetchers.get(name)
             if fetcher is None:
                 raise _RefusedError(404, "no_fetch", f"source {name} takes pushed profiles only")
-            await self._authorized_body(request, name, config)
+            await self._authorized_body(request, name, config, json_body=False)
             profile_id = request.query.get("id", "").strip()
             if not profile_id or len(profile_id) > MAX_ID_LENGTH:
                 raise _RefusedError(
                     400, "missing_id", f"?id= is required, 1-{MAX_ID_LENGTH} characters"
                 )
+            if not is_safe_id(profile_id):
+                raise _RefusedError(400, "bad_id", "?id= must not be a dot segment (. or ..)")
         except _RefusedError as refused:
             return self._refusal(refused)
         received_ms = _now_ms()
@@ -171,18 +173,22 @@ class WebhookService:
         return name, config
 
     async def _authorized_body(
-        self, request: web.Request, name: str, config: SourceConfig
+        self, request: web.Request, name: str, config: SourceConfig, *, json_body: bool
     ) -> bytes:
-        if request.content_length is not None and request.content_length > config.max_body_bytes:
-            raise _RefusedError(413, "too_large", f"body larger than {config.max_body_bytes} bytes")
-        body = await request.read()
-        if len(body) > config.max_body_bytes:
-            raise _RefusedError(413, "too_large", f"body larger than {config.max_body_bytes} bytes")
+        """The body of an authenticated request: a token is checked before the body is
+        read, a signature after (bounded: see the module's docstring)."""
         token = presented_token(request, config.token_header)
         if token is None and config.allow_query_token:
             token = request.query.get("token")
-        signature = request.headers.get(config.signature_header)
-        if not (token_matches(token, config.tokens) or config.signature_matches(signature, body)):
+        authenticated = token_matches(token, config.tokens)
+        signature = request.headers.get(config.signature_header, "").strip()
+        signed = config.signing_secret is not None and SIGNATURE.match(signature) is not None
+        if not (authenticated or signed):
+            raise unauthorized(f"webhooks/{name}")
+        if json_body and request.content_type != JSON:
+            raise _RefusedError(415, "unsupported_media_type", f"Content-Type must be {JSON}")
+        body = await read_body(request, config.max_body_bytes)
+        if not (authenticated or config.signature_matches(signature, body)):
             raise unauthorized(f"webhooks/{name}")
         return body
 
@@ -239,7 +245,7 @@ class WebhookService:
         answer: dict[str, Any] = {"status": "accepted", "events": len(records)}
         if attempts is not None:
             answer["attempts"] = attempts
-        return _json(200, answer)
+        return json_response(answer)
 
     async def _dead_letter(
         self,
@@ -272,20 +278,17 @@ class WebhookService:
             attempts,
         )
         answer = {"status": "dead_lettered", "reason": reason, "detail": mask_emails(detail)}
-        return _json(202, {**answer, "attempts": attempts})
+        return json_response({**answer, "attempts": attempts}, 202)
 
     @staticmethod
     def _refusal(refused: _RefusedError) -> web.Response:
-        body: dict[str, Any] = {"error": refused.reason, "detail": refused.detail}
-        if refused.index is not None:
-            body["index"] = refused.index
-        return _json(refused.status, body)
+        return error(refused.status, refused.reason, refused.detail, index=refused.index)
 
     @staticmethod
     def _unavailable(detail: str, retry_after: int | float) -> web.Response:
         logger.warning("webhook not accepted: kafka unavailable detail=%s", detail)
-        body = {"error": "kafka_unavailable", "detail": detail}
-        return _json(503, body, {"Retry-After": str(max(1, round(retry_after)))})
+        retry = {"Retry-After": str(max(1, round(retry_after)))}
+        return error(503, "broker_unavailable", f"{detail}; retry the whole request", retry)
 
 
 def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Feature:
@@ -299,8 +302,8 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
             web.get("/webhooks/{source}/notify", service.notify, allow_head=False),
             web.post("/webhooks/{source}/notify", service.notify),
         ],
-        openapi_paths=PATHS,
-        openapi_components=COMPONENTS,
+        openapi_paths=webhook_paths(sources),
+        openapi_components=webhook_components(sources),
         on_startup=[service.start],
         on_cleanup=[service.stop],
     )
