@@ -180,9 +180,6 @@ def test_every_command_logs_through_the_redacting_handler_from_the_start(capsys,
 
     from streams.cli.startup import command_settings
 
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
     monkeypatch.setenv("STREAMS_LOG_LEVEL", "DEBUG")
     command_settings()
     logging.getLogger("streams.any").info("not shown before the service sets its level")
