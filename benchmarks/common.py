@@ -24,7 +24,8 @@ from typing import Any
 from confluent_kafka import Producer
 from rich.table import Table
 
-from streams.broker.embedded import EmbeddedKafka, ensure_jars
+from streams.broker.embedded import EmbeddedKafka
+from streams.broker.jars import ensure_jars
 from streams.kafka.clients import producer_config
 from streams.settings import Settings
 

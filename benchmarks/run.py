@@ -35,7 +35,8 @@ from benchmarks.contenders import (
 )
 from benchmarks.data import SCENARIOS, Dataset, create_topic, generate, produce, topic_size
 from benchmarks.report import Report, Row
-from streams.broker.embedded import EmbeddedKafka, ensure_jars, kafka_version
+from streams.broker.embedded import EmbeddedKafka
+from streams.broker.jars import ensure_jars, kafka_version
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROPERTIES_PER_EVENT = 3

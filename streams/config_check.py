@@ -20,7 +20,7 @@ PREFIX = "STREAMS_"
 OTHER_VARIABLES = frozenset(
     {
         "STREAMS_SCHEMAS_DIR",  # streams/codecs/avro.py (SCHEMAS_DIR_ENV)
-        "STREAMS_KAFKA_LIBS_DIR",  # streams/broker/embedded.py (LIBS_DIR_ENV)
+        "STREAMS_KAFKA_LIBS_DIR",  # streams/broker/jars.py (LIBS_DIR_ENV)
         "STREAMS_POSTGRES_DSN",  # connectors/postgres.example.toml
         "STREAMS_TRACK_API_KEY",  # ingest/serve.example.toml
     }

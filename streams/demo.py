@@ -17,7 +17,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from streams.broker.embedded import EmbeddedKafka, ensure_jars
+from streams.broker.embedded import EmbeddedKafka
+from streams.broker.jars import ensure_jars
 from streams.kafka.produce import produce_file, produce_lines
 from streams.kafka.reachability import require_kafka
 from streams.kafka.topics import create_topics

@@ -16,7 +16,8 @@ from typing import Any, NoReturn
 import psycopg
 import pytest
 
-from streams.broker.embedded import BrokerUnavailableError, EmbeddedKafka, ensure_jars
+from streams.broker.embedded import EmbeddedKafka
+from streams.broker.jars import BrokerUnavailableError, ensure_jars
 from streams.kafka.topics import create_topics
 from streams.logs import configure_logging
 from streams.processor.runner import WorkerService

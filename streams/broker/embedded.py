@@ -23,17 +23,20 @@ from typing import Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.broker.jars import (
+    COMPLETE_MARKER,
+    JAVA,
+    BrokerUnavailableError,
+    default_libs_dir,
+    ensure_jars,
+    kafka_version,
+    last_lines,
+)
 from streams.broker.watchdog import Watchdog
 from streams.errors import BrokerError
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POM_PATH = REPO_ROOT / "broker" / "pom.xml"
-LIBS_DIR_ENV = "STREAMS_KAFKA_LIBS_DIR"
-COMPLETE_MARKER = ".complete"
-JAVA = "java"
-MAVEN = "mvn"
 NODE_ID = 1
 WILDCARD_HOST = "0.0.0.0"
 LOOPBACK_HOST = "127.0.0.1"
@@ -41,14 +44,12 @@ LOOPBACK_HOST = "127.0.0.1"
 DEFAULT_HEAP = "1g"
 DEFAULT_START_TIMEOUT = 60.0
 DEFAULT_STOP_TIMEOUT = 20.0
-DEFAULT_MAVEN_TIMEOUT = 1800.0
 DEFAULT_PROBE_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 0.1
 ATEXIT_STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 40
 LOG_TAIL_BYTES = 64 * 1024
 
-_VERSION_PATTERN = re.compile(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>")
 _HEAP_PATTERN = re.compile(r"[0-9]+[kKmMgG]?")
 _LISTEN_PATTERN = re.compile(r"(?P<host>[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
 _MAX_PORT = 65535
@@ -61,72 +62,6 @@ log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.server.KafkaRaftServer=INFO
 """
-
-
-class BrokerUnavailableError(BrokerError):
-    """A prerequisite of the embedded broker (java, mvn or the jars) is missing."""
-
-
-def kafka_version(pom_path: Path = POM_PATH) -> str:
-    """The Kafka version pinned by ``<kafka.version>`` in ``broker/pom.xml``."""
-    try:
-        text = pom_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BrokerUnavailableError(f"cannot read the Kafka version from {pom_path}") from exc
-    match = _VERSION_PATTERN.search(text)
-    if match is None:
-        raise BrokerUnavailableError(f"no <kafka.version> in {pom_path}")
-    return match.group(1)
-
-
-def default_libs_dir() -> Path:
-    """Where the Kafka jars live: ``$STREAMS_KAFKA_LIBS_DIR`` or ``.cache/kafka/<version>/libs``."""
-    override = os.environ.get(LIBS_DIR_ENV)
-    if override:
-        return Path(override).expanduser().resolve()
-    return REPO_ROOT / ".cache" / "kafka" / kafka_version() / "libs"
-
-
-def ensure_jars(libs_dir: Path | None = None, *, timeout: float = DEFAULT_MAVEN_TIMEOUT) -> Path:
-    """Fetch the broker's jars with Maven unless ``<libs>/.complete`` says they are there."""
-    libs = (libs_dir if libs_dir is not None else default_libs_dir()).resolve()
-    if (libs / COMPLETE_MARKER).is_file():
-        return libs
-    missing = [tool for tool in (JAVA, MAVEN) if shutil.which(tool) is None]
-    if missing:
-        raise BrokerUnavailableError(
-            f"the Kafka jars are not in {libs} and fetching them needs "
-            f"{' and '.join(missing)} on PATH (install Java 17+ and Maven, then `make kafka-jars`)"
-        )
-    version = kafka_version()
-    libs.mkdir(parents=True, exist_ok=True)
-    command = [
-        MAVEN,
-        "-q",
-        "-B",
-        "-f",
-        str(POM_PATH),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={libs}",
-    ]
-    logger.info("fetching the Kafka %s jars into %s", version, libs)
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BrokerUnavailableError(
-            f"mvn did not fetch the Kafka jars within {timeout:.0f} s"
-        ) from exc
-    except OSError as exc:
-        raise BrokerUnavailableError(f"cannot run mvn: {exc}") from exc
-    if result.returncode != 0:
-        output = _last_lines(result.stdout + result.stderr, LOG_TAIL_LINES)
-        raise BrokerUnavailableError(
-            f"mvn failed (exit {result.returncode}) fetching the Kafka jars:\n{output}"
-        )
-    (libs / COMPLETE_MARKER).touch()
-    return libs
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -255,7 +190,7 @@ class EmbeddedKafka:
                 text = handle.read().decode("utf-8", errors="replace")
         except (OSError, BrokerError):
             return ""
-        return _last_lines(text, lines)
+        return last_lines(text, lines)
 
     def __enter__(self) -> Self:
         self.start()
@@ -334,7 +269,7 @@ class EmbeddedKafka:
         # Its pid is free for reuse now: the watchdog must not signal it any more.
         watchdog.forget_process(formatter.pid)
         if formatter.returncode != 0:
-            output = _last_lines(output, LOG_TAIL_LINES)
+            output = last_lines(output, LOG_TAIL_LINES)
             raise BrokerError(f"formatting {self.log_dir} failed:\n{output}")
 
     def _launch(self, java: str, classpath: str, watchdog: Watchdog) -> None:
@@ -478,7 +413,3 @@ def _cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
         if not text.startswith("-"):
             return text
-
-
-def _last_lines(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])

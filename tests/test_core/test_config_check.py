@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.broker.embedded import LIBS_DIR_ENV
+from streams.broker.jars import LIBS_DIR_ENV
 from streams.codecs.avro import SCHEMAS_DIR_ENV
 from streams.config_check import (
     known_variables,
