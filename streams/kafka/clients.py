@@ -17,6 +17,17 @@ LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
 LIBRDKAFKA_LOGGER.setLevel(logging.WARNING)
 
 
+class TransientRetryFilter(logging.Filter):
+    """Drops the warnings librdkafka resolves itself ("Coordinator load in progress:
+    retrying" while a fresh broker starts): they are not the operator's to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().rstrip().endswith(": retrying")
+
+
+LIBRDKAFKA_LOGGER.addFilter(TransientRetryFilter())
+
+
 def producer_config(settings: Settings, **overrides: object) -> KafkaConfig:
     """Idempotent, fully acknowledged producer with the Java-compatible partitioner."""
     config: KafkaConfig = {

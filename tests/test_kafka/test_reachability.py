@@ -49,3 +49,16 @@ def test_connection_settings_librdkafka_refuses_are_a_settings_error_not_a_trace
     assert caught.value.problems == [
         "STREAMS_KAFKA_* settings: Failed to create admin client: Unsupported SASL mechanism: BOGUS"
     ]
+
+
+def test_librdkafka_warnings_it_resolves_itself_are_dropped_others_kept(configured_log):
+    from streams.kafka.clients import LIBRDKAFKA_LOGGER
+
+    LIBRDKAFKA_LOGGER.warning(
+        "GETPID [producer-6] [thrd:main]: Failed to acquire idempotence PID from broker "
+        "127.0.0.1:9092/1: Broker: Coordinator load in progress: retrying"
+    )
+    LIBRDKAFKA_LOGGER.warning("FAIL [thrd:127.0.0.1:9092]: Connect to ipv4#127.0.0.1:9092 failed")
+    lines = configured_log.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "Connect to ipv4#127.0.0.1:9092 failed" in lines[0]
