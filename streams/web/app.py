@@ -76,18 +76,18 @@ class ProfileApi:
         if partition in self._worker.owned_partitions:
             return self._answer_locally(partition, key, with_ts)
         if request.query.get("routed") == "1":
-            return _unavailable("partition is moving between workers")
+            return _unavailable("partition_moving", "partition is moving between workers")
         loop = asyncio.get_running_loop()
         owner = await loop.run_in_executor(None, self._directory.owner_url, partition)
         if owner is None or owner == self._self_url:
-            return _unavailable("no worker owns this customer's partition right now")
+            return _unavailable("no_owner", "no worker owns this customer's partition right now")
         return await self._forward(owner, customer_id, with_ts, token)
 
     def _answer_locally(self, partition: int, key: bytes, with_ts: bool) -> web.Response:
         store = self._stores.get(partition)
         raw = store.get(key) if store is not None else None
         if raw is None:
-            return _json({"error": "customer not found"}, status=404)
+            return _json({"error": "customer not found", "reason": "not_found"}, status=404)
         profile = decode_profile(raw)
         properties: dict[str, object] = {}
         for name, state in sorted(profile.properties.items()):
@@ -131,7 +131,7 @@ class ProfileApi:
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("routing to owner failed owner=%s: %s", owner, type(exc).__name__)
-            return _unavailable("the owning worker did not answer")
+            return _unavailable("owner_unavailable", "the owning worker did not answer")
 
     async def health(self, request: web.Request) -> web.Response:
         alive = self._worker.alive
@@ -158,7 +158,8 @@ def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _unavailable(reason: str) -> web.Response:
-    response = _json({"error": reason}, status=503)
+def _unavailable(reason: str, error: str) -> web.Response:
+    """503 in the one error shape of every HTTP API: ``reason`` a code, ``error`` for humans."""
+    response = _json({"error": error, "reason": reason}, status=503)
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response

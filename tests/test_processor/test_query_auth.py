@@ -106,7 +106,9 @@ def test_metrics_can_require_a_token(streams_settings, start_worker) -> None:
 
 def test_without_tokens_a_loopback_worker_stays_open(streams_settings, start_worker) -> None:
     worker = start_worker(streams_settings())
-    assert get(f"{worker.url}/customers/nobody")[0] == 404
+    status, _, body = get(f"{worker.url}/customers/nobody")
+    assert status == 404
+    assert orjson.loads(body) == {"error": "customer not found", "reason": "not_found"}
 
 
 def clean_env(**variables: str) -> dict[str, str]:
