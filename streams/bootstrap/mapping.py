@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streams.errors import ConfigError
+from streams.validation import validation_problems
 
 PropertyType = Literal["string", "int", "float", "bool", "datetime", "email"]
 Scalar = str | int | float | bool | None
@@ -144,11 +145,7 @@ def parse_mapping(data: Any) -> BootstrapMapping:
     try:
         return BootstrapMapping.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'mapping'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(f"invalid mapping: {problems}") from exc
+        raise ConfigError(f"invalid mapping: {validation_problems(exc, 'mapping')}") from exc
 
 
 def load_mapping(path: Path) -> BootstrapMapping:

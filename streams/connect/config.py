@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from streams.connect.errors import SinkConfigError
 from streams.connect.sink import BatchingSink
 from streams.settings import Settings
+from streams.validation import validation_problems
 
 SinkType = Literal["postgres", "rest", "file"]
 
@@ -115,7 +116,7 @@ def load_config(path: Path, name: str | None = None) -> ConnectorConfig:
     try:
         config = ConnectorConfig.model_validate(raw)
     except ValidationError as exc:
-        raise SinkConfigError(f"{path}: {exc}") from exc
+        raise SinkConfigError(f"{path}: {validation_problems(exc)}") from exc
     if name is not None and name != config.name:
         raise SinkConfigError(f"{path} configures connector {config.name!r}, not {name!r}")
     return config

@@ -30,6 +30,7 @@ from streams.ingest.producer import DEFAULT_SEND_TIMEOUT_SECONDS, IngestProducer
 from streams.kafka.topics import verify_topics
 from streams.logs import configure_logging
 from streams.settings import Settings
+from streams.validation import validation_problems
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def server_options(sections: Mapping[str, Any], **overrides: Any) -> ServerOptio
     try:
         return ServerOptions.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"[{SERVER_SECTION}] {exc}") from exc
+        raise ConfigError(f"[{SERVER_SECTION}] {validation_problems(exc)}") from exc
 
 
 def load_factory(name: str, factories: Mapping[str, str] = FEATURE_FACTORIES) -> FeatureFactory:

@@ -47,6 +47,7 @@ from streams.connect.records import Rejection, SinkRecord, WriteResult
 from streams.connect.sink import BatchingSink
 from streams.model import UNKNOWN_TS, Op, PropertyState, Upsert, Value
 from streams.settings import Settings
+from streams.validation import validation_problems
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class FileSink(BatchingSink):
         try:
             self.options = FileSinkOptions.model_validate(dict(options))
         except ValidationError as exc:
-            raise SinkConfigError(f"file sink {name!r}: {_describe(exc)}") from exc
+            raise SinkConfigError(f"file sink {name!r}: {validation_problems(exc)}") from exc
         self.name = name
         self.settings = settings
         self.prefix = self.options.prefix or name
@@ -352,12 +353,3 @@ def _from_json(record: dict[str, Any]) -> Upsert:
         event_id=record["event_id"],
         processed_at=_to_ms(record["processed_at"]),
     )
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)

@@ -28,6 +28,7 @@ from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, Upsert
 from streams.settings import Settings
+from streams.validation import validation_problems
 
 logger = logging.getLogger(__name__)
 
@@ -150,12 +151,8 @@ class PostgresSink(BatchingSink):
         try:
             self.options = PostgresOptions.model_validate(dict(options))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-                for error in exc.errors(include_url=False, include_input=False)
-            )
             # from None: the chained error would print the input values, the DSN included.
-            raise SinkConfigError(f"postgres sink {name}: {problems}") from None
+            raise SinkConfigError(f"postgres sink {name}: {validation_problems(exc)}") from None
         self._dsn = self.options.dsn.get_secret_value()
         try:
             conninfo_to_dict(self._dsn)

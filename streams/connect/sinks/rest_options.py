@@ -11,6 +11,7 @@ from streams.connect.errors import SinkConfigError
 from streams.connect.sinks.rest_auth import AuthOptions
 from streams.connect.sinks.rest_mapping import FieldMapping, JsonScalar, Mapper
 from streams.connect.sinks.rest_state import OnDelete
+from streams.validation import validation_problems
 
 Method = Literal["POST", "PUT", "PATCH"]
 
@@ -134,10 +135,7 @@ def parse_options(raw: object, name: str) -> RestSinkOptions:
     try:
         return RestSinkOptions.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'sink'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        )
         # Not chained: pydantic's own message echoes input values, secrets included.
+        problems = validation_problems(exc, "sink")
         message = f"rest connector {name}: invalid [sink] options: {problems}"
         raise SinkConfigError(message) from None

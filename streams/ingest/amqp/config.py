@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streams.errors import ConfigError
+from streams.validation import validation_problems
 
 AMQP_URL_ENV = "AMQP_URL"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -62,4 +63,4 @@ class AmqpSourceConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise ConfigError(f"[amqp] {exc}") from exc
+            raise ConfigError(f"[amqp] {validation_problems(exc)}") from exc

@@ -42,6 +42,7 @@ from streams.ingest.http.job_runner import (
 from streams.ingest.http.jobs_openapi import COMPONENTS, PATHS
 from streams.ingest.http.responses import JSON, error, json_response
 from streams.settings import Settings
+from streams.validation import validation_problems
 
 logger = logging.getLogger(__name__)
 
@@ -191,11 +192,7 @@ class JobsService:
         try:
             return model.model_validate_json(await read_body(request, MAX_REQUEST_BYTES))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
-            )
-            return error(422, "bad_request", problems)
+            return error(422, "bad_request", validation_problems(exc, "body"))
 
     def _resumable(self, parsed: BootstrapRequest) -> dict[str, Any] | web.Response:
         """The params of a job continuing ``parsed.resume``: its checkpoint and its window."""
@@ -269,11 +266,7 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
     try:
         config = JobsConfig.model_validate(section)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'section'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise ConfigError(f"[jobs]: {problems}") from exc
+        raise ConfigError(f"[jobs]: {validation_problems(exc)}") from exc
     if not config.bootstrap and not config.export:
         raise ConfigError(
             "[jobs] names no job: add [jobs.bootstrap.<name>] or [jobs.export.<name>]"

@@ -27,6 +27,7 @@ from streams.ingest.http.responses import error, json_response
 from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, BrokerUnavailableError
 from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
 from streams.model import Op
+from streams.validation import validation_problems
 
 logger = logging.getLogger(__name__)
 
@@ -183,12 +184,7 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
     try:
         options = TrackingSection.model_validate(dict(section))
     except ValidationError as exc:
-        # Field paths and messages only: the input holds the secrets.
-        errors = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'section'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        )
-        raise ConfigError(f"[{NAME}] {errors}") from exc
+        raise ConfigError(f"[{NAME}] {validation_problems(exc)}") from exc
     handler = TrackHandler(options, context)
     return Feature(
         name=NAME,

@@ -14,6 +14,7 @@ from streams.errors import ConfigError
 from streams.ingest.binding import SourceBinding
 from streams.ingest.http.webhook_fetch import FetchConfig
 from streams.ingest.http.webhook_mapping import PropertyRule
+from streams.validation import validation_problems
 
 SOURCE_NAME = r"^[A-Za-z0-9._-]{1,100}$"
 SIGNATURE_PREFIX = "sha256="
@@ -75,7 +76,7 @@ def parse_section(section: Mapping[str, Any]) -> tuple[WebhookOptions, dict[str,
     try:
         parsed_options = WebhookOptions.model_validate(options)
     except ValidationError as exc:
-        raise ConfigError(f"[webhooks]: {_errors(exc)}") from exc
+        raise ConfigError(f"[webhooks]: {validation_problems(exc)}") from exc
     sources: dict[str, SourceConfig] = {}
     for name, table in section.items():
         if not isinstance(table, Mapping):
@@ -85,15 +86,7 @@ def parse_section(section: Mapping[str, Any]) -> tuple[WebhookOptions, dict[str,
         try:
             sources[name] = SourceConfig.model_validate(table)
         except ValidationError as exc:
-            raise ConfigError(f"[webhooks.{name}]: {_errors(exc)}") from exc
+            raise ConfigError(f"[webhooks.{name}]: {validation_problems(exc)}") from exc
     if not sources:
         raise ConfigError("[webhooks] configures no source: add a [webhooks.<source>] table")
     return parsed_options, sources
-
-
-def _errors(exc: ValidationError) -> str:
-    """Field paths and messages; never the input (it may hold a secret)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'section'}: {error['msg']}"
-        for error in exc.errors(include_input=False, include_url=False)
-    )
