@@ -154,14 +154,16 @@ def _fresh_topics(template: Settings) -> Settings:
     return settings
 
 
+SERVE_CONFIG = (
+    f'[tracking]\napi_keys = ["{API_KEY}"]\nmax_commands = 100000\n'
+    "[server]\nmax_body_bytes = 134217728\nmax_in_flight_bytes = 268435456\n"
+)
+
+
 @contextmanager
 def _service(settings: Settings, tmp: Path) -> Iterator[str]:
     config = tmp / "serve.toml"
-    config.write_text(
-        f'[tracking]\napi_keys = ["{API_KEY}"]\nmax_commands = 100000\n'
-        "[server]\nmax_body_bytes = 134217728\n",
-        encoding="utf-8",
-    )
+    config.write_text(SERVE_CONFIG, encoding="utf-8")
     with serve_process(settings, config) as (_, url):
         yield url
 

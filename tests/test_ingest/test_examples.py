@@ -49,3 +49,13 @@ def test_the_webhooks_and_jobs_example_builds_both_features(
     paths = {*webhooks.openapi_paths, *jobs.openapi_paths}
     expected = {"/webhooks/crm", "/webhooks/shop", "/webhooks/shop/notify", "/jobs/{id}"}
     assert expected <= paths
+
+
+def test_the_http_benchmark_configures_a_service_that_starts(tmp_path: Path) -> None:
+    from benchmarks.ingest_http import SERVE_CONFIG
+    from streams.ingest.serve import server_options
+
+    config = tmp_path / "serve.toml"
+    config.write_text(SERVE_CONFIG, encoding="utf-8")
+    options = server_options(load_sections(config))
+    assert options.max_body_bytes <= options.max_in_flight_bytes
