@@ -74,16 +74,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("source_priority", mode="before")
+    @field_validator("source_priority", "api_tokens", mode="before")
     @classmethod
-    def _split_priority(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("api_tokens", mode="before")
-    @classmethod
-    def _split_tokens(cls, value: object) -> object:
+    def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -34,7 +34,7 @@ DEFAULT_RETRY_AFTER_SECONDS = 5
 Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, Headers]
 
 
-class BrokerUnavailableError(KafkaUnavailableError):
+class KafkaBackpressureError(KafkaUnavailableError):
     """Kafka did not acknowledge in time (down, unreachable or overloaded); retry later."""
 
     def __init__(self, message: str, *, retry_after: int = DEFAULT_RETRY_AFTER_SECONDS) -> None:
@@ -138,7 +138,7 @@ class IngestProducer:
         """Produce ``(key, value)`` or ``(key, value, headers)`` records; return the errors by
         index (empty: all delivered). ``timeout`` overrides the producer's ``send_timeout``.
 
-        Raises :class:`BrokerUnavailableError` when the reports do not arrive in time or the
+        Raises :class:`KafkaBackpressureError` when the reports do not arrive in time or the
         local queue is full; records already queued may still be delivered later (a retry then
         duplicates them, which the merge absorbs)."""
         if not records:
@@ -160,14 +160,14 @@ class IngestProducer:
                 tracker.refused(index, exc.args[0])
             except BufferError as exc:
                 # Queued records of this call will still report; they are not waited for.
-                raise BrokerUnavailableError("the producer's queue is full", retry_after=1) from exc
+                raise KafkaBackpressureError("the producer's queue is full", retry_after=1) from exc
         timeout = timeout or self.send_timeout
         if self.brokers_down:
             timeout = min(timeout, DOWN_SEND_TIMEOUT_SECONDS)
         try:
             await asyncio.wait_for(asyncio.shield(tracker.future), timeout)
         except TimeoutError as exc:
-            raise BrokerUnavailableError(
+            raise KafkaBackpressureError(
                 f"Kafka did not acknowledge all {len(records)} records within {timeout:.0f} s"
             ) from exc
         if len(tracker.errors) < len(records):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams.ingest.producer import BrokerUnavailableError, IngestProducer
+from streams.ingest.producer import IngestProducer, KafkaBackpressureError
 from streams.settings import Settings
 from streams.testing import read_topic
 
@@ -47,7 +47,7 @@ def test_unreachable_broker_raises_broker_unavailable() -> None:
     producer = IngestProducer(settings, send_timeout=1.0)
     producer.start()
     try:
-        with pytest.raises(BrokerUnavailableError) as caught:
+        with pytest.raises(KafkaBackpressureError) as caught:
             asyncio.run(producer.send([(b"k", b"v")]))
     finally:
         producer.close(timeout=0)

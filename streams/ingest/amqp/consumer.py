@@ -33,7 +33,7 @@ from streams.errors import InvalidEventError, StreamsError
 from streams.ingest.amqp.config import AmqpSourceConfig
 from streams.ingest.amqp.proca import ProcaOptions, event_record, map_message
 from streams.ingest.amqp.topology import Topology, declare
-from streams.ingest.producer import BrokerUnavailableError, IngestProducer
+from streams.ingest.producer import IngestProducer, KafkaBackpressureError
 from streams.logs import mask_emails
 from streams.settings import Settings
 
@@ -212,7 +212,7 @@ class AmqpSource:
             return
         try:
             errors = await producer.send(records)
-        except BrokerUnavailableError as exc:
+        except KafkaBackpressureError as exc:
             self.stats.kafka_outages += 1
             self._pause(exc.retry_after, str(exc))
             for message, _, _ in owners:

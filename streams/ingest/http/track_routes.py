@@ -24,7 +24,7 @@ from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.openapi import ERROR_REF, error_response
 from streams.ingest.http.responses import error, json_response
-from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, BrokerUnavailableError
+from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, KafkaBackpressureError
 from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
 from streams.model import Op
 from streams.validation import validation_problems
@@ -158,7 +158,7 @@ class TrackHandler:
         retry_after = self._section.retry_after_seconds
         try:
             errors = await self._producer.send(records)
-        except BrokerUnavailableError as exc:
+        except KafkaBackpressureError as exc:
             logger.warning("track request not acknowledged records=%d: %s", len(records), exc)
             detail = f"{exc}; retry the whole request"
             retry_after = exc.retry_after

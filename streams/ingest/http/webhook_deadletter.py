@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.ingest.producer import BrokerUnavailableError, IngestProducer
+from streams.ingest.producer import IngestProducer, KafkaBackpressureError
 from streams.kafka.dead_letters import DeadLetter, Headers, fit_dead_letter
 from streams.settings import Settings
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 class DeadLetterWriter:
     """Writes dead letters through the service's producer to the DLQ topic; ``write`` resolves
-    once Kafka acknowledged and raises BrokerUnavailableError otherwise."""
+    once Kafka acknowledged and raises KafkaBackpressureError otherwise."""
 
     def __init__(self, settings: Settings, producer: IngestProducer, *, timeout_s: float) -> None:
         self.topic = settings.dlq_topic
@@ -30,4 +30,4 @@ class DeadLetterWriter:
         letter = fit_dead_letter(DeadLetter(key, value, headers), self._limit)
         errors = await self._producer.send([letter], topic=self.topic, timeout=self._timeout_s)
         if errors:
-            raise BrokerUnavailableError(f"dead letter not delivered: {errors[0]}")
+            raise KafkaBackpressureError(f"dead letter not delivered: {errors[0]}")

@@ -41,7 +41,7 @@ from streams.ingest.http.webhook_mapping import (
     split_path,
 )
 from streams.ingest.http.webhook_openapi import webhook_components, webhook_paths
-from streams.ingest.producer import BrokerUnavailableError, IngestProducer
+from streams.ingest.producer import IngestProducer, KafkaBackpressureError
 from streams.kafka.dead_letters import dead_letter_headers
 from streams.logs import mask_emails
 
@@ -235,7 +235,7 @@ class WebhookService:
     async def _produce(self, records: list[Record], *, attempts: int | None) -> web.Response:
         try:
             errors = await self.producer.send(records)
-        except BrokerUnavailableError as exc:
+        except KafkaBackpressureError as exc:
             return self._unavailable(str(exc), exc.retry_after)
         if errors:
             first = min(errors)
@@ -268,7 +268,7 @@ class WebhookService:
         )
         try:
             await self.dead_letters.write(profile_id.encode(), value, headers)
-        except BrokerUnavailableError as exc:
+        except KafkaBackpressureError as exc:
             return self._unavailable(str(exc), exc.retry_after)
         logger.warning(
             "webhook dead-lettered source=%s id=%s reason=%s attempts=%d",
