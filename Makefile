@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' broker/pom.xml)
 KAFKA_LIBS := .cache/kafka/$(KAFKA_VERSION)/libs
 INSTALLED := $(VENV)/.installed
+NATIVE := $(VENV)/.native
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(shell find native/src -name '*.rs' 2>/dev/null)
 JARS := $(KAFKA_LIBS)/.complete
 
 .PHONY: help prereqs install kafka-jars run test test-fast lint format bench broker topics worker clean
@@ -15,21 +17,27 @@ JARS := $(KAFKA_LIBS)/.complete
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-prereqs: ## Check Python 3.11+, Java 17+ and Maven; say what is missing
+prereqs: ## Check Python 3.11+, Java 17+, Maven and cargo; say what is missing
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
 		|| { echo "missing: Python 3.11+ (found $$($(PYTHON) --version 2>&1))"; exit 1; }
 	@command -v java >/dev/null || { echo "missing: Java 17+ (install openjdk-17-jre-headless)"; exit 1; }
 	@java -version 2>&1 | awk -F'"' '/version/ {split($$2, v, "."); if (v[1] < 17) {print "missing: Java 17+ (found " $$2 ")"; exit 1}}'
 	@command -v mvn >/dev/null || { echo "missing: Maven (install maven)"; exit 1; }
+	@command -v cargo >/dev/null || { echo "missing: cargo, Rust 1.77+ (install with https://rustup.rs)"; exit 1; }
 
-$(INSTALLED): pyproject.toml setup.py streams/bootstrap/_csvfast.c
+$(INSTALLED): pyproject.toml
 	@$(MAKE) --no-print-directory prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(NATIVE)
+
+# The Rust kernel (streams._native) again after a change in native/: only cargo's own work.
+$(NATIVE): $(INSTALLED) $(NATIVE_SOURCES)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-install: $(INSTALLED) ## Create .venv with the project (editable) and dev tools
+install: $(INSTALLED) $(NATIVE) ## Create .venv with the project (editable, Rust kernel built) and dev tools
 
 $(JARS): broker/pom.xml
 	@$(MAKE) --no-print-directory prereqs

@@ -1,0 +1,3 @@
+"""Type stubs of the Rust kernel (native/): what Python code may call in ``streams._native``."""
+
+def partition_for(key: bytes, partitions: int) -> int: ...
