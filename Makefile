@@ -34,7 +34,7 @@ $(INSTALLED): pyproject.toml
 
 # The Rust kernel (streams._native) again after a change in native/: only cargo's own work.
 $(NATIVE): $(INSTALLED) $(NATIVE_SOURCES)
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 install: $(INSTALLED) $(NATIVE) ## Create .venv with the project (editable, Rust kernel built) and dev tools

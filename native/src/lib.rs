@@ -1,14 +1,27 @@
 //! `streams._native`: the processor's per-event work for a whole batch, with the GIL released.
 //!
-//! The Python modules (`streams/merge.py`, `streams/codecs/`) are the specification; the
-//! differential tests in `tests/test_native/` hold this crate's outputs equal to theirs.
+//! The Python modules (`streams/merge.py`, `streams/codecs/`, `processor/batch.py`) are the
+//! specification; the differential tests in `tests/test_native/` hold this crate's outputs
+//! equal to theirs.
 
 use pyo3::prelude::*;
 
+mod avro_in;
+mod doc;
+mod hashing;
+mod json_out;
+mod kernel;
+mod merge;
 mod partition;
+mod state;
+mod timestamps;
+mod upsert_out;
+mod validate;
+mod value;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
+    m.add_class::<kernel::Kernel>()?;
     Ok(())
 }

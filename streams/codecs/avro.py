@@ -93,6 +93,11 @@ class SchemaRegistry:
         return cls(current, history)
 
     @property
+    def versions(self) -> list[SchemaVersion]:
+        """Every known writer version, the current one first."""
+        return list(self._writers.values())
+
+    @property
     def fingerprints(self) -> frozenset[bytes]:
         return frozenset(self._writers)
 

@@ -12,13 +12,6 @@ import orjson
 from streams.codecs.events import EventDecoder
 from streams.codecs.upserts import UpsertCodec
 from streams.errors import InvalidEventError
-from streams.kafka.dead_letters import (
-    MINIMAL_LIMIT_BYTES,
-    DeadLetter,
-    Headers,
-    dead_letter_headers,
-    fit_dead_letter,
-)
 from streams.kafka.partitioner import partition_for
 from streams.merge import MergePolicy, apply_event, to_upsert
 from streams.model import ChangeEvent, Profile, StaleWrite
@@ -29,6 +22,7 @@ from streams.processor.records import (
     Origin,
     OutputRecord,
 )
+from streams.processor.side_outputs import dead_letter, reroute
 from streams.processor.state_codec import decode_profile, encode_profile
 from streams.settings import Settings
 
@@ -72,13 +66,13 @@ class BatchProcessor:
             refused = parked.get((record.partition, record.offset)) if parked else None
             if refused is not None:
                 counts.rejected[refused.reason] += 1
-                result.outputs.append(self._dead_letter(record, refused))
+                result.outputs.append(dead_letter(self.settings, record, refused, self._shrunk))
                 continue
             try:
                 event = self._decoder.decode(record.key, record.value, record.timestamp_ms, now)
             except InvalidEventError as exc:
                 counts.rejected[exc.reason] += 1
-                result.outputs.append(self._dead_letter(record, exc))
+                result.outputs.append(dead_letter(self.settings, record, exc, self._shrunk))
                 continue
             except Exception as exc:  # a decoder bug must not kill the worker: park the record
                 logger.exception(
@@ -86,13 +80,13 @@ class BatchProcessor:
                 )
                 invalid = InvalidEventError("undecodable", type(exc).__name__)
                 counts.rejected[invalid.reason] += 1
-                result.outputs.append(self._dead_letter(record, invalid))
+                result.outputs.append(dead_letter(self.settings, record, invalid, self._shrunk))
                 continue
             key = event.customer_id.encode()
             home = partition_for(key, self._partitions)
             if home != record.partition:
                 counts.rerouted += 1
-                result.outputs.append(self._reroute(record, key, home))
+                result.outputs.append(reroute(self.settings, record, key, home))
                 continue
             accepted.append((record, event, key))
             wanted.setdefault(home, {})[key] = None
@@ -121,6 +115,8 @@ class BatchProcessor:
         the limit is sent to the DLQ instead.
         """
         counts = result.counts
+        contributors: dict[tuple[int, bytes], list[int]] = {}
+        result.contributors = contributors
         limit = self.settings.max_state_bytes
         profiles = self._load_profiles(wanted)
         upsert_topic, stale_topic = self.settings.upserts_topic, self.settings.stale_topic
@@ -136,12 +132,14 @@ class BatchProcessor:
                     too_large = InvalidEventError(
                         "profile_too_large", f"state would be {size} bytes > {limit}"
                     )
-                    result.outputs.append(self._dead_letter(record, too_large))
+                    result.outputs.append(
+                        dead_letter(self.settings, record, too_large, self._shrunk)
+                    )
                     continue
             else:
                 merged = apply_event(profile, event, self._policy)
             origin = (record.partition, record.offset)
-            result.contributors.setdefault((record.partition, key), []).append(record.offset)
+            contributors.setdefault((record.partition, key), []).append(record.offset)
             for stale in merged.stale:
                 result.outputs.append(
                     OutputRecord(
@@ -186,41 +184,6 @@ class BatchProcessor:
             for key, raw in zip(keys, self._load(partition, keys), strict=True):
                 profiles[partition, key] = decode_profile(raw) if raw is not None else Profile()
         return profiles
-
-    def _dead_letter(self, record: InputRecord, exc: InvalidEventError) -> OutputRecord:
-        headers = dead_letter_headers(
-            exc.reason,
-            exc.detail,
-            ("topic", self.settings.input_topic),
-            ("partition", record.partition),
-            ("offset", record.offset),
-            ("timestamp", record.timestamp_ms),
-        )
-        headers.extend(record.headers or ())
-        origin = (record.partition, record.offset)
-        limit = MINIMAL_LIMIT_BYTES if origin in self._shrunk else self.settings.max_message_bytes
-        key, value, headers = fit_dead_letter(
-            DeadLetter(record.key, record.value or b"", headers), limit
-        )
-        kept = value if record.value is not None else None  # a tombstone stays one
-        return OutputRecord(
-            self.settings.dlq_topic, record.partition, key, kept, headers, origin=origin
-        )
-
-    def _reroute(self, record: InputRecord, key: bytes, home: int) -> OutputRecord:
-        # A producer with another partitioner split a customer across partitions: move the
-        # record where its customer's state lives rather than fork the profile.
-        headers: Headers = [("rerouted.from", str(record.partition).encode())]
-        headers.extend(record.headers or ())
-        return OutputRecord(
-            self.settings.input_topic,
-            home,
-            key,
-            record.value,
-            headers,
-            record.timestamp_ms,
-            (record.partition, record.offset),
-        )
 
 
 def _copy_counts(counts: BatchCounts) -> BatchCounts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -64,4 +65,4 @@ class BatchResult:
     next_offsets: dict[int, int] = field(default_factory=dict)
     counts: BatchCounts = field(default_factory=BatchCounts)
     # (partition, customer key) -> offsets of the input records merged into that new state
-    contributors: dict[tuple[int, bytes], list[int]] = field(default_factory=dict)
+    contributors: Mapping[tuple[int, bytes], list[int]] = field(default_factory=dict)

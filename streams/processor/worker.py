@@ -16,8 +16,8 @@ from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, Headers, refusal_reason
 from streams.kafka.topics import message_limit
-from streams.processor.batch import BatchProcessor
 from streams.processor.delivery import BatchDelivery, Refusal
+from streams.processor.kernel import batch_processor
 from streams.processor.metrics import WorkerMetrics
 from streams.processor.records import (
     BatchCounts,
@@ -69,7 +69,7 @@ class ProcessorWorker:
         self._delivery = BatchDelivery(
             self._producer, flush_timeout=settings.delivery_timeout_ms / 1000 + 5
         )
-        self._batch = BatchProcessor(_state_limited(settings), self._load_states, _now_ms)
+        self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
 
     @property

@@ -11,17 +11,29 @@ from streams.errors import InvalidEventError
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, record_size
 from streams.kafka.partitioner import partition_for
 from streams.processor.batch import BatchProcessor
+from streams.processor.kernel import NativeBatchProcessor
 from streams.processor.records import InputRecord
 from streams.processor.state_codec import decode_profile
 from streams.settings import Settings
 
 T0 = 1_700_000_000
 
+Processor = type[BatchProcessor] | type[NativeBatchProcessor]
 
-def test_the_event_that_would_overflow_the_state_is_rejected_and_the_rest_applied():
+
+@pytest.fixture(params=[NativeBatchProcessor, BatchProcessor], ids=["native", "python"])
+def processor_class(request: pytest.FixtureRequest) -> Processor:
+    """Both kernels keep the limits."""
+    cls: Processor = request.param
+    return cls
+
+
+def test_the_event_that_would_overflow_the_state_is_rejected_and_the_rest_applied(
+    processor_class: Processor,
+):
     settings = Settings(partitions=4, max_state_bytes=1024)
     store: dict[bytes, bytes] = {}
-    processor = BatchProcessor(
+    processor = processor_class(
         settings, lambda _p, keys: [store.get(k) for k in keys], lambda: (T0 + 60) * 1000
     )
     key = b"c-1"
@@ -60,9 +72,11 @@ def test_the_event_that_would_overflow_the_state_is_rejected_and_the_rest_applie
     assert len(upserts) == 4, "no upsert for a rejected event"
 
 
-def test_a_parked_record_is_dead_lettered_with_its_reason_and_not_merged():
+def test_a_parked_record_is_dead_lettered_with_its_reason_and_not_merged(
+    processor_class: Processor,
+):
     settings = Settings(partitions=4)
-    processor = BatchProcessor(settings, lambda _p, keys: [None] * len(keys), lambda: T0 * 1000)
+    processor = processor_class(settings, lambda _p, keys: [None] * len(keys), lambda: T0 * 1000)
     key = b"c-1"
     partition = partition_for(key, settings.partitions)
     events = [
@@ -90,9 +104,11 @@ def test_a_parked_record_is_dead_lettered_with_its_reason_and_not_merged():
     assert all(o.origin == (partition, 1) for o in result.outputs if o is not dead)
 
 
-def test_a_shrunk_dead_letter_fits_the_minimal_limit_and_says_it_was_cut():
+def test_a_shrunk_dead_letter_fits_the_minimal_limit_and_says_it_was_cut(
+    processor_class: Processor,
+):
     settings = Settings(partitions=4, max_event_bytes=1024)
-    processor = BatchProcessor(settings, lambda _p, keys: [None] * len(keys), lambda: T0 * 1000)
+    processor = processor_class(settings, lambda _p, keys: [None] * len(keys), lambda: T0 * 1000)
     big = InputRecord(0, 7, b"c-1", b"x" * 500_000, 0)
     whole = processor.process([big]).outputs[0]
     assert (whole.value, dict(whole.headers or [])["dlq.reason"]) == (big.value, b"too_large")
