@@ -5,23 +5,47 @@
 #   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 profile-streams topics create
 # docker-compose.yml builds this image for its `topics` and `worker` services.
 #
-# No compiler is installed: on x86_64 every dependency (rocksdict, confluent-kafka, orjson,
-# aiokafka, ...) ships a manylinux wheel. On arm64 faust-streaming has no wheel; its sdist then
-# falls back to pure Python when no C compiler is present, which still works.
+# The build stage compiles the Rust kernel (native/, imported as streams._native) with a Rust
+# toolchain copied from the official rust image and Debian's gcc as its linker, builds the
+# project's wheel with maturin and installs it into a virtualenv. The runtime stage receives
+# only that virtualenv: it has neither a compiler nor Rust. The other dependencies (rocksdict,
+# confluent-kafka, orjson, polars, ...) ship manylinux wheels; on arm64 faust-streaming has none
+# and its sdist is built in the build stage (its C speedups are optional).
 
 ARG PYTHON_IMAGE=python:3.11-slim
+# The toolchain that builds native/ (PyO3 0.30 needs Rust 1.85+). Only /usr/local/{rustup,cargo}
+# are taken from it: rustup's toolchains are not tied to the image's Debian release.
+ARG RUST_IMAGE=rust:1.95-slim
 
-# ---- build: install the project and its dependencies into a virtualenv ----
+FROM ${RUST_IMAGE} AS rust
+
+# ---- build: the Rust kernel, the wheel, and a virtualenv with it and its dependencies ----
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    RUSTUP_HOME=/usr/local/rustup \
+    CARGO_HOME=/usr/local/cargo \
+    PATH="/usr/local/cargo/bin:${PATH}"
+# rustc links the extension with cc, which the slim image lacks.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+COPY --from=rust /usr/local/cargo /usr/local/cargo
+RUN cargo --version && rustc --version
 RUN python -m venv /opt/venv
 WORKDIR /src
 # pyproject.toml names README.md as the package's readme, so both are build inputs.
 COPY pyproject.toml README.md ./
+COPY native ./native
 COPY streams ./streams
-RUN /opt/venv/bin/pip install .
+# The cache mounts keep crates.io downloads and cargo's build directory between builds, so a
+# change in native/src recompiles only the crate. pyproject.toml has maturin build --locked.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/native/target \
+    /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install /wheels/profile_streams-*.whl
 
 # ---- runtime ----
 FROM ${PYTHON_IMAGE}

@@ -11,6 +11,8 @@ INSTALLED := $(VENV)/.installed
 NATIVE := $(VENV)/.native
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(shell find native/src -name '*.rs' 2>/dev/null)
 JARS := $(KAFKA_LIBS)/.complete
+# PyO3 0.30 (native/) needs it; the Dockerfile's Rust image is held to it by tests/test_deploy.
+RUST_MIN := 1.85
 
 .PHONY: help prereqs install kafka-jars run test test-fast lint format bench broker topics worker clean
 
@@ -23,7 +25,8 @@ prereqs: ## Check Python 3.11+, Java 17+, Maven and cargo; say what is missing
 	@command -v java >/dev/null || { echo "missing: Java 17+ (install openjdk-17-jre-headless)"; exit 1; }
 	@java -version 2>&1 | awk -F'"' '/version/ {split($$2, v, "."); if (v[1] < 17) {print "missing: Java 17+ (found " $$2 ")"; exit 1}}'
 	@command -v mvn >/dev/null || { echo "missing: Maven (install maven)"; exit 1; }
-	@command -v cargo >/dev/null || { echo "missing: cargo, Rust 1.77+ (install with https://rustup.rs)"; exit 1; }
+	@command -v cargo >/dev/null || { echo "missing: cargo, Rust $(RUST_MIN)+ (install with https://rustup.rs)"; exit 1; }
+	@cargo --version | awk -v min=$(RUST_MIN) '{split($$2, v, "."); split(min, m, "."); if (v[1] < m[1] || (v[1] == m[1] && v[2] < m[2])) {print "missing: Rust " min "+ (found cargo " $$2 ")"; exit 1}}'
 
 $(INSTALLED): pyproject.toml
 	@$(MAKE) --no-print-directory prereqs

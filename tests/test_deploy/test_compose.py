@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 import pytest
@@ -214,14 +214,65 @@ def dockerfile_exec_form(keyword: str) -> list[str]:
 
 
 def dockerfile_env() -> dict[str, str]:
+    return stage_env(dockerfile_final_stage())
+
+
+def stage_env(instructions: list[tuple[str, str]]) -> dict[str, str]:
     env: dict[str, str] = {}
-    for keyword, args in dockerfile_final_stage():
+    for keyword, args in instructions:
         if keyword == "ENV":
             for token in shlex.split(args):
                 name, sep, value = token.partition("=")
                 assert sep, f"use ENV NAME=value, not the legacy form: {args!r}"
                 env[name] = value
     return env
+
+
+class Stage(NamedTuple):
+    name: str
+    image: str  # with the defaults of the ARGs before the first FROM
+    instructions: list[tuple[str, str]]
+
+
+@cache
+def dockerfile_stages() -> list[Stage]:
+    defaults: dict[str, str] = {}
+    stages: list[Stage] = []
+    for keyword, args in dockerfile_instructions():
+        if keyword == "FROM":
+            words = [word for word in args.split() if not word.startswith("--")]
+            image = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], words[0])
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else str(len(stages))
+            stages.append(Stage(name, image, []))
+        elif stages:
+            stages[-1].instructions.append((keyword, args))
+        elif keyword == "ARG":
+            name, _, default = args.partition("=")
+            defaults[name] = default
+    return stages
+
+
+def copies_from(stage: Stage) -> list[tuple[str, list[str]]]:
+    """(source stage, [source paths..., destination]) of each COPY --from= of a stage."""
+    copies = []
+    for keyword, args in stage.instructions:
+        words = args.split()
+        if keyword == "COPY" and words[0].startswith("--from="):
+            copies.append((words[0].removeprefix("--from="), words[1:]))
+    return copies
+
+
+def build_stage() -> Stage:
+    """The stage whose virtualenv the image runs."""
+    sources = [
+        source for source, paths in copies_from(dockerfile_stages()[-1]) if "/opt/venv" in paths
+    ]
+    assert len(sources) == 1, "the final stage copies /opt/venv from one build stage"
+    return next(stage for stage in dockerfile_stages() if stage.name == sources[0])
+
+
+def runs(stage: Stage) -> list[str]:
+    return [args for keyword, args in stage.instructions if keyword == "RUN"]
 
 
 def cli_command(path: list[str]) -> object | None:
@@ -481,12 +532,53 @@ def test_dockerfile_runtime_settings() -> None:
 
 
 def test_dockerfile_base_image_is_python_311_slim() -> None:
-    args = [args for keyword, args in dockerfile_instructions() if keyword == "ARG"]
-    default_image = {a.partition("=")[0]: a.partition("=")[2] for a in args}.get("PYTHON_IMAGE")
-    bases = [args.split()[0] for keyword, args in dockerfile_instructions() if keyword == "FROM"]
-    resolved = [default_image if base == "${PYTHON_IMAGE}" else base for base in bases]
-    assert resolved
-    assert all(base == "python:3.11-slim" for base in resolved)
+    # The build stage's virtualenv runs on the final stage's interpreter: one image for both.
+    assert build_stage().image == "python:3.11-slim"
+    assert dockerfile_stages()[-1].image == "python:3.11-slim"
+    for stage in dockerfile_stages():
+        assert stage.image == "python:3.11-slim" or stage.image.startswith("rust:"), stage.image
+
+
+def test_dockerfile_builds_the_rust_kernel_with_a_pinned_toolchain() -> None:
+    build = build_stage()
+    toolchains = [stage for stage in dockerfile_stages() if stage.image.startswith("rust:")]
+    assert len(toolchains) == 1, "one official rust image provides the toolchain"
+    toolchain = toolchains[0]
+    assert not toolchain.instructions, "the rust stage is only a source of files"
+    pinned = re.fullmatch(r"rust:(\d+)\.(\d+)(?:\.\d+)?-slim(?:-\w+)?", toolchain.image)
+    assert pinned, f"pin the toolchain to a Rust release: {toolchain.image}"
+    makefile = (ROOT / "Makefile").read_text()
+    minimum = re.search(r"^RUST_MIN := (\d+)\.(\d+)$", makefile, re.MULTILINE)
+    assert minimum, "the Makefile states the Rust version native/ needs (RUST_MIN)"
+    image_version = (int(pinned[1]), int(pinned[2]))
+    assert image_version >= (int(minimum[1]), int(minimum[2])), "older than make prereqs allows"
+
+    # rustup and cargo where the build stage's environment expects them, cargo on its PATH.
+    env = stage_env(build.instructions)
+    copied = {(source, tuple(paths)) for source, paths in copies_from(build)}
+    for home in (env["RUSTUP_HOME"], env["CARGO_HOME"]):
+        assert (toolchain.name, (home, home)) in copied, f"{home} comes from {toolchain.image}"
+    assert f"{env['CARGO_HOME']}/bin" in env["PATH"].split(":")
+    # rustc links with cc, which python:3.11-slim lacks.
+    assert any("apt-get install" in run and re.search(r"\bgcc\b", run) for run in runs(build))
+
+    sources = [args.split()[0] for keyword, args in build.instructions if keyword == "COPY"]
+    assert "native" in sources, "the crate's sources go into the build stage"
+    wheel_builds = [run for run in runs(build) if "pip wheel" in run or "maturin build" in run]
+    assert wheel_builds, "the build stage builds the wheel"
+    assert any(re.search(r"/opt/venv/bin/pip install \S+\.whl", run) for run in wheel_builds)
+
+
+def test_dockerfile_runtime_stage_has_no_compiler() -> None:
+    final = dockerfile_stages()[-1]
+    assert copies_from(final) == [(build_stage().name, ["/opt/venv", "/opt/venv"])]
+    compilers = re.compile(r"\b(gcc|g\+\+|clang|cc|build-essential|rustup|rustc|cargo)\b")
+    for run in runs(final):
+        assert not compilers.search(run), f"the runtime stage installs a compiler: {run}"
+    env = dockerfile_env()
+    assert "CARGO_HOME" not in env
+    assert "RUSTUP_HOME" not in env
+    assert "cargo" not in env.get("PATH", "")
 
 
 def test_dockerignore_keeps_the_build_inputs_and_drops_local_state() -> None:
@@ -497,8 +589,14 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_local_state() -> None:
     ]
     assert not any(p.startswith("!") for p in patterns), "the check below assumes no exceptions"
 
+    # Docker drops a directory with its contents, and `**/` also matches no directory at all.
+    variants = [p.rstrip("/") for p in patterns]
+    variants += [p.removeprefix("**/") for p in variants if p.startswith("**/")]
+
     def ignored(path: str) -> bool:
-        return any(fnmatch.fnmatch(path, pattern.rstrip("/")) for pattern in patterns)
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(fnmatch.fnmatch(prefix, v) for prefix in prefixes for v in variants)
 
     sources = [
         source
@@ -511,3 +609,10 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_local_state() -> None:
         assert not ignored(source), f"COPY {source}, but .dockerignore excludes it"
     for local in (".git", ".venv", ".cache", "data", ".env", "__pycache__", ".mypy_cache"):
         assert ignored(local), f"{local} must stay out of the build context"
+    # The crate's sources go in; cargo's build directory and a kernel built on the host do not.
+    native = ROOT / "native"
+    crate = [native / "Cargo.toml", native / "Cargo.lock", *(native / "src").rglob("*.rs")]
+    for path in crate:
+        assert not ignored(path.relative_to(ROOT).as_posix()), f"{path} is a build input"
+    for built in ("native/target/release/deps", "streams/_native.abi3.so"):
+        assert ignored(built), f"{built} must stay out of the build context"
