@@ -47,18 +47,27 @@ FAUST_BATCH = Contender(
     "batch",
     long_running=True,
 )
+QUIX = Contender(
+    "quix",
+    "Quix Streams (stateful apply, RocksDB state, to_topic)",
+    "benchmarks.quix_app",
+)
 PROCESSOR = Contender("processor", "Profile Streams processor (full path)", "benchmarks.processor")
-CONTENDERS = (PASSTHROUGH, FAUST_NAIVE, FAUST_BATCH, PROCESSOR)
+CONTENDERS = (PASSTHROUGH, FAUST_NAIVE, FAUST_BATCH, QUIX, PROCESSOR)
 
 
-def run_contender(contender: Contender, spec: Spec, log_path: Path) -> Result:
-    """Run one contender to completion (or its time limit); never leaves the process behind."""
+def run_contender(
+    contender: Contender, spec: Spec, log_path: Path, python: str | None = None
+) -> Result:
+    """Run one contender to completion (or its time limit); never leaves the process behind.
+    ``python``: the interpreter to run it with (else this one); the repository is its cwd,
+    so ``-m`` finds the benchmark's modules either way."""
     result_path = Path(spec.result_path)
     result_path.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", contender.module, spec.to_json()],
+            [python or sys.executable, "-m", contender.module, spec.to_json()],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -30,10 +30,12 @@ from benchmarks.contenders import (
     FAUST_NAIVE,
     PASSTHROUGH,
     PROCESSOR,
+    QUIX,
     Contender,
     run_contender,
 )
 from benchmarks.data import SCENARIOS, Dataset, create_topic, generate, produce, topic_size
+from benchmarks.quix_env import QuixUnavailableError, ensure_quix_python
 from benchmarks.report import Report, Row
 from streams.broker.embedded import EmbeddedKafka
 from streams.broker.jars import ensure_jars, kafka_version
@@ -98,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
+    # Made before the broker starts: a first run installs quixstreams (untimed).
+    args.quix_python, args.quix_error = None, None
+    try:
+        args.quix_python = ensure_quix_python()
+        console.print(f"Quix Streams: {args.quix_python}")
+    except QuixUnavailableError as exc:
+        args.quix_error = f"no interpreter with quixstreams: {exc}"
+        console.print(args.quix_error, style="red", markup=False, highlight=False)
     work_root = Path(tempfile.mkdtemp(prefix="streams-bench-"))
     report = Report()
     failed = False
@@ -160,7 +170,11 @@ def run_scenario(
             timeout=TIMEOUT_BASE + events / TIMEOUT_FLOOR_RATE,
         )
         console.print(f"  {contender.label}: {events:,} events ...", end=" ")
-        result = run_contender(contender, spec, work_dir / "contender.log")
+        if contender is QUIX and args.quix_error is not None:
+            result = Result(0, 0.0, error=args.quix_error)
+        else:
+            python = args.quix_python if contender is QUIX else None
+            result = run_contender(contender, spec, work_dir / "contender.log", python)
         if result.error is None:
             console.print(f"{result.rate:,.0f} events/s in {result.seconds:.2f} s")
         else:
@@ -168,6 +182,8 @@ def run_scenario(
             ok = False
         if contender is PROCESSOR and result.error is None:
             ok &= check_processor(name, dataset, result, report)
+        if contender is QUIX and result.error is None:
+            ok &= check_quix(name, dataset, result, report)
         report.rows.append(Row(name, contender, result, note))
     return ok
 
@@ -222,12 +238,7 @@ def check_processor(scenario: str, dataset: Dataset, result: Result, report: Rep
     for topic, want in (("upserts", applied), ("stale", stale * PROPERTIES_PER_EVENT), ("dlq", 0)):
         if topics[topic] != want:
             problems.append(f"{topic} topic holds {topics[topic]:,} records, expected {want:,}")
-    # One changelog record per customer changed per batch: between the two bounds.
-    if not dataset.customers <= topics["changelog"] <= applied:
-        problems.append(
-            f"changelog topic holds {topics['changelog']:,} records, expected between "
-            f"{dataset.customers:,} (customers) and {applied:,} (applied events)"
-        )
+    problems.extend(_changelog_problems(dataset, topics["changelog"]))
     share = totals["stale_events"] / max(totals["events_in"], 1)
     summary = (
         f"{scenario}: processor totals events_in={totals['events_in']:,} "
@@ -244,6 +255,51 @@ def check_processor(scenario: str, dataset: Dataset, result: Result, report: Rep
     report.checks.append(f"{scenario}: processor time split of {result.seconds:.2f} s: {phases}")
     report.problems.extend(f"{scenario}: processor {problem}" for problem in problems)
     return not problems
+
+
+def check_quix(scenario: str, dataset: Dataset, result: Result, report: Report) -> bool:
+    """The Quix job's counts and output topics against what the generated input must produce,
+    so that a Quix job that drops or skips work cannot look fast."""
+    totals = result.details["totals"]
+    topics = result.details["topics"]
+    stale = dataset.stale_events
+    applied = dataset.events - stale
+    expected = {
+        "events_in": dataset.events,
+        "applied": applied,
+        "stale_events": stale,
+        "stale_writes": stale * PROPERTIES_PER_EVENT,
+    }
+    problems = [
+        f"totals.{key} = {totals[key]:,}, expected {value:,}"
+        for key, value in expected.items()
+        if totals[key] != value
+    ]
+    if topics["output"] != applied:
+        problems.append(f"output topic holds {topics['output']:,} records, expected {applied:,}")
+    problems.extend(_changelog_problems(dataset, topics["changelog"]))
+    versions = result.details["versions"]
+    summary = (
+        f"{scenario}: Quix totals events_in={totals['events_in']:,} "
+        f"applied={totals['applied']:,} stale_events={totals['stale_events']:,} "
+        f"stale_writes={totals['stale_writes']:,}; topics output={topics['output']:,} "
+        f"changelog={topics['changelog']:,}; quixstreams {versions['quixstreams']}, "
+        f"confluent-kafka {versions['confluent-kafka']} (librdkafka {versions['librdkafka']})"
+    )
+    report.checks.append(summary + (" (as expected)" if not problems else ""))
+    report.problems.extend(f"{scenario}: Quix {problem}" for problem in problems)
+    return not problems
+
+
+def _changelog_problems(dataset: Dataset, records: int) -> list[str]:
+    # One changelog record per customer changed per batch (checkpoint): between the bounds.
+    applied = dataset.events - dataset.stale_events
+    if dataset.customers <= records <= applied:
+        return []
+    return [
+        f"changelog topic holds {records:,} records, expected between "
+        f"{dataset.customers:,} (customers) and {applied:,} (applied events)"
+    ]
 
 
 def _preamble(args: argparse.Namespace, elapsed: float) -> list[str]:
