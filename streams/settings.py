@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # A record Kafka refuses (not: is unavailable) is tried this often, then parked in the DLQ.
     produce_attempts: int = Field(default=3, ge=1, le=100)
 
-    batch_max_events: int = Field(default=5000, ge=1)
+    batch_max_events: int = Field(default=20_000, ge=1)
     batch_max_wait_ms: int = Field(default=50, ge=0)
     session_timeout_ms: int = Field(default=45_000, ge=1000)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)

@@ -50,18 +50,25 @@ pub enum Parsed {
     /// The document, and whether it holds an integer literal outside int64 anywhere.
     Doc(Doc, bool),
     BadJson(String),
-    /// Nested deeper than serde_json's limit (orjson reads up to 1024 levels): the reference
-    /// decoder judges it.
-    TooDeep,
+    /// Nested deeper than serde_json's limit (orjson reads up to 1024 levels), or text this
+    /// reader would take otherwise than Python: the reference decoder judges it.
+    Unusual,
 }
 
+/// The key serde_json's `arbitrary_precision` uses to carry a number's text: an object with it
+/// in the input would read as a number here and as an object in Python.
+const NUMBER_TOKEN: &[u8] = b"$serde_json::private::Number";
+
 pub fn parse_json(data: &[u8]) -> Parsed {
+    if memchr::memmem::find(data, NUMBER_TOKEN).is_some() {
+        return Parsed::Unusual;
+    }
     let json: Json = match serde_json::from_slice(data) {
         Ok(json) => json,
         Err(err) => {
             let text = err.to_string();
             if text.starts_with("recursion limit exceeded") {
-                return Parsed::TooDeep;
+                return Parsed::Unusual;
             }
             return Parsed::BadJson(text);
         }

@@ -291,7 +291,7 @@ impl Kernel {
                 Parsed::BadJson(detail) => {
                     return Outcome::Rejected(Reject::new("bad_json", detail))
                 }
-                Parsed::TooDeep => return Outcome::Deferred,
+                Parsed::Unusual => return Outcome::Deferred,
             }
         };
         match validate(

@@ -151,6 +151,9 @@ def _json_text(doc: dict[str, Any], draw: st.DrawFn) -> bytes:
                     b'{"customer_id":"c-1\xff"}',
                     b" {} ",
                     b"{}x",
+                    # serde_json's arbitrary_precision number token, as an object key
+                    b'{"customer_id":"c-1","source":"web",'
+                    b'"properties":{"a":{"$serde_json::private::Number":"1"}}}',
                 ]
             )
         )
