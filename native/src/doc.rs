@@ -1,8 +1,12 @@
 //! A decoded input document typed as the Python decoder types it (orjson's or fastavro's
 //! output), so one validation serves JSON and Avro alike.
 
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
 use crate::hashing::OrderedMap;
-use serde_json::Value as Json;
 
 #[derive(Clone, Debug)]
 pub enum Doc {
@@ -63,54 +67,114 @@ pub fn parse_json(data: &[u8]) -> Parsed {
     if memchr::memmem::find(data, NUMBER_TOKEN).is_some() {
         return Parsed::Unusual;
     }
-    let json: Json = match serde_json::from_slice(data) {
-        Ok(json) => json,
+    let wide = Cell::new(false);
+    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    let parsed = DocSeed { wide: &wide }
+        .deserialize(&mut deserializer)
+        .and_then(|doc| deserializer.end().map(|()| doc));
+    match parsed {
+        Ok(doc) => Parsed::Doc(doc, wide.get()),
         Err(err) => {
             let text = err.to_string();
             if text.starts_with("recursion limit exceeded") {
                 return Parsed::Unusual;
             }
-            return Parsed::BadJson(text);
+            Parsed::BadJson(text)
         }
-    };
-    let mut wide = false;
-    match convert(json, &mut wide) {
-        Ok(doc) => Parsed::Doc(doc, wide),
-        Err(detail) => Parsed::BadJson(detail),
     }
 }
 
-fn convert(json: Json, wide: &mut bool) -> Result<Doc, String> {
-    Ok(match json {
-        Json::Null => Doc::Null,
-        Json::Bool(b) => Doc::Bool(b),
-        Json::Number(n) => number(n.as_str(), wide)?,
-        Json::String(s) => Doc::Str(s),
-        Json::Array(items) => Doc::List(
-            items
-                .into_iter()
-                .map(|item| convert(item, wide))
-                .collect::<Result<_, _>>()?,
-        ),
-        Json::Object(map) => {
-            let mut out = OrderedMap::with_capacity_and_hasher(map.len(), Default::default());
-            for (key, item) in map {
-                out.insert(key, convert(item, wide)?);
+/// Builds a `Doc` straight from serde_json's events (no intermediate `serde_json::Value`).
+#[derive(Clone, Copy)]
+struct DocSeed<'a> {
+    wide: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
+    type Value = Doc;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Doc, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocSeed<'_> {
+    type Value = Doc;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Doc, E> {
+        Ok(Doc::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Doc, E> {
+        Ok(Doc::Bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Doc, E> {
+        Ok(Doc::Int(value))
+    }
+
+    /// 2^63..2^64-1 is an int for orjson too, but outside int64.
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Doc, E> {
+        Ok(match i64::try_from(value) {
+            Ok(value) => Doc::Int(value),
+            Err(_) => {
+                self.wide.set(true);
+                Doc::BigInt
             }
-            Doc::Map(out)
+        })
+    }
+
+    // Other numbers (floats, "-0", integers beyond 64 bits) come as their text: visit_map.
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Doc, E> {
+        Ok(Doc::Str(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Doc, E> {
+        Ok(Doc::Str(value))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
         }
-    })
+        Ok(Doc::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
+        let mut out = OrderedMap::default();
+        let Some(first) = map.next_key::<String>()? else {
+            return Ok(Doc::Map(out));
+        };
+        // arbitrary_precision hands a number over as a one-entry map under this key; the
+        // input itself cannot hold the key (see parse_json).
+        if first.as_bytes() == NUMBER_TOKEN {
+            let text: String = map.next_value()?;
+            return number(&text, self.wide).map_err(de::Error::custom);
+        }
+        out.insert(first, map.next_value_seed(self)?);
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
+            out.insert(key, value);
+        }
+        Ok(Doc::Map(out))
+    }
 }
 
 /// orjson's reading of a number literal: an integer in int64 is an int, one in 2^63..2^64 a
 /// big int, any other a float (flagged wide); a float that overflows is an error.
-fn number(text: &str, wide: &mut bool) -> Result<Doc, String> {
+fn number(text: &str, wide: &Cell<bool>) -> Result<Doc, String> {
     let integer = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
     if integer {
         if let Ok(i) = text.parse::<i64>() {
             return Ok(Doc::Int(i));
         }
-        *wide = true;
+        wide.set(true);
         if text.parse::<u64>().is_ok() {
             return Ok(Doc::BigInt);
         }
