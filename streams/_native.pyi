@@ -5,6 +5,9 @@ from typing import Any
 
 def partition_for(key: bytes, partitions: int) -> int: ...
 
+class Contributors:
+    def table(self) -> dict[tuple[int, bytes], list[int]]: ...
+
 class Kernel:
     def __init__(
         self,
@@ -36,5 +39,5 @@ class Kernel:
         tuple[int, int, int, int, int, int],
         dict[str, int],
         dict[int, int],
-        list[tuple[int, bytes, int]],
+        Contributors,
     ]: ...

@@ -608,17 +608,24 @@ impl Kernel {
         for (reason, count) in rejected {
             rejected_dict.set_item(reason, count)?;
         }
-        let next_offsets = PyDict::new(py);
+        let mut last: Vec<(i32, i64)> = Vec::new();
         for record in records {
-            next_offsets.set_item(record.partition, record.offset + 1)?;
+            match last.iter_mut().find(|(p, _)| *p == record.partition) {
+                Some(entry) => entry.1 = record.offset,
+                None => last.push((record.partition, record.offset)),
+            }
         }
-        let contributors = PyList::new(
-            py,
-            merged
+        let next_offsets = PyDict::new(py);
+        for (partition, offset) in last {
+            next_offsets.set_item(partition, offset + 1)?;
+        }
+        let contributors = Contributors {
+            entries: merged
                 .contributors
                 .iter()
-                .map(|(slot, offset)| (keys[*slot].0, key_objects[*slot].clone(), *offset)),
-        )?;
+                .map(|(slot, offset)| (keys[*slot].0, keys[*slot].1.as_bytes().to_vec(), *offset))
+                .collect(),
+        };
         PyTuple::new(
             py,
             [
@@ -628,9 +635,31 @@ impl Kernel {
                 counts_tuple.into_pyobject(py)?.into_any(),
                 rejected_dict.into_any(),
                 next_offsets.into_any(),
-                contributors.into_any(),
+                Bound::new(py, contributors)?.into_any(),
             ],
         )
+    }
+}
+
+/// (partition, customer key, input offset) of every record merged into a new state, turned
+/// into Python objects only when asked (Kafka refused a state: rare).
+#[pyclass(frozen, module = "streams._native")]
+pub struct Contributors {
+    entries: Vec<(i32, Vec<u8>, i64)>,
+}
+
+#[pymethods]
+impl Contributors {
+    fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let table = PyDict::new(py);
+        for (partition, key, offset) in &self.entries {
+            let id = (*partition, PyBytes::new(py, key));
+            match table.get_item(&id)? {
+                Some(offsets) => offsets.cast::<PyList>()?.append(*offset)?,
+                None => table.set_item(id, PyList::new(py, [*offset])?)?,
+            }
+        }
+        Ok(table)
     }
 }
 

@@ -23,5 +23,6 @@ mod value;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
     m.add_class::<kernel::Kernel>()?;
+    m.add_class::<kernel::Contributors>()?;
     Ok(())
 }

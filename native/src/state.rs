@@ -1,8 +1,7 @@
 //! A profile's stored bytes, as `streams/processor/state_codec.py` writes them with orjson:
 //! `{"p":{name:[value,last_update,source]},"d":watermark}`.
 
-use serde_json::Value as Json;
-
+use crate::doc::{parse_json, Doc, Parsed};
 use crate::json_out;
 use crate::merge::{Profile, PropertyState};
 use crate::value::Value;
@@ -34,13 +33,15 @@ pub fn encoded_len(profile: &Profile) -> usize {
 }
 
 pub fn decode(data: &[u8]) -> Result<Profile, String> {
-    let json: Json = serde_json::from_slice(data).map_err(|e| format!("stored state: {e}"))?;
-    let mut profile = Profile::default();
-    let Json::Object(mut top) = json else {
-        return Err("stored state is not an object".into());
+    let mut top = match parse_json(data) {
+        Parsed::Doc(Doc::Map(top), false) => top,
+        Parsed::BadJson(detail) => return Err(format!("stored state: {detail}")),
+        _ => return Err("stored state is not an object of int64 numbers".into()),
     };
+    let mut profile = Profile::default();
     match top.swap_remove("p") {
-        Some(Json::Object(properties)) => {
+        Some(Doc::Map(properties)) => {
+            profile.properties.reserve(properties.len());
             for (name, entry) in properties {
                 profile.properties.insert(name, property(entry)?);
             }
@@ -48,49 +49,34 @@ pub fn decode(data: &[u8]) -> Result<Profile, String> {
         _ => return Err("stored state has no \"p\" object".into()),
     }
     profile.deleted_at = match top.swap_remove("d") {
-        Some(Json::Null) => None,
-        Some(Json::Number(n)) => Some(integer(&n)?),
+        Some(Doc::Null) => None,
+        Some(Doc::Int(at)) => Some(at),
         _ => return Err("stored state has no \"d\"".into()),
     };
     Ok(profile)
 }
 
-fn property(entry: Json) -> Result<PropertyState, String> {
-    let Json::Array(items) = entry else {
+fn property(entry: Doc) -> Result<PropertyState, String> {
+    let Doc::List(items) = entry else {
         return Err("stored property is not a list".into());
     };
-    let [value, last_update, source]: [Json; 3] = items
+    let [value, last_update, source]: [Doc; 3] = items
         .try_into()
         .map_err(|_| "stored property is not [value, time, source]")?;
     let value = match value {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(b),
-        Json::String(s) => Value::Str(s),
-        Json::Number(n) => {
-            let text = n.as_str();
-            if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-                Value::Float(text.parse().map_err(|_| "stored float")?)
-            } else {
-                Value::Int(text.parse().map_err(|_| "stored integer beyond int64")?)
-            }
-        }
+        Doc::Null => Value::Null,
+        Doc::Bool(b) => Value::Bool(b),
+        Doc::Str(s) => Value::Str(s),
+        Doc::Int(i) => Value::Int(i),
+        Doc::Float(f) => Value::Float(f),
         _ => return Err("stored value is not a scalar".into()),
     };
-    let Json::Number(last_update) = last_update else {
-        return Err("stored time is not a number".into());
-    };
-    let Json::String(source) = source else {
-        return Err("stored source is not a string".into());
+    let (Doc::Int(last_update), Doc::Str(source)) = (last_update, source) else {
+        return Err("stored property is not [value, int time, source]".into());
     };
     Ok(PropertyState {
         value,
-        last_update: integer(&last_update)?,
+        last_update,
         source,
     })
-}
-
-fn integer(n: &serde_json::Number) -> Result<i64, String> {
-    n.as_str()
-        .parse()
-        .map_err(|_| format!("stored time {} is not an int64", n.as_str()))
 }

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 
 from fastavro.schema import to_parsing_canonical_form
 
+from streams._native import Contributors as NativeContributors
 from streams._native import Kernel
 from streams.codecs.avro import load_registry
 from streams.codecs.events import CHANGE_SCHEMA, EventDecoder
@@ -124,15 +125,13 @@ class _Contributors(Mapping[tuple[int, bytes], list[int]]):
     """(partition, customer key) -> offsets merged into its new state, built when first read
     (only when Kafka refused a state: rare)."""
 
-    def __init__(self, flat: list[tuple[int, bytes, int]]) -> None:
-        self._flat = flat
+    def __init__(self, native: NativeContributors) -> None:
+        self._native = native
         self._built: dict[tuple[int, bytes], list[int]] | None = None
 
     def _table(self) -> dict[tuple[int, bytes], list[int]]:
         if self._built is None:
-            self._built = {}
-            for partition, key, offset in self._flat:
-                self._built.setdefault((partition, key), []).append(offset)
+            self._built = self._native.table()
         return self._built
 
     def __getitem__(self, key: tuple[int, bytes]) -> list[int]:
