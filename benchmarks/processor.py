@@ -29,25 +29,30 @@ POLL_SECONDS = 0.02
 
 
 class _Clock:
-    """Wraps the worker's batch handler to time the first and the last batch."""
+    """Times the worker from its first batch handled to the batch that completes the N-th
+    event (batches overlap: a batch completes after the next one was merged)."""
 
     def __init__(self, worker: ProcessorWorker, target: int) -> None:
         self.first: float | None = None
         self.last: float | None = None
         self.batches = 0
         self.done = threading.Event()
-        handle = worker._handle
+        handle, complete = worker._handle, worker._complete
 
-        def timed(messages: Sequence[Message]) -> None:
+        def handled(messages: Sequence[Message]) -> None:
             if self.first is None:
                 self.first = now()
             handle(messages)
+
+        def completed(*args: Any) -> None:
+            complete(*args)
             self.batches += 1
             if worker.totals.events_in >= target and self.last is None:
                 self.last = now()
                 self.done.set()
 
-        worker._handle = timed  # type: ignore[method-assign]
+        worker._handle = handled  # type: ignore[method-assign]
+        worker._complete = completed  # type: ignore[method-assign,assignment]
 
 
 class _Phases:
@@ -57,8 +62,8 @@ class _Phases:
         self.seconds: dict[str, float] = {}
         self._wrap(worker._batch, "process", "decode+merge+encode (incl. state reads)")
         self._wrap(worker._batch, "_load", "state reads (rocksdict get_many)")
-        self._wrap(worker._delivery, "send", "produce+flush upserts/stale/dlq")
-        self._wrap(worker._delivery, "send_tracking_offsets", "produce+flush changelog")
+        self._wrap(worker._delivery, "start", "produce (outputs, changelog)")
+        self._wrap(worker._delivery, "wait", "waiting for Kafka's acknowledgements")
         self._wrap(worker, "_commit", "offset commit")
         # Stores are opened lazily per partition: time the class's write.
         self._wrap(PartitionStore, "write", "state writes (rocksdict)")

@@ -28,7 +28,7 @@ class Refusal(NamedTuple):
     error: KafkaError
 
 
-class _Reports:
+class Reports:
     """Delivery reports of one call. One bound method serves every record (no per-record
     closure on the hot path); a failed record is found by its bytes, errors being rare."""
 
@@ -111,25 +111,44 @@ class BatchDelivery:
         """Like ``send``; also returns the highest acknowledged offset per partition."""
         return self._send(records, one_at_a_time, track_offsets=True)
 
+    def start(self, records: Iterable[OutputRecord], *, track_offsets: bool) -> Reports:
+        """Produce without waiting: ``wait`` later says how these records fared (``offsets``
+        and ``refused`` of the returned reports). Lets a batch's records be in flight while
+        the next batch is merged."""
+        batch = records if isinstance(records, list) else list(records)
+        reports = Reports(batch)
+        callback = reports.on_delivery if track_offsets else reports.on_error_only
+        self._produce(batch, reports, callback)
+        return reports
+
+    def wait(self, *reports: Reports) -> None:
+        """Until every record produced so far is acknowledged or refused; raises
+        ``DeliveryError`` when Kafka is unavailable for any of them."""
+        remaining = self._producer.flush(self._flush_timeout)
+        for report in reports:
+            self._check(report, 0)
+        if remaining:
+            raise DeliveryError(f"{remaining} records still unacknowledged after flush timeout")
+
     def _send(
         self, records: Iterable[OutputRecord], one_at_a_time: bool, *, track_offsets: bool
     ) -> tuple[dict[int, int], list[Refusal]]:
         batch = records if isinstance(records, list) else list(records)
-        reports = _Reports(batch)
+        if not one_at_a_time:
+            reports = self.start(batch, track_offsets=track_offsets)
+            self.wait(reports)
+            return reports.offsets, reports.refused
+        reports = Reports(batch)
         callback = reports.on_delivery if track_offsets else reports.on_error_only
-        if one_at_a_time:
-            for record in batch:
-                self._produce((record,), reports, callback)
-                self._wait(reports)
-        else:
-            self._produce(batch, reports, callback)
+        for record in batch:
+            self._produce((record,), reports, callback)
             self._wait(reports)
         return reports.offsets, reports.refused
 
     def _produce(
         self,
         records: Iterable[OutputRecord],
-        reports: _Reports,
+        reports: Reports,
         callback: Callable[[KafkaError | None, Message], None],
     ) -> None:
         produce = self._producer.produce
@@ -153,8 +172,11 @@ class BatchDelivery:
                     reports.failed(record, exc.args[0])
                     break
 
-    def _wait(self, reports: _Reports) -> None:
-        remaining = self._producer.flush(self._flush_timeout)
+    def _wait(self, reports: Reports) -> None:
+        self._check(reports, self._producer.flush(self._flush_timeout))
+
+    @staticmethod
+    def _check(reports: Reports, remaining: int) -> None:
         fatal = next((error for error in reports.unavailable if error.fatal()), None)
         if fatal is not None:
             # The idempotent producer cannot go on; retrying would loop forever. Crash loudly.

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -16,7 +17,7 @@ from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, Headers, refusal_reason
 from streams.kafka.topics import message_limit
-from streams.processor.delivery import BatchDelivery, Refusal
+from streams.processor.delivery import BatchDelivery, Refusal, Reports
 from streams.processor.kernel import batch_processor
 from streams.processor.metrics import WorkerMetrics
 from streams.processor.records import (
@@ -43,7 +44,12 @@ def _now_ms() -> int:
 class ProcessorWorker:
     """Consumes the input in batches; per batch: merge, deliver outputs, deliver new states to
     the changelog, write them locally, then commit. A crash anywhere replays the batch, which
-    the idempotent merge absorbs."""
+    the idempotent merge absorbs.
+
+    Batches overlap: while one batch's outputs (and the one before's changelog records) are on
+    their way to Kafka, the next batch is merged on top of their states. A state is still
+    written locally, and an offset committed, only once Kafka has the batch's outputs and then
+    its changelog records."""
 
     def __init__(
         self,
@@ -71,6 +77,10 @@ class ProcessorWorker:
         )
         self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
+        # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
+        self._flight: list[_InFlight] = []
+        # After a refusal or an outage: one batch at a time until one goes through cleanly.
+        self._careful = False
 
     @property
     def owned_partitions(self) -> frozenset[int]:
@@ -97,6 +107,8 @@ class ProcessorWorker:
                 messages = self._consumer.consume(self.settings.batch_max_events, wait)
                 if messages:
                     self._handle(messages)
+                else:
+                    self._drain()
                 self._refresh_lag()
         except BaseException as exc:
             self.error = exc
@@ -106,6 +118,21 @@ class ProcessorWorker:
             self._shutdown()
 
     def _handle(self, messages: Sequence[Message]) -> None:
+        records = self._records(messages)
+        if not records:
+            return
+        if self._careful:
+            self._drain()
+            self._handle_alone(records)
+            return
+        started = time.perf_counter()
+        result = self._batch.process(records)
+        if not self._settle(records):
+            return
+        reports = self._delivery.start(result.outputs, track_offsets=False)
+        self._flight.append(_InFlight(records, result, started, reports))
+
+    def _records(self, messages: Sequence[Message]) -> list[InputRecord]:
         records = []
         for message in messages:
             error = message.error()
@@ -124,8 +151,60 @@ class ProcessorWorker:
                     cast(Headers | None, message.headers()),
                 )
             )
-        if not records:
-            return
+        return records
+
+    def _settle(self, records: Sequence[InputRecord] = ()) -> bool:
+        """Wait for what is in flight: the oldest batch's changelog (then it is written and
+        committed) and the newest batch's outputs (then its changelog goes out). False, with
+        the consumer rewound to the first record not committed, when Kafka refused anything
+        or is unavailable: those batches (and ``records``, merged on top of them) are done
+        again one at a time, where refusals are handled."""
+        if not self._flight:
+            return True
+        try:
+            self._delivery.wait(*(flight.reports for flight in self._flight))
+        except DeliveryError as exc:
+            self.metrics.delivery_failures.inc()
+            logger.error("delivery failed, replaying the batches in flight: %s", exc)
+            self._abandon(records)
+            self._stop.wait(self._retry_backoff)
+            return False
+        if any(flight.reports.refused for flight in self._flight):
+            self._abandon(records)
+            return False
+        pending: list[_InFlight] = []
+        for flight in self._flight:
+            if flight.changelog:
+                self._complete(
+                    flight.records, flight.result, flight.reports.offsets, flight.started
+                )
+            else:
+                flight.reports = self._delivery.start(
+                    self._changelog(flight.result), track_offsets=True
+                )
+                flight.changelog = True
+                pending.append(flight)
+        self._flight = pending
+        return True
+
+    def _drain(self) -> None:
+        """Finish every batch in flight (idle, rebalance, stop)."""
+        while self._flight and self._settle():
+            pass
+
+    def _abandon(self, records: Sequence[InputRecord]) -> None:
+        first: dict[int, int] = {}
+        for flight in self._flight:
+            for record in flight.records:
+                first.setdefault(record.partition, record.offset)
+        for record in records:
+            first.setdefault(record.partition, record.offset)
+        self._flight = []
+        self._careful = True
+        self._seek(first)
+
+    def _handle_alone(self, records: Sequence[InputRecord]) -> None:
+        """One batch from merge to commit before the next, handling Kafka's refusals."""
         started = time.perf_counter()
         parking = _Parking(self.settings)
         while True:
@@ -141,8 +220,18 @@ class ProcessorWorker:
             if not refused:
                 break
             parking.count(refused, result)
+        self._complete(records, result, offsets, started)
+        self._careful = False
+
+    def _complete(
+        self,
+        records: Sequence[InputRecord],
+        result: BatchResult,
+        changelog_offsets: dict[int, int],
+        started: float,
+    ) -> None:
         for partition, states in result.states.items():
-            self.stores.open(partition).write(states, offsets.get(partition))
+            self.stores.open(partition).write(states, changelog_offsets.get(partition))
         self._commit(result.next_offsets)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.record(result.counts)
@@ -155,15 +244,35 @@ class ProcessorWorker:
         refused = self._delivery.send(result.outputs, one_at_a_time=one_at_a_time)
         if refused:
             return {}, refused
-        changelog = [
-            OutputRecord(self.settings.changelog_topic, partition, key, state)
+        return self._delivery.send_tracking_offsets(
+            self._changelog(result), one_at_a_time=one_at_a_time
+        )
+
+    def _changelog(self, result: BatchResult) -> list[OutputRecord]:
+        topic = self.settings.changelog_topic
+        return [
+            OutputRecord(topic, partition, key, state)
             for partition, states in result.states.items()
             for key, state in states.items()
         ]
-        return self._delivery.send_tracking_offsets(changelog, one_at_a_time=one_at_a_time)
 
     def _load_states(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
-        return self.stores.open(partition).get_many(keys)
+        """From the local store, or from a batch in flight (newest first): its states are
+        written once Kafka has them."""
+        overlays = [
+            states
+            for flight in reversed(self._flight)
+            if (states := flight.result.states.get(partition))
+        ]
+        found = self.stores.open(partition).get_many(keys)
+        if overlays:
+            for index, key in enumerate(keys):
+                for states in overlays:
+                    state = states.get(key)
+                    if state is not None:
+                        found[index] = state
+                        break
+        return found
 
     def _commit(self, next_offsets: dict[int, int]) -> None:
         topic = self.settings.input_topic
@@ -178,9 +287,16 @@ class ProcessorWorker:
         first: dict[int, int] = {}
         for record in records:
             first.setdefault(record.partition, record.offset)
-        for partition, offset in first.items():
+        self._seek(first)
+
+    def _seek(self, offsets: dict[int, int]) -> None:
+        for partition, offset in offsets.items():
             if partition in self._owned:
-                self._consumer.seek(TopicPartition(self.settings.input_topic, partition, offset))
+                tp = TopicPartition(self.settings.input_topic, partition, offset)
+                try:
+                    self._consumer.seek(tp)
+                except KafkaException as exc:  # not fetching it (yet): it starts at the commit
+                    logger.warning("seek partition=%d failed: %s", partition, exc)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -191,6 +307,7 @@ class ProcessorWorker:
         logger.info("assigned partitions=%s owned=%s", _ids(partitions), sorted(self._owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._drain()  # commit what is done while the partitions are still ours
         self._owned = self._owned - {tp.partition for tp in partitions}
         self.metrics.assigned.set(len(self._owned))
         for tp in partitions:
@@ -215,12 +332,28 @@ class ProcessorWorker:
 
     def _shutdown(self) -> None:
         try:
+            self._drain()
+        except Exception:
+            logger.exception("batches in flight not finished: they are replayed on restart")
+        try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
             logger.warning("consumer close: %s", exc)
         self._producer.flush(self.settings.delivery_timeout_ms / 1000)
         self._owned = frozenset()
         self.stores.close()
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A merged batch on its way: outputs sent (``changelog`` False), then its new states
+    (True); written locally and committed once those are acknowledged."""
+
+    records: Sequence[InputRecord]
+    result: BatchResult
+    started: float
+    reports: Reports
+    changelog: bool = False
 
 
 class _Parking:
