@@ -153,17 +153,23 @@ class BatchDelivery:
     ) -> None:
         produce = self._producer.produce
         for record in records:
+            topic, partition, key, value, headers, timestamp, _ = record
             while True:
                 try:
-                    produce(
-                        record.topic,
-                        value=record.value,
-                        key=record.key,
-                        partition=record.partition,
-                        on_delivery=callback,
-                        timestamp=record.timestamp_ms or 0,
-                        headers=cast("list[tuple[str, str | bytes | None]] | None", record.headers),
-                    )
+                    # Positional arguments: keyword parsing costs as much as the rest of the
+                    # call, and most records carry no headers nor timestamp of their own.
+                    if headers is None and timestamp is None:
+                        produce(topic, value, key, partition, callback)
+                    else:
+                        produce(
+                            topic,
+                            value,
+                            key,
+                            partition,
+                            callback,
+                            timestamp=timestamp or 0,
+                            headers=cast("list[tuple[str, str | bytes | None]]", headers),
+                        )
                     break
                 except BufferError:
                     # Local queue full: serve delivery reports until there is room.

@@ -133,25 +133,32 @@ class ProcessorWorker:
         self._flight.append(_InFlight(records, result, started, reports))
 
     def _records(self, messages: Sequence[Message]) -> list[InputRecord]:
-        records = []
+        if any(message.error() is not None for message in messages):
+            messages = self._without_errors(messages)
+        return [
+            InputRecord(
+                message.partition() or 0,
+                message.offset() or 0,
+                message.key(),
+                message.value(),
+                message.timestamp()[1],
+                cast(Headers | None, message.headers()),
+            )
+            for message in messages
+        ]
+
+    @staticmethod
+    def _without_errors(messages: Sequence[Message]) -> list[Message]:
+        kept = []
         for message in messages:
             error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
+            if error is None:
+                kept.append(message)
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
                 logger.warning("consumer error: %s", error.str())
-                continue
-            records.append(
-                InputRecord(
-                    message.partition() or 0,
-                    message.offset() or 0,
-                    message.key(),
-                    message.value(),
-                    message.timestamp()[1],
-                    cast(Headers | None, message.headers()),
-                )
-            )
-        return records
+        return kept
 
     def _settle(self, records: Sequence[InputRecord] = ()) -> bool:
         """Wait for what is in flight: the oldest batch's changelog (then it is written and
