@@ -547,6 +547,8 @@ impl Kernel {
             .map(|(_, id)| PyBytes::new(py, id.as_bytes()))
             .collect();
         let cls = self.output_record.bind(py);
+        // tuple.__new__(OutputRecord, fields): the named tuple's own __new__ is Python code.
+        let tuple_new = py.get_type::<PyTuple>().getattr("__new__")?;
         let mut upserts_out = 0_u64;
         for emitted in merged.emitted {
             let (i, topic, bytes) = match emitted {
@@ -571,7 +573,7 @@ impl Kernel {
             let record = &records[i];
             let key = key_objects[record_slot[i]].clone();
             let origin = (record.partition, record.offset);
-            outputs.append(cls.call1((
+            let fields = (
                 topic.bind(py),
                 record.partition,
                 key,
@@ -579,7 +581,8 @@ impl Kernel {
                 &none,
                 &none,
                 origin,
-            ))?)?;
+            );
+            outputs.append(tuple_new.call1((cls, fields))?)?;
         }
         let states = PyDict::new(py);
         for (partition, entries) in &merged.states {
