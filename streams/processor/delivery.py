@@ -89,11 +89,26 @@ def _identity(record: OutputRecord) -> _Identity:
 
 
 class BatchDelivery:
-    """Wraps one idempotent producer; every call ends with all its records acknowledged or
-    refused."""
+    """Wraps an idempotent producer; every call ends with all its records acknowledged or
+    refused.
 
-    def __init__(self, producer: Producer, *, flush_timeout: float, poll_interval: float = 0.05):
+    ``offsets_producer``, when given, takes the records whose offsets are tracked (it must
+    report every delivery); ``producer`` may then report failures only
+    (``delivery.report.only.error``), which spares a Python callback per record."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        *,
+        flush_timeout: float,
+        poll_interval: float = 0.05,
+        offsets_producer: Producer | None = None,
+    ):
         self._producer = producer
+        self._offsets_producer = offsets_producer or producer
+        self._producers = [producer]
+        if offsets_producer is not None and offsets_producer is not producer:
+            self._producers.append(offsets_producer)
         self._flush_timeout = flush_timeout
         self._poll_interval = poll_interval
 
@@ -118,13 +133,13 @@ class BatchDelivery:
         batch = records if isinstance(records, list) else list(records)
         reports = Reports(batch)
         callback = reports.on_delivery if track_offsets else reports.on_error_only
-        self._produce(batch, reports, callback)
+        self._produce(batch, reports, callback, track_offsets=track_offsets)
         return reports
 
     def wait(self, *reports: Reports) -> None:
         """Until every record produced so far is acknowledged or refused; raises
         ``DeliveryError`` when Kafka is unavailable for any of them."""
-        remaining = self._producer.flush(self._flush_timeout)
+        remaining = self._flush()
         for report in reports:
             self._check(report, 0)
         if remaining:
@@ -141,7 +156,7 @@ class BatchDelivery:
         reports = Reports(batch)
         callback = reports.on_delivery if track_offsets else reports.on_error_only
         for record in batch:
-            self._produce((record,), reports, callback)
+            self._produce((record,), reports, callback, track_offsets=track_offsets)
             self._wait(reports)
         return reports.offsets, reports.refused
 
@@ -150,8 +165,11 @@ class BatchDelivery:
         records: Iterable[OutputRecord],
         reports: Reports,
         callback: Callable[[KafkaError | None, Message], None],
+        *,
+        track_offsets: bool,
     ) -> None:
-        produce = self._producer.produce
+        producer = self._offsets_producer if track_offsets else self._producer
+        produce = producer.produce
         for record in records:
             topic, partition, key, value, headers, timestamp, _ = record
             while True:
@@ -173,13 +191,16 @@ class BatchDelivery:
                     break
                 except BufferError:
                     # Local queue full: serve delivery reports until there is room.
-                    self._producer.poll(self._poll_interval)
+                    producer.poll(self._poll_interval)
                 except KafkaException as exc:  # refused before queueing (too large, say)
                     reports.failed(record, exc.args[0])
                     break
 
     def _wait(self, reports: Reports) -> None:
-        self._check(reports, self._producer.flush(self._flush_timeout))
+        self._check(reports, self._flush())
+
+    def _flush(self) -> int:
+        return sum(producer.flush(self._flush_timeout) for producer in self._producers)
 
     @staticmethod
     def _check(reports: Reports, remaining: int) -> None:

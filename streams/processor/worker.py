@@ -71,9 +71,20 @@ class ProcessorWorker:
         self._stop = threading.Event()
         self._retry_backoff = retry_backoff_seconds
         self._consumer = Consumer(consumer_config(settings, **{"client.id": client_id}))
-        self._producer = Producer(producer_config(settings, **{"client.id": client_id}))
+        # Outputs report failures only; the changelog's producer reports every delivery,
+        # whose offsets become the local stores' checkpoints.
+        self._producer = Producer(
+            producer_config(
+                settings, **{"client.id": client_id, "delivery.report.only.error": True}
+            )
+        )
+        self._changelog_producer = Producer(
+            producer_config(settings, **{"client.id": f"{client_id}-changelog"})
+        )
         self._delivery = BatchDelivery(
-            self._producer, flush_timeout=settings.delivery_timeout_ms / 1000 + 5
+            self._producer,
+            flush_timeout=settings.delivery_timeout_ms / 1000 + 5,
+            offsets_producer=self._changelog_producer,
         )
         self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
@@ -347,6 +358,7 @@ class ProcessorWorker:
         except (KafkaException, RuntimeError) as exc:
             logger.warning("consumer close: %s", exc)
         self._producer.flush(self.settings.delivery_timeout_ms / 1000)
+        self._changelog_producer.flush(self.settings.delivery_timeout_ms / 1000)
         self._owned = frozenset()
         self.stores.close()
 
