@@ -53,6 +53,7 @@ FIRST_NAMES = ("Marian", "Ada", "Grace", "Linus", "Edsger", "Barbara", "Ken", "F
 CITIES = ("Bratislava", "Berlin", "Lisbon", "Oslo", "Prague", "Vienna", "Warsaw", "Zagreb")
 HISTORY_SECONDS = 30 * 24 * 3600  # update times well before "now" (the clock-skew rule)
 TARGET_COLD_SECONDS = 5.0
+SERVED_EARLY = 0.75  # the first partition answers within this share of the last one's time
 SAMPLE = 200  # customers checked after each restart
 POLL_SECONDS = 0.25
 PROBE_SECONDS = 0.01
@@ -435,9 +436,10 @@ def report(results: Results, args: argparse.Namespace) -> list[tuple[str, bool]]
             cold.first <= TARGET_COLD_SECONDS,
         ),
         (
-            "each partition answers once restored, before the last one is "
-            f"(first {served[0]:.2f} s, last {served[-1]:.2f} s)",
-            served[0] < served[-1],
+            "partitions answer one by one as each is restored, not all at the end: the first "
+            f"within {SERVED_EARLY:.0%} of the last one's time (first {served[0]:.2f} s, "
+            f"last {served[-1]:.2f} s)",
+            served[0] <= SERVED_EARLY * served[-1],
         ),
     ]
     if len(results.loads) > 1:
