@@ -28,8 +28,8 @@ POLL_SECONDS = 0.1
 # fetches run without the GIL beside the other partition's Python. More would only delay
 # the first partition served, since every partition then finishes near the end.
 RESTORE_THREADS = 2
-# Keys a cold restore remembers instead of looking them up (tens of MiB at most).
-COLD_KEYS_LIMIT = 500_000
+# Keys a cold restore remembers instead of looking them up: about 20 MiB per restoring thread.
+COLD_KEYS_LIMIT = 250_000
 
 
 class RestoreError(StreamsError):
@@ -49,30 +49,33 @@ def restore_partitions(
     partition); ``on_restored(partition)`` runs in the calling thread as soon as one is done,
     so the caller can serve it while others are still restoring. The first failure stops the
     others after their current partition and is raised."""
+    if not partitions:
+        return
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
     for partition in partitions:
         pending.put(partition)
-    finished: queue.SimpleQueue[tuple[int, BaseException | None]] = queue.SimpleQueue()
+    # A restored partition, or the error that ended a thread.
+    finished: queue.SimpleQueue[int | BaseException] = queue.SimpleQueue()
     failed = threading.Event()
     deadline = time.monotonic() + timeout
 
     def work() -> None:
-        reader = Consumer(reader_config(settings))
+        reader: Consumer | None = None
         try:
+            reader = Consumer(reader_config(settings))
             while not failed.is_set():
                 try:
                     partition = pending.get_nowait()
                 except queue.Empty:
                     return
-                try:
-                    _restore(reader, settings, stores, partition, deadline)
-                except BaseException as exc:
-                    failed.set()
-                    finished.put((partition, exc))
-                    return
-                finished.put((partition, None))
+                _restore(reader, settings, stores, partition, deadline)
+                finished.put(partition)
+        except BaseException as exc:
+            failed.set()
+            finished.put(exc)
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
 
     workers = [
         threading.Thread(target=work, name=f"restore-{index}", daemon=True)
@@ -82,10 +85,10 @@ def restore_partitions(
         worker.start()
     try:
         for _ in partitions:
-            partition, error = finished.get()
-            if error is not None:
-                raise error
-            on_restored(partition)
+            outcome = finished.get()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            on_restored(outcome)
     finally:
         failed.set()
         for worker in workers:

@@ -14,6 +14,7 @@ from typing import Any, cast
 from unittest import mock
 
 import orjson
+import pytest
 from confluent_kafka import Message, Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from streams.processor.restore import restore_partition, restore_partitions
 from streams.processor.runner import WorkerService
 from streams.processor.state_codec import decode_profile, encode_profile
 from streams.processor.store import PartitionStore, StateStores
+from streams.settings import Settings
 from streams.testing import produce_events, wait_until
 from tests.test_core.test_merge_properties import canon
 
@@ -246,3 +248,18 @@ def test_a_restored_partition_answers_while_another_still_restores(
     finally:
         gate.set()
         replica.stop()
+
+
+def test_a_failing_partition_ends_the_restore_with_its_error(monkeypatch, tmp_path) -> None:
+    def failing(reader: Any, settings: Any, stores: Any, partition: int, *args: Any) -> int:
+        if partition == 1:
+            raise restore.RestoreError("changelog partition 1 unreadable")
+        return 0
+
+    monkeypatch.setattr(restore, "_restore", failing)
+    restored: list[int] = []
+    # Nothing listens on port 1: the readers are created but never asked anything.
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(restore.RestoreError, match="partition 1 unreadable"):
+        restore_partitions(settings, StateStores(tmp_path), [0, 1, 2, 3], restored.append)
+    assert 1 not in restored
