@@ -143,7 +143,8 @@ class ProfileApi:
         body = {
             "status": "ok" if alive else "failed",
             "worker": self._self_url,
-            "partitions": sorted(self._worker.owned_partitions),
+            # Every partition assigned here, those still restoring included.
+            "partitions": sorted(self._worker.owned_partitions | self._worker.restoring_partitions),
         }
         return _json(body, status=200 if alive else 503)
 
