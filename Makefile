@@ -67,11 +67,12 @@ format: install ## Apply ruff's formatter and fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install kafka-jars ## Benchmarks side by side with their baselines; prints tables
+bench: install kafka-jars ## Benchmarks (most beside their baselines) and a worker's state at 1M profiles
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.sink_postgres
 	$(PY) -m benchmarks.bootstrap
 	$(PY) -m benchmarks.ingest_http
+	$(PY) -m benchmarks.state_scale
 
 broker: install kafka-jars ## Run the embedded Kafka in the foreground on 127.0.0.1:9092
 	$(VENV)/bin/streams broker

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     routing_cache_seconds: float = Field(default=2.0, ge=0)
     route_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # RocksDB memory of one worker, shared by its partitions: the block cache (data, index
+    # and filter blocks) and the memtables; files kept open per partition.
+    rocksdb_block_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    rocksdb_write_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=4 * 1024 * 1024)
+    rocksdb_max_open_files: int = Field(default=256, ge=20)
+
     log_level: str = "INFO"
 
     @field_validator("source_priority", "api_tokens", mode="before")

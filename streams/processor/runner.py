@@ -47,6 +47,10 @@ class WorkerService:
         return self.worker.owned_partitions if self.worker is not None else frozenset()
 
     @property
+    def restoring_partitions(self) -> frozenset[int]:
+        return self.worker.restoring_partitions if self.worker is not None else frozenset()
+
+    @property
     def alive(self) -> bool:
         thread = self._processor_thread
         return thread is not None and thread.is_alive()
@@ -55,7 +59,7 @@ class WorkerService:
         """Bind the HTTP API (its URL names this worker in the group), then start processing."""
         check_exposure(self.settings)
         verify_topics(self.settings)
-        stores = StateStores(self.settings.data_dir)
+        stores = StateStores.from_settings(self.settings)
         metrics = WorkerMetrics()
         self._loop_thread.start()
         port = self._call(self._bind(stores, metrics))

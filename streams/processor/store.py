@@ -1,4 +1,9 @@
-"""Local profile state: one RocksDB (rocksdict) per input partition, written in batches."""
+"""Local profile state: one RocksDB (rocksdict) per input partition, written in batches.
+
+The partitions of one worker share one block cache and one memtable budget
+(``StoreMemory``), so a worker's memory is bounded by its settings, not by the number of
+partitions it owns or of profiles it holds.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,80 @@ import logging
 import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
+
+from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 # Customer ids are UTF-8 text, so a key starting with NUL can never collide with one.
 _CHANGELOG_OFFSET_KEY = b"\x00meta:changelog-offset"
+# Each partition's memtables are at most this share of the worker's memtable budget: small
+# memtables are flushed (and their memory freed) early, large ones write fewer small files.
+MEMTABLES_PER_BUDGET = 4
+BLOOM_BITS_PER_KEY = 10  # a query or event for a new customer skips the files without it
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMemory:
+    """What the RocksDB stores of one worker may hold in memory, shared by its partitions:
+    the block cache (data, index and filter blocks) and the memtables; and the files each
+    partition keeps open."""
+
+    block_cache_bytes: int = 64 * MIB
+    write_buffer_bytes: int = 64 * MIB
+    max_open_files: int = 256
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StoreMemory:
+        return cls(
+            settings.rocksdb_block_cache_bytes,
+            settings.rocksdb_write_buffer_bytes,
+            settings.rocksdb_max_open_files,
+        )
+
+
+class _SharedMemory:
+    """The cache and memtable budget every partition store of one worker is opened with."""
+
+    def __init__(self, memory: StoreMemory) -> None:
+        self.memory = memory
+        self.cache = Cache(memory.block_cache_bytes)
+        self.write_buffers = WriteBufferManager(memory.write_buffer_bytes, False)
+
+    def options(self) -> Options:
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        table = BlockBasedOptions()
+        table.set_block_cache(self.cache)
+        # Index and filter blocks count against the cache instead of growing with the data.
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(self.write_buffers)
+        options.set_write_buffer_size(
+            max(self.memory.write_buffer_bytes // MEMTABLES_PER_BUDGET, MIB)
+        )
+        options.set_max_write_buffer_number(2)
+        options.set_max_open_files(self.memory.max_open_files)
+        return options
 
 
 class PartitionStore:
     """Profiles of one partition, keyed by customer id, plus the changelog checkpoint."""
 
-    def __init__(self, path: Path, partition: int) -> None:
+    def __init__(self, path: Path, partition: int, options: Options | None = None) -> None:
         self.path = path
         self.partition = partition
         path.parent.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
+        if options is None:
+            options = _SharedMemory(StoreMemory()).options()
         self._db = Rdict(str(path), options)
 
     def get(self, key: bytes) -> bytes | None:
@@ -34,6 +93,12 @@ class PartitionStore:
 
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         return cast(list[bytes | None], self._db.get(list(keys)))
+
+    def is_empty(self) -> bool:
+        """No profile and no checkpoint."""
+        cursor = self._db.iter()
+        cursor.seek_to_first()
+        return not cursor.valid()
 
     def changelog_offset(self) -> int | None:
         """Offset of the last changelog record this store includes, if any."""
@@ -61,16 +126,22 @@ class PartitionStore:
 class StateStores:
     """The open partition stores of one worker's data directory; safe to read from threads."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, memory: StoreMemory | None = None) -> None:
         self.root = data_dir / "state"
+        self._shared = _SharedMemory(memory or StoreMemory())
         self._stores: dict[int, PartitionStore] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StateStores:
+        return cls(settings.data_dir, StoreMemory.from_settings(settings))
 
     def open(self, partition: int) -> PartitionStore:
         with self._lock:
             store = self._stores.get(partition)
             if store is None:
-                store = PartitionStore(self.root / f"partition-{partition}", partition)
+                path = self.root / f"partition-{partition}"
+                store = PartitionStore(path, partition, self._shared.options())
                 self._stores[partition] = store
             return store
 

@@ -19,6 +19,7 @@ from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, Headers, refusal_rea
 from streams.kafka.topics import message_limit
 from streams.processor.delivery import BatchDelivery, Refusal, Reports
 from streams.processor.kernel import batch_processor
+from streams.processor.memory import IdleTrim
 from streams.processor.metrics import WorkerMetrics
 from streams.processor.records import (
     BatchCounts,
@@ -27,7 +28,7 @@ from streams.processor.records import (
     Origin,
     OutputRecord,
 )
-from streams.processor.restore import restore_partition
+from streams.processor.restore import restore_partitions
 from streams.processor.store import StateStores
 from streams.settings import STATE_RECORD_HEADROOM, Settings
 
@@ -62,11 +63,12 @@ class ProcessorWorker:
     ) -> None:
         self.settings = settings
         self.client_id = client_id
-        self.stores = stores or StateStores(settings.data_dir)
+        self.stores = stores or StateStores.from_settings(settings)
         self.metrics = metrics or WorkerMetrics()
         self.totals = BatchCounts()
         self.error: BaseException | None = None
         self._owned: frozenset[int] = frozenset()
+        self._restoring: frozenset[int] = frozenset()
         self._assigned_once = threading.Event()
         self._stop = threading.Event()
         self._retry_backoff = retry_backoff_seconds
@@ -92,10 +94,17 @@ class ProcessorWorker:
         self._flight: list[_InFlight] = []
         # After a refusal or an outage: one batch at a time until one goes through cleanly.
         self._careful = False
+        self._idle_trim = IdleTrim()
 
     @property
     def owned_partitions(self) -> frozenset[int]:
+        """Assigned and restored: their customers are answered from the local store."""
         return self._owned
+
+    @property
+    def restoring_partitions(self) -> frozenset[int]:
+        """Assigned, their state still being restored from the changelog."""
+        return self._restoring
 
     def wait_assigned(self, timeout: float) -> bool:
         """True once the worker received (and restored) its first assignment."""
@@ -118,8 +127,10 @@ class ProcessorWorker:
                 messages = self._consumer.consume(self.settings.batch_max_events, wait)
                 if messages:
                     self._handle(messages)
+                    self._idle_trim.busy()
                 else:
                     self._drain()
+                    self._idle_trim.idle()
                 self._refresh_lag()
         except BaseException as exc:
             self.error = exc
@@ -317,12 +328,20 @@ class ProcessorWorker:
                     logger.warning("seek partition=%d failed: %s", partition, exc)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            restore_partition(self.settings, self.stores, tp.partition)
-        self._owned = self._owned | {tp.partition for tp in partitions}
+        assigned = frozenset(tp.partition for tp in partitions)
+        self._restoring = self._restoring | assigned
+        try:
+            restore_partitions(self.settings, self.stores, sorted(assigned), self._serve)
+        finally:
+            self._restoring = self._restoring - assigned
         self.metrics.assigned.set(len(self._owned))
         self._assigned_once.set()
         logger.info("assigned partitions=%s owned=%s", _ids(partitions), sorted(self._owned))
+
+    def _serve(self, partition: int) -> None:
+        """One partition restored: its customers are answered while others still restore."""
+        self._owned = self._owned | {partition}
+        self._restoring = self._restoring - {partition}
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._drain()  # commit what is done while the partitions are still ours

@@ -35,6 +35,9 @@ class WorkerState(Protocol):
     def owned_partitions(self) -> frozenset[int]: ...
 
     @property
+    def restoring_partitions(self) -> frozenset[int]: ...
+
+    @property
     def alive(self) -> bool: ...
 
 
@@ -75,6 +78,8 @@ class ProfileApi:
         partition = partition_for(key, self._settings.partitions)
         if partition in self._worker.owned_partitions:
             return self._answer_locally(partition, key, with_ts)
+        if partition in self._worker.restoring_partitions:
+            return _unavailable("partition_moving", "partition is being restored on this worker")
         if request.query.get("routed") == "1":
             return _unavailable("partition_moving", "partition is moving between workers")
         loop = asyncio.get_running_loop()
@@ -138,7 +143,8 @@ class ProfileApi:
         body = {
             "status": "ok" if alive else "failed",
             "worker": self._self_url,
-            "partitions": sorted(self._worker.owned_partitions),
+            # Every partition assigned here, those still restoring included.
+            "partitions": sorted(self._worker.owned_partitions | self._worker.restoring_partitions),
         }
         return _json(body, status=200 if alive else 503)
 
