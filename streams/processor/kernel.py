@@ -97,7 +97,7 @@ class NativeBatchProcessor:
 
         try:
             answer = self._kernel.process(list(records), flags, now, self._load, by_reference)
-        except RuntimeError:
+        except Exception:  # a kernel bug must not stop the partition: the reference decides
             logger.exception("the native kernel failed on a batch: the Python reference does it")
             return self._reference.process(records, parked, shrunk)
         outputs, fills, states, counted, rejected, next_offsets, contributors = answer

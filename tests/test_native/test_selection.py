@@ -38,3 +38,28 @@ def test_an_unknown_kernel_is_a_configuration_error(monkeypatch: pytest.MonkeyPa
 @given(key=st.binary(max_size=64), partitions=st.integers(1, 10_000))
 def test_the_native_partitioner_is_kafkas(key: bytes, partitions: int) -> None:
     assert _native.partition_for(key, partitions) == partition_for(key, partitions)
+
+
+def test_a_kernel_failure_hands_the_batch_to_the_reference(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in the kernel (here: a state it cannot read) must not stop the partition."""
+    import orjson
+
+    from streams.processor.records import InputRecord
+
+    key = b"c-1"
+    partition = partition_for(key, 8)
+    event = {"customer_id": "c-1", "source": "web", "properties": {"a": 1}}
+    record = InputRecord(partition, 0, key, orjson.dumps(event), 1_700_000_000_000)
+
+    def broken_state(_partition: int, keys: list[bytes]) -> list[bytes | None]:
+        # Valid JSON for the reference's orjson, an object key the kernel will not read.
+        return [b'{"p":{"$serde_json::private::Number":[1,5,"crm"]},"d":null}'] * len(keys)
+
+    native = NativeBatchProcessor(Settings(), broken_state, lambda: 1_700_000_100_000)
+    reference = BatchProcessor(Settings(), broken_state, lambda: 1_700_000_100_000)
+    result = native.process([record])
+    assert "the native kernel failed" in caplog.text
+    assert result.counts == reference.process([record]).counts
+    assert result.counts.applied == 1
