@@ -5,10 +5,12 @@
 
 use pyo3::prelude::*;
 
+mod csvfast;
 mod partition;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
+    csvfast::register(m)?;
     Ok(())
 }
