@@ -41,3 +41,56 @@ class Kernel:
         dict[int, int],
         Contributors,
     ]: ...
+
+class CsvFast:
+    """The submodule ``streams._native.csvfast`` (native/src/csvfast/): the bootstrap's plain
+    CSV converter, duplicate index and reading helpers. A stub cannot declare an extension's
+    submodule, so its interface is this class's; the name exists for type checking only."""
+
+    class KeyIndex:
+        """Duplicate ids: per id the newest row (update time, else line) and the losers."""
+
+        def add(
+            self,
+            keys: Sequence[bytes],
+            lines: Sequence[int],
+            stamps: Sequence[float | None] | None,
+        ) -> None: ...
+        def losses(self) -> list[tuple[int, int, bool]]:
+            """(line, kept_line, same_time) of every row that lost so far, by line."""
+
+    class Converter:
+        """Plain CSV lines to change events (see streams/bootstrap/native.py)."""
+
+        def __init__(
+            self,
+            delimiter: int,
+            width: int,
+            fragments: tuple[bytes, ...],
+            slots: tuple[tuple[int, int], ...],
+            removal: tuple[int, bool] | None,
+            since: tuple[int, float] | None,
+            latest: float,
+            max_bytes: int,
+            miss: Callable[[int, list[bytes]], list[Any]],
+            memo_limit: int,
+        ) -> None: ...
+        def convert(
+            self, block: bytes, lines: Sequence[int], index: CsvFast.KeyIndex | None = None
+        ) -> tuple[
+            list[bytes], list[bytes], list[int], list[float] | None, list[tuple[int, bytes]], int
+        ]:
+            """(keys, payloads, lines, stamps, fallback, skipped): fallback holds (line, raw
+            line) of the rows for the Python converter."""
+
+    @staticmethod
+    def line_end(buffer: bytes, pos: int, count: int) -> tuple[int, int]:
+        """(end, found): the position after the count-th newline from pos (or after the last
+        one there is) and how many newlines that is."""
+
+    @staticmethod
+    def scan_block(block: bytes, delimiter: int, width: int) -> tuple[int, list[tuple[int, int]]]:
+        """(flags, [(index, fields)]): what stops plain reading, else the blank lines (0) and
+        lines of another width."""
+
+csvfast: CsvFast

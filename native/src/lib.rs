@@ -1,4 +1,5 @@
-//! `streams._native`: the processor's per-event work for a whole batch, with the GIL released.
+//! `streams._native`: the processor's per-event work for a whole batch, with the GIL released,
+//! and the snapshot bootstrap's CSV converter (`csvfast`).
 //!
 //! The Python modules (`streams/merge.py`, `streams/codecs/`, `processor/batch.py`) are the
 //! specification; the differential tests in `tests/test_native/` hold this crate's outputs
@@ -7,6 +8,7 @@
 use pyo3::prelude::*;
 
 mod avro_in;
+mod csvfast;
 mod doc;
 mod hashing;
 mod json_out;
@@ -24,5 +26,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
     m.add_class::<kernel::Kernel>()?;
     m.add_class::<kernel::Contributors>()?;
+    csvfast::register(m)?;
     Ok(())
 }

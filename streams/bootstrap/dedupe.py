@@ -1,15 +1,15 @@
-"""Duplicate ids inside one snapshot, found in C or settled in polars, not per row in Python.
+"""Duplicate ids inside one snapshot, found in Rust or settled in polars, not per row in Python.
 
 Only the report needs this: every valid row is produced and the processor's merge keeps the
 newest value per property anyway. Per id the newest row wins (by update time, else the later
-line) and every other row is reported against it. With the native extension built
-(``_csvfast.KeyIndex``) each row is looked up in a C hash table as it comes, and the losers are
-reported at the end; else chunks hand over their (key, line, update time) columns, settled in
-polars when enough have piled up and at the end, a settled id keeping only its winner. Either
-way memory is one small record per distinct id (about 40 bytes; a dict of Python objects took
-three times that). Reports come only from :meth:`DuplicateIndex.finish`, so rows can be added on
-the bootstrap's reader thread (the C index lets the GIL go while it hashes) and reported on the
-main one.
+line) and every other row is reported against it. With the Rust kernel built
+(``streams._native.csvfast.KeyIndex``) each row is looked up in its hash table as it comes, and
+the losers are reported at the end; else chunks hand over their (key, line, update time)
+columns, settled in polars when enough have piled up and at the end, a settled id keeping only
+its winner. Either way memory is one small record per distinct id (about 40 bytes; a dict of
+Python objects took three times that). Reports come only from :meth:`DuplicateIndex.finish`, so
+rows can be added on the bootstrap's reader thread (the Rust index lets the GIL go while it
+hashes) and reported on the main one.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ class DuplicateIndex:
     def __init__(
         self, report: Report, *, settle_rows: int = SETTLE_ROWS, native: bool | None = None
     ) -> None:
-        """``native``: the C index (default: when built) or polars."""
+        """``native``: the Rust index (default: when built) or polars."""
         self._report = report
         if native is None:
             native = _csvfast is not None
         if native and _csvfast is None:
-            raise RuntimeError("the _csvfast extension is not built")
+            raise RuntimeError("streams._native.csvfast is not built")
         self._native: Any = _csvfast.KeyIndex() if native and _csvfast is not None else None
         self._settle_rows = settle_rows
         self._frames: list[pl.DataFrame] = []
@@ -72,7 +72,7 @@ class DuplicateIndex:
 
     @property
     def native(self) -> Any:
-        """The C index (``_csvfast.KeyIndex``), for the C converter to fill, or None."""
+        """The Rust index (``csvfast.KeyIndex``), for the Rust converter to fill, or None."""
         return self._native
 
     def add_output(self, out: ChunkOutput) -> None:

@@ -24,7 +24,7 @@ READ_BYTES = 1 << 22
 # Block chunks start this small and double up to the chunk size: the first chunk is converted
 # before anything is produced, and it meets every value its memo columns hold for the first time.
 FIRST_BLOCK_LINES = 1024
-# What _scan_block finds in a block (the numbers of _csvfast.c's SCAN_* flags).
+# What _scan_block finds in a block (the numbers of native/src/csvfast/mod.rs's SCAN_* flags).
 QUOTE, LONE_CR, CRLF, NOT_UTF8 = 1, 2, 4, 8
 
 
@@ -227,7 +227,7 @@ class CsvSource(_FileSource):
 class ByteLines:
     """The lines of a binary file read in large blocks: one system call (and one hand-over of
     the GIL) per block, not per line, so a reader thread does not queue behind a busy thread for
-    every few kilobytes; lines are found in C (``_csvfast.line_end``) when it is built."""
+    every few kilobytes; lines are found in Rust (``csvfast.line_end``) when it is built."""
 
     def __init__(self, handle: IO[bytes], block_bytes: int = READ_BYTES) -> None:
         self._handle = handle
@@ -275,7 +275,7 @@ def _line_end(buffer: bytes, pos: int, count: int) -> tuple[int, int]:
 def _scan_block(block: bytes, delimiter: bytes, width: int) -> tuple[int, list[tuple[int, int]]]:
     """What keeps ``block`` from being read as plain lines (QUOTE, LONE_CR, CRLF, NOT_UTF8) and,
     when nothing about its line ends does, (index, fields) of its lines that are blank (0
-    fields) or of another width. In C, without the GIL, when the extension is built."""
+    fields) or of another width. In Rust, without the GIL, when the kernel is built."""
     if _csvfast is not None:
         found: tuple[int, list[tuple[int, int]]] = _csvfast.scan_block(block, delimiter[0], width)
         return found

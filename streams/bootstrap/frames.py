@@ -1,5 +1,5 @@
 """Plain CSV chunks converted column-wise by polars (Rust, without the GIL): the fast path where
-the C extension (:mod:`streams.bootstrap.native`) was not built.
+the Rust kernel's ``csvfast`` (:mod:`streams.bootstrap.native`) was not built.
 
 Every row is either converted here, to exactly the bytes the Python converter
 (:class:`streams.bootstrap.rows.ChunkConverter`) makes of it, or handed to that converter. A

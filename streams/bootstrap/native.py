@@ -1,12 +1,12 @@
-"""Plain CSV chunks converted by the C extension ``_csvfast``: the fastest path, when built.
+"""Plain CSV chunks converted by ``streams._native.csvfast`` (Rust, native/src/csvfast/): the
+fastest path.
 
-The extension (``streams/bootstrap/_csvfast.c``) is optional: a machine without a C compiler
-installs without it and the bootstrap uses the polars converter (:mod:`.frames`) instead.
-Every row is either converted in C, to exactly the bytes the Python converter
-(:class:`streams.bootstrap.rows.ChunkConverter`) makes of it, or handed to that converter, which
-builds or rejects it with its line. Columns with few distinct values (booleans, dates, removal
-flags, modified-at times) are converted once per distinct value by the Python column converters
-themselves; C remembers the results.
+The package's install builds it; a checkout whose Rust kernel was not built runs without it and
+the bootstrap uses the polars converter (:mod:`.frames`) instead. Every row is either converted
+in Rust, to exactly the bytes the Python converter (:class:`streams.bootstrap.rows.ChunkConverter`)
+makes of it, or handed to that converter, which builds or rejects it with its line. Columns with
+few distinct values (booleans, dates, removal flags, modified-at times) are converted once per
+distinct value by the Python column converters themselves; Rust remembers the results.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from streams.bootstrap.mapping import BootstrapMapping
 from streams.bootstrap.rows import ChunkConverter, ChunkOutput, Prop, RowLimits
 from streams.bootstrap.sources import Chunk
 
-# Slot kinds, as _csvfast.c numbers them.
+# Slot kinds, as native/src/csvfast/converter.rs numbers them.
 _ID, _LINE, _TS, _STRING, _EMAIL, _INT, _FLOAT, _MEMO = range(8)
 _KINDS = {"string": _STRING, "email": _EMAIL, "int": _INT, "float": _FLOAT}
 _REMOVAL, _MODIFIED = -1, -2
 
 
 def available() -> bool:
-    """The C extension was built and imports."""
+    """The Rust kernel was built with ``csvfast`` and imports."""
     return _csvfast is not None
 
 
 class NativeConverter:
-    """Converts :attr:`Chunk.block` chunks in C, any other chunk (and odd rows) in Python."""
+    """Converts :attr:`Chunk.block` chunks in Rust, any other chunk (and odd rows) in Python."""
 
     def __init__(
         self,
@@ -49,10 +49,10 @@ class NativeConverter:
         index: Any = None,
     ) -> None:
         """``memo_limit``: distinct values a memo column remembers before it starts over;
-        ``index``: a ``_csvfast.KeyIndex`` that notes the id of every row converted (in the same
+        ``index``: a ``csvfast.KeyIndex`` that notes the id of every row converted (in the same
         pass, without the GIL: see :attr:`DuplicateIndex.native`)."""
         if _csvfast is None:
-            raise RuntimeError("the _csvfast extension is not built")
+            raise RuntimeError("streams._native.csvfast is not built")
         self.full = ChunkConverter(
             mapping,
             columns,
@@ -123,7 +123,7 @@ class NativeConverter:
         return out
 
     def _python(self, rows: Sequence[Sequence[Any]], lines: Sequence[int]) -> ChunkOutput:
-        """Rows the Python converter settles, their ids noted like the C converter's."""
+        """Rows the Python converter settles, their ids noted like the Rust converter's."""
         out = self.full.convert(rows, lines)
         if self._index is not None:
             self._index.add(out.keys, out.lines, out.stamps)
@@ -134,8 +134,8 @@ class NativeConverter:
 def _miss_function(
     rows: ChunkConverter, memos: dict[int, Prop], modified: ColumnConverter | None
 ) -> Callable[[int, list[bytes]], list[Any]]:
-    """What C remembers for cells it has not seen, converted a column at a time (a plain
-    function: the C converter holds it, and a method would hold the converter in a cycle).
+    """What Rust remembers for cells it has not seen, converted a column at a time (a plain
+    function: the Rust converter holds it, and a method would hold the converter in a cycle).
     None: the row goes to Python."""
 
     def miss(which: int, cells: list[bytes]) -> list[Any]:

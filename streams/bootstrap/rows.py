@@ -44,7 +44,7 @@ class ChunkOutput:
     # The columnar converter's (key, line, stamp) polars frame of the rows to produce: the
     # duplicate check takes it as is (see streams.bootstrap.dedupe).
     keyed: Any = None
-    # Its ids are in the duplicate index already: the C converter notes them as it converts.
+    # Its ids are in the duplicate index already: the Rust converter notes them as it converts.
     indexed: bool = False
 
     def absorb(self, more: ChunkOutput) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.native import available
 
-# Both implementations: polars, and the C index when the extension was built.
+# Both implementations: polars, and the Rust index (streams._native.csvfast) when built.
 NATIVE = [False, True] if available() else [False]
 
 ROWS = st.lists(
@@ -85,12 +85,12 @@ def test_chunking_does_not_change_the_verdicts(
     assert sorted(run(rows, cuts, stamped, native=native)) == sorted(whole)
 
 
-@pytest.mark.skipif(not available(), reason="the _csvfast extension is not built")
+@pytest.mark.skipif(not available(), reason="streams._native.csvfast is not built")
 @given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms())
-def test_the_c_index_reports_what_polars_reports(
+def test_the_rust_index_reports_what_polars_reports(
     rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random
 ) -> None:
-    """Settled once, at the end, polars names the final winner too (the C index always does;
+    """Settled once, at the end, polars names the final winner too (the Rust index always does;
     polars settling on the way names the winner of that moment)."""
     polars = run(rows, cuts, stamped, Random(shuffle.random()))
     assert sorted(run(rows, cuts, stamped, Random(shuffle.random()), native=True)) == sorted(polars)
@@ -125,8 +125,8 @@ def test_reports_come_from_finish_only_by_line(native: bool) -> None:
         assert reports == [(line, 11 if line % 2 else 12, True) for line in range(1, 11)]
 
 
-@pytest.mark.skipif(not available(), reason="the _csvfast extension is not built")
-def test_the_c_index_keeps_every_id_while_its_table_grows() -> None:
+@pytest.mark.skipif(not available(), reason="streams._native.csvfast is not built")
+def test_the_rust_index_keeps_every_id_while_its_table_grows() -> None:
     """Tens of thousands of ids (the table grows and moves its slots many times), some of them
     seen again at the end: each repeat is found, none invented."""
     ids = [f"c-{n:08d}".encode() for n in range(40_000)]

@@ -1,4 +1,4 @@
-"""The fast paths, columnar (polars) and native (C), make exactly what the Python path makes of
+"""The fast paths, columnar (polars) and native (Rust), make exactly what the Python path makes of
 the same file.
 
 Same events byte for byte, same keys, update times, rejections with their lines and reasons,
@@ -121,7 +121,7 @@ ODD = {
 }
 MORE_GOOD = {
     # Any text a plain CSV cell can hold: control bytes, quotes' neighbours, backslashes and
-    # multi-byte characters at every offset of the C checks' 8-byte words.
+    # multi-byte characters at every offset of the Rust checks' 8-byte words.
     "name": st.text(
         st.sampled_from("a \\\x00\x1f\x7f'é日")
         | st.characters(codec="utf-8", exclude_characters=',\n\r"'),
@@ -171,7 +171,7 @@ LINES = st.tuples(
 ).map(lambda drawn: _insert(*drawn))
 
 
-# The fast converters under test; the C one when the extension was built (CI requires it:
+# The fast converters under test; the Rust one when the kernel was built (CI requires it:
 # test_native.py).
 FAST = {"polars": FrameConverter, **({"native": NativeConverter} if available() else {})}
 
@@ -207,7 +207,7 @@ def run(path: Path, mapping: dict[str, Any], size: int, *, fast: str | None) -> 
     converter: Any = None
     for chunk, columns in chunks(path, size, blocks=fast is not None):
         if converter is None:
-            # The C converter notes ids in the C index as it converts, as in the job.
+            # The Rust converter notes ids in the Rust index as it converts, as in the job.
             index = {"index": duplicates.native} if fast == "native" else {}
             converter = (
                 FAST[fast](parsed, columns, **options, **index)
@@ -282,7 +282,7 @@ def test_every_odd_value_alone_in_a_row_gets_the_same_verdict(
 
 @pytest.mark.parametrize("fast", sorted(FAST))
 def test_a_chunk_of_mostly_new_memo_cells_converts_like_python(fast: str) -> None:
-    """The first chunks of a file meet new dates in most rows: the C converter learns them and
+    """The first chunks of a file meet new dates in most rows: the Rust converter learns them and
     converts those rows once more (without the GIL when they are many), with CPython's float
     reprs and odd rows mixed in."""
     lines = []

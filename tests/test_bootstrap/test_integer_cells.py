@@ -1,6 +1,6 @@
 """The snapshot bootstrap keeps the one rule for integers: a cell read as an integer (an int
 column, an update time, an id) outside [-2^63, 2^63 - 1] rejects its row with the reason
-``integer_out_of_range``, on every converter (Python, polars, C) and from CSV and JSONL alike."""
+``integer_out_of_range``, on every converter (Python, polars, Rust) and from CSV and JSONL alike."""
 
 from __future__ import annotations
 

@@ -1,16 +1,14 @@
-"""The C extension (``_csvfast``): built where CI runs, its reading helpers equal to their
-Python fallbacks, and its converter failing loudly instead of quietly.
+"""The Rust kernel's ``streams._native.csvfast``: built where CI runs, its reading helpers equal
+to their Python fallbacks, and its converter failing loudly instead of quietly.
 
 Its events are held to the Python converter's byte for byte in test_frames.py, its duplicate
-index to the polars one in test_dedupe.py.
+index to the polars one in test_dedupe.py. (Its eight-bytes-at-a-time helpers have no
+byte-at-a-time variant to test apart: they read words little-endian on every machine.)
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import subprocess
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.bootstrap import files
+from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.files import CsvSource
 from streams.bootstrap.mapping import parse_mapping
 from streams.bootstrap.native import NativeConverter, available
@@ -33,14 +32,15 @@ from tests.test_bootstrap.test_frames import (
     write,
 )
 
-needs_native = pytest.mark.skipif(not available(), reason="the _csvfast extension is not built")
+needs_native = pytest.mark.skipif(not available(), reason="streams._native.csvfast is not built")
 
 
 def test_ci_builds_the_extension() -> None:
-    """A compiler is at hand in CI: a failed build must not pass unseen as the slower path."""
+    """CI installs the package, Rust kernel and all: a kernel without ``csvfast`` must not pass
+    unseen as the slower path."""
     if os.environ.get("CI") != "true":
         pytest.skip("only CI requires the build (elsewhere the polars path stands in)")
-    assert available(), "streams/bootstrap/_csvfast.c did not build: see pip's output"
+    assert available(), "streams._native.csvfast did not import: was native/ built?"
 
 
 LINE = st.lists(st.sampled_from(["a", "bc", "", ";", "é"]), max_size=6).map(",".join)
@@ -59,21 +59,30 @@ ODD_PART = st.sampled_from(["a", "bc", "", ";", "é", '"', "\r", "€", "😀"])
 ODD_BLOCK = st.lists(st.lists(ODD_PART, max_size=6).map(b",".join), max_size=12).map(b"\n".join)
 
 
-def python_scan(block: bytes, width: int) -> tuple[int, list[tuple[int, int]]]:
+def python_scan(
+    block: bytes, width: int, delimiter: bytes = b","
+) -> tuple[int, list[tuple[int, int]]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(files, "_csvfast", None)
-        return files._scan_block(block, b",", width)
+        return files._scan_block(block, delimiter, width)
 
 
 @needs_native
-@given(block=BLOCK | ODD_BLOCK, width=st.integers(1, 4))
-def test_blocks_scanned_in_c_are_scanned_alike_in_python(block: bytes, width: int) -> None:
-    assert files._scan_block(block, b",", width) == python_scan(block, width)
+@given(
+    block=BLOCK | ODD_BLOCK,
+    width=st.integers(1, 4),
+    delimiter=st.sampled_from([b",", b";", b"\t", b"a"]),
+)
+def test_blocks_scanned_in_rust_are_scanned_alike_in_python(
+    block: bytes, width: int, delimiter: bytes
+) -> None:
+    expected = python_scan(block, width, delimiter)
+    assert files._scan_block(block, delimiter, width) == expected
 
 
 @needs_native
 @given(st.binary(max_size=40) | ODD_BLOCK)
-def test_the_c_utf8_check_is_strict_decoding(block: bytes) -> None:
+def test_the_rust_utf8_check_is_strict_decoding(block: bytes) -> None:
     try:
         block.decode()
         valid = True
@@ -85,7 +94,7 @@ def test_the_c_utf8_check_is_strict_decoding(block: bytes) -> None:
 
 @needs_native
 @given(block=BLOCK, start=st.integers(0, 15), count=st.integers(0, 15))
-def test_line_ends_in_c_are_line_ends_in_python(block: bytes, start: int, count: int) -> None:
+def test_line_ends_in_rust_are_line_ends_in_python(block: bytes, start: int, count: int) -> None:
     start = min(start, len(block))
     native = files._line_end(block, start, count)
     with pytest.MonkeyPatch.context() as patch:
@@ -106,6 +115,9 @@ def test_the_python_reading_helpers_cut_the_same_blocks(
     assert run(path, MAPPINGS[mapping], 7, fast="polars") == expected
 
 
+GOOD = b"c-1,Ada,a@example.com,5,1.5,true,1985-03-02,ACTIVE,1763700000,1763700000\n"
+
+
 def converter(path: Path, mapping: str = "full", **overrides: Any) -> NativeConverter:
     with CsvSource(path) as source:
         assert source.columns is not None
@@ -123,12 +135,11 @@ def converter(path: Path, mapping: str = "full", **overrides: Any) -> NativeConv
 @needs_native
 def test_a_block_and_its_lines_must_agree(tmp_path: Path) -> None:
     native = converter(write(sweep_lines()[:3]))
-    good = b"c-1,Ada,a@example.com,5,1.5,true,1985-03-02,ACTIVE,1763700000,1763700000\n"
     with pytest.raises(ValueError, match="fewer lines"):
-        native.convert_chunk(Chunk([], [2, 3], [], 3, good))
+        native.convert_chunk(Chunk([], [2, 3], [], 3, GOOD))
     with pytest.raises(ValueError, match="more lines"):
-        native.convert_chunk(Chunk([], [2], [], 3, good * 2))
-    assert len(native.convert_chunk(Chunk([], [2], [], 2, good)).payloads) == 1
+        native.convert_chunk(Chunk([], [2], [], 3, GOOD * 2))
+    assert len(native.convert_chunk(Chunk([], [2], [], 2, GOOD)).payloads) == 1
 
 
 @needs_native
@@ -164,11 +175,10 @@ def test_an_error_while_converting_a_memo_value_surfaces_and_leaves_it_usable(
     native._converter = type(native._converter)(  # the same spec, a failing miss()
         **{**native._arguments, "miss": failing}
     )
-    good = b"c-1,Ada,a@example.com,5,1.5,true,1985-03-02,ACTIVE,1763700000,1763700000\n"
     with pytest.raises(RuntimeError, match="conversion broke"):
-        native.convert_chunk(Chunk([], [2], [], 2, good))
+        native.convert_chunk(Chunk([], [2], [], 2, GOOD))
     with pytest.raises(RuntimeError, match="conversion broke"):  # not "already running"
-        native.convert_chunk(Chunk([], [2], [], 2, good))
+        native.convert_chunk(Chunk([], [2], [], 2, GOOD))
     assert calls == 2
 
 
@@ -240,54 +250,28 @@ def test_memo_tables_that_grow_keep_every_value() -> None:
     assert [cell for cell in learnt if cell.startswith(b"v")] == ours  # all found again
 
 
-@pytest.fixture(scope="module")
-def scalar_csvfast(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The extension built again with CSVFAST_SCALAR: its byte-at-a-time code, which machines
-    without the eight-bytes-at-a-time path run."""
-    if not available():
-        pytest.skip("the _csvfast extension is not built")
-    source = Path(files.__file__).with_name("_csvfast.c")
-    target = tmp_path_factory.mktemp("scalar") / f"_csvfast{sysconfig.get_config_var('EXT_SUFFIX')}"
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()
-    command = [
-        *compiler, "-O2", "-shared", "-fPIC", "-DCSVFAST_SCALAR",
-        f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(target),
-    ]  # fmt: skip
-    try:
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"no C compiler for the scalar build: {exc}")
-    spec = importlib.util.spec_from_file_location("_csvfast", target)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @needs_native
-@given(block=BLOCK | ODD_BLOCK, width=st.integers(1, 4))
-def test_the_scalar_build_scans_blocks_alike(scalar_csvfast: Any, block: bytes, width: int) -> None:
-    assert scalar_csvfast.scan_block(block, ord(","), width) == files._scan_block(
-        block, b",", width
-    )
+def test_a_converter_busy_with_a_chunk_refuses_a_second_call() -> None:
+    """miss() runs Python in the middle of a chunk: a call back into the same converter, or
+    into the duplicate index it fills, is refused (their state is in use), and both stay
+    usable."""
+    index = DuplicateIndex(lambda *_: None).native
+    native = converter(write(sweep_lines()[:3]), index=index)
+    original = native._arguments["miss"]
+    refused = 0
 
+    def reentrant(which: int, cells: list[bytes]) -> list[Any]:
+        nonlocal refused
+        with pytest.raises(RuntimeError):
+            native._converter.convert(GOOD, [2])
+        with pytest.raises(RuntimeError):
+            index.add([b"c-1"], [2], None)
+        refused += 1
+        return original(which, cells)  # type: ignore[no-any-return]
 
-@needs_native
-def test_the_scalar_build_converts_alike(scalar_csvfast: Any) -> None:
-    path = write([*sweep_lines(), "", "c-9,short", "c-10" + ",x" * 20])
-    fast, scalar = converter(path), converter(path)
-    scalar._converter = scalar_csvfast.Converter(**scalar._arguments)
-    blocks = 0
-    with CsvSource(path) as source:
-        source.blocks = True
-        for chunk in source.chunks(7):
-            if chunk.block is None:  # quotes: the csv module's
-                continue
-            blocks += 1
-            assert scalar._converter.convert(chunk.block, chunk.lines) == fast._converter.convert(
-                chunk.block, chunk.lines
-            )
-    assert blocks > 3
+    native._converter = type(native._converter)(**{**native._arguments, "miss": reentrant})
+    assert len(native.convert_chunk(Chunk([], [2], [], 2, GOOD)).payloads) == 1
+    assert refused
+    assert len(native.convert_chunk(Chunk([], [3], [], 3, GOOD)).payloads) == 1  # memos known
+    index.add([b"c-1"], [4], [1763700000.0])  # the same update time, a later line: it wins
+    assert index.losses() == [(2, 4, True), (3, 4, True)]
