@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -220,19 +221,7 @@ def check_processor(scenario: str, dataset: Dataset, result: Result, report: Rep
     topics = result.details["topics"]
     stale = dataset.stale_events
     applied = dataset.events - stale
-    expected = {
-        "events_in": dataset.events,
-        "applied": applied,
-        "stale_events": stale,
-        "stale_writes": stale * PROPERTIES_PER_EVENT,
-        "upserts_out": applied,
-        "rerouted": 0,
-    }
-    problems = [
-        f"totals.{key} = {totals[key]:,}, expected {value:,}"
-        for key, value in expected.items()
-        if totals[key] != value
-    ]
+    problems = _count_problems(dataset, totals, upserts_out=applied, rerouted=0)
     if totals["rejected"]:
         problems.append(f"rejected to the DLQ: {totals['rejected']}")
     for topic, want in (("upserts", applied), ("stale", stale * PROPERTIES_PER_EVENT), ("dlq", 0)):
@@ -262,19 +251,8 @@ def check_quix(scenario: str, dataset: Dataset, result: Result, report: Report) 
     so that a Quix job that drops or skips work cannot look fast."""
     totals = result.details["totals"]
     topics = result.details["topics"]
-    stale = dataset.stale_events
-    applied = dataset.events - stale
-    expected = {
-        "events_in": dataset.events,
-        "applied": applied,
-        "stale_events": stale,
-        "stale_writes": stale * PROPERTIES_PER_EVENT,
-    }
-    problems = [
-        f"totals.{key} = {totals[key]:,}, expected {value:,}"
-        for key, value in expected.items()
-        if totals[key] != value
-    ]
+    applied = dataset.events - dataset.stale_events
+    problems = _count_problems(dataset, totals)
     if topics["output"] != applied:
         problems.append(f"output topic holds {topics['output']:,} records, expected {applied:,}")
     problems.extend(_changelog_problems(dataset, topics["changelog"]))
@@ -289,6 +267,23 @@ def check_quix(scenario: str, dataset: Dataset, result: Result, report: Report) 
     report.checks.append(summary + (" (as expected)" if not problems else ""))
     report.problems.extend(f"{scenario}: Quix {problem}" for problem in problems)
     return not problems
+
+
+def _count_problems(dataset: Dataset, totals: dict[str, Any], **more: int) -> list[str]:
+    """Totals that differ from what the generated input must produce (and ``more``)."""
+    stale = dataset.stale_events
+    expected = {
+        "events_in": dataset.events,
+        "applied": dataset.events - stale,
+        "stale_events": stale,
+        "stale_writes": stale * PROPERTIES_PER_EVENT,
+        **more,
+    }
+    return [
+        f"totals.{key} = {totals[key]:,}, expected {value:,}"
+        for key, value in expected.items()
+        if totals[key] != value
+    ]
 
 
 def _changelog_problems(dataset: Dataset, records: int) -> list[str]:

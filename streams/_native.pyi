@@ -27,7 +27,7 @@ class Kernel:
     ) -> None: ...
     def process(
         self,
-        records: Sequence[tuple[int, int, bytes | None, bytes | None, int, Any]],
+        records: list[Any],  # InputRecord tuples (a list: they are untracked by the GC)
         parked: list[bool],
         now_ms: int,
         load_states: Callable[[int, list[bytes]], list[bytes | None]],

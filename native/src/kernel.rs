@@ -170,22 +170,27 @@ impl Kernel {
     fn process<'py>(
         &self,
         py: Python<'py>,
-        records: Vec<RecordIn<'py>>,
+        records: Bound<'py, PyList>,
         parked: Vec<bool>,
         now_ms: i64,
         load_states: Bound<'py, PyAny>,
         decode_reference: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let records: Vec<Record> = records
-            .into_iter()
-            .map(|(partition, offset, key, value, timestamp_ms, _)| Record {
+        let mut extracted: Vec<Record> = Vec::with_capacity(records.len());
+        for item in records.iter() {
+            let (partition, offset, key, value, timestamp_ms, _): RecordIn<'py> = item.extract()?;
+            // An input record holds ints, bytes, None and its headers: no cycle leads back to
+            // it, and batches in flight keep tens of thousands alive.
+            untrack(&item);
+            extracted.push(Record {
                 partition,
                 offset,
                 key,
                 value,
                 timestamp_ms,
-            })
-            .collect();
+            });
+        }
+        let records = extracted;
         let mut outcomes: Vec<Outcome> = py.detach(|| {
             records
                 .iter()
@@ -669,14 +674,13 @@ impl Contributors {
     }
 }
 
-/// Takes a tuple out of the cycle collector's care. An output record holds only strings,
-/// bytes, ints, None and its origin (two ints), so it can never be part of a cycle; left
-/// tracked, the tens of thousands a batch makes (alive until Kafka has them) are walked by
-/// every full collection. CPython untracks plain tuples like these by itself, but not
-/// instances of a tuple subclass such as a named tuple.
+/// Takes a record (a named tuple) out of the cycle collector's care: one that cannot be part
+/// of a cycle, whose tens of thousands per batch (alive until Kafka has the batch) would be
+/// walked by every full collection. CPython untracks plain tuples of such values by itself,
+/// but not instances of a tuple subclass.
 fn untrack<T>(object: &Bound<'_, T>) {
-    // SAFETY: the object is alive (borrowed) and contains no reference that could lead back
-    // to it; untracking only stops the collector from visiting it.
+    // SAFETY: the object is alive (borrowed), and the callers untrack only records that no
+    // reference cycle can go through; untracking only stops the collector from visiting it.
     unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) }
 }
 

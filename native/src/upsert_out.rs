@@ -105,13 +105,7 @@ pub fn upsert_json(
     }
     out.extend_from_slice(b"},\"deleted_at\":");
     json_out::opt_int(merged.deleted_at, out);
-    out.extend_from_slice(b",\"source\":");
-    json_out::string(&event.source, out);
-    out.extend_from_slice(b",\"event_id\":");
-    json_out::opt_string(event.event_id.as_deref(), out);
-    out.extend_from_slice(b",\"processed_at\":");
-    json_out::int(processed_at, out);
-    out.push(b'}');
+    json_tail(event, processed_at, out);
 }
 
 pub fn stale_json(event: &Event, stale: &Stale<'_>, processed_at: i64, out: &mut Vec<u8>) {
@@ -130,7 +124,13 @@ pub fn stale_json(event: &Event, stale: &Stale<'_>, processed_at: i64, out: &mut
     json_out::int(stale.stored_last_update, out);
     out.extend_from_slice(b",\"reason\":\"");
     out.extend_from_slice(stale.reason.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"source\":");
+    out.push(b'"');
+    json_tail(event, processed_at, out);
+}
+
+/// `,"source":..,"event_id":..,"processed_at":..}`: how upserts and stale records end.
+fn json_tail(event: &Event, processed_at: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\"source\":");
     json_out::string(&event.source, out);
     out.extend_from_slice(b",\"event_id\":");
     json_out::opt_string(event.event_id.as_deref(), out);

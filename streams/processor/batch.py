@@ -68,19 +68,10 @@ class BatchProcessor:
                 counts.rejected[refused.reason] += 1
                 result.outputs.append(dead_letter(self.settings, record, refused, self._shrunk))
                 continue
-            try:
-                event = self._decoder.decode(record.key, record.value, record.timestamp_ms, now)
-            except InvalidEventError as exc:
-                counts.rejected[exc.reason] += 1
-                result.outputs.append(dead_letter(self.settings, record, exc, self._shrunk))
-                continue
-            except Exception as exc:  # a decoder bug must not kill the worker: park the record
-                logger.exception(
-                    "decoder failed partition=%d offset=%d", record.partition, record.offset
-                )
-                invalid = InvalidEventError("undecodable", type(exc).__name__)
-                counts.rejected[invalid.reason] += 1
-                result.outputs.append(dead_letter(self.settings, record, invalid, self._shrunk))
+            event = self.decode(record, now)
+            if isinstance(event, InvalidEventError):
+                counts.rejected[event.reason] += 1
+                result.outputs.append(dead_letter(self.settings, record, event, self._shrunk))
                 continue
             key = event.customer_id.encode()
             home = partition_for(key, self._partitions)
@@ -99,6 +90,18 @@ class BatchProcessor:
             result.counts, result.states, result.contributors = decoded_counts, {}, {}
             self._merge(accepted, wanted, result, now, guarded=oversized)
         return result
+
+    def decode(self, record: InputRecord, now: int) -> ChangeEvent | InvalidEventError:
+        """The record's change event, or why it goes to the DLQ."""
+        try:
+            return self._decoder.decode(record.key, record.value, record.timestamp_ms, now)
+        except InvalidEventError as exc:
+            return exc
+        except Exception as exc:  # a decoder bug must not kill the worker: park the record
+            logger.exception(
+                "decoder failed partition=%d offset=%d", record.partition, record.offset
+            )
+            return InvalidEventError("undecodable", type(exc).__name__)
 
     def _merge(
         self,

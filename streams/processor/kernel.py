@@ -20,7 +20,7 @@ from fastavro.schema import to_parsing_canonical_form
 from streams._native import Contributors as NativeContributors
 from streams._native import Kernel
 from streams.codecs.avro import load_registry
-from streams.codecs.events import CHANGE_SCHEMA, EventDecoder
+from streams.codecs.events import CHANGE_SCHEMA
 from streams.codecs.upserts import UPSERT_SCHEMA
 from streams.errors import InvalidEventError
 from streams.model import ChangeEvent
@@ -47,12 +47,9 @@ class NativeBatchProcessor:
     """:class:`BatchProcessor`'s contract on the Rust kernel."""
 
     def __init__(self, settings: Settings, load_states: LoadStates, clock: Callable[[], int]):
-        self.settings = settings
-        self._load = load_states
-        self._clock = clock
-        self._decoder = EventDecoder.from_settings(settings)
-        # For a batch the kernel fails on (a bug): logged, then done by the reference.
+        # Decodes the records the kernel leaves to it; does a batch the kernel fails on.
         self._reference = BatchProcessor(settings, load_states, clock)
+        self.settings, self._load, self._clock = settings, load_states, clock
         changes, upserts = load_registry(CHANGE_SCHEMA), load_registry(UPSERT_SCHEMA)
         self._kernel = Kernel(
             max_event_bytes=settings.max_event_bytes,
@@ -84,16 +81,7 @@ class NativeBatchProcessor:
         flags = [(r.partition, r.offset) in parked for r in records] if parked else []
 
         def by_reference(index: int) -> ChangeEvent | InvalidEventError:
-            record = records[index]
-            try:
-                return self._decoder.decode(record.key, record.value, record.timestamp_ms, now)
-            except InvalidEventError as exc:
-                return exc
-            except Exception as exc:  # a decoder bug must not kill the worker: park the record
-                logger.exception(
-                    "decoder failed partition=%d offset=%d", record.partition, record.offset
-                )
-                return InvalidEventError("undecodable", type(exc).__name__)
+            return self._reference.decode(records[index], now)
 
         try:
             answer = self._kernel.process(list(records), flags, now, self._load, by_reference)

@@ -286,22 +286,17 @@ class ProcessorWorker:
         ]
 
     def _load_states(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
-        """From the local store, or from a batch in flight (newest first): its states are
+        """From the local store, or from a batch in flight (the newest has it): its states are
         written once Kafka has them."""
-        overlays = [
-            states
-            for flight in reversed(self._flight)
-            if (states := flight.result.states.get(partition))
-        ]
         found = self.stores.open(partition).get_many(keys)
-        if overlays:
-            for index, key in enumerate(keys):
-                for states in overlays:
-                    state = states.get(key)
-                    if state is not None:
-                        found[index] = state
-                        break
-        return found
+        overlays = [
+            states for flight in self._flight if (states := flight.result.states.get(partition))
+        ]
+        if not overlays:
+            return found
+        newest = overlays[0] if len(overlays) == 1 else {**overlays[0], **overlays[1]}
+        get = newest.get
+        return [get(key, state) for key, state in zip(keys, found, strict=True)]
 
     def _commit(self, next_offsets: dict[int, int]) -> None:
         topic = self.settings.input_topic
