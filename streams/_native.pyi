@@ -1,9 +1,13 @@
 """Type stubs of the Rust kernel (native/): what Python code may call in ``streams._native``."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+_Record = TypeVar("_Record")
 
 def partition_for(key: bytes, partitions: int) -> int: ...
+def input_records(messages: list[Any], input_record: type[_Record]) -> list[_Record] | None:
+    """confluent-kafka messages to input records; None when a message carries an error."""
 
 class Contributors:
     def table(self) -> dict[tuple[int, bytes], list[int]]: ...

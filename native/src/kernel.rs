@@ -678,7 +678,7 @@ impl Contributors {
 /// of a cycle, whose tens of thousands per batch (alive until Kafka has the batch) would be
 /// walked by every full collection. CPython untracks plain tuples of such values by itself,
 /// but not instances of a tuple subclass.
-fn untrack<T>(object: &Bound<'_, T>) {
+pub fn untrack<T>(object: &Bound<'_, T>) {
     // SAFETY: the object is alive (borrowed), and the callers untrack only records that no
     // reference cycle can go through; untracking only stops the collector from visiting it.
     unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) }

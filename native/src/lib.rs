@@ -15,6 +15,7 @@ mod json_out;
 mod kernel;
 mod merge;
 mod partition;
+mod records;
 mod state;
 mod timestamps;
 mod upsert_out;
@@ -24,6 +25,7 @@ mod value;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
+    m.add_function(wrap_pyfunction!(records::input_records, m)?)?;
     m.add_class::<kernel::Kernel>()?;
     m.add_class::<kernel::Contributors>()?;
     csvfast::register(m)?;

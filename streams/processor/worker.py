@@ -9,13 +9,13 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
+from streams._native import input_records
 from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
-from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, Headers, refusal_reason
+from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, refusal_reason
 from streams.kafka.topics import message_limit
 from streams.processor.delivery import BatchDelivery, Refusal, Reports
 from streams.processor.kernel import batch_processor
@@ -155,19 +155,10 @@ class ProcessorWorker:
         self._flight.append(_InFlight(records, result, started, reports))
 
     def _records(self, messages: Sequence[Message]) -> list[InputRecord]:
-        if any(message.error() is not None for message in messages):
-            messages = self._without_errors(messages)
-        return [
-            InputRecord(
-                message.partition() or 0,
-                message.offset() or 0,
-                message.key(),
-                message.value(),
-                message.timestamp()[1],
-                cast(Headers | None, message.headers()),
-            )
-            for message in messages
-        ]
+        records = input_records(list(messages), InputRecord)
+        if records is None:  # some message carries an error
+            records = input_records(self._without_errors(messages), InputRecord) or []
+        return records
 
     @staticmethod
     def _without_errors(messages: Sequence[Message]) -> list[Message]:
