@@ -2,8 +2,6 @@
 //! states, building the output records), with the GIL released for all of it.
 
 use std::collections::HashMap;
-
-use crate::hashing::FastMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -13,6 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::avro_in::{self, Layout, CHANGE_V1, HEADER_SIZE, MARKER};
 use crate::doc::{parse_json, Parsed};
+use crate::hashing::FastMap;
 use crate::merge::{apply_event, event_timestamp, Policy, Profile};
 use crate::partition::home;
 use crate::state;
