@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::avro_in::{self, Layout, CHANGE_V1, HEADER_SIZE, MARKER};
 use crate::doc::{parse_json, Parsed};
 use crate::hashing::FastMap;
-use crate::merge::{apply_event, event_timestamp, Policy, Profile};
+use crate::merge::{apply_event, Policy, Profile};
 use crate::partition::home;
 use crate::state;
 use crate::upsert_out::{self, UPSERT_V1};
@@ -371,22 +371,17 @@ impl Kernel {
         stored: &[Option<PyBackedBytes>],
         now_ms: i64,
     ) -> Result<Merged, String> {
-        let loaded: Vec<Profile> = stored
-            .iter()
-            .map(|raw| {
-                raw.as_deref()
-                    .map_or_else(|| Ok(Profile::default()), state::decode)
-            })
-            .collect::<Result<_, _>>()?;
-        let first = self.merge_pass(
-            records,
-            outcomes,
-            record_slot,
-            keys,
-            loaded.clone(),
-            now_ms,
-            &[],
-        );
+        // Read again for the (rare) second pass rather than copied for every batch.
+        let load = || -> Result<Vec<Profile>, String> {
+            stored
+                .iter()
+                .map(|raw| {
+                    raw.as_deref()
+                        .map_or_else(|| Ok(Profile::default()), state::decode)
+                })
+                .collect()
+        };
+        let first = self.merge_pass(records, outcomes, record_slot, keys, load()?, now_ms, &[]);
         let oversized: Vec<bool> = {
             let mut flags = vec![false; keys.len()];
             for (_, states) in &first.states {
@@ -405,7 +400,7 @@ impl Kernel {
             outcomes,
             record_slot,
             keys,
-            loaded,
+            load()?,
             now_ms,
             &oversized,
         ))
@@ -466,17 +461,10 @@ impl Kernel {
                 continue;
             }
             out.counts.applied += 1;
-            let timestamps: Vec<i64> = merged
-                .changed
-                .iter()
-                .map(|index| event_timestamp(event, &event.properties[*index].0))
-                .collect();
             let mut bytes = Vec::with_capacity(128);
             match &self.upsert_header {
-                Some(header) => {
-                    upsert_out::upsert_avro(header, event, &merged, &timestamps, now_ms, &mut bytes)
-                }
-                None => upsert_out::upsert_json(event, &merged, &timestamps, now_ms, &mut bytes),
+                Some(header) => upsert_out::upsert_avro(header, event, &merged, now_ms, &mut bytes),
+                None => upsert_out::upsert_json(event, &merged, now_ms, &mut bytes),
             }
             out.emitted.push(Emitted::Upsert(i, bytes));
             if !changed_slots[slot] {

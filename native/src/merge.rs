@@ -48,8 +48,8 @@ pub struct Stale<'e> {
 }
 
 pub struct MergeResult<'e> {
-    /// Indexes into the event's properties, in its order.
-    pub changed: Vec<usize>,
+    /// (index into the event's properties, its timestamp), in the event's order.
+    pub changed: Vec<(usize, i64)>,
     pub stale: Vec<Stale<'e>>,
     pub deleted_at: Option<i64>,
 }
@@ -78,7 +78,7 @@ impl Policy {
     }
 }
 
-pub fn event_timestamp(event: &Event, name: &str) -> i64 {
+fn event_timestamp(event: &Event, name: &str) -> i64 {
     if event.property_timestamps.is_empty() {
         return event.timestamp;
     }
@@ -141,7 +141,7 @@ pub fn apply_event<'e>(
             source: event.source.clone(),
         };
         profile.properties.insert(name.clone(), state);
-        result.changed.push(index);
+        result.changed.push((index, timestamp));
     }
     result
 }

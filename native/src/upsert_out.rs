@@ -27,7 +27,6 @@ pub fn upsert_avro(
     header: &[u8],
     event: &Event,
     merged: &MergeResult<'_>,
-    timestamps: &[i64],
     processed_at: i64,
     out: &mut Vec<u8>,
 ) {
@@ -36,7 +35,7 @@ pub fn upsert_avro(
     out.push(if event.delete { 2 } else { 0 });
     if !merged.changed.is_empty() {
         long(merged.changed.len() as i64, out);
-        for (&index, &timestamp) in merged.changed.iter().zip(timestamps) {
+        for &(index, timestamp) in &merged.changed {
             let (name, value) = &event.properties[index];
             string(name, out);
             match value {
@@ -77,13 +76,7 @@ pub fn upsert_avro(
     long(processed_at, out);
 }
 
-pub fn upsert_json(
-    event: &Event,
-    merged: &MergeResult<'_>,
-    timestamps: &[i64],
-    processed_at: i64,
-    out: &mut Vec<u8>,
-) {
+pub fn upsert_json(event: &Event, merged: &MergeResult<'_>, processed_at: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"customer_id\":");
     json_out::string(&event.customer_id, out);
     out.extend_from_slice(if event.delete {
@@ -91,7 +84,7 @@ pub fn upsert_json(
     } else {
         b",\"op\":\"UPSERT\",\"properties\":{"
     });
-    for (i, (&index, &timestamp)) in merged.changed.iter().zip(timestamps).enumerate() {
+    for (i, &(index, timestamp)) in merged.changed.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
