@@ -19,13 +19,14 @@ RUST_MIN := 1.85
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-prereqs: ## Check Python 3.11+, Java 17+, Maven and cargo; say what is missing
+prereqs: ## Check Python 3.11+, Java 17+, Maven, cargo and cc; say what is missing
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
 		|| { echo "missing: Python 3.11+ (found $$($(PYTHON) --version 2>&1))"; exit 1; }
 	@command -v java >/dev/null || { echo "missing: Java 17+ (install openjdk-17-jre-headless)"; exit 1; }
 	@java -version 2>&1 | awk -F'"' '/version/ {split($$2, v, "."); if (v[1] < 17) {print "missing: Java 17+ (found " $$2 ")"; exit 1}}'
 	@command -v mvn >/dev/null || { echo "missing: Maven (install maven)"; exit 1; }
 	@command -v cargo >/dev/null || { echo "missing: cargo, Rust $(RUST_MIN)+ (install with https://rustup.rs)"; exit 1; }
+	@command -v cc >/dev/null || { echo "missing: a C compiler, cc (install gcc): Rust links with it"; exit 1; }
 	@cargo --version | awk -v min=$(RUST_MIN) '{split($$2, v, "."); split(min, m, "."); if (v[1] < m[1] || (v[1] == m[1] && v[2] < m[2])) {print "missing: Rust " min "+ (found cargo " $$2 ")"; exit 1}}'
 
 $(INSTALLED): pyproject.toml

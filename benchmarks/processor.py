@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Message
-
 from benchmarks.common import Result, Spec, contender_main, now
 from benchmarks.data import topic_size
 from streams.kafka.topics import create_topics
+from streams.processor.records import InputRecord
 from streams.processor.store import PartitionStore
 from streams.processor.worker import ProcessorWorker
 from streams.settings import Settings
@@ -39,10 +37,10 @@ class _Clock:
         self.done = threading.Event()
         handle, complete = worker._handle, worker._complete
 
-        def handled(messages: Sequence[Message]) -> None:
+        def handled(records: list[InputRecord]) -> None:
             if self.first is None:
                 self.first = now()
-            handle(messages)
+            handle(records)
 
         def completed(*args: Any) -> None:
             complete(*args)

@@ -69,7 +69,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="events the Faust take_events agent processes (a prefix of the input)",
     )
     parser.add_argument("--quick", action="store_true", help="a small smoke run (20k events)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated contenders to run (of: "
+        + ", ".join(c.key for c in CONTENDERS)
+        + "); results/latest.md is kept for whole runs",
+    )
     args = parser.parse_args(argv)
+    keys = {c.key for c in CONTENDERS}
+    chosen = set(args.only.split(",")) if args.only else keys
+    if chosen - keys:
+        parser.error(f"unknown contenders: {', '.join(sorted(chosen - keys))}")
+    args.contenders = [c for c in CONTENDERS if c.key in chosen]
     quick = args.quick
     args.events = args.events or (20_000 if quick else 200_000)
     args.customers = args.customers or max(1, args.events // 2)
@@ -104,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     # Made before the broker starts: a first run installs quixstreams (untimed).
     args.quix_python, args.quix_error = None, None
     try:
-        args.quix_python = ensure_quix_python()
-        console.print(f"Quix Streams: {args.quix_python}")
+        if QUIX in args.contenders:
+            args.quix_python = ensure_quix_python()
+            console.print(f"Quix Streams: {args.quix_python}")
     except QuixUnavailableError as exc:
         args.quix_error = f"no interpreter with quixstreams: {exc}"
         console.print(args.quix_error, style="red", markup=False, highlight=False)
@@ -125,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     report.print(console)
     preamble = _preamble(args, elapsed)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "latest.md").write_text(report.markdown(preamble), encoding="utf-8")
-    console.print(f"written {RESULTS_DIR / 'latest.md'} (whole run {elapsed:.0f} s)")
+    if len(args.contenders) == len(CONTENDERS):
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        (RESULTS_DIR / "latest.md").write_text(report.markdown(preamble), encoding="utf-8")
+        console.print(f"written {RESULTS_DIR / 'latest.md'} (whole run {elapsed:.0f} s)")
     failures = [row for row in report.rows if row.result.error]
     for row in failures:
         console.print(f"[bold red]FAILED[/bold red] {row.scenario} / {row.contender.label}:")
@@ -155,7 +169,7 @@ def run_scenario(
     if not report.rows:
         warm_up(bootstrap, topic, dataset.events, work_root / f"warm-up-{suffix}")
     ok = True
-    for contender in CONTENDERS:
+    for contender in args.contenders:
         events, note = _share(contender, dataset, args)
         run_id = f"{slug}-{contender.key}-{suffix}"
         work_dir = work_root / run_id

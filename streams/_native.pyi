@@ -6,8 +6,14 @@ from typing import Any, TypeVar
 _Record = TypeVar("_Record")
 
 def partition_for(key: bytes, partitions: int) -> int: ...
-def input_records(messages: list[Any], input_record: type[_Record]) -> list[_Record] | None:
-    """confluent-kafka messages to input records; None when a message carries an error."""
+def input_records(messages: list[Any], input_record: type[_Record], records: list[_Record]) -> bool:
+    """Appends the confluent-kafka messages' input records to ``records``; False (and nothing
+    appended) when a message carries an error."""
+
+def changelog_records(
+    topic: str, states: dict[int, dict[bytes, bytes]], output_record: type[_Record]
+) -> list[_Record]:
+    """A batch's new states as the changelog's records (output records of ``topic``)."""
 
 class Contributors:
     def table(self) -> dict[tuple[int, bytes], list[int]]: ...

@@ -7,13 +7,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use crate::avro_in::{self, Layout, CHANGE_V1, HEADER_SIZE, MARKER};
 use crate::doc::{parse_json, Parsed};
 use crate::hashing::FastMap;
 use crate::merge::{apply_event, Policy, Profile};
 use crate::partition::home;
+use crate::records::{new_record, record_class, record_list, untrack};
 use crate::state;
 use crate::upsert_out::{self, UPSERT_V1};
 use crate::validate::{validate, Event, Limits, Reject, Verdict};
@@ -86,7 +87,7 @@ pub struct Kernel {
     upsert_header: Option<Vec<u8>>,
     layouts: FastMap<Vec<u8>, Layout>,
     max_state_bytes: usize,
-    output_record: Py<PyAny>,
+    output_record: Py<PyType>,
     upserts_topic: Py<PyString>,
     stale_topic: Py<PyString>,
 }
@@ -108,10 +109,11 @@ impl Kernel {
         change_schemas: Vec<(Vec<u8>, String)>,
         upsert_schema: (Vec<u8>, String),
         max_state_bytes: usize,
-        output_record: Py<PyAny>,
+        output_record: Bound<'_, PyAny>,
         upserts_topic: Py<PyString>,
         stale_topic: Py<PyString>,
     ) -> PyResult<Self> {
+        let output_record = record_class(&output_record, 7)?.unbind();
         let current = change_schemas
             .first()
             .map(|(_, canonical)| canonical.as_str());
@@ -502,7 +504,7 @@ impl Kernel {
         keys: &[(i32, &str)],
         merged: Merged,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let outputs = PyList::empty(py);
+        let outputs = record_list(py, Vec::new())?;
         let fills = PyList::empty(py);
         let mut rejected: HashMap<&str, u64> = HashMap::new();
         let mut rerouted = 0_u64;
@@ -539,8 +541,6 @@ impl Kernel {
             .map(|(_, id)| PyBytes::new(py, id.as_bytes()))
             .collect();
         let cls = self.output_record.bind(py);
-        // tuple.__new__(OutputRecord, fields): the named tuple's own __new__ is Python code.
-        let tuple_new = py.get_type::<PyTuple>().getattr("__new__")?;
         let mut upserts_out = 0_u64;
         for emitted in merged.emitted {
             let (i, topic, bytes) = match emitted {
@@ -565,18 +565,19 @@ impl Kernel {
             let record = &records[i];
             let key = key_objects[record_slot[i]].clone();
             let origin = (record.partition, record.offset).into_pyobject(py)?;
-            let fields = (
-                topic.bind(py),
-                record.partition,
-                key,
-                PyBytes::new(py, &bytes),
-                &none,
-                &none,
-                &origin,
-            );
-            let output = tuple_new.call1((cls, fields))?;
             untrack(&origin);
-            untrack(&output);
+            let output = new_record(
+                cls,
+                [
+                    topic.bind(py).clone().into_any(),
+                    record.partition.into_pyobject(py)?.into_any(),
+                    key.into_any(),
+                    PyBytes::new(py, &bytes).into_any(),
+                    none.bind(py).clone(),
+                    none.bind(py).clone(),
+                    origin.into_any(),
+                ],
+            )?;
             outputs.append(output)?;
         }
         let states = PyDict::new(py);
@@ -659,16 +660,6 @@ impl Contributors {
         }
         Ok(table)
     }
-}
-
-/// Takes a record (a named tuple) out of the cycle collector's care: one that cannot be part
-/// of a cycle, whose tens of thousands per batch (alive until Kafka has the batch) would be
-/// walked by every full collection. CPython untracks plain tuples of such values by itself,
-/// but not instances of a tuple subclass.
-pub fn untrack<T>(object: &Bound<'_, T>) {
-    // SAFETY: the object is alive (borrowed), and the callers untrack only records that no
-    // reference cycle can go through; untracking only stops the collector from visiting it.
-    unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) }
 }
 
 fn outcome_of(verdict: Verdict) -> Outcome {

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteBufferManager,
+    WriteOptions,
+)
 
 from streams.settings import Settings
 
@@ -86,6 +94,12 @@ class PartitionStore:
         if options is None:
             options = _SharedMemory(StoreMemory()).options()
         self._db = Rdict(str(path), options)
+        # No write-ahead log: the changelog topic is the log. A crash loses at most the writes
+        # since the last memtable flush, checkpoint included (one write batch holds both), and
+        # the restore on start replays the changelog from that checkpoint.
+        self._write_options = WriteOptions()
+        # A property at run time; rocksdict's stubs declare it a method.
+        self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
 
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self._db.get(key)
@@ -112,7 +126,7 @@ class PartitionStore:
             batch.put(key, value)
         if changelog_offset is not None:
             batch.put(_CHANGELOG_OFFSET_KEY, str(changelog_offset).encode())
-        self._db.write(batch)
+        self._db.write(batch, self._write_options)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         for key, value in self._db.items():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from streams._native import input_records
+from streams._native import changelog_records, input_records
 from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, refusal_reason
@@ -35,6 +35,7 @@ from streams.settings import STATE_RECORD_HEADROOM, Settings
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_SECONDS = 1.0
+CONSUME_CHUNK = 500  # messages per consume call: below the collector's 700 allocations
 MIN_STATE_BYTES = 1024  # Settings' own lower bound of max_state_bytes
 
 
@@ -121,12 +122,11 @@ class ProcessorWorker:
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
-        wait = self.settings.batch_max_wait_ms / 1000
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(self.settings.batch_max_events, wait)
-                if messages:
-                    self._handle(messages)
+                records = self._consume()
+                if records:
+                    self._handle(records)
                     self._idle_trim.busy()
                 else:
                     self._drain()
@@ -139,10 +139,23 @@ class ProcessorWorker:
         finally:
             self._shutdown()
 
-    def _handle(self, messages: Sequence[Message]) -> None:
-        records = self._records(messages)
-        if not records:
-            return
+    def _consume(self) -> list[InputRecord]:
+        """The next batch: up to ``batch_max_events`` records, or fewer once
+        ``batch_max_wait_ms`` passed. Consumed in chunks, each turned into input records (and
+        its messages released by the cycle collector) before the next: a whole batch of
+        messages at once would make the collector promote them and walk the whole heap,
+        every batch."""
+        deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
+        records: list[InputRecord] = []
+        while True:
+            wanted = min(self.settings.batch_max_events - len(records), CONSUME_CHUNK)
+            messages = self._consumer.consume(wanted, max(deadline - time.monotonic(), 0.0))
+            if messages:
+                self._records(messages, records)
+            if len(messages) < wanted or len(records) >= self.settings.batch_max_events:
+                return records
+
+    def _handle(self, records: list[InputRecord]) -> None:
         if self._careful:
             self._drain()
             self._handle_alone(records)
@@ -154,11 +167,10 @@ class ProcessorWorker:
         reports = self._delivery.start(result.outputs, track_offsets=False)
         self._flight.append(_InFlight(records, result, started, reports))
 
-    def _records(self, messages: Sequence[Message]) -> list[InputRecord]:
-        records = input_records(list(messages), InputRecord)
-        if records is None:  # some message carries an error
-            records = input_records(self._without_errors(messages), InputRecord) or []
-        return records
+    def _records(self, messages: list[Message], records: list[InputRecord]) -> None:
+        """Appends ``messages``' records (of those without an error) to ``records``."""
+        if not input_records(messages, InputRecord, records):  # some message has an error
+            input_records(self._without_errors(messages), InputRecord, records)
 
     @staticmethod
     def _without_errors(messages: Sequence[Message]) -> list[Message]:
@@ -269,12 +281,7 @@ class ProcessorWorker:
         )
 
     def _changelog(self, result: BatchResult) -> list[OutputRecord]:
-        topic = self.settings.changelog_topic
-        return [
-            OutputRecord(topic, partition, key, state)
-            for partition, states in result.states.items()
-            for key, state in states.items()
-        ]
+        return changelog_records(self.settings.changelog_topic, result.states, OutputRecord)
 
     def _load_states(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
         """From the local store, or from a batch in flight (the newest has it): its states are

@@ -1,18 +1,20 @@
-"""``streams._native.input_records`` builds the processor's input records from consumed
-messages exactly as Python would, and leaves the error case to the caller."""
+"""``streams._native`` builds the processor's records (input records from consumed messages,
+changelog records from new states) exactly as Python would, out of the cycle collector's
+care, and leaves messages with an error to the caller."""
 
 from __future__ import annotations
 
 import gc
-from typing import cast
+from typing import NamedTuple, cast
 
+import pytest
 from confluent_kafka import KafkaError, Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams._native import input_records
+from streams._native import changelog_records, input_records
 from streams.kafka.dead_letters import Headers
-from streams.processor.records import InputRecord
+from streams.processor.records import InputRecord, OutputRecord
 
 messages = st.builds(
     lambda partition, offset, key, value, headers, timestamp: Message(
@@ -33,9 +35,8 @@ messages = st.builds(
 )
 
 
-@given(batch=st.lists(messages, max_size=20))
-def test_records_are_what_python_builds(batch: list[Message]) -> None:
-    expected = [
+def _expected(batch: list[Message]) -> list[InputRecord]:
+    return [
         InputRecord(
             m.partition() or 0,
             m.offset() or 0,
@@ -46,14 +47,55 @@ def test_records_are_what_python_builds(batch: list[Message]) -> None:
         )
         for m in batch
     ]
-    records = input_records(batch, InputRecord)
-    assert records == expected
-    assert all(type(record) is InputRecord for record in records or [])
-    assert not any(gc.is_tracked(record) for record in records or [])
+
+
+@given(first=st.lists(messages, max_size=20), second=st.lists(messages, max_size=20))
+def test_records_are_what_python_builds(first: list[Message], second: list[Message]) -> None:
+    records: list[InputRecord] = []
+    assert input_records(first, InputRecord, records)
+    assert input_records(second, InputRecord, records)
+    assert records == _expected(first) + _expected(second)
+    assert all(type(record) is InputRecord for record in records)
+    assert not any(gc.is_tracked(record) for record in records)
+    assert not any(gc.is_tracked(message) for message in first + second)
+    assert not gc.is_tracked(records)
 
 
 def test_a_message_with_an_error_is_left_to_the_caller() -> None:
     failed = Message(topic="t", partition=0, offset=1, error=KafkaError(KafkaError._PARTITION_EOF))
     good = Message(topic="t", partition=0, offset=0, value=b"{}")
-    assert input_records([good, failed], InputRecord) is None
-    assert input_records([good], InputRecord) == [InputRecord(0, 0, None, b"{}", 0, None)]
+    records: list[InputRecord] = []
+    assert not input_records([good, failed], InputRecord, records)
+    assert records == []  # nothing of a refused chunk is appended
+    assert input_records([good], InputRecord, records)
+    assert records == [InputRecord(0, 0, None, b"{}", 0, None)]
+
+
+@given(
+    st.dictionaries(
+        st.integers(0, 63),
+        st.dictionaries(st.binary(min_size=1, max_size=12), st.binary(max_size=40), max_size=8),
+        max_size=5,
+    )
+)
+def test_changelog_records_are_what_python_builds(states: dict[int, dict[bytes, bytes]]) -> None:
+    expected = [
+        OutputRecord("profile-changelog", partition, key, state)
+        for partition, per_partition in states.items()
+        for key, state in per_partition.items()
+    ]
+    records = changelog_records("profile-changelog", states, OutputRecord)
+    assert records == expected
+    assert all(type(record) is OutputRecord for record in records)
+    assert not any(gc.is_tracked(record) for record in records)
+
+
+class _Pair(NamedTuple):
+    left: int
+    right: int
+
+
+@pytest.mark.parametrize("cls", [tuple, _Pair, dict, OutputRecord])
+def test_a_class_other_than_a_named_tuple_of_the_right_size_is_refused(cls: type) -> None:
+    with pytest.raises(TypeError, match="named tuple of 6 fields"):
+        input_records([Message(topic="t", partition=0, offset=0)], cls, [])
