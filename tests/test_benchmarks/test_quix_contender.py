@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.common import Result
+from benchmarks.contenders import PASSTHROUGH, PROCESSOR, QUIX
 from benchmarks.data import SCENARIOS, generate
 from benchmarks.quix_app import PROFILE, Totals, make_merge
-from benchmarks.report import Report
+from benchmarks.report import Report, Row
 from benchmarks.run import check_quix
 
 
@@ -127,3 +128,19 @@ def test_check_quix_flags_missing_outputs_skipped_stale_checks_and_missing_state
         assert not check_quix("30% stale", dataset, quix_result(dataset, **changes), report)
         assert len(report.problems) == 1
         assert words in report.problems[0]
+
+
+def test_targets_judge_the_processor_against_each_baseline_of_its_scenario() -> None:
+    report = Report()
+    report.rows += [
+        Row("fresh", PASSTHROUGH, Result(100, 1.0)),  # 100 events/s
+        Row("fresh", PROCESSOR, Result(100, 3.0)),  # 33 events/s: 0.33x raw
+        Row("fresh", QUIX, Result(100, 2.0)),  # 50 events/s: ahead of the processor
+    ]
+    verdicts = {line.split(": ", 1)[1].rsplit(": ", 1)[0]: met for line, met in report.targets()}
+    assert verdicts == {
+        "target: processor >= 10x naive Faust": None,
+        "target: processor ahead of Quix Streams": False,
+        "target: processor >= 0.3x raw passthrough": True,
+        "product goal: processor >= 0.5x raw passthrough": False,
+    }
