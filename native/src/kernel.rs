@@ -542,6 +542,7 @@ impl Kernel {
             .collect();
         let cls = self.output_record.bind(py);
         let mut upserts_out = 0_u64;
+        let mut origins: Vec<Option<Bound<'py, PyTuple>>> = vec![None; records.len()];
         for emitted in merged.emitted {
             let (i, topic, bytes) = match emitted {
                 Emitted::TooLarge(i, reject) => {
@@ -564,8 +565,16 @@ impl Kernel {
             };
             let record = &records[i];
             let key = key_objects[record_slot[i]].clone();
-            let origin = (record.partition, record.offset).into_pyobject(py)?;
-            untrack(&origin);
+            // An input's upsert and stale records share its origin.
+            let origin = match &origins[i] {
+                Some(origin) => origin.clone(),
+                None => {
+                    let origin = (record.partition, record.offset).into_pyobject(py)?;
+                    untrack(&origin);
+                    origins[i] = Some(origin.clone());
+                    origin
+                }
+            };
             let output = new_record(
                 cls,
                 [
