@@ -21,12 +21,13 @@ from streams.bootstrap.mapping import load_mapping
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import JobReport, Status
 from streams.bootstrap.sources import Source, open_source
-from streams.errors import ConfigError
+from streams.errors import ConfigError, StreamsError
 from streams.logs import configure_logging, mask_emails
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -50,8 +51,9 @@ def run_bootstrap(
     """Run (or resume) one bootstrap job; the exit code says how it ended.
 
     0 done (also a rerun of a finished job id), 1 failed (source, delivery or broker: rerun
-    with the same job id to continue), 2 bad usage or configuration, 3 more rejected rows than
-    ``max_reject_share``, 130 interrupted (resumable like a failure).
+    with the same job id to continue when it had started), 2 bad usage or configuration, 3 more
+    rejected rows than ``max_reject_share``, 130 interrupted (resumable like a failure). Only a
+    job that started and stopped part-way is said to be resumable.
     """
     out = console or Console()
     err = console or Console(stderr=True)
@@ -59,8 +61,7 @@ def run_bootstrap(
     if not logging.getLogger().handlers:
         configure_logging(settings.log_level)
     if job_id is None:
-        job_id = _new_job_id()
-        err.print(f"job id {job_id}: rerun with --job-id {job_id} to resume", highlight=False)
+        job_id = _new_job_id()  # the start's log line and the summary name it
     with _sigterm_interrupts():
         try:
             result = _run(
@@ -69,9 +70,9 @@ def run_bootstrap(
                 max_rate=max_rate, checkpoint_dir=checkpoint_dir, settings=settings,
                 progress=progress, console=err,
             )  # fmt: skip
-        except ConfigError as exc:
+        except StreamsError as exc:  # before the job started: nothing to resume
             err.print(f"error: {mask_emails(str(exc))}", style="red", markup=False, highlight=False)
-            return EXIT_USAGE
+            return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
         except KeyboardInterrupt:
             err.print("interrupted before the first row; nothing was produced", style="red")
             return EXIT_INTERRUPTED
@@ -155,7 +156,7 @@ def _finish(result: JobReport, report_path: Path, out: Console) -> None:
     result.write(report_path)
     result.print_summary(out)
     out.print(f"report: {report_path}", markup=False, highlight=False)
-    if result.status in (Status.FAILED, Status.DELIVERY_FAILED, Status.INTERRUPTED):
+    if result.resumable:
         out.print(
             f"resume with --job-id {result.job_id}: it continues after line "
             f"{result.confirmed_line} (snapshot time {format_ms(result.snapshot_ms)} is kept)",

@@ -16,6 +16,7 @@ from typing import IO, Any, Self
 import orjson
 
 from streams.bootstrap.extension import csvfast as _csvfast
+from streams.bootstrap.hints import encoding_hint
 from streams.bootstrap.sources import Chunk, SourceError, count_lines
 from streams.codecs.integers import loads_exact, may_hold_wide_integer
 from streams.errors import ConfigError
@@ -36,7 +37,7 @@ class _FileSource:
         try:
             self._stat = path.stat()
         except OSError as exc:
-            raise ConfigError(f"cannot read the source {path}: {exc}") from exc
+            raise ConfigError(f"cannot read the source {path}: {exc.strerror or exc}") from exc
 
     def fingerprint(self) -> str:
         stat = self._stat
@@ -93,11 +94,11 @@ class CsvSource(_FileSource):
         try:
             header = next(reader)
         except StopIteration:
-            raise SourceError(f"{self.path} is empty: a header line is required") from None
+            raise ConfigError(f"{self.path} is empty: a header line is required") from None
         except UnicodeDecodeError as exc:
             raise self._not_text(0, exc) from exc
         except csv.Error as exc:
-            raise SourceError(f"{self.path}: cannot read the header: {exc}") from exc
+            raise ConfigError(f"{self.path}: cannot read the header: {exc}") from exc
         self.columns = [name.strip() for name in header]
         self._header_lines = reader.line_num
         if self._ascii_compatible:
@@ -197,10 +198,17 @@ class CsvSource(_FileSource):
             rows, lines, bad = _check_width(rows, lines, width)
         return Chunk(rows, lines, bad, line + len(raw))
 
-    def _not_text(self, line: int, exc: UnicodeDecodeError) -> SourceError:
-        return SourceError(
-            f"{self.path} is not {self._encoding_name} text (after line {line}: {exc.reason}); "
-            'set "encoding" in the mapping'
+    def _not_text(self, line: int, exc: UnicodeDecodeError) -> ConfigError:
+        """A configuration error, also past the first row: a resume would meet it again.
+        ``line`` is the last line before the bytes decoded, where a byte chunk starts (and the
+        header's first read), so the line of the failing byte is known then."""
+        where = f"after line {line}"
+        if self._bytes or line == 0:
+            before = bytes(exc.object[: exc.start]).count(b"\n")
+            where = f"line {line + 1 + before}"
+        return ConfigError(
+            f"{self.path} is not {self._encoding_name} text ({where}: {exc.reason})"
+            + encoding_hint(exc)
         )
 
     def _parse(self, raw: list[str]) -> list[Any]:

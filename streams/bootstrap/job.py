@@ -25,13 +25,14 @@ from streams.bootstrap.convert import format_ms
 from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.delivery import ChunkedDelivery
 from streams.bootstrap.files import CsvSource
+from streams.bootstrap.hints import check_columns
 from streams.bootstrap.interpreter import bootstrap_settings
 from streams.bootstrap.mapping import BootstrapMapping
 from streams.bootstrap.native import NativeConverter
 from streams.bootstrap.plan import JobOptions, SourceFactory, plan_job
 from streams.bootstrap.prefetch import Prefetch
 from streams.bootstrap.progress import JobProgress
-from streams.bootstrap.report import JobReport, JobStats, Status
+from streams.bootstrap.report import RESUMABLE, JobReport, JobStats, Status
 from streams.bootstrap.rows import ChunkConverter, ChunkOutput, RowLimits
 from streams.bootstrap.sources import Chunk, Source
 from streams.errors import ConfigError, DeliveryError, StreamsError
@@ -84,7 +85,8 @@ class BootstrapJob:
         self._stop.set()
 
     def run(self) -> JobReport:
-        """Run or resume the job; a ConfigError before the first row leaves no checkpoint."""
+        """Run or resume the job. Before it starts (its checkpoint written) an error or Ctrl-C
+        is raised and leaves no checkpoint; after, the report says how it ended."""
         started = time.monotonic()
         plan = plan_job(self.settings, self.mapping, self._make_source, self.options, self.path)
         checkpoint, source = plan.checkpoint, plan.source
@@ -117,7 +119,7 @@ class BootstrapJob:
             confirmed_line=checkpoint.confirmed_line,
             producers=self.options.producers,
         )
-        finished = False
+        finished = misconfigured = False
         try:
             with (
                 source,
@@ -130,6 +132,7 @@ class BootstrapJob:
                 duplicates = (
                     DuplicateIndex(self.stats.duplicate) if self.mapping.detect_duplicates else None
                 )
+                _check_columns(self.mapping, source)
                 converter = self._converter(source, checkpoint, duplicates)
                 if not self._saved:
                     save_checkpoint(self.path, checkpoint)  # fixes the snapshot time
@@ -147,13 +150,15 @@ class BootstrapJob:
                     finished = True
                     progress.finish(self.stats.total)
         except KeyboardInterrupt:
-            report.status = Status.INTERRUPTED
-        except ConfigError as exc:
             if not self._saved:
-                raise
-            report.status, report.error = Status.FAILED, str(exc)
+                raise  # before the job started: there is nothing to resume
+            report.status = Status.INTERRUPTED
         except StreamsError as exc:
+            if not self._saved:
+                raise  # before the job started: the caller says what is wrong, no resume
             report.status, report.error = Status.FAILED, str(exc)
+            # A resume would meet a configuration error again (and refuses a changed mapping).
+            misconfigured = isinstance(exc, ConfigError)
         except Exception as exc:
             logger.exception("bootstrap job_id=%s failed", checkpoint.job_id)
             report.status, report.error = Status.FAILED, f"{type(exc).__name__}: {exc}"
@@ -168,6 +173,7 @@ class BootstrapJob:
         if checkpoint.completed:
             checkpoint.final_status = str(report.status)
             save_checkpoint(self.path, checkpoint)
+        report.resumable = self._saved and report.status in RESUMABLE and not misconfigured
         report.elapsed = time.monotonic() - started
         logger.info(
             "bootstrap end job_id=%s status=%s rows=%d produced=%d rejected=%d seconds=%.1f",
@@ -337,6 +343,12 @@ def _converted(
         if duplicates is not None:
             duplicates.add_output(out)
         yield chunk, out
+
+
+def _check_columns(mapping: BootstrapMapping, source: Source) -> None:
+    if source.columns is not None:
+        delimiter = source.delimiter if isinstance(source, CsvSource) else None
+        check_columns(mapping, source.columns, where=source.description, delimiter=delimiter)
 
 
 @contextmanager

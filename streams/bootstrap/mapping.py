@@ -9,11 +9,14 @@
 ```
 Our additions: ``email_properties``, ``removal``, ``modified_at_column``, ``empty_values``
 (``skip`` leaves a property alone on an empty cell, ``null`` unsets it), ``detect_duplicates``,
-``csv_delimiter`` and ``encoding``.
+``csv_delimiter`` and ``encoding`` (README.md's "Snapshot bootstrap" lists them all). An unknown
+option is refused, with the known one it resembles.
 """
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import hashlib
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +93,27 @@ class BootstrapMapping(_Model):
         # Bloomreach writes a list; a single object is accepted too.
         return [value] if isinstance(value, dict) else value
 
+    @field_validator("csv_delimiter")
+    @classmethod
+    def _usable_delimiter(cls, value: str) -> str:
+        if value in ('"', "\r", "\n"):
+            raise ValueError('one character other than a quote or a line end, such as ";" or "\\t"')
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            text = getattr(codecs.lookup(value), "_is_text_encoding", True)
+        except LookupError:
+            text = False
+        if not text:
+            raise ValueError(
+                'not a text encoding Python knows; for example "utf-8", "windows-1250", '
+                '"windows-1252", "latin-1" or "utf-16"'
+            )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -141,11 +165,29 @@ class BootstrapMapping(_Model):
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 
-def parse_mapping(data: Any) -> BootstrapMapping:
+def parse_mapping(data: Any, name: str = "mapping") -> BootstrapMapping:
+    """``name``: how the error names the mapping (its file, when there is one)."""
     try:
         return BootstrapMapping.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid mapping: {validation_problems(exc, 'mapping')}") from exc
+        problems = validation_problems(exc, "mapping")
+        raise ConfigError(f"invalid {name}: {problems}{_unknown_options(exc)}") from exc
+
+
+def _unknown_options(exc: ValidationError) -> str:
+    """For each unknown top-level option, the known one it resembles (a typo) or the list."""
+    known = sorted(BootstrapMapping.model_fields)
+    hints = []
+    for error in exc.errors(include_input=False, include_url=False):
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+            name = str(error["loc"][0])
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(
+                f"{name!r} is not an option: did you mean {close[0]!r}?"
+                if close
+                else f"{name!r} is not an option; the options are {', '.join(known)}"
+            )
+    return "".join(f"; {hint}" for hint in hints)
 
 
 def load_mapping(path: Path) -> BootstrapMapping:
@@ -155,4 +197,4 @@ def load_mapping(path: Path) -> BootstrapMapping:
         raise ConfigError(f"cannot read the mapping {path}: {exc}") from exc
     except orjson.JSONDecodeError as exc:
         raise ConfigError(f"mapping {path} is not JSON: {exc}") from exc
-    return parse_mapping(data)
+    return parse_mapping(data, f"mapping {path}")

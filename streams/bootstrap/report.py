@@ -37,6 +37,10 @@ class Status(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+# Statuses of a job that can stop part-way: then, unless a configuration error stopped it (a
+# rerun would meet it again), a rerun with its job id continues after the last confirmed row.
+RESUMABLE = frozenset({Status.FAILED, Status.DELIVERY_FAILED, Status.INTERRUPTED})
+
 EXIT_CODES = {
     Status.COMPLETED: 0,
     Status.ALREADY_COMPLETED: 0,
@@ -105,6 +109,7 @@ class JobReport:
     delivery_errors: list[str] = field(default_factory=list)
     error: str | None = None
     previous_status: Status | None = None  # of the finished job an ALREADY_COMPLETED rerun met
+    resumable: bool = False  # it started and stopped part-way: its job id continues it
 
     @property
     def exit_code(self) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.bootstrap.convert import epoch_ms
 from streams.bootstrap.generate import sample_mapping
 from streams.bootstrap.mapping import load_mapping, parse_mapping
 from streams.errors import ConfigError
@@ -103,3 +104,26 @@ def test_the_sample_mapping_fits_the_sample_snapshot() -> None:
     with (SAMPLES / "customers_snapshot.csv").open(newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle))
     assert set(mapping.columns()) <= set(header)
+
+
+def test_the_sample_snapshot_is_older_than_every_dated_live_event() -> None:
+    """The product's story in the samples: a snapshot read before the live updates, so its
+    writes never replace theirs (``make run`` shows it on c-1002's city)."""
+    mapping = load_mapping(SAMPLES / "bootstrap_mapping.json")
+    assert mapping.update_timestamp is not None
+    with (SAMPLES / "customers_snapshot.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    snapshot = [epoch_ms(row[mapping.update_timestamp.from_column], mapping.tz) for row in rows]
+    live = []
+    for line in (SAMPLES / "profile_changes.jsonl").read_bytes().splitlines():
+        try:
+            stamp = orjson.loads(line).get("update_timestamp")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue  # the sample's malformed lines
+        if isinstance(stamp, str) or (isinstance(stamp, int | float) and stamp > 0):
+            live.append(epoch_ms(stamp, mapping.tz))
+    assert len(snapshot) == 8
+    assert len(live) > 80
+    assert max(snapshot) < min(live)
+    cities = {row["idecko"]: row["mesto"] for row in rows}
+    assert cities["c-1002"] == "Bratislava"  # what the web's fresher "Praha" keeps out

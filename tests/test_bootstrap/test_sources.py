@@ -10,7 +10,7 @@ import pytest
 
 from streams.bootstrap.files import CsvSource, JsonlSource
 from streams.bootstrap.postgres import PostgresSource
-from streams.bootstrap.sources import SourceError, count_lines, open_source
+from streams.bootstrap.sources import count_lines, open_source
 from streams.errors import ConfigError
 from streams.logs import mask_dsn
 
@@ -69,11 +69,11 @@ def test_csv_without_quotes_takes_the_split_path_with_the_same_result(tmp_path: 
 def test_csv_needs_a_header_and_valid_text(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("", encoding="utf-8")
-    with pytest.raises(SourceError, match="header"):
+    with pytest.raises(ConfigError, match="is empty: a header line is required"):
         read_all(CsvSource(empty), 10)
     latin = tmp_path / "latin.csv"
     latin.write_bytes(b"id,name\n1,ok\n2,Ko\xe8ice\n")
-    with pytest.raises(SourceError, match="not utf-8"):
+    with pytest.raises(ConfigError, match=r"not utf-8 text \(line 3: .*set \"encoding\""):
         read_all(CsvSource(latin), 1)
     rows, _, _, _ = read_all(CsvSource(latin, encoding="cp1250"), 10)
     assert rows[1] == ["2", "Kočice"]

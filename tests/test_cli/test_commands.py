@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -73,7 +74,9 @@ def test_profile_get_prints_what_the_query_api_answers(streams_settings, start_w
     assert "STREAMS_API_TOKENS" in refused.output
 
 
-def test_demo_processes_the_sample_and_reports_counts(kafka_bootstrap, tmp_path):
+def test_demo_bootstraps_the_snapshot_then_keeps_the_fresher_live_values(kafka_bootstrap, tmp_path):
+    """`make run`'s story: the CRM snapshot (older) bootstrapped, then the live events; the
+    profile keeps the snapshot's values where nothing fresher came, the live ones elsewhere."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -98,8 +101,35 @@ def test_demo_processes_the_sample_and_reports_counts(kafka_bootstrap, tmp_path)
     out = result.stdout
     for reason in ("bad_json", "unknown_field", "future_timestamp", "missing_customer_id"):
         assert reason in out
-    assert "applied (upsert emitted)" in out
     assert "curl" in out
+    assert (
+        "Bootstrapped the CRM snapshot customers_snapshot.csv, older than every live event:\n"
+        "  8 rows, 7 produced, 1 rejected (bad_email=1), 1 duplicate id(s)\n"
+    ) in out
+    # Every snapshot row applied; the live events' counts in their own column.
+    assert re.search(r"applied \(upsert emitted\)\s*│\s*7\s*│\s*[1-9]", out), out
+    assert re.search(r"rejected to the DLQ\s*│\s*0\s*│\s*[1-9]", out), out
+    rows = {cells[0]: cells[1:] for cells in table_rows(out) if len(cells) == 4}
+    assert rows["city"][0] == "Praha"  # the web's, 2025-11-22, not the snapshot's
+    assert rows["city"][2] == "live, newer than the snapshot's 'Bratislava'"
+    assert rows["last_name"] == ["Galik", "2025-11-18 10:30:00", "snapshot"]
+    assert rows["age"][0] == "41"
+    assert rows["age"][2] == "snapshot"
+    assert rows["email"][0] == "m***@example.com"
+    assert rows["first_name"] == [
+        "Marian",
+        "2025-11-22 08:26:42",
+        "live, newer (the snapshot's value too)",
+    ]
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every rich table row in ``text``."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.strip().startswith("│")
+    ]
 
 
 def test_broker_command_serves_kafka_until_interrupted(kafka_libs_dir, tmp_path):
