@@ -438,6 +438,28 @@ def test_a_row_the_server_refuses_is_isolated(
     assert table_state(postgres_query, sink) == processor_state(good, sink.policy)
 
 
+@pytest.mark.parametrize("sessions", [1, 2])
+def test_a_row_the_merge_statement_refuses_is_isolated(
+    postgres_sink_factory: PostgresSinkFactory,
+    postgres_query: Query,
+    monkeypatch: pytest.MonkeyPatch,
+    sessions: int,
+):
+    monkeypatch.setattr(postgres_module, "refusal", lambda upsert: None)  # let it reach the server
+    sink = postgres_sink_factory(sessions=sessions)
+    first = [change("c-1", city=("Brno", 5)), change("c-2", city=("Zlin", 5))]
+    write_all(sink, [records(first)])
+    # Copied fine (jsonb takes any number); the merge's bigint cast of "t" refuses it.
+    too_late = change("c-1", city=("Praha", 5.5))  # type: ignore[arg-type]
+    good = [change("c-2", city=("Olomouc", 6)), change("c-3", city=("Jihlava", 1))]
+    # (The avro codec refuses it too: the record carries no bytes, only the upsert.)
+    result = sink.write([SinkRecord(TOPIC, 0, 9, b"c-1", b"", too_late), *records(good)])
+    assert [(r.record.offset, r.reason) for r in result.rejected] == [(9, REFUSED)]
+    assert result.rejected[0].detail.startswith("22P02")  # invalid input syntax for bigint
+    assert table_state(postgres_query, sink) == processor_state(first + good, sink.policy)
+    write_all(sink, [records(good)])  # the sessions are usable again
+
+
 def test_refusal_reasons():
     assert refusal(change("c-1", a=("\ud800", 1))) == "invalid_unicode"
     assert refusal(change("c-1", a=(2**63, 1))) == "integer_out_of_range"
@@ -537,6 +559,7 @@ def test_a_missing_schema_is_created(
         {"dsn": "host=x", "schema": "1bad"},
         {"dsn": "host=x", "table": "t" * 60},
         {"dsn": "host=x", "connect_timeout_s": 0},
+        {"dsn": "host=x", "sessions": 0},
     ],
 )
 def test_invalid_options_are_refused_before_any_io(options: dict[str, Any]):
@@ -584,6 +607,42 @@ def test_tie_keys_keep_what_equality_hides():
         keys = [encoder.tie_key(state) for state in states]
         assert keys == [tie_key(state, policy) for state in states]
     assert len(set(keys)) == len(states)
+
+
+@given(history=st.lists(upserts(), max_size=16))
+def test_folded_rows_are_the_rows_of_the_processor_state(history: list[Upsert]):
+    """A customer's only upsert is encoded without its profile; the rows equal the encoded
+    profiles the processor's merge makes of the batch, whatever mixes singles and folds."""
+    policy = MergePolicy({"crm": 2, "web": 1})
+    encoder = RowEncoder(policy)
+    folded = postgres_module.fold(records(history), policy)
+    profiles: dict[str, Profile] = {}
+    for upsert in history:
+        apply_event(
+            profiles.setdefault(upsert.customer_id, Profile()), upsert_as_event(upsert), policy
+        )
+    expected = {
+        encoder.row(customer, profile)
+        for customer, profile in profiles.items()
+        if not profile.is_empty()
+    }
+    assert set(folded.rows(encoder)) == expected
+    assert folded.customers() == profiles
+
+
+@given(history=st.lists(upserts(), max_size=16), count=st.integers(1, 4))
+def test_shares_deal_each_customer_to_exactly_one_session(history: list[Upsert], count: int):
+    folded = postgres_module.fold(records(history), MergePolicy())
+    shares = folded.shares(count)
+    assert len(shares) == min(count, len(folded))
+    assert all(shares)
+    dealt = [customer for share in shares for customer in share.customers()]
+    assert sorted(dealt) == sorted(folded.customers())
+    assert max(map(len, shares), default=0) - min(map(len, shares), default=0) <= 1
+    merged: dict[str, Profile] = {}
+    for share in shares:
+        merged.update(share.customers())
+    assert merged == folded.customers()
 
 
 @given(

@@ -1,4 +1,8 @@
-"""PostgreSQL sink: each batch is folded per customer, then merged by one set-based upsert.
+"""PostgreSQL sink: each batch is folded per customer, then merged by set-based upserts.
+
+The customers of a batch are dealt over a few sessions; each copies its share into a staging
+table and merges it with one statement, committed without waiting for Python, so the server
+merges one share while Python encodes and copies the next.
 
 The table keeps, per customer and property, the value, its timestamp and its tie-break rank,
 so the database keeps the same winner as the processor whatever order, duplicates or replays
@@ -12,10 +16,12 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import Pipeline
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -48,6 +54,7 @@ _TRANSIENT = (
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
+Sent = AbstractContextManager[Pipeline]  # a pipeline entered, its results not yet read
 
 
 class PostgresOptions(BaseModel):
@@ -62,6 +69,7 @@ class PostgresOptions(BaseModel):
     )
     connect_timeout_s: int = Field(default=10, ge=1, le=3600)
     statement_timeout_ms: int = Field(default=60_000, ge=0)
+    sessions: int = Field(default=2, ge=1, le=16)
 
 
 def refusal(upsert: Upsert) -> str | None:
@@ -94,16 +102,43 @@ def refusal(upsert: Upsert) -> str | None:
 
 @dataclass(slots=True)
 class FoldedBatch:
-    """A batch merged per customer in memory, plus the records refused before any I/O."""
+    """A batch merged per customer in memory, plus the records refused before any I/O.
+
+    Most customers appear once in a batch: their upsert is kept as it is (``singles``) and
+    encoded straight from its properties; the others are folded into a profile.
+    """
 
     batch: Sequence[SinkRecord]
+    singles: dict[str, Upsert] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.singles) + len(self.profiles)
+
     def rows(self, encoder: q.RowEncoder) -> Iterator[tuple[str, str, int | None]]:
+        upsert_row = encoder.upsert_row
+        for upsert in self.singles.values():
+            if upsert.properties:
+                yield upsert_row(upsert)
         for customer_id, profile in self.profiles.items():
             if not profile.is_empty():
                 yield encoder.row(customer_id, profile)
+
+    def shares(self, count: int) -> list[FoldedBatch]:
+        """The customers dealt into at most ``count`` non-empty batches."""
+        shares = [FoldedBatch(self.batch) for _ in range(count)]
+        for index, (customer_id, upsert) in enumerate(self.singles.items()):
+            shares[index % count].singles[customer_id] = upsert
+        for index, (customer_id, profile) in enumerate(self.profiles.items(), len(self.singles)):
+            shares[index % count].profiles[customer_id] = profile
+        return [share for share in shares if share]
+
+    def customers(self) -> dict[str, Profile]:
+        """Every customer's folded profile (looked up only when the server refuses)."""
+        merged = {customer_id: _profile_of(upsert) for customer_id, upsert in self.singles.items()}
+        merged.update(self.profiles)
+        return merged
 
     def records_of(self, customer_id: str) -> list[SinkRecord]:
         """The storable records of one customer (looked up only when the server refuses)."""
@@ -114,10 +149,21 @@ class FoldedBatch:
         ]
 
 
+def _profile_of(upsert: Upsert) -> Profile:
+    """What apply_event makes of an upsert on an empty profile, without the detour."""
+    source = upsert.source
+    return Profile(
+        {
+            name: state if state.source == source else state._replace(source=source)
+            for name, state in upsert.properties.items()
+        }
+    )
+
+
 def fold(batch: Sequence[SinkRecord], policy: MergePolicy) -> FoldedBatch:
     """Apply every storable record to one in-memory profile per customer (the processor's merge)."""
     folded = FoldedBatch(batch)
-    profiles = folded.profiles
+    singles, profiles = folded.singles, folded.profiles
     for record in batch:
         upsert = record.upsert
         reason = refusal(upsert)
@@ -126,18 +172,15 @@ def fold(batch: Sequence[SinkRecord], policy: MergePolicy) -> FoldedBatch:
             continue
         customer_id = upsert.customer_id
         profile = profiles.get(customer_id)
-        if profile is None and upsert.op is Op.UPSERT:
-            # What apply_event makes of an upsert on an empty profile, without the detour.
-            source = upsert.source
-            profiles[customer_id] = Profile(
-                {
-                    name: state if state.source == source else state._replace(source=source)
-                    for name, state in upsert.properties.items()
-                }
-            )
-            continue
         if profile is None:
-            profile = profiles[customer_id] = Profile()
+            single = singles.pop(customer_id, None)
+            if single is not None:
+                profile = profiles[customer_id] = _profile_of(single)
+            elif upsert.op is Op.UPSERT:
+                singles[customer_id] = upsert
+                continue
+            else:
+                profile = profiles[customer_id] = Profile()
         apply_event(profile, upsert_as_event(upsert), policy)
     return folded
 
@@ -166,7 +209,7 @@ class PostgresSink(BatchingSink):
         self._copy_sql = q.statement(q.COPY_STAGING, self._names)
         self._upsert_sql = q.upsert_from_staging(self._names)
         self._upsert_one_sql = q.upsert_one_row(self._names)
-        self._conn: Connection | None = None
+        self._conns: list[Connection] = []
         self._migrated = False
 
     @property
@@ -189,7 +232,7 @@ class PostgresSink(BatchingSink):
     def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
         started = time.perf_counter()
         folded = fold(batch, self.policy)
-        if folded.profiles:
+        if folded:
             folded.rejected.extend(self._guarded(lambda: self._upsert(folded)))
         if folded.rejected:
             reasons = Counter(rejection.reason for rejection in folded.rejected)
@@ -198,7 +241,7 @@ class PostgresSink(BatchingSink):
             "postgres sink wrote name=%s records=%d customers=%d rejected=%d ms=%.1f",
             self.name,
             len(batch),
-            len(folded.profiles),
+            len(folded),
             len(folded.rejected),
             (time.perf_counter() - started) * 1000,
         )
@@ -216,13 +259,22 @@ class PostgresSink(BatchingSink):
             raise SinkError(f"postgres sink {self.name}: {type(exc).__name__}: {exc}") from exc
 
     def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            conn.close()
+        conns, self._conns = self._conns, []
+        for conn in conns:
+            if not conn.closed:
+                conn.close()
 
-    def _connection(self) -> Connection:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
+    def _connection(self, index: int = 0) -> Connection:
+        """The ``index``-th session, opened (and the table migrated) on first use."""
+        if index < len(self._conns) and not self._conns[index].closed:
+            return self._conns[index]
+        if any(conn.closed for conn in self._conns):
+            self._drop_connection()  # one lost: the others may be in any state, start over
+        while len(self._conns) <= index:
+            self._conns.append(self._connect())
+        return self._conns[index]
+
+    def _connect(self) -> Connection:
         conn = psycopg.connect(
             self._dsn,
             autocommit=True,
@@ -241,35 +293,73 @@ class PostgresSink(BatchingSink):
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
         return conn
 
     def _upsert(self, folded: FoldedBatch) -> list[Rejection]:
-        conn = self._connection()
+        """Each share of the customers is merged in a session and transaction of its own: the
+        server merges one share while Python encodes and copies the next."""
         try:
-            with conn.transaction(), conn.cursor() as cursor:
-                with cursor.copy(self._copy_sql) as copy:
-                    # Rows are made as they are sent: the server parses while Python encodes.
-                    for row in folded.rows(self.encoder):
-                        copy.write_row(row)
-                cursor.execute(self._upsert_sql)
+            sent = []
+            for index, share in enumerate(folded.shares(self.options.sessions)):
+                conn = self._connection(index)
+                sent.append((conn, share, self._send(conn, share)))
+            rejected: list[Rejection] = []
+            for conn, share, pipeline in sent:
+                if pipeline is None or not self._committed(conn, pipeline):
+                    rejected.extend(self._upsert_isolated(conn, share))
+            return rejected
+        except BaseException:
+            self._drop_connection()  # sessions may be mid-transaction or mid-pipeline
+            raise
+
+    def _send(self, conn: Connection, share: FoldedBatch) -> Sent | None:
+        """Copy the share into the staging table, then send the merge and its COMMIT without
+        waiting (the server commits on its own: a racing replica never waits on our Python).
+        None when the server refused a row (the transaction is rolled back)."""
+        conn.execute("BEGIN")
+        pipeline = None
+        try:
+            with conn.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
+                # Rows are made as they are sent: the server parses while Python encodes.
+                for row in share.rows(self.encoder):
+                    copy.write_row(row)
+            pipeline = conn.pipeline()
+            pipeline.__enter__()
+            conn.execute(self._upsert_sql)
+            conn.execute("COMMIT")
         except _ROW_ERRORS as exc:
-            logger.warning(
-                "postgres sink isolating refused rows name=%s sqlstate=%s", self.name, exc.sqlstate
-            )
-            return self._upsert_isolated(conn, folded)
-        return []
+            if pipeline is not None:
+                pipeline.__exit__(type(exc), exc, None)
+            self._refused(conn, exc)
+            return None
+        return pipeline
+
+    def _committed(self, conn: Connection, pipeline: Sent) -> bool:
+        """Wait for a sent merge; False when the server refused a row (rolled back)."""
+        try:
+            pipeline.__exit__(None, None, None)
+        except _ROW_ERRORS as exc:
+            self._refused(conn, exc)
+            return False
+        return True
+
+    def _refused(self, conn: Connection, exc: psycopg.Error) -> None:
+        conn.execute("ROLLBACK")
+        logger.warning(
+            "postgres sink isolating refused rows name=%s sqlstate=%s", self.name, exc.sqlstate
+        )
 
     def _upsert_isolated(self, conn: Connection, folded: FoldedBatch) -> list[Rejection]:
         """Row by row in savepoints; a refused customer row is retried record by record."""
         rejected: list[Rejection] = []
         with conn.transaction(), conn.cursor() as cursor:
-            for customer_id in sorted(folded.profiles):
-                profile = folded.profiles[customer_id]
+            customers = folded.customers()
+            for customer_id in sorted(customers):
+                profile = customers[customer_id]
                 if profile.is_empty() or self._try_row(cursor, customer_id, profile) is None:
                     continue
                 for record in folded.records_of(customer_id):
-                    single = fold([record], self.policy).profiles[customer_id]
+                    single = fold([record], self.policy).customers()[customer_id]
                     error = self._try_row(cursor, customer_id, single)
                     if error is not None:
                         rejected.append(Rejection(record, REFUSED, error))

@@ -17,7 +17,7 @@ from psycopg import Connection, sql
 from psycopg.rows import TupleRow
 
 from streams.merge import MergePolicy, ordered_float, rank_key
-from streams.model import Profile, PropertyState
+from streams.model import Profile, PropertyState, Upsert, Value
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +122,10 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (
 
 COPY_STAGING = "COPY {staging} (customer_id, properties, deleted_at) FROM STDIN"
 
-# One statement per batch. Rows are unique per customer (the batch is folded first) and go in
-# customer order, so racing replicas lock rows in the same order. The WHERE skips rows the
-# merge would leave as they are (replays, stale writes): no dead tuples, no new updated_at.
+# One statement per batch (per session's share of it). Rows are unique per customer (the batch
+# is folded first) and go in customer order, so racing replicas lock rows in the same order.
+# The WHERE skips rows the merge would leave as they are (replays, stale writes): no dead
+# tuples, no new updated_at.
 # SET inlines the common cases (every incoming entry wins; some lose) and calls the function
 # only when the watermark rises.
 _UPSERT = """
@@ -227,16 +228,19 @@ class RowEncoder:
         self._cache_size = cache_size
 
     def tie_key(self, state: PropertyState) -> str:
-        value = state.value
+        return self.tie(state.source, state.value)
+
+    def tie(self, source: str, value: Value) -> str:
+        """The hex tie-break of ``value`` written by ``source`` (``k``)."""
         kind = type(value)
         if kind is float:
-            return self._float_key(state.source, value)  # type: ignore[arg-type]
-        cache_key = (state.source, kind, value)
+            return self._float_key(source, value)  # type: ignore[arg-type]
+        cache_key = (source, kind, value)
         key = self._cache.get(cache_key)
         if key is None:
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
-            key = rank_key(PropertyState(value, 0, state.source), self._policy).hex()
+            key = rank_key(PropertyState(value, 0, source), self._policy).hex()
             self._cache[cache_key] = key
         return key
 
@@ -261,11 +265,21 @@ class RowEncoder:
         )
 
     def row(self, customer_id: str, profile: Profile) -> tuple[str, str, int | None]:
-        cached, tie_key = self._cache.get, self.tie_key
+        cached, tie = self._cache.get, self.tie
         properties = {}
         for name, state in profile.properties.items():
-            value = state.value
+            value, source = state.value, state.source
             # The cache hit inlined (floats are never in the cache): this loop is hot.
-            key = cached((state.source, type(value), value)) or tie_key(state)
+            key = cached((source, type(value), value)) or tie(source, value)
             properties[name] = {"v": value, "t": state.last_update, "k": key}
         return customer_id, orjson.dumps(properties).decode(), profile.deleted_at
+
+    def upsert_row(self, upsert: Upsert) -> tuple[str, str, None]:
+        """The row of a customer's only upsert in a batch: every property is the upsert's
+        source's (``row`` of the profile it would fold into, without building it)."""
+        cached, tie, source = self._cache.get, self.tie, upsert.source
+        properties = {}
+        for name, (value, last_update, _) in upsert.properties.items():
+            key = cached((source, type(value), value)) or tie(source, value)
+            properties[name] = {"v": value, "t": last_update, "k": key}
+        return upsert.customer_id, orjson.dumps(properties).decode(), None
