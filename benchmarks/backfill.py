@@ -243,8 +243,10 @@ def _processor_spec(bench: Bench, name: str, input_topic: str, events: int) -> S
 
 def _connector_spec(bench: Bench, name: str, upserts_topic: str, upserts: int) -> Spec:
     """A connector named after the run, its TOML file as a user writes it (DSN from the env)."""
-    spec = _spec(bench, f"connector-{name}-{bench.run_id}", upserts_topic, upserts)
-    Path(spec.variant).write_text(
+    run_id = f"connector-{name}-{bench.run_id}"
+    config = bench.root / run_id / "connector.toml"
+    spec = _spec(bench, run_id, upserts_topic, upserts, variant=str(config))
+    config.write_text(
         f'name = "{spec.run_id}"\ntype = "postgres"\n\n[sink]\n'
         f'dsn = "${{{DSN_VARIABLE}}}"\nschema = "{_schema(bench, name)}"\ntable = "{TABLE}"\n',
         encoding="utf-8",
@@ -252,8 +254,8 @@ def _connector_spec(bench: Bench, name: str, upserts_topic: str, upserts: int) -
     return spec
 
 
-def _spec(bench: Bench, run_id: str, input_topic: str, count: int) -> Spec:
-    """A contender's spec and work dir; ``variant``: where a connector's TOML file goes."""
+def _spec(bench: Bench, run_id: str, input_topic: str, count: int, variant: str = "") -> Spec:
+    """A contender's spec, its work dir made."""
     work_dir = bench.root / run_id
     work_dir.mkdir(parents=True)
     return Spec(
@@ -263,7 +265,7 @@ def _spec(bench: Bench, run_id: str, input_topic: str, count: int) -> Spec:
         run_id=run_id,
         work_dir=str(work_dir),
         result_path=str(work_dir / "result.json"),
-        variant=str(work_dir / "connector.toml"),
+        variant=variant,
         timeout=bench.timeout(count),
     )
 
