@@ -72,6 +72,7 @@ bench: install kafka-jars ## Benchmarks (most beside their baselines) and a work
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.sink_postgres
 	$(PY) -m benchmarks.bootstrap
+	$(PY) -m benchmarks.backfill
 	$(PY) -m benchmarks.ingest_http
 	$(PY) -m benchmarks.state_scale
 

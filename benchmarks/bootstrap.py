@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import BenchRow, bench_table, kafka, raw_produce
+from benchmarks.common import BenchRow, bench_table, kafka, raw_produce, scratch_dir
 from benchmarks.data import create_topic, topic_size
 from streams.bootstrap.delivery import PRODUCER_TUNING
 from streams.bootstrap.files import CsvSource
@@ -78,7 +75,7 @@ def run(
 ) -> list[BenchRow]:
     """Measure every contender ``repeat`` times; one row per contender (medians)."""
     console = console or Console()
-    with _work_dir(work_dir) as root, kafka(bootstrap) as servers:
+    with scratch_dir(work_dir, "streams-bench-bootstrap-") as root, kafka(bootstrap) as servers:
         snapshot = root / "snapshot.csv"
         generate_snapshot(
             snapshot, rows, duplicate_share=DUPLICATES, bad_email_share=BAD_EMAILS,
@@ -153,16 +150,6 @@ def _bootstrap(
     if report.status is not Status.COMPLETED:
         raise RuntimeError(f"bootstrap ended {report.status}: {report.error}")
     return report.stats.total, seconds
-
-
-@contextmanager
-def _work_dir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="streams-bench-bootstrap-") as scratch:
-        yield Path(scratch)
 
 
 def table(rows: list[BenchRow]) -> Table:

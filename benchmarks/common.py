@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Producer
 from rich.table import Table
@@ -111,6 +113,51 @@ def contender_main(run: Callable[[Spec], Result]) -> None:
 
 def now() -> float:
     return time.perf_counter()
+
+
+class Worker(Protocol):
+    """A processor or connector worker: ``run()`` until ``stop()``, its failure in ``error``."""
+
+    error: BaseException | None
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def run_worker(worker: Worker, done: threading.Event, timeout: float, poll: float) -> None:
+    """Run ``worker`` on a thread until ``done`` is set, it fails or ``timeout`` seconds pass;
+    then stop it and wait for it."""
+    thread = threading.Thread(target=_run_quietly, args=(worker,), name="worker")
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not done.wait(poll):
+            if worker.error is not None or not thread.is_alive():
+                break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        worker.stop()
+        thread.join(60)
+
+
+def _run_quietly(worker: Worker) -> None:
+    try:
+        worker.run()
+    except BaseException:  # logged by the worker and kept in worker.error
+        return
+
+
+@contextmanager
+def scratch_dir(path: Path | None, prefix: str) -> Iterator[Path]:
+    """``path`` (created, kept), else a temporary directory removed afterwards."""
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        yield Path(scratch)
 
 
 @contextmanager

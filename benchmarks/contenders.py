@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,14 +58,18 @@ CONTENDERS = (PASSTHROUGH, FAUST_NAIVE, FAUST_BATCH, QUIX, PROCESSOR)
 
 
 def run_contender(
-    contender: Contender, spec: Spec, log_path: Path, python: str | None = None
+    contender: Contender,
+    spec: Spec,
+    log_path: Path,
+    python: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Result:
     """Run one contender to completion (or its time limit); never leaves the process behind.
     ``python``: the interpreter to run it with (else this one); the repository is its cwd,
-    so ``-m`` finds the benchmark's modules either way."""
+    so ``-m`` finds the benchmark's modules either way. ``env``: variables over ours."""
     result_path = Path(spec.result_path)
     result_path.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [python or sys.executable, "-m", contender.module, spec.to_json()],

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Result, Spec, contender_main, now
+from benchmarks.common import Result, Spec, contender_main, now, run_worker
 from benchmarks.data import topic_size
 from streams.kafka.topics import create_topics
 from streams.processor.records import InputRecord
@@ -81,10 +80,10 @@ class _Phases:
         setattr(owner, name, timed)
 
 
-def run(spec: Spec) -> Result:
-    logging.basicConfig(level=logging.WARNING)
+def worker_settings(spec: Spec) -> Settings:
+    """The worker's settings: its output topics and group are named after ``spec.run_id``."""
     suffix = spec.run_id
-    settings = Settings(
+    return Settings(
         kafka_bootstrap_servers=spec.bootstrap,
         input_topic=spec.input_topic,
         upserts_topic=f"bench-upserts-{suffix}",
@@ -96,27 +95,25 @@ def run(spec: Spec) -> Result:
         partitions=8,
         web_port=0,
     )
+
+
+def run(spec: Spec) -> Result:
+    logging.basicConfig(level=logging.WARNING)
+    suffix = spec.run_id
+    settings = worker_settings(spec)
     create_topics(settings)
     worker = ProcessorWorker(settings, client_id=f"bench-processor-{suffix}")
     phases = _Phases(worker)
     clock = _Clock(worker, spec.events)
-    thread = threading.Thread(target=_run_quietly, args=(worker,), name="processor")
-    thread.start()
-    deadline = time.monotonic() + spec.timeout
-    try:
-        while not clock.done.wait(POLL_SECONDS):
-            if worker.error is not None or not thread.is_alive():
-                break
-            if time.monotonic() > deadline:
-                break
-    finally:
-        worker.stop()
-        thread.join(60)
+    run_worker(worker, clock.done, spec.timeout, POLL_SECONDS)
     totals = asdict(worker.totals)
     totals["rejected"] = dict(worker.totals.rejected)
     details: dict[str, Any] = {
         "totals": totals,
         "batches": clock.batches,
+        # perf_counter() instants: the system's monotonic clock, comparable across processes.
+        "first": clock.first,
+        "last": clock.last,
         "phases": {label: round(value, 3) for label, value in phases.seconds.items()},
     }
     if worker.error is not None:
@@ -136,13 +133,6 @@ def run(spec: Spec) -> Result:
         "changelog": topic_size(spec.bootstrap, settings.changelog_topic),
     }
     return Result(worker.totals.events_in, clock.last - clock.first, details)
-
-
-def _run_quietly(worker: ProcessorWorker) -> None:
-    try:
-        worker.run()
-    except BaseException:  # logged by the worker and kept in worker.error
-        return
 
 
 if __name__ == "__main__":
