@@ -33,18 +33,18 @@ class Chunk(NamedTuple):
     """Consecutive rows of a source and the lines they came from.
 
     A file's chunks come converted (:mod:`streams.bootstrap.native`): ``rows`` is then empty,
-    ``lines`` holds the lines of the rows Python settled and ``count`` every row read.
+    ``lines`` is empty too and ``read`` counts the rows read.
     """
 
     rows: list[Any]
     lines: Sequence[int]  # aligned with rows
     bad: list[tuple[int, str, str]]  # (line, reason, detail) of lines that are not rows
     last_line: int  # the last line the chunk covers: a resumed job continues after it
-    count: int | None = None
+    read: int | None = None
 
     @property
     def row_count(self) -> int:
-        return len(self.rows) if self.count is None else self.count
+        return len(self.rows) if self.read is None else self.read
 
 
 class Source(Protocol):

@@ -223,7 +223,7 @@ class Result:
         self.index = DuplicateIndex(lambda *found: self.data["duplicates"].append(found))
 
     def add(self, out: ChunkOutput, bad: list[tuple[int, str, str]], rows: int) -> None:
-        stamps = out.stamps or [None] * len(out.lines)
+        stamps: list[float | None] = [*out.stamps] if out.stamps else [None] * len(out.lines)
         self.data["events"] += [
             (line, key, stamp, orjson.loads(payload))
             for line, key, stamp, payload in zip(
@@ -385,7 +385,7 @@ def test_regular_rows_never_reach_the_python_converter(tmp_path: Path) -> None:
 
 
 # JSON values of every type a column may meet; texts are the CSV cells'.
-JSON_VALUE = st.one_of(
+JSON_VALUE: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from([None, True, False, [], {"a": 1}, 0, -0.0, 1.0, 1.5, 3.0, 1e300]),
     st.integers(-(2**63), 2**64 - 1),  # what orjson writes
     st.floats(allow_nan=False, allow_infinity=False),
