@@ -252,14 +252,18 @@ fn convert_row(
         let kind = cell.kind;
         let ok = match (slot.kind, kind) {
             (_, CellKind::Empty | CellKind::Other) => false, // Python knows what they mean
-            (Kind::Id, CellKind::Text) => json_plain(s) && {
-                b.append(s);
-                true
-            },
-            (Kind::Id, CellKind::Int) => canonical_int(s) && {
-                b.append(s);
-                true
-            },
+            (Kind::Id, CellKind::Text) => {
+                json_plain(s) && {
+                    b.append(s);
+                    true
+                }
+            }
+            (Kind::Id, CellKind::Int) => {
+                canonical_int(s) && {
+                    b.append(s);
+                    true
+                }
+            }
             (Kind::String, CellKind::Text) => {
                 if json_plain(s) {
                     b.append(s);
@@ -273,10 +277,12 @@ fn convert_row(
                 b.append(s);
                 true
             }
-            (Kind::Email, CellKind::Text) => email_ok(s) && {
-                b.append(s);
-                true
-            },
+            (Kind::Email, CellKind::Text) => {
+                email_ok(s) && {
+                    b.append(s);
+                    true
+                }
+            }
             (Kind::Int, CellKind::Text | CellKind::Int) => put_int(b, s),
             (Kind::Float | Kind::Ts, CellKind::Text | CellKind::Int | CellKind::Float) => {
                 let Some(parts) = Number::split(s) else {
@@ -528,7 +534,9 @@ impl Converter {
     /// The Python objects of a converted chunk.
     fn outputs<'py>(&self, py: Python<'py>) -> PyResult<Converted<'py>> {
         let (parsed, width) = (&self.parsed, self.format.width());
-        let id = |row: &Row| parsed.cell(parsed.row_cells(&parsed.records[row.record], width)[self.spec.id_field]);
+        let id = |row: &Row| {
+            parsed.cell(parsed.row_cells(&parsed.records[row.record], width)[self.spec.id_field])
+        };
         // Gathered first: a list is made at its size only from an iterator that knows it.
         let events: Vec<&Row> = self
             .rows
@@ -551,7 +559,11 @@ impl Converter {
         };
         let fallback = PyList::empty(py);
         let raw = |start: usize, end: usize| PyBytes::new(py, &self.input.bytes[start..end]);
-        for row in self.rows.iter().filter(|row| row.verdict == Verdict::Python) {
+        for row in self
+            .rows
+            .iter()
+            .filter(|row| row.verdict == Verdict::Python)
+        {
             let record = parsed.records[row.record];
             let cells = match self.format {
                 Format::Jsonl { .. } => raw(record.raw.0, record.raw.1).into_any(),

@@ -108,8 +108,8 @@ impl Input {
 pub enum Format {
     Csv {
         width: usize,
-        reader: Reader,
-        header: bool, // read
+        reader: Box<Reader>, // (large: boxed)
+        header: bool,        // read
         out: Vec<u8>,
         ends: Vec<usize>,
         partial: (usize, usize), // output and ends of a record read in part
@@ -123,7 +123,7 @@ impl Format {
     pub fn csv(delimiter: u8, width: usize) -> Format {
         Format::Csv {
             width,
-            reader: ReaderBuilder::new().delimiter(delimiter).build(),
+            reader: Box::new(ReaderBuilder::new().delimiter(delimiter).build()),
             header: false,
             out: vec![0; 1 << 12],
             ends: vec![0; width.max(8)],
