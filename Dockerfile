@@ -9,7 +9,7 @@
 # toolchain copied from the official rust image and Debian's gcc as its linker, builds the
 # project's wheel with maturin and installs it into a virtualenv. The runtime stage receives
 # only that virtualenv: it has neither a compiler nor Rust. The other dependencies (rocksdict,
-# confluent-kafka, orjson, polars, ...) ship manylinux wheels; on arm64 faust-streaming has none
+# confluent-kafka, orjson, ...) ship manylinux wheels; on arm64 faust-streaming has none
 # and its sdist is built in the build stage (its C speedups are optional).
 
 ARG PYTHON_IMAGE=python:3.11-slim

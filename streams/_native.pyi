@@ -53,9 +53,9 @@ class Kernel:
     ]: ...
 
 class CsvFast:
-    """The submodule ``streams._native.csvfast`` (native/src/csvfast/): the bootstrap's plain
-    CSV converter, duplicate index and reading helpers. A stub cannot declare an extension's
-    submodule, so its interface is this class's; the name exists for type checking only."""
+    """The submodule ``streams._native.csvfast`` (native/src/csvfast/): the bootstrap's CSV and
+    JSONL converter and its duplicate index. A stub cannot declare an extension's submodule, so
+    its interface is this class's; the name exists for type checking only."""
 
     class KeyIndex:
         """Duplicate ids: per id the newest row (update time, else line) and the losers."""
@@ -70,12 +70,13 @@ class CsvFast:
             """(line, kept_line, same_time) of every row that lost so far, by line."""
 
     class Converter:
-        """Plain CSV lines to change events (see streams/bootstrap/native.py)."""
+        """Snapshot rows to change events (see streams/bootstrap/native.py); ``delimiter``
+        None reads JSONL."""
 
         def __init__(
             self,
-            delimiter: int,
-            width: int,
+            columns: Sequence[str],
+            delimiter: int | None,
             fragments: tuple[bytes, ...],
             slots: tuple[tuple[int, int], ...],
             removal: tuple[int, bool] | None,
@@ -85,22 +86,25 @@ class CsvFast:
             miss: Callable[[int, list[bytes]], list[Any]],
             memo_limit: int,
         ) -> None: ...
+        def feed(self, data: bytes, last: bool) -> None: ...
+        def buffered(self) -> int: ...
         def convert(
-            self, block: bytes, lines: Sequence[int], index: CsvFast.KeyIndex | None = None
+            self, rows: int, index: CsvFast.KeyIndex | None = None
         ) -> tuple[
-            list[bytes], list[bytes], list[int], list[float] | None, list[tuple[int, bytes]], int
+            list[bytes],
+            list[bytes],
+            list[int],
+            list[float] | None,
+            list[tuple[int, Any]],
+            list[tuple[int, int]],
+            int,
+            int,
+            int,
         ]:
-            """(keys, payloads, lines, stamps, fallback, skipped): fallback holds (line, raw
-            line) of the rows for the Python converter."""
-
-    @staticmethod
-    def line_end(buffer: bytes, pos: int, count: int) -> tuple[int, int]:
-        """(end, found): the position after the count-th newline from pos (or after the last
-        one there is) and how many newlines that is."""
-
-    @staticmethod
-    def scan_block(block: bytes, delimiter: int, width: int) -> tuple[int, list[tuple[int, int]]]:
-        """(flags, [(index, fields)]): what stops plain reading, else the blank lines (0) and
-        lines of another width."""
+            """(keys, payloads, lines, stamps, fallback, bad, skipped, read, last_line):
+            fallback holds (line, cells) of CSV rows or (line, raw line) of JSONL ones for the
+            Python converter, bad (line, fields) of CSV records of another width; read is 0
+            when the bytes fed hold no complete row. A CSV record that is not UTF-8 raises
+            ValueError("not UTF-8", its line)."""
 
 csvfast: CsvFast

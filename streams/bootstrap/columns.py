@@ -48,7 +48,7 @@ class Column(NamedTuple):
     """``values`` aligned with the input; positions in ``empty`` or ``errors`` hold None.
 
     ``errors`` holds (reason, detail), not the exceptions: a kept exception keeps its traceback
-    and so the frames of a whole chunk alive (the job runs with the cyclic GC paused).
+    and so the frames of a whole chunk alive until the cyclic GC finds them.
     """
 
     values: Sequence[Any]

@@ -15,21 +15,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from rich.console import Console
 
-from streams.bootstrap import native
 from streams.bootstrap.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
 from streams.bootstrap.convert import format_ms
 from streams.bootstrap.dedupe import DuplicateIndex
 from streams.bootstrap.delivery import ChunkedDelivery
-from streams.bootstrap.files import CsvSource
+from streams.bootstrap.files import CsvSource, JsonlSource
 from streams.bootstrap.hints import check_columns
-from streams.bootstrap.interpreter import bootstrap_settings
 from streams.bootstrap.mapping import BootstrapMapping
 from streams.bootstrap.native import NativeConverter
 from streams.bootstrap.plan import JobOptions, SourceFactory, plan_job
+from streams.bootstrap.postgres import PostgresSource
 from streams.bootstrap.prefetch import Prefetch
 from streams.bootstrap.progress import JobProgress
 from streams.bootstrap.report import RESUMABLE, JobReport, JobStats, Status
@@ -43,12 +42,6 @@ logger = logging.getLogger(__name__)
 CHUNKS_PER_SECOND_THROTTLED = 10
 
 __all__ = ["BootstrapJob", "JobOptions"]
-
-
-class Converter(Protocol):
-    """A fast converter of plain CSV blocks (C, else polars) or the Python one (any source)."""
-
-    def convert_chunk(self, chunk: Chunk) -> ChunkOutput: ...
 
 
 class BootstrapJob:
@@ -188,7 +181,8 @@ class BootstrapJob:
 
     def _converter(
         self, source: Source, checkpoint: Checkpoint, duplicates: DuplicateIndex | None
-    ) -> Converter:
+    ) -> NativeConverter | ChunkConverter:
+        """The native converter for files, the Python one for database rows."""
         now_ms = time.time_ns() // 1_000_000
         limits = RowLimits(
             max_timestamp_ms=now_ms + round(self.settings.max_clock_skew_seconds * 1000),
@@ -200,27 +194,15 @@ class BootstrapJob:
             "since_ms": checkpoint.since_ms,
             "limits": limits,
         }
-        if isinstance(source, CsvSource) and source.can_block and source.columns is not None:
-            source.blocks = True
-            if native.available():
-                return NativeConverter(
-                    self.mapping,
-                    source.columns,
-                    delimiter=source.delimiter,
-                    index=duplicates.native if duplicates is not None else None,
-                    **common,
-                )
-            from streams.bootstrap.frames import FrameConverter  # imports polars
-
-            return FrameConverter(
-                self.mapping, source.columns, delimiter=source.delimiter, **common
-            )
+        if isinstance(source, CsvSource | JsonlSource):
+            index = duplicates.native if duplicates is not None else None
+            return NativeConverter(self.mapping, source, index=index, **common)
         return ChunkConverter(self.mapping, source.columns, text_source=source.text, **common)
 
     def _chunks(
         self,
         source: Source,
-        converter: Converter,
+        converter: NativeConverter | ChunkConverter,
         duplicates: DuplicateIndex | None,
         delivery: ChunkedDelivery,
         checkpoint: Checkpoint,
@@ -234,9 +216,8 @@ class BootstrapJob:
             chunk_rows = max(1, min(chunk_rows, per_chunk))
         resume_line = checkpoint.confirmed_line
         run_started = last_saved = time.monotonic()
-        converted = _converted(source.chunks(chunk_rows), converter, duplicates)
+        converted = _converted(source, converter, duplicates, chunk_rows)
         with (
-            bootstrap_settings(),
             _finishing(duplicates),  # after the reader thread has stopped
             Prefetch(converted, name=f"bootstrap-{checkpoint.job_id}-read") as ahead,
         ):
@@ -334,14 +315,21 @@ class BootstrapJob:
 
 
 def _converted(
-    chunks: Iterator[Chunk], converter: Converter, duplicates: DuplicateIndex | None
+    source: Source,
+    converter: NativeConverter | ChunkConverter,
+    duplicates: DuplicateIndex | None,
+    size: int,
 ) -> Iterator[tuple[Chunk, ChunkOutput]]:
-    """The reader thread's work: convert each chunk and note its ids for the duplicate report
-    (both mostly without the GIL, which the producing thread needs)."""
-    for chunk in chunks:
-        out = converter.convert_chunk(chunk)
+    """The reader thread's work: read and convert each chunk and note its ids for the duplicate
+    report (a file's mostly without the GIL, which the producing thread needs)."""
+    if isinstance(converter, NativeConverter):
+        yield from converter.chunks(size)  # ids noted as it converts
+        return
+    assert isinstance(source, PostgresSource)
+    for chunk in source.chunks(size):
+        out = converter.convert(chunk.rows, chunk.lines)
         if duplicates is not None:
-            duplicates.add_output(out)
+            duplicates.add(out.keys, out.stamps, out.lines)
         yield chunk, out
 
 

@@ -1,70 +1,75 @@
-"""Plain CSV chunks converted by ``streams._native.csvfast`` (Rust, native/src/csvfast/): the
-fastest path.
+"""CSV and JSONL files converted by ``streams._native.csvfast`` (Rust, native/src/csvfast/):
+parsed (the ``csv_core`` and ``serde_json`` crates) and converted to change events without
+the GIL, a chunk of rows at a time.
 
-The package's install builds it; a checkout whose Rust kernel was not built runs without it and
-the bootstrap uses the polars converter (:mod:`.frames`) instead. Every row is either converted
-in Rust, to exactly the bytes the Python converter (:class:`streams.bootstrap.rows.ChunkConverter`)
-makes of it, or handed to that converter, which builds or rejects it with its line. Columns with
-few distinct values (booleans, dates, removal flags, modified-at times) are converted once per
-distinct value by the Python column converters themselves; Rust remembers the results.
+Every row is either converted in Rust, to an event that decodes to what the Python converter
+(:class:`streams.bootstrap.rows.ChunkConverter`, the reference) makes of it, or handed to that
+converter, which builds or rejects it with its line: rows with an empty cell or a removal,
+values the Rust checks do not take (see native/src/csvfast/mod.rs), JSONL lines serde_json
+cannot read. Columns with few distinct values (booleans, dates, removal flags, modified-at
+times) are converted once per distinct value by the Python column converters themselves; Rust
+remembers the results. A CSV in another encoding than UTF-8 is decoded and encoded again
+before Rust sees it (:meth:`streams.bootstrap.files.CsvSource.blocks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from streams._native import csvfast
 from streams.bootstrap.columns import MEMO_LIMIT, ColumnConverter
 from streams.bootstrap.events import json_text
-from streams.bootstrap.extension import csvfast as _csvfast
+from streams.bootstrap.files import CsvSource, JsonlSource, json_rows
 from streams.bootstrap.mapping import BootstrapMapping
 from streams.bootstrap.rows import ChunkConverter, ChunkOutput, Prop, RowLimits
 from streams.bootstrap.sources import Chunk
+from streams.errors import ConfigError
 
 # Slot kinds, as native/src/csvfast/converter.rs numbers them.
 _ID, _LINE, _TS, _STRING, _EMAIL, _INT, _FLOAT, _MEMO = range(8)
 _KINDS = {"string": _STRING, "email": _EMAIL, "int": _INT, "float": _FLOAT}
 _REMOVAL, _MODIFIED = -1, -2
-
-
-def available() -> bool:
-    """The Rust kernel was built with ``csvfast`` and imports."""
-    return _csvfast is not None
+# The first chunks are small and grow to the chunk size: the first is converted before
+# anything is produced, and it meets every value its memo columns hold for the first time.
+FIRST_ROWS = 1024
 
 
 class NativeConverter:
-    """Converts :attr:`Chunk.block` chunks in Rust, any other chunk (and odd rows) in Python."""
+    """Reads and converts one file source, chunk after chunk (:meth:`chunks`)."""
 
     def __init__(
         self,
         mapping: BootstrapMapping,
-        columns: Sequence[str],
+        source: CsvSource | JsonlSource,
         *,
         job_id: str,
         snapshot_ms: int,
         since_ms: int | None,
         limits: RowLimits,
-        delimiter: str = ",",
         memo_limit: int = MEMO_LIMIT,
         index: Any = None,
     ) -> None:
         """``memo_limit``: distinct values a memo column remembers before it starts over;
         ``index``: a ``csvfast.KeyIndex`` that notes the id of every row converted (in the same
-        pass, without the GIL: see :attr:`DuplicateIndex.native`)."""
-        if _csvfast is None:
-            raise RuntimeError("streams._native.csvfast is not built")
-        self.full = ChunkConverter(
-            mapping,
-            columns,
-            job_id=job_id,
-            snapshot_ms=snapshot_ms,
-            since_ms=since_ms,
-            limits=limits,
-            text_source=True,
+        pass, without the GIL)."""
+        common: dict[str, Any] = dict(
+            job_id=job_id, snapshot_ms=snapshot_ms, since_ms=since_ms, limits=limits
         )
-        rows = self.full
-        field = {name: index for index, name in enumerate(columns)}  # the last one wins
-        self._delimiter = delimiter
+        # The reference, for the rows Rust leaves (its cells as the source has them).
+        self.full = ChunkConverter(mapping, source.columns, text_source=source.text, **common)
+        delimiter: int | None = None
+        if isinstance(source, CsvSource):
+            names = source.columns or []
+            if len(source.delimiter) != 1 or not source.delimiter.isascii():
+                raise ConfigError("csv_delimiter must be one ASCII character")
+            delimiter = ord(source.delimiter)
+            rows = self.full
+        else:
+            names = mapping.columns()
+            # The Rust converter takes a JSON value only where its text converts alike.
+            rows = ChunkConverter(mapping, names, text_source=True, **common)
+        field = {name: index for index, name in enumerate(names)}  # the last one wins
         slots: list[tuple[int, int]] = [(_ID, field[rows.id_column]), (_LINE, 0)]
         if rows.ts_column is not None:
             slots.append((_TS, field[rows.ts_column]))
@@ -81,53 +86,72 @@ class NativeConverter:
         if rows.since is not None:
             name, modified, earliest = rows.since
             since = (field[name], earliest)
-        self._arguments: dict[str, Any] = dict(
-            delimiter=ord(delimiter),
-            width=len(columns),
-            fragments=tuple(text.encode() for text in rows.template.fragments),
-            slots=tuple(slots),
-            removal=removal,
-            since=since,
-            latest=limits.max_timestamp_ms / 1000,
-            max_bytes=limits.max_event_bytes,
-            miss=_miss_function(rows, memos, modified),
-            memo_limit=memo_limit,
+        self._converter = csvfast.Converter(
+            names,
+            delimiter,
+            tuple(text.encode() for text in rows.template.fragments),
+            tuple(slots),
+            removal,
+            since,
+            limits.max_timestamp_ms / 1000,
+            limits.max_event_bytes,
+            _miss_function(rows, memos, modified),
+            memo_limit,
         )
-        self._converter = _csvfast.Converter(**self._arguments)
+        self._source = source
+        self._width = len(names)
         self._index = index
 
-    def convert_chunk(self, chunk: Chunk) -> ChunkOutput:
-        if chunk.block is None:
-            return self._python(chunk.rows, chunk.lines)
-        if not chunk.lines:
-            return ChunkOutput(indexed=self._index is not None)
-        keys, payloads, lines, stamps, fallback, skipped = self._converter.convert(
-            chunk.block, chunk.lines, self._index
-        )
-        out = ChunkOutput(
-            lines=lines,
-            keys=keys,
-            payloads=payloads,
-            stamps=stamps,
-            indexed=self._index is not None,
-        )
-        out.skipped = skipped
-        if fallback:
-            delimiter = self._delimiter
-            out.absorb(
-                self._python(
-                    [raw.decode().split(delimiter) for _, raw in fallback],
-                    [line for line, _ in fallback],
-                )
+    def chunks(self, size: int) -> Iterator[tuple[Chunk, ChunkOutput]]:
+        """Chunks of ``size`` rows at most (the first ones smaller, see :data:`FIRST_ROWS`;
+        one ends where the bytes read so far end) and their events."""
+        converter, index = self._converter, self._index
+        blocks = self._source.blocks()
+        take = min(size, FIRST_ROWS)
+        ended = False
+        while True:
+            try:
+                converted = converter.convert(take, index)
+            except ValueError as exc:
+                if not isinstance(self._source, CsvSource) or exc.args[:1] != ("not UTF-8",):
+                    raise
+                raise self._source.not_text(exc.args[1] - 1, exc) from exc
+            keys, payloads, lines, stamps, fallback, bad, skipped, read, last_line = converted
+            if not read:
+                if ended:
+                    return
+                data = next(blocks, None)
+                ended = data is None
+                converter.feed(data or b"", ended)
+                continue
+            take = min(size, take * 2)
+            out = ChunkOutput(
+                lines=lines,
+                keys=keys,
+                payloads=payloads,
+                stamps=stamps,
+                skipped=skipped,
             )
-        return out
+            rejected = [
+                (line, "bad_row", f"{fields} fields, the header has {self._width}")
+                for line, fields in bad
+            ]
+            count = read - len(bad)  # the rows read (bad CSV records are no rows)
+            if fallback:
+                numbers = [line for line, _ in fallback]
+                rows: list[Any] = [row for _, row in fallback]
+                if isinstance(self._source, JsonlSource):
+                    rows, numbers, more = json_rows(rows, numbers)
+                    count -= len(fallback) - len(rows)  # bad and blank JSON lines
+                    rejected += more
+                out.absorb(self._python(rows, numbers))
+            yield Chunk([], [], sorted(rejected), last_line, count), out
 
-    def _python(self, rows: Sequence[Sequence[Any]], lines: Sequence[int]) -> ChunkOutput:
+    def _python(self, rows: Sequence[Any], lines: Sequence[int]) -> ChunkOutput:
         """Rows the Python converter settles, their ids noted like the Rust converter's."""
         out = self.full.convert(rows, lines)
         if self._index is not None:
             self._index.add(out.keys, out.lines, out.stamps)
-            out.indexed = True
         return out
 
 

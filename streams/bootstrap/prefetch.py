@@ -1,8 +1,8 @@
 """Run an iterator in a thread, a few items ahead of the loop that consumes it.
 
-The bootstrap reads and converts chunk n+1 while the main thread produces chunk n: polars and
-file reads run without the GIL, so the two overlap on a second core. Whatever the iterator
-raises (KeyboardInterrupt included) is raised again in the consumer, in order.
+The bootstrap reads and converts chunk n+1 while the main thread produces chunk n: the native
+converter and file reads run without the GIL, so the two overlap on a second core. Whatever the
+iterator raises (KeyboardInterrupt included) is raised again in the consumer, in order.
 """
 
 from __future__ import annotations

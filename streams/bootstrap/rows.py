@@ -18,7 +18,6 @@ from streams.bootstrap.columns import Column, ColumnConverter, property_column, 
 from streams.bootstrap.convert import ms_to_seconds, to_customer_id
 from streams.bootstrap.events import EventTemplate, dict_events, json_text
 from streams.bootstrap.mapping import BootstrapMapping
-from streams.bootstrap.sources import Chunk
 from streams.errors import ConfigError
 
 
@@ -41,15 +40,10 @@ class ChunkOutput:
     skipped: int = 0
     deletes: int = 0
     opt_outs: int = 0
-    # The columnar converter's (key, line, stamp) polars frame of the rows to produce: the
-    # duplicate check takes it as is (see streams.bootstrap.dedupe).
-    keyed: Any = None
-    # Its ids are in the duplicate index already: the Rust converter notes them as it converts.
-    indexed: bool = False
 
     def absorb(self, more: ChunkOutput) -> None:
         """Append the rows and counts of ``more``: rows of the same chunk another converter
-        settled (the fast converters hand their odd rows to the Python one)."""
+        settled (the native converter hands its odd rows to this one)."""
         self.lines += more.lines
         self.keys += more.keys
         self.payloads += more.payloads
@@ -129,7 +123,7 @@ class ChunkConverter:
         self._max_bytes = limits.max_event_bytes
         self._template = self._compile_template()
 
-    # What the columnar converter (streams.bootstrap.frames) shares with this one.
+    # What the native converter (streams.bootstrap.native) shares with this one.
     @property
     def id_column(self) -> str:
         return self._id_column
@@ -183,12 +177,6 @@ class ChunkConverter:
             return lambda name: list(map(dict.get, rows, repeat(name, count)))
         index = {name: position for position, name in enumerate(self._columns)}
         return lambda name: list(map(itemgetter(index[name]), rows))
-
-    def convert_chunk(self, chunk: Chunk) -> ChunkOutput:
-        """A chunk of parsed rows (this converter takes no :attr:`Chunk.block`)."""
-        if chunk.block is not None:
-            raise ValueError("block chunks need the columnar converter (streams.bootstrap.frames)")
-        return self.convert(chunk.rows, chunk.lines)
 
     def convert(self, rows: Sequence[Any], lines: Sequence[int]) -> ChunkOutput:
         count = len(rows)

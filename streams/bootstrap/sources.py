@@ -1,16 +1,15 @@
 """Snapshot sources: CSV and JSONL files, and a PostgreSQL query read through a server-side cursor.
 
-Each yields :class:`Chunk` s of rows, streaming: a CSV row is a list (``columns`` names its
-positions), a JSONL row a dict (``columns`` is None), a database row a tuple. A line that cannot
-be read as a row is listed in the chunk's ``bad``, so one bad line never stops a job. The file
-sources live in :mod:`streams.bootstrap.files`, the database one in
-:mod:`streams.bootstrap.postgres`.
+A file source (:mod:`streams.bootstrap.files`) hands its bytes to the native converter, which
+parses them; the database one (:mod:`streams.bootstrap.postgres`) yields :class:`Chunk` s of
+rows (tuples, ``columns`` names their positions), streaming. A line that cannot be read as a row
+is listed in a chunk's ``bad``, so one bad line never stops a job.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
@@ -33,20 +32,19 @@ class SourceError(StreamsError):
 class Chunk(NamedTuple):
     """Consecutive rows of a source and the lines they came from.
 
-    A CSV source asked for blocks (``CsvSource.blocks``) hands plain rows over unparsed:
-    ``block`` holds them as UTF-8 lines ending in LF, each with exactly the header's number of
-    fields and no quotes, one per entry of ``lines``; ``rows`` is then empty.
+    A file's chunks come converted (:mod:`streams.bootstrap.native`): ``rows`` is then empty,
+    ``lines`` is empty too and ``read`` counts the rows read.
     """
 
     rows: list[Any]
-    lines: Sequence[int]  # aligned with rows (or with the lines of block)
+    lines: Sequence[int]  # aligned with rows
     bad: list[tuple[int, str, str]]  # (line, reason, detail) of lines that are not rows
     last_line: int  # the last line the chunk covers: a resumed job continues after it
-    block: bytes | None = None
+    read: int | None = None
 
     @property
     def row_count(self) -> int:
-        return len(self.lines) if self.block is not None else len(self.rows)
+        return len(self.rows) if self.read is None else self.read
 
 
 class Source(Protocol):
@@ -58,7 +56,6 @@ class Source(Protocol):
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-    def chunks(self, size: int) -> Iterator[Chunk]: ...
     def estimate_total(self) -> int | None: ...
     def fingerprint(self) -> str: ...
     def modified_ms(self) -> int | None: ...

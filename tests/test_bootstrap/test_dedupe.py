@@ -6,15 +6,10 @@ import threading
 from itertools import pairwise
 from random import Random
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.bootstrap.dedupe import DuplicateIndex
-from streams.bootstrap.native import available
-
-# Both implementations: polars, and the Rust index (streams._native.csvfast) when built.
-NATIVE = [False, True] if available() else [False]
 
 ROWS = st.lists(
     st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3)), min_size=1, max_size=40
@@ -26,16 +21,9 @@ def run(
     cuts: list[int],
     stamped: bool,
     shuffle: Random | None = None,
-    settle_rows: int = 1_000,
-    *,
-    native: bool = False,
 ) -> list[tuple[int, int, bool]]:
     reports: list[tuple[int, int, bool]] = []
-    index = DuplicateIndex(
-        lambda line, kept, same: reports.append((line, kept, same)),
-        settle_rows=settle_rows,
-        native=native,
-    )
+    index = DuplicateIndex(lambda line, kept, same: reports.append((line, kept, same)))
     bounds = sorted({0, len(rows), *(cut % (len(rows) + 1) for cut in cuts)})
     for start, end in pairwise(bounds):
         # Within a chunk rows may come in any order (the converter puts some last).
@@ -48,20 +36,12 @@ def run(
     return reports
 
 
-@pytest.mark.parametrize("native", NATIVE)
-@given(
-    ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms(), st.integers(1, 50)
-)
+@given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms())
 def test_losers_are_every_row_but_the_winner(
-    native: bool,
-    rows: list[tuple[str, int]],
-    cuts: list[int],
-    stamped: bool,
-    shuffle: Random,
-    settle: int,
+    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random
 ) -> None:
-    """Whatever the chunking and however often rows are settled on the way."""
-    reports = run(rows, cuts, stamped, shuffle, settle, native=native)
+    """Whatever the chunking and the order of rows within a chunk."""
+    reports = run(rows, cuts, stamped, shuffle)
     # The winner per id: the newest update time, then the later line.
     winners: dict[str, tuple[tuple[int, int], int]] = {}
     for line, (key, stamp) in enumerate(rows, 1):
@@ -76,34 +56,19 @@ def test_losers_are_every_row_but_the_winner(
         assert same == (not stamped or rows[line - 1][1] == rows[kept - 1][1])
 
 
-@pytest.mark.parametrize("native", NATIVE)
 @given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans())
 def test_chunking_does_not_change_the_verdicts(
-    native: bool, rows: list[tuple[str, int]], cuts: list[int], stamped: bool
+    rows: list[tuple[str, int]], cuts: list[int], stamped: bool
 ) -> None:
-    whole = run(rows, [], stamped, native=native)
-    assert sorted(run(rows, cuts, stamped, native=native)) == sorted(whole)
+    whole = run(rows, [], stamped)
+    assert sorted(run(rows, cuts, stamped)) == sorted(whole)
 
 
-@pytest.mark.skipif(not available(), reason="streams._native.csvfast is not built")
-@given(ROWS, st.lists(st.integers(0, 40), max_size=5), st.booleans(), st.randoms())
-def test_the_rust_index_reports_what_polars_reports(
-    rows: list[tuple[str, int]], cuts: list[int], stamped: bool, shuffle: Random
-) -> None:
-    """Settled once, at the end, polars names the final winner too (the Rust index always does;
-    polars settling on the way names the winner of that moment)."""
-    polars = run(rows, cuts, stamped, Random(shuffle.random()))
-    assert sorted(run(rows, cuts, stamped, Random(shuffle.random()), native=True)) == sorted(polars)
-
-
-@pytest.mark.parametrize("native", NATIVE)
-def test_reports_come_from_finish_only_by_line(native: bool) -> None:
+def test_reports_come_from_finish_only_by_line() -> None:
     """The bootstrap adds rows on its reader thread and finishes on the main one: nothing may
-    be reported before finish(), even when polars settles on the way."""
+    be reported before finish(), and each loser is reported against its id's final winner."""
     reports: list[tuple[int, int, bool]] = []
-    index = DuplicateIndex(
-        lambda line, kept, same: reports.append((line, kept, same)), settle_rows=2, native=native
-    )
+    index = DuplicateIndex(lambda line, kept, same: reports.append((line, kept, same)))
 
     def add_all() -> None:
         for start in range(0, 12, 3):
@@ -115,23 +80,16 @@ def test_reports_come_from_finish_only_by_line(native: bool) -> None:
     reader.join()
     assert reports == []
     index.finish()
-    # Odd lines share "a" (11 wins), even lines "b" (12 wins); polars settling on the way names
-    # the winner of that moment, a later line of the same id.
-    assert [line for line, _, _ in reports] == list(range(1, 11))
-    for line, kept, _ in reports:
-        assert kept % 2 == line % 2
-        assert kept > line
-    if native:
-        assert reports == [(line, 11 if line % 2 else 12, True) for line in range(1, 11)]
+    # Odd lines share "a" (11 wins), even lines "b" (12 wins).
+    assert reports == [(line, 11 if line % 2 else 12, True) for line in range(1, 11)]
 
 
-@pytest.mark.skipif(not available(), reason="streams._native.csvfast is not built")
 def test_the_rust_index_keeps_every_id_while_its_table_grows() -> None:
     """Tens of thousands of ids (the table grows and moves its slots many times), some of them
     seen again at the end: each repeat is found, none invented."""
     ids = [f"c-{n:08d}".encode() for n in range(40_000)]
     repeats = ids[::7]
     rows = [(key.decode(), 0) for key in ids + repeats]
-    reports = run(rows, [len(ids)], stamped=False, native=True)
+    reports = run(rows, [len(ids)], stamped=False)
     assert sorted(line for line, _, _ in reports) == [n * 7 + 1 for n in range(len(repeats))]
     assert all(kept == len(ids) + (line - 1) // 7 + 1 for line, kept, _ in reports)

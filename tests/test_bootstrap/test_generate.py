@@ -8,7 +8,8 @@ from pathlib import Path
 from streams.bootstrap.files import CsvSource
 from streams.bootstrap.generate import main
 from streams.bootstrap.mapping import load_mapping
-from streams.bootstrap.rows import ChunkConverter, RowLimits
+from streams.bootstrap.native import NativeConverter
+from streams.bootstrap.rows import RowLimits
 
 
 def test_generated_snapshots_convert_with_their_mapping(tmp_path: Path) -> None:
@@ -22,16 +23,15 @@ def test_generated_snapshots_convert_with_their_mapping(tmp_path: Path) -> None:
     ids = [row[0] for row in rows[1:]]
     assert 1800 < len(set(ids)) < 2000
     with CsvSource(out) as source:
-        converter = ChunkConverter(
+        converter = NativeConverter(
             mapping,
-            source.columns,
+            source,
             job_id="g",
             snapshot_ms=0,
             since_ms=None,
             limits=RowLimits(2**50, 1 << 20),
-            text_source=True,
         )
-        outputs = [converter.convert(c.rows, c.lines) for c in source.chunks(500)]
+        outputs = [output for _, output in converter.chunks(500)]
     rejected = {reason for o in outputs for _, reason, _ in o.rejected}
     assert rejected == {"bad_email"}
     assert 0 < sum(o.opt_outs for o in outputs) < 100

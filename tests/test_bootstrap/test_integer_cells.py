@@ -1,6 +1,7 @@
 """The snapshot bootstrap keeps the one rule for integers: a cell read as an integer (an int
 column, an update time, an id) outside [-2^63, 2^63 - 1] rejects its row with the reason
-``integer_out_of_range``, on every converter (Python, polars, Rust) and from CSV and JSONL alike."""
+``integer_out_of_range``, on both converters (the Python reference, the native one) and from
+CSV and JSONL alike."""
 
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ import pytest
 from hypothesis import given
 
 from streams.bootstrap.convert import ConversionError, epoch_ms, to_customer_id, to_int
-from streams.bootstrap.files import JsonlSource
-from streams.bootstrap.mapping import parse_mapping
-from streams.bootstrap.rows import ChunkConverter
 from streams.codecs.integers import I64_MAX, I64_MIN
-from tests.test_bootstrap.test_frames import FAST, LIMITS, MAPPINGS, SNAPSHOT_MS, run, write
+from tests.test_bootstrap.test_native_rows import MAPPINGS, reference, run, write
 from tests.test_codecs.test_integers import BOUNDARY, INTEGERS
 
 
@@ -62,7 +60,7 @@ def test_every_converter_rejects_a_csv_cell_out_of_range_alike() -> None:
         fields[0] = f"t-{number}"
         lines.append(",".join(fields))
     path = write(lines)
-    expected = run(path, MAPPINGS["full"], 4, fast=None)
+    expected = reference(path, MAPPINGS["full"])
     reasons = {line: reason for line, reason, _ in expected["rejected"]}
     for line, text in enumerate(lines, start=2):
         column = 3 if text.split(",")[3] != "41" else 9
@@ -71,8 +69,7 @@ def test_every_converter_rejects_a_csv_cell_out_of_range_alike() -> None:
             assert reasons.get(line) != "integer_out_of_range", text
         else:
             assert reasons[line] == "integer_out_of_range", text
-    for fast in FAST:
-        assert run(path, MAPPINGS["full"], 4, fast=fast) == expected, fast
+    assert run(path, MAPPINGS["full"], 4) == expected
 
 
 def test_a_jsonl_integer_out_of_range_is_refused_even_where_orjson_rounds_it(
@@ -83,33 +80,18 @@ def test_a_jsonl_integer_out_of_range_is_refused_even_where_orjson_rounds_it(
     rows = [f'{{"id":"c-{n}","age":{value},"name":"x{value}"}}' for n, value in enumerate(values)]
     path = tmp_path / "s.jsonl"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    mapping = parse_mapping(
-        {
-            "ids": [{"from_column": "id"}],
-            "properties": [
-                {"from_column": "age", "to_property": "age", "type": "int"},
-                {"from_column": "name", "to_property": "name", "type": "string"},
-            ],
-        }
-    )
-    converter = ChunkConverter(
-        mapping,
-        None,
-        job_id="job",
-        snapshot_ms=SNAPSHOT_MS,
-        since_ms=None,
-        limits=LIMITS,
-        text_source=False,
-    )
-    rejected: dict[int, str] = {}
-    accepted: list[int] = []
-    with JsonlSource(path) as source:
-        for chunk in source.chunks(100):
-            out = converter.convert_chunk(chunk)
-            rejected.update({line: reason for line, reason, _ in out.rejected})
-            accepted += out.lines
+    mapping = {
+        "ids": [{"from_column": "id"}],
+        "properties": [
+            {"from_column": "age", "to_property": "age", "type": "int"},
+            {"from_column": "name", "to_property": "name", "type": "string"},
+        ],
+    }
+    expected = reference(path, mapping)
+    assert run(path, mapping, 100) == expected
+    rejected = {line: reason for line, reason, _ in expected["rejected"]}
     assert rejected == {1: "integer_out_of_range", 4: "integer_out_of_range"} | {
         5: "integer_out_of_range",
         6: "integer_out_of_range",
     }
-    assert accepted == [2, 3]
+    assert [line for line, *_ in expected["events"]] == [2, 3]

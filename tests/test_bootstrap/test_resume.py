@@ -20,7 +20,6 @@ from streams.bootstrap.files import CsvSource
 from streams.bootstrap.job import BootstrapJob
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import JobReport, Status
-from streams.bootstrap.sources import Chunk
 from streams.errors import ConfigError
 from streams.testing import wait_until
 from tests.test_bootstrap.bootstrap_helpers import (
@@ -72,18 +71,19 @@ def confirmed_beyond(checkpoint_file: Path, line: int) -> Callable[[], bool]:
 
 
 class FailingSource(CsvSource):
-    """A CSV source that raises ``error`` once ``after`` chunks were handed out."""
+    """A CSV source that raises ``error`` once ``after`` pieces of 50 rows were read."""
 
     def __init__(self, path: Path, after: int, error: BaseException) -> None:
         super().__init__(path)
         self._after = after
         self._error = error
 
-    def chunks(self, size: int) -> Iterator[Chunk]:
-        for number, chunk in enumerate(super().chunks(size)):
+    def blocks(self) -> Iterator[bytes]:
+        lines = self.path.read_bytes().splitlines(keepends=True)
+        for number, start in enumerate(range(1, len(lines), 50)):  # the header comes first
             if number == self._after:
                 raise self._error
-            yield chunk
+            yield b"".join(lines[0 if start == 1 else start : start + 50])
 
 
 def snapshot(write_csv: Any, rows: int = ROWS) -> Path:

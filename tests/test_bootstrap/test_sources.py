@@ -6,26 +6,47 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.bootstrap.files import CsvSource, JsonlSource
+from streams.bootstrap.mapping import parse_mapping
+from streams.bootstrap.native import NativeConverter
 from streams.bootstrap.postgres import PostgresSource
+from streams.bootstrap.rows import RowLimits
 from streams.bootstrap.sources import count_lines, open_source
 from streams.errors import ConfigError
 from streams.logs import mask_dsn
 
 
 def read_all(
-    source: Any, size: int
+    source: CsvSource | JsonlSource, size: int
 ) -> tuple[list[Any], list[int], list[tuple[int, str, str]], int]:
+    """(rows, lines, bad lines, last line) as the native converter reads a file: every column a
+    string property (JSONL: ``id`` and ``n``), a row the event's id and properties."""
     rows: list[Any] = []
     lines: list[int] = []
     bad: list[tuple[int, str, str]] = []
     last = 0
     with source:
-        for chunk in source.chunks(size):
-            rows += chunk.rows
-            lines += chunk.lines
+        names = source.columns or ["id", "n"]
+        mapping = parse_mapping(
+            {
+                "ids": [{"from_column": names[0]}],
+                "properties": [{"from_column": name, "to_property": name} for name in names[1:]],
+                "empty_values": "null",
+            }
+        )
+        limits = RowLimits(2**50, 1 << 20)
+        converter = NativeConverter(
+            mapping, source, job_id="t", snapshot_ms=0, since_ms=None, limits=limits
+        )
+        for chunk, out in converter.chunks(size):
+            for line, payload in sorted(zip(out.lines, out.payloads, strict=True)):
+                event = orjson.loads(payload)
+                values = [event["properties"][name] or "" for name in names[1:]]
+                rows.append([event["customer_id"], *values])
+                lines.append(line)
             bad += chunk.bad
             assert chunk.last_line > last
             last = chunk.last_line
@@ -53,17 +74,26 @@ def test_csv_lines_stay_exact_across_quoted_newlines_and_chunk_edges(
     assert last == 10
 
 
-def test_csv_without_quotes_takes_the_split_path_with_the_same_result(tmp_path: Path) -> None:
+def test_csv_line_ends_and_a_byte_order_mark_read_alike(tmp_path: Path) -> None:
     plain = tmp_path / "plain.csv"
     plain.write_text("id,a,b\n1,x,\n2, y ,z\n\n3,,\n", encoding="utf-8")
     crlf = tmp_path / "crlf.csv"
     crlf.write_bytes(b"\xef\xbb\xbfid,a,b\r\n1,x,\r\n2, y ,z\r\n\r\n3,,\r\n")
+    lone_cr = tmp_path / "cr.csv"
+    lone_cr.write_bytes(b"id,a,b\r1,x,\r2, y ,z\r\r3,,\r")
     expected = [["1", "x", ""], ["2", " y ", "z"], ["3", "", ""]]
-    for path in (plain, crlf):
+    for path in (plain, crlf, lone_cr):
         source = CsvSource(path)
         rows, lines, bad, _ = read_all(source, 2)
         assert source.columns == ["id", "a", "b"]
         assert (rows, lines, bad) == (expected, [2, 3, 5], [])
+
+
+def test_other_delimiters_and_encodings(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes('id;name\n1;"Košice; SK"\n2;Žilina\n'.encode("cp1250"))
+    rows, _, _, _ = read_all(CsvSource(path, delimiter=";", encoding="cp1250"), 10)
+    assert rows == [["1", "Košice; SK"], ["2", "Žilina"]]
 
 
 def test_csv_needs_a_header_and_valid_text(tmp_path: Path) -> None:
@@ -81,9 +111,9 @@ def test_csv_needs_a_header_and_valid_text(tmp_path: Path) -> None:
 
 def test_jsonl_reports_broken_lines_and_skips_blank_ones(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
-    path.write_bytes(b'{"id": "c-1"}\n\n{"id": \n[1, 2]\n   \n{"id": "c-2", "n": 2}')
+    path.write_bytes(b'{"id": "c-1"}\n\n{"id": \n[1, 2]\n   \n{"id": "c-2", "n": "x"}')
     rows, lines, bad, last = read_all(JsonlSource(path), 2)
-    assert rows == [{"id": "c-1"}, {"id": "c-2", "n": 2}]
+    assert rows == [["c-1", ""], ["c-2", "x"]]
     assert lines == [1, 6]
     assert [(line, reason) for line, reason, _ in bad] == [(3, "bad_json"), (4, "not_an_object")]
     assert last == 6

@@ -1,17 +1,17 @@
-//! `Converter`: a block of plain CSV lines to change events, mostly without the GIL.
+//! `Converter`: the rows of a CSV or JSONL snapshot to change events, mostly without the GIL.
 
 use std::collections::HashSet;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyList, PyRange, PyRangeMethods, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyList, PyString, PyTuple};
 
-use super::cells::{email_ok, put_int, put_line, put_plain, put_repr, Number};
+use super::cells::{email_ok, put_escaped, put_int, put_line, put_plain, put_repr, Number};
 use super::keyindex::KeyIndex;
 use super::memo::{Found, Table, Value};
 use super::out::Out;
-use super::sequence_items;
-use super::words::{hash_bytes, json_plain, split};
+use super::parse::{Cell, CellKind, Format, Input, Parsed};
+use super::words::{hash_bytes, json_plain};
 
 /// `which` of `miss(which, cells)` for the removal flags and the modified-at times (memo
 /// slots are named by their index).
@@ -69,13 +69,9 @@ enum Verdict {
 
 #[derive(Clone, Copy, Default)]
 struct Row {
-    number: i64,  // the file's line number
-    start: usize, // the line in the block
-    length: usize,
-    event: usize, // the event in the output buffer
+    record: usize, // in Parsed::records
+    event: usize,  // the event in the output buffer
     event_length: usize,
-    key: usize, // the id cell in the block
-    key_length: usize,
     stamp: f64,
     verdict: Verdict,
 }
@@ -87,8 +83,6 @@ struct Slot {
 
 /// What a converter converts: fixed when it is made.
 struct Spec {
-    delimiter: u8,
-    width: usize,
     slots: Vec<Slot>,
     fragments: Vec<Vec<u8>>, // one more than slots: the event's text around them
     fragment_bytes: usize,
@@ -109,17 +103,18 @@ struct Tables {
     modified: Table,
 }
 
-/// Plain CSV lines to change events (see streams/bootstrap/native.py).
+/// Snapshot rows to change events (see streams/bootstrap/native.py).
 #[pyclass(module = "streams._native.csvfast")]
 pub struct Converter {
     spec: Spec,
     tables: Tables,
+    format: Format,
+    input: Input,
     // Kept from one convert() to the next: growing them anew per chunk cost reallocations and
     // fresh pages.
+    parsed: Parsed,
     events: Out,
     rows: Vec<Row>,
-    starts: Vec<usize>, // two rows' fields: the next row is split before this one converts
-    ends: Vec<usize>,
 }
 
 /// miss(which, cells) for new cells: each value remembered.
@@ -190,26 +185,28 @@ fn learn_one(
 
 /// One row's event appended to `b` (`Verdict::Event`; `stamp` set when there is an update-time
 /// column), or another verdict. Without the GIL (`gil` None) it calls no Python and answers
-/// `Verdict::Gil` for rows that need it.
+/// `Verdict::Gil` for rows that need it. A cell is converted here only where the Python
+/// converter makes the same of its text as of the typed JSON value it came from; anything else
+/// (empty cells, removals, values Python converts otherwise or rejects) goes to Python.
 #[allow(clippy::too_many_arguments)]
 fn convert_row(
     spec: &Spec,
     tables: &mut Tables,
-    line: &[u8],
-    starts: &[usize],
-    ends: &[usize],
+    parsed: &Parsed,
+    cells: &[Cell],
     number: i64,
     b: &mut Out,
     stamp: &mut f64,
     gil: Option<Python<'_>>,
 ) -> PyResult<Verdict> {
-    let cell = |field: usize| &line[starts[field]..ends[field]];
+    let text = |cell: Cell| parsed.cell(cell);
     if let Some((field, since)) = spec.since {
-        let s = cell(field);
-        if s.is_empty() {
+        let cell = cells[field];
+        if cell.kind != CellKind::Text {
             return Ok(Verdict::Python);
         }
-        let Some(found) = memo_entry(spec, &mut tables.modified, WHICH_MODIFIED, s, gil)? else {
+        let Some(found) = memo_entry(spec, &mut tables.modified, WHICH_MODIFIED, text(cell), gil)?
+        else {
             return Ok(Verdict::Gil);
         };
         if !tables.modified.usable(found) {
@@ -220,25 +217,28 @@ fn convert_row(
         }
     }
     if let Some((field, empty_removes)) = spec.removal {
-        let s = cell(field);
-        if s.is_empty() {
-            if empty_removes {
-                return Ok(Verdict::Python);
+        let cell = cells[field];
+        match cell.kind {
+            CellKind::Empty if empty_removes => return Ok(Verdict::Python),
+            CellKind::Empty => {}
+            CellKind::Text => {
+                let Some(found) =
+                    memo_entry(spec, &mut tables.removal, WHICH_REMOVAL, text(cell), gil)?
+                else {
+                    return Ok(Verdict::Gil);
+                };
+                if tables.removal.flag(found) {
+                    return Ok(Verdict::Python); // removals: Python knows what they become
+                }
             }
-        } else {
-            let Some(found) = memo_entry(spec, &mut tables.removal, WHICH_REMOVAL, s, gil)? else {
-                return Ok(Verdict::Gil);
-            };
-            if tables.removal.flag(found) {
-                return Ok(Verdict::Python); // removals: Python knows what they become
-            }
+            _ => return Ok(Verdict::Python),
         }
     }
     let start = b.len();
-    // Room for the row's event: cells hold at most the line's bytes (the last field ends it)
-    // and no slot adds more than SLOT_EXTRA to its cell, but for memo texts and CPython's
-    // reprs, which are put with a check of their own and then the room made again.
-    let room = spec.fragment_bytes + ends[spec.width - 1] + SLOT_EXTRA * spec.slots.len();
+    // Room for the row's fragments and line number, made again after each cell (a cell's
+    // text is at most SLOT_EXTRA more than its bytes, but for escaped strings, memo texts and
+    // CPython's reprs, which are put with a check of their own).
+    let room = spec.fragment_bytes + SLOT_EXTRA * spec.slots.len();
     b.reserve(room);
     for (i, slot) in spec.slots.iter().enumerate() {
         b.append(&spec.fragments[i]);
@@ -246,29 +246,45 @@ fn convert_row(
             put_line(b, number);
             continue;
         }
-        let s = cell(slot.field);
-        if s.is_empty() {
-            return Ok(Verdict::Python); // empty cells: Python knows what they mean
-        }
-        match slot.kind {
-            Kind::Id | Kind::String => {
-                if !json_plain(s) {
-                    return Ok(Verdict::Python);
+        let cell = cells[slot.field];
+        let s = text(cell);
+        b.reserve(s.len() + SLOT_EXTRA);
+        let kind = cell.kind;
+        let ok = match (slot.kind, kind) {
+            (_, CellKind::Empty | CellKind::Other) => false, // Python knows what they mean
+            (Kind::Id, CellKind::Text) => {
+                json_plain(s) && {
+                    b.append(s);
+                    true
                 }
+            }
+            (Kind::Id, CellKind::Int) => {
+                canonical_int(s) && {
+                    b.append(s);
+                    true
+                }
+            }
+            (Kind::String, CellKind::Text) => {
+                if json_plain(s) {
+                    b.append(s);
+                } else {
+                    put_escaped(b, s);
+                }
+                true
+            }
+            (Kind::String, CellKind::Int) => put_int(b, s),
+            (Kind::String, CellKind::Bool) => {
                 b.append(s);
+                true
             }
-            Kind::Email => {
-                if !email_ok(s) {
-                    return Ok(Verdict::Python);
-                }
-                b.append(s);
-            }
-            Kind::Int => {
-                if !put_int(b, s) {
-                    return Ok(Verdict::Python);
+            (Kind::Email, CellKind::Text) => {
+                email_ok(s) && {
+                    b.append(s);
+                    true
                 }
             }
-            Kind::Float | Kind::Ts => {
+            (Kind::Int, CellKind::Text | CellKind::Int) => put_int(b, s),
+            (Kind::Float | Kind::Ts, CellKind::Text | CellKind::Int | CellKind::Float) => {
                 let Some(parts) = Number::split(s) else {
                     return Ok(Verdict::Python);
                 };
@@ -281,7 +297,6 @@ fn convert_row(
                         let Some(value) = put_repr(py, b, s)? else {
                             return Ok(Verdict::Python);
                         };
-                        b.reserve(room);
                         value
                     }
                 };
@@ -291,8 +306,9 @@ fn convert_row(
                     }
                     *stamp = value;
                 }
+                true
             }
-            Kind::Memo => {
+            (Kind::Memo, _) => {
                 let table = &mut tables.memos[i];
                 let Some(found) = memo_entry(spec, table, i as isize, s, gil)? else {
                     return Ok(Verdict::Gil);
@@ -301,10 +317,14 @@ fn convert_row(
                     return Ok(Verdict::Python); // empty or not convertible
                 }
                 b.put(table.text(found));
-                b.reserve(room);
+                true
             }
-            Kind::Line => unreachable!("written above"),
+            _ => false,
+        };
+        if !ok {
+            return Ok(Verdict::Python);
         }
+        b.reserve(room);
     }
     b.append(&spec.fragments[spec.slots.len()]);
     let fits = isize::try_from(b.len() - start).is_ok_and(|length| length <= spec.max_bytes);
@@ -315,92 +335,31 @@ fn convert_row(
     })
 }
 
+/// An integer as str(int) writes it: -?[0-9]{1,18}, no leading zero, no "-0".
+fn canonical_int(s: &[u8]) -> bool {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    (1..=18).contains(&digits.len())
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || s == b"0")
+}
+
 /// Starts loading the table slots a row will look up (its memo cells, its id in the duplicate
 /// index): they are all over tables larger than the cache, and a lookup otherwise waits for
 /// memory. Only a hint: nothing is read or written.
 fn prefetch_row(
     spec: &Spec,
     tables: &Tables,
-    line: &[u8],
-    starts: &[usize],
-    ends: &[usize],
+    parsed: &Parsed,
+    cells: &[Cell],
     index: Option<&KeyIndex>,
 ) {
     for (slot, table) in spec.slots.iter().zip(&tables.memos) {
         if slot.kind == Kind::Memo {
-            table.prefetch(hash_bytes(&line[starts[slot.field]..ends[slot.field]]));
+            table.prefetch(hash_bytes(parsed.cell(cells[slot.field])));
         }
     }
     if let Some(index) = index {
-        index.prefetch(hash_bytes(
-            &line[starts[spec.id_field]..ends[spec.id_field]],
-        ));
-    }
-}
-
-/// Where the block's lines are (verdicts reset): the number of lines found, one more than the
-/// rows when there are more.
-fn find_rows(block: &[u8], rows: &mut [Row]) -> usize {
-    let mut pos = 0;
-    for (r, row) in rows.iter_mut().enumerate() {
-        if pos >= block.len() {
-            return r;
-        }
-        let length = memchr::memchr(b'\n', &block[pos..]).unwrap_or(block.len() - pos);
-        *row = Row {
-            number: row.number,
-            start: pos,
-            length,
-            ..Row::default()
-        };
-        pos += length + 1;
-    }
-    if pos < block.len() {
-        rows.len() + 1
-    } else {
-        rows.len()
-    }
-}
-
-/// The line numbers of a chunk: a range(first, first + count) (what a block chunk's lines
-/// are), read without making a list of it, or any other sequence of ints.
-enum Lines {
-    Range { first: i64, count: usize },
-    Listed(Vec<i64>),
-}
-
-impl Lines {
-    fn read(lines: &Bound<'_, PyAny>) -> PyResult<Lines> {
-        if let Ok(range) = lines.cast::<PyRange>() {
-            // Anything odd about it (a step, ints beyond 64 bits): the general way says what.
-            if let (Ok(first), Ok(1), Ok(count)) = (range.start(), range.step(), range.len()) {
-                let first = first as i64;
-                if i64::try_from(count).is_ok_and(|count| first <= i64::MAX - count) {
-                    return Ok(Lines::Range { first, count });
-                }
-            }
-        }
-        let numbers = sequence_items(lines)?;
-        Ok(Lines::Listed(
-            numbers
-                .iter()
-                .map(|n| n.extract())
-                .collect::<PyResult<_>>()?,
-        ))
-    }
-
-    fn count(&self) -> usize {
-        match self {
-            Lines::Range { count, .. } => *count,
-            Lines::Listed(numbers) => numbers.len(),
-        }
-    }
-
-    fn number(&self, r: usize) -> i64 {
-        match self {
-            Lines::Range { first, .. } => first + r as i64,
-            Lines::Listed(numbers) => numbers[r],
-        }
+        index.prefetch(hash_bytes(parsed.cell(cells[spec.id_field])));
     }
 }
 
@@ -416,15 +375,17 @@ type Converted<'py> = (
     Bound<'py, PyList>,         // payloads
     Bound<'py, PyList>,         // lines
     Option<Bound<'py, PyList>>, // update times (None without an update-time column)
-    Bound<'py, PyList>,         // fallback: (line, raw line) for Python
+    Bound<'py, PyList>,         // fallback: (line, [cells] or raw JSON line) for Python
+    Bound<'py, PyList>,         // bad: (line, fields) of CSV records of another width
     usize,                      // skipped (modified before since)
+    usize,                      // rows read (bad ones too): 0 when the input needs more bytes
+    i64,                        // the last line read
 );
 
 impl Converter {
     /// The rows whose verdict is `pending`, converted with or without the GIL.
     fn pass(
         &mut self,
-        block: &[u8],
         pending: Verdict,
         mut index: Option<&mut KeyIndex>,
         gil: Option<Python<'_>>,
@@ -432,78 +393,45 @@ impl Converter {
         let Converter {
             spec,
             tables,
+            format,
+            parsed,
             events: b,
             rows,
-            starts,
-            ends,
+            ..
         } = self;
-        let (width, delimiter, count) = (spec.width, spec.delimiter, rows.len());
-        let (mut split_row, mut fields) = (usize::MAX, 0);
+        let width = format.width();
+        let count = rows.len();
         for r in 0..count {
             if rows[r].verdict != pending {
                 continue;
             }
-            let line = &block[rows[r].start..rows[r].start + rows[r].length];
-            if split_row != r {
-                fields = split(line, delimiter, &mut starts[..width], &mut ends[..width]);
-            }
-            let next = (r + 1..count).find(|&next| rows[next].verdict == pending);
-            let mut next_fields = 0;
-            if let Some(next) = next {
-                let next_line = &block[rows[next].start..rows[next].start + rows[next].length];
-                next_fields = split(
-                    next_line,
-                    delimiter,
-                    &mut starts[width..],
-                    &mut ends[width..],
-                );
-                if next_fields == width {
-                    prefetch_row(
-                        spec,
-                        tables,
-                        next_line,
-                        &starts[width..],
-                        &ends[width..],
-                        index.as_deref(),
-                    );
-                }
+            let record = parsed.records[rows[r].record];
+            let cells = parsed.row_cells(&record, width);
+            if let Some(next) = rows[r + 1..].iter().find(|row| row.verdict == pending) {
+                let next = parsed.row_cells(&parsed.records[next.record], width);
+                prefetch_row(spec, tables, parsed, next, index.as_deref());
             }
             let row = &mut rows[r];
-            if fields != width {
-                row.verdict = Verdict::Python;
-            } else {
-                let mark = b.len();
-                row.event = mark;
-                let (starts, ends) = (&starts[..width], &ends[..width]);
-                row.verdict = convert_row(
-                    spec,
-                    tables,
-                    line,
-                    starts,
-                    ends,
-                    row.number,
-                    b,
-                    &mut row.stamp,
-                    gil,
-                )?;
-                if row.verdict == Verdict::Event {
-                    row.event_length = b.len() - mark;
-                    row.key = row.start + starts[spec.id_field];
-                    row.key_length = ends[spec.id_field] - starts[spec.id_field];
-                    if let Some(index) = index.as_deref_mut() {
-                        let key = &block[row.key..row.key + row.key_length];
-                        index.add_one(key, row.number, row.stamp, spec.has_ts)?;
-                    }
-                } else {
-                    b.truncate(mark); // drop what was written
+            let mark = b.len();
+            row.event = mark;
+            row.verdict = convert_row(
+                spec,
+                tables,
+                parsed,
+                cells,
+                record.number,
+                b,
+                &mut row.stamp,
+                gil,
+            )?;
+            if row.verdict == Verdict::Event {
+                row.event_length = b.len() - mark;
+                if let Some(index) = index.as_deref_mut() {
+                    let key = parsed.cell(cells[spec.id_field]);
+                    index.add_one(key, record.number, row.stamp, spec.has_ts)?;
                 }
-            }
-            if let Some(next) = next {
-                // The next row's fields move to the front.
-                starts.copy_within(width.., 0);
-                ends.copy_within(width.., 0);
-                split_row = next;
-                fields = next_fields;
+            } else {
+                b.truncate(mark); // drop what was written
             }
         }
         Ok(())
@@ -511,35 +439,30 @@ impl Converter {
 
     /// The memo cells the rows left for the GIL have not seen yet, converted by one miss()
     /// call per memo column (a call per cell costs several times more), in the order met.
-    fn learn_cells(&mut self, py: Python<'_>, block: &[u8]) -> PyResult<()> {
+    fn learn_cells(&mut self, py: Python<'_>) -> PyResult<()> {
         let Converter {
             spec,
             tables,
+            format,
+            parsed,
             rows,
-            starts,
-            ends,
             ..
         } = self;
-        let width = spec.width;
+        let width = format.width();
         // Slots, then removal, then modified-at.
         let mut pending: Vec<NewCells<'_>> = Vec::new();
         pending.resize_with(spec.slots.len() + 2, Default::default);
         let (removal, modified) = (spec.slots.len(), spec.slots.len() + 1);
         for row in rows.iter().filter(|row| row.verdict == Verdict::Gil) {
-            let line = &block[row.start..row.start + row.length];
-            if split(
-                line,
-                spec.delimiter,
-                &mut starts[..width],
-                &mut ends[..width],
-            ) != width
-            {
-                continue;
-            }
+            let cells = parsed.row_cells(&parsed.records[row.record], width);
             let mut note = |which: usize, table: &Table, field: usize| {
-                let s = &line[starts[field]..ends[field]];
+                let cell = cells[field];
+                if matches!(cell.kind, CellKind::Empty | CellKind::Other) {
+                    return;
+                }
+                let s = parsed.cell(cell);
                 let new = &mut pending[which];
-                if !s.is_empty() && table.find(s, hash_bytes(s)).is_none() && new.seen.insert(s) {
+                if table.find(s, hash_bytes(s)).is_none() && new.seen.insert(s) {
                     new.cells.push(s);
                 }
             };
@@ -569,102 +492,130 @@ impl Converter {
         Ok(())
     }
 
-    fn convert_block<'py>(
+    fn convert_rows<'py>(
         &mut self,
         py: Python<'py>,
-        block: &[u8],
-        lines: &Bound<'py, PyAny>,
+        max_rows: usize,
         mut index: Option<PyRefMut<'py, KeyIndex>>,
     ) -> PyResult<Converted<'py>> {
         let mut index: Option<&mut KeyIndex> = index.as_deref_mut();
-        let lines = Lines::read(lines)?;
-        let count = lines.count();
-        self.rows.clear();
-        self.rows.extend((0..count).map(|r| Row {
-            number: lines.number(r),
-            ..Row::default()
-        }));
         self.events.truncate(0);
-        // Without the GIL: every row that needs no Python (nearly all of them).
-        let found = py.detach(|| {
-            let found = find_rows(block, &mut self.rows);
-            if found != count {
-                return Ok(found);
-            }
-            self.pass(block, Verdict::Pending, index.as_deref_mut(), None)
-                .map(|()| found)
+        // Without the GIL: parsing, and every row that needs no Python (nearly all of them).
+        py.detach(|| {
+            self.format
+                .parse(&mut self.input, max_rows, &mut self.parsed);
+            self.rows.clear();
+            self.rows
+                .extend((0..self.parsed.records.len()).map(|record| Row {
+                    record,
+                    ..Row::default()
+                }));
+            self.pass(Verdict::Pending, index.as_deref_mut(), None)
         })?;
-        if found != count {
-            return Err(PyValueError::new_err(if found < count {
-                "the block holds fewer lines than given"
-            } else {
-                "the block holds more lines than given"
-            }));
+        if let Some(line) = self.parsed.not_utf8 {
+            return Err(PyValueError::new_err(("not UTF-8", line)));
         }
         // With the GIL: the new memo cells those rows met, a column at a time; then the rows
         // that waited for them, without the GIL again when they are many (the first chunks of
         // a file); what is left (CPython's float reprs) with it.
-        self.learn_cells(py, block)?;
+        self.learn_cells(py)?;
         let waiting = self
             .rows
             .iter()
             .filter(|row| row.verdict == Verdict::Gil)
             .count();
         if waiting >= GIL_FREE_ROWS {
-            py.detach(|| self.pass(block, Verdict::Gil, index.as_deref_mut(), None))?;
+            py.detach(|| self.pass(Verdict::Gil, index.as_deref_mut(), None))?;
         }
-        self.pass(block, Verdict::Gil, index, Some(py))?;
+        self.pass(Verdict::Gil, index, Some(py))?;
+        self.outputs(py)
+    }
 
+    /// The Python objects of a converted chunk.
+    fn outputs<'py>(&self, py: Python<'py>) -> PyResult<Converted<'py>> {
+        let (parsed, width) = (&self.parsed, self.format.width());
+        let id = |row: &Row| {
+            parsed.cell(parsed.row_cells(&parsed.records[row.record], width)[self.spec.id_field])
+        };
         // Gathered first: a list is made at its size only from an iterator that knows it.
         let events: Vec<&Row> = self
             .rows
             .iter()
             .filter(|row| row.verdict == Verdict::Event)
             .collect();
-        let keys = PyList::new(
-            py,
-            events
-                .iter()
-                .map(|row| PyBytes::new(py, &block[row.key..row.key + row.key_length])),
-        )?;
+        let keys = PyList::new(py, events.iter().map(|row| PyBytes::new(py, id(row))))?;
         let payloads = PyList::new(
             py,
             events
                 .iter()
                 .map(|row| PyBytes::new(py, self.events.bytes(row.event, row.event_length))),
         )?;
-        let numbers = PyList::new(py, events.iter().map(|row| row.number))?;
+        let number = |row: &Row| parsed.records[row.record].number;
+        let numbers = PyList::new(py, events.iter().map(|row| number(row)))?;
         let stamps = if self.spec.has_ts {
             Some(PyList::new(py, events.iter().map(|row| row.stamp))?)
         } else {
             None
         };
         let fallback = PyList::empty(py);
+        let raw = |start: usize, end: usize| PyBytes::new(py, &self.input.bytes[start..end]);
         for row in self
             .rows
             .iter()
             .filter(|row| row.verdict == Verdict::Python)
         {
-            let raw = PyBytes::new(py, &block[row.start..row.start + row.length]);
-            fallback.append((row.number, raw))?;
+            let record = parsed.records[row.record];
+            let cells = match self.format {
+                Format::Jsonl { .. } => raw(record.raw.0, record.raw.1).into_any(),
+                Format::Csv { .. } => {
+                    let mut texts = Vec::with_capacity(width);
+                    for &cell in parsed.row_cells(&record, width) {
+                        let text = std::str::from_utf8(parsed.cell(cell))
+                            .map_err(|_| PyValueError::new_err("a CSV cell is not UTF-8"))?;
+                        texts.push(PyString::new(py, text));
+                    }
+                    PyList::new(py, texts)?.into_any()
+                }
+            };
+            fallback.append((record.number, cells))?;
         }
+        for &(line, start, end) in &parsed.odd {
+            fallback.append((line, raw(start, end)))?;
+        }
+        let bad = PyList::new(py, parsed.bad.iter().copied())?;
         let skipped = self
             .rows
             .iter()
             .filter(|row| row.verdict == Verdict::Skipped)
             .count();
-        Ok((keys, payloads, numbers, stamps, fallback, skipped))
+        let read = parsed.records.len() + parsed.bad.len() + parsed.odd.len();
+        let last = parsed.records.last().map_or(0, |record| record.number);
+        let last = last.max(parsed.bad.last().map_or(0, |bad| bad.0));
+        Ok((
+            keys,
+            payloads,
+            numbers,
+            stamps,
+            fallback,
+            bad,
+            skipped,
+            read,
+            last.max(self.input.line),
+        ))
     }
 }
 
 #[pymethods]
 impl Converter {
+    /// Converter(columns, delimiter, fragments, slots, removal, since, latest, max_bytes, miss,
+    /// memo_limit): `delimiter` None reads JSONL (`columns`: the keys read, slots' fields
+    /// index them), else CSV with a header of `columns` fields.
     #[new]
-    #[pyo3(signature = (delimiter, width, fragments, slots, removal, since, latest, max_bytes, miss, memo_limit))]
+    #[pyo3(signature = (columns, delimiter, fragments, slots, removal, since, latest, max_bytes, miss, memo_limit))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        delimiter: i64,
-        width: isize,
+        columns: Vec<String>,
+        delimiter: Option<i64>,
         fragments: &Bound<'_, PyTuple>,
         slots: &Bound<'_, PyTuple>,
         removal: Option<(isize, bool)>,
@@ -674,17 +625,21 @@ impl Converter {
         miss: &Bound<'_, PyAny>,
         memo_limit: isize,
     ) -> PyResult<Self> {
-        let delimiter = u8::try_from(delimiter)
-            .ok()
-            .filter(|&d| (1..=127).contains(&d) && d != b'\n');
-        let (Some(delimiter), Ok(width @ 1..), Ok(memo_limit @ 1..), true) = (
-            delimiter,
-            usize::try_from(width),
-            usize::try_from(memo_limit),
-            miss.is_callable(),
-        ) else {
+        let width = columns.len();
+        let format = match delimiter {
+            None => Format::Jsonl { names: columns },
+            Some(delimiter) => match u8::try_from(delimiter) {
+                Ok(d) if (1..=127).contains(&d) && !matches!(d, b'\n' | b'\r' | b'"') => {
+                    Format::csv(d, width)
+                }
+                _ => return Err(PyValueError::new_err("an ASCII delimiter")),
+            },
+        };
+        let (1.., Ok(memo_limit @ 1..), true) =
+            (width, usize::try_from(memo_limit), miss.is_callable())
+        else {
             return Err(PyValueError::new_err(
-                "an ASCII delimiter, width >= 1, memo_limit >= 1, a callable miss",
+                "columns, memo_limit >= 1, a callable miss",
             ));
         };
         if fragments.len() != slots.len() + 1 {
@@ -717,25 +672,21 @@ impl Converter {
         let Some(id_field) = id_field else {
             return Err(PyValueError::new_err("no id slot"));
         };
-        // A field of -1 is none, as the C extension had it.
-        let field = |field: isize| match field {
-            -1 => Ok(None),
-            f if (0..width as isize).contains(&f) => Ok(Some(f as usize)),
+        let field = |field: isize| match usize::try_from(field) {
+            Ok(f) if f < width => Ok(f),
             _ => Err(PyValueError::new_err("a field out of range")),
         };
         let removal = match removal {
-            Some((f, empty_removes)) => field(f)?.map(|f| (f, empty_removes)),
+            Some((f, empty_removes)) => Some((field(f)?, empty_removes)),
             None => None,
         };
         let since = match since {
-            Some((f, earliest)) => field(f)?.map(|f| (f, earliest)),
+            Some((f, earliest)) => Some((field(f)?, earliest)),
             None => None,
         };
         let nslots = parsed.len();
         Ok(Converter {
             spec: Spec {
-                delimiter,
-                width,
                 slots: parsed,
                 fragment_bytes: fragments.iter().map(Vec::len).sum(),
                 fragments,
@@ -753,23 +704,35 @@ impl Converter {
                 removal: Table::default(),
                 modified: Table::default(),
             },
+            format,
+            input: Input::default(),
+            parsed: Parsed::default(),
             events: Out::default(),
             rows: Vec::new(),
-            starts: vec![0; 2 * width],
-            ends: vec![0; 2 * width],
         })
     }
 
-    /// convert(block, lines[, index]) -> (keys, payloads, lines, stamps, fallback, skipped)
-    #[pyo3(signature = (block, lines, index=None))]
+    /// feed(data, last): more bytes of the file (UTF-8); `last`: the file ends after them.
+    fn feed(&mut self, data: &[u8], last: bool) {
+        self.input.feed(data);
+        self.input.last |= last;
+    }
+
+    /// Bytes fed and not read yet.
+    fn buffered(&self) -> usize {
+        self.input.bytes.len() - self.input.pos
+    }
+
+    /// convert(rows[, index]) -> (keys, payloads, lines, stamps, fallback, bad, skipped, read,
+    /// last_line): the next `rows` rows at most, of the complete ones fed.
+    #[pyo3(signature = (rows, index=None))]
     fn convert<'py>(
         &mut self,
         py: Python<'py>,
-        block: &[u8],
-        lines: &Bound<'py, PyAny>,
+        rows: usize,
         index: Option<PyRefMut<'py, KeyIndex>>,
     ) -> PyResult<Converted<'py>> {
-        let converted = self.convert_block(py, block, lines, index);
+        let converted = self.convert_rows(py, rows, index);
         if self.events.capacity() > KEPT_BYTES {
             self.events = Out::default(); // an odd chunk of huge rows: not kept
         }

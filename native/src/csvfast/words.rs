@@ -1,4 +1,4 @@
-//! Eight bytes at a time: hashing, comparing and finding bytes in the short cells of a line.
+//! Eight bytes at a time: hashing, comparing and checking the short cells of a row.
 //!
 //! Words are read little-endian whatever the machine, so the same code (and the same byte
 //! positions from `trailing_zeros`) serves every target: there is no byte-at-a-time variant.
@@ -72,19 +72,6 @@ pub fn same_bytes(s: &[u8], t: &[u8]) -> bool {
     }
 }
 
-/// How many bytes of `s` equal `c`.
-pub fn count_byte(s: &[u8], c: u8) -> usize {
-    let mut words = s.chunks_exact(8);
-    let mut found = 0;
-    for word in words.by_ref() {
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        // One high bit per matching byte, summed by a multiply (a popcount instruction is not
-        // on every x86-64 target Rust builds for by default).
-        found += (((bytes_equal(word, c) >> 7).wrapping_mul(ONES)) >> 56) as usize;
-    }
-    found + words.remainder().iter().filter(|&&b| b == c).count()
-}
-
 /// No control byte (< 0x20), '"' or '\\' in the word.
 #[inline(always)]
 fn word_plain(word: u64) -> bool {
@@ -115,43 +102,6 @@ pub fn json_plain(s: &[u8]) -> bool {
     s.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\')
 }
 
-/// Splits `line` at `delimiter`: the number of fields; the first `starts.len()` are recorded
-/// as `line[starts[f]..ends[f]]`. (Eight bytes at a time: fields are short, a search per field
-/// costs more.)
-pub fn split(line: &[u8], delimiter: u8, starts: &mut [usize], ends: &mut [usize]) -> usize {
-    let width = starts.len();
-    let (mut fields, mut start) = (0, 0);
-    let mut field_ends_at = |at: usize| {
-        if fields < width {
-            starts[fields] = start;
-            ends[fields] = at;
-        }
-        fields += 1;
-        start = at + 1;
-    };
-    let mut words = line.chunks_exact(8);
-    let mut i = 0;
-    for word in words.by_ref() {
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        let mut found = bytes_equal(word, delimiter);
-        while found != 0 {
-            field_ends_at(i + (found.trailing_zeros() >> 3) as usize);
-            found &= found - 1;
-        }
-        i += 8;
-    }
-    for (offset, &c) in words.remainder().iter().enumerate() {
-        if c == delimiter {
-            field_ends_at(i + offset);
-        }
-    }
-    if fields < width {
-        starts[fields] = start;
-        ends[fields] = line.len();
-    }
-    fields + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,18 +126,8 @@ mod tests {
     #[test]
     fn words_agree_with_bytes() {
         for s in samples() {
-            assert_eq!(
-                count_byte(&s, b','),
-                s.iter().filter(|&&c| c == b',').count()
-            );
             let plain = s.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
             assert_eq!(json_plain(&s), plain, "{s:?}");
-            let naive: Vec<&[u8]> = s.split(|&c| c == b',').collect();
-            let (mut starts, mut ends) = (vec![0; 30], vec![0; 30]);
-            assert_eq!(split(&s, b',', &mut starts, &mut ends), naive.len());
-            for (f, field) in naive.iter().enumerate() {
-                assert_eq!(&s[starts[f]..ends[f]], *field);
-            }
             let mut other = s.clone();
             assert!(same_bytes(&s, &other));
             if let Some(last) = other.last_mut() {
