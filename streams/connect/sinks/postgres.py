@@ -16,12 +16,11 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import Pipeline
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -54,7 +53,6 @@ _TRANSIENT = (
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
-Sent = AbstractContextManager[Pipeline]  # a pipeline entered, its results not yet read
 
 
 class PostgresOptions(BaseModel):
@@ -312,32 +310,31 @@ class PostgresSink(BatchingSink):
             self._drop_connection()  # sessions may be mid-transaction or mid-pipeline
             raise
 
-    def _send(self, conn: Connection, share: FoldedBatch) -> Sent | None:
+    def _send(self, conn: Connection, share: FoldedBatch) -> ExitStack | None:
         """Copy the share into the staging table, then send the merge and its COMMIT without
         waiting (the server commits on its own: a racing replica never waits on our Python).
-        None when the server refused a row (the transaction is rolled back)."""
+        Returns the open pipeline, whose closing reads the results; None when the server
+        refused a row (the transaction is rolled back)."""
         conn.execute("BEGIN")
-        pipeline = None
+        pipeline = ExitStack()
         try:
             with conn.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
                 # Rows are made as they are sent: the server parses while Python encodes.
                 for row in share.rows(self.encoder):
                     copy.write_row(row)
-            pipeline = conn.pipeline()
-            pipeline.__enter__()
+            pipeline.enter_context(conn.pipeline())
             conn.execute(self._upsert_sql)
             conn.execute("COMMIT")
         except _ROW_ERRORS as exc:
-            if pipeline is not None:
-                pipeline.__exit__(type(exc), exc, None)
+            pipeline.__exit__(type(exc), exc, exc.__traceback__)
             self._refused(conn, exc)
             return None
         return pipeline
 
-    def _committed(self, conn: Connection, pipeline: Sent) -> bool:
+    def _committed(self, conn: Connection, pipeline: ExitStack) -> bool:
         """Wait for a sent merge; False when the server refused a row (rolled back)."""
         try:
-            pipeline.__exit__(None, None, None)
+            pipeline.close()
         except _ROW_ERRORS as exc:
             self._refused(conn, exc)
             return False
