@@ -61,17 +61,14 @@ RUN groupadd --system --gid 10001 streams \
  && mkdir -p /var/lib/profile-streams \
  && chown streams:streams /var/lib/profile-streams
 
+# The wheel ships the Avro schemas and the broker's pom inside the streams package.
 COPY --from=build /opt/venv /opt/venv
-# The code looks for its Avro schemas in STREAMS_SCHEMAS_DIR, else <repo root>/schemas, which
-# does not exist for an installed package: ship them and point the variable at them.
-COPY schemas /app/schemas
 
 # The worker listens on 0.0.0.0, so it starts only with STREAMS_API_TOKENS from the environment
 # (or STREAMS_ALLOW_UNAUTHENTICATED=true): no token is baked into the image.
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    STREAMS_SCHEMAS_DIR=/app/schemas \
     STREAMS_DATA_DIR=/var/lib/profile-streams \
     STREAMS_WEB_HOST=0.0.0.0 \
     STREAMS_WEB_PORT=6066

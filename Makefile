@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' broker/pom.xml)
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' streams/broker/pom.xml)
 KAFKA_LIBS := .cache/kafka/$(KAFKA_VERSION)/libs
 INSTALLED := $(VENV)/.installed
 NATIVE := $(VENV)/.native
@@ -43,9 +43,9 @@ $(NATIVE): $(INSTALLED) $(NATIVE_SOURCES)
 
 install: $(INSTALLED) $(NATIVE) ## Create .venv with the project (editable, Rust kernel built) and dev tools
 
-$(JARS): broker/pom.xml
+$(JARS): streams/broker/pom.xml
 	@$(MAKE) --no-print-directory prereqs
-	mvn -q -B -f broker/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	mvn -q -B -f streams/broker/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath $(KAFKA_LIBS))
 	@touch $@
 
 kafka-jars: $(JARS) ## Fetch the embedded Kafka's jars from Maven Central (once)

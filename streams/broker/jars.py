@@ -1,5 +1,9 @@
-"""The embedded broker's jars: the Kafka version pinned in ``broker/pom.xml``, fetched once
-from Maven Central with ``mvn``."""
+"""The embedded broker's jars: the Kafka version pinned in the pom that ships beside this module
+(``streams/broker/pom.xml``), fetched once from Maven Central with ``mvn``.
+
+The jars go to ``$STREAMS_KAFKA_LIBS_DIR``; else, in a checkout, to its
+``.cache/kafka/<version>/libs`` (where ``make kafka-jars`` puts them); else, for an installed
+package, to ``$XDG_CACHE_HOME/profile-streams/kafka/<version>/libs`` (``~/.cache`` without it)."""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ from streams.errors import BrokerError
 
 logger = logging.getLogger(__name__)
 
+POM_PATH = Path(__file__).resolve().with_name("pom.xml")
+# The checkout when the package runs from one; an installed package's parent is site-packages.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-POM_PATH = REPO_ROOT / "broker" / "pom.xml"
 LIBS_DIR_ENV = "STREAMS_KAFKA_LIBS_DIR"
+CACHE_HOME_ENV = "XDG_CACHE_HOME"
+USER_CACHE_NAME = "profile-streams"
 COMPLETE_MARKER = ".complete"
 JAVA = "java"
 MAVEN = "mvn"
@@ -31,7 +38,7 @@ class BrokerUnavailableError(BrokerError):
 
 
 def kafka_version(pom_path: Path = POM_PATH) -> str:
-    """The Kafka version pinned by ``<kafka.version>`` in ``broker/pom.xml``."""
+    """The Kafka version pinned by ``<kafka.version>`` in the packaged ``pom.xml``."""
     try:
         text = pom_path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -43,11 +50,27 @@ def kafka_version(pom_path: Path = POM_PATH) -> str:
 
 
 def default_libs_dir() -> Path:
-    """Where the Kafka jars live: ``$STREAMS_KAFKA_LIBS_DIR`` or ``.cache/kafka/<version>/libs``."""
+    """Where the Kafka jars live: ``$STREAMS_KAFKA_LIBS_DIR``, else the checkout's
+    ``.cache/kafka/<version>/libs``, else ``<user cache>/kafka/<version>/libs``."""
     override = os.environ.get(LIBS_DIR_ENV)
     if override:
         return Path(override).expanduser().resolve()
-    return REPO_ROOT / ".cache" / "kafka" / kafka_version() / "libs"
+    cache = REPO_ROOT / ".cache" if is_checkout(REPO_ROOT) else user_cache_dir()
+    return cache / "kafka" / kafka_version() / "libs"
+
+
+def is_checkout(root: Path) -> bool:
+    """Whether ``root`` is the project's source tree (not the site-packages of an install)."""
+    return (root / "pyproject.toml").is_file()
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/profile-streams``, else ``~/.cache/profile-streams``."""
+    configured = os.environ.get(CACHE_HOME_ENV)
+    # The XDG spec says to ignore a relative path.
+    if configured and Path(configured).is_absolute():
+        return Path(configured) / USER_CACHE_NAME
+    return Path.home() / ".cache" / USER_CACHE_NAME
 
 
 def ensure_jars(libs_dir: Path | None = None, *, timeout: float = DEFAULT_MAVEN_TIMEOUT) -> Path:

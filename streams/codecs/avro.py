@@ -1,4 +1,4 @@
-"""Avro single-object encoding over the schema files in ``schemas/``.
+"""Avro single-object encoding over the schema files in ``streams/schemas/``.
 
 A message is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's
 parsing canonical form + the schemaless body. A :class:`SchemaRegistry` knows every version of one
@@ -31,12 +31,17 @@ HEADER_SIZE = len(SOE_MARKER) + FINGERPRINT_SIZE
 SCHEMAS_DIR_ENV = "STREAMS_SCHEMAS_DIR"
 
 
+# Inside the package, so a checkout and an installed wheel find them alike (the checkout's
+# top-level schemas/ is a link to this directory).
+PACKAGED_SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
+
+
 def schemas_dir() -> Path:
-    """``$STREAMS_SCHEMAS_DIR``, else ``<repo root>/schemas``."""
+    """``$STREAMS_SCHEMAS_DIR``, else the ``schemas`` directory of the ``streams`` package."""
     configured = os.environ.get(SCHEMAS_DIR_ENV)
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    return PACKAGED_SCHEMAS_DIR
 
 
 @dataclass(frozen=True, slots=True)

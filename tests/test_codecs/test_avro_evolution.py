@@ -22,7 +22,8 @@ from streams.codecs.events import EventDecoder, encode_change_event_avro
 from streams.errors import ConfigError, InvalidEventError
 from streams.model import ChangeEvent, Op
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO / "streams" / "schemas"
 V0 = SCHEMAS / "history" / "profile_change.v0.avsc"
 NOW_MS = 1_700_000_000_000
 
@@ -42,8 +43,10 @@ def decoder() -> EventDecoder:
     return EventDecoder(max_event_bytes=4096, max_properties=10, max_clock_skew_ms=0)
 
 
-def test_schemas_dir_defaults_to_repo() -> None:
+def test_schemas_dir_defaults_to_the_package() -> None:
     assert schemas_dir() == SCHEMAS
+    # The checkout's top-level schemas/ is the same directory, not a second copy.
+    assert (REPO / "schemas").resolve() == SCHEMAS
 
 
 def test_schemas_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from streams.web.auth import check_exposure
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-POM = ROOT / "broker" / "pom.xml"
+POM = ROOT / "streams" / "broker" / "pom.xml"
 PYPROJECT = ROOT / "pyproject.toml"
 
 SCHEMA_DIST = "check-jsonschema"
@@ -369,7 +369,7 @@ def test_every_referenced_service_and_named_volume_is_declared() -> None:
 def test_kafka_image_matches_the_embedded_broker_version() -> None:
     namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
     version = ET.parse(POM).getroot().findtext("m:properties/m:kafka.version", namespaces=namespace)
-    assert version, "broker/pom.xml has no <kafka.version>"
+    assert version, "streams/broker/pom.xml has no <kafka.version>"
     assert service("kafka")["image"] == f"apache/kafka:{version}"
 
 
@@ -510,9 +510,10 @@ def test_dockerfile_runtime_settings() -> None:
     unknown = sorted(var for var in env if var.startswith("STREAMS_") and var not in known)
     assert not unknown, f"the Dockerfile sets variables nothing reads: {unknown}"
     final = dockerfile_final_stage()
-    # The schemas are copied to where the code looks for them.
+    # The schemas ship inside the installed package: no second copy, nothing pointing at one.
     copies = [args.split() for keyword, args in final if keyword == "COPY"]
-    assert ["schemas", env[SCHEMAS_DIR_ENV]] in copies
+    assert not [args for args in copies if "schemas" in args[0]]
+    assert SCHEMAS_DIR_ENV not in env
     # The state directory is a volume, the API port is exposed, the process is not root.
     assert env["STREAMS_DATA_DIR"] in dockerfile_exec_form("VOLUME")
     exposed = [args.split() for keyword, args in final if keyword == "EXPOSE"]
