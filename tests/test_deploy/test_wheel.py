@@ -1,66 +1,26 @@
-"""The wheel maturin builds from this repository: the Rust kernel and the whole Python package.
-
-The build reuses native/target, where `make install` builds the kernel too, so after an
-install it is cargo's up-to-date check and the packing; a cold build compiles PyO3 and the
-crate's other dependencies first.
-"""
+"""The wheel maturin builds from this repository (tests/test_deploy/wheel_build.py): the Rust
+kernel, the whole Python package and the data files it reads."""
 
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.test_deploy.wheel_build import BUILD_TIMEOUT_S, ROOT
+
 PACKAGE = ROOT / "streams"
 PYPROJECT = ROOT / "pyproject.toml"
-CARGO_TARGET_DIR = ROOT / "native" / "target"
 # One abi3 build serves every CPython from 3.11 on; Windows names extensions .pyd.
 NATIVE_MEMBER = "streams/_native" + (".pyd" if sys.platform == "win32" else ".abi3.so")
-BUILD_TIMEOUT_S = 600
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S + 60)
-
-
-def _unavailable(reason: str) -> NoReturn:
-    # In CI a missing toolchain is a broken environment, not a reason to skip quietly.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"cannot build the wheel in CI: {reason}", pytrace=False)
-    pytest.skip(f"cannot build the wheel: {reason}")
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if importlib.util.find_spec("maturin") is None:
-        _unavailable("maturin (a dev dependency) is not installed: pip install -e '.[dev]'")
-    if shutil.which("cargo") is None:
-        _unavailable("cargo is not on PATH (Rust 1.85+, https://rustup.rs)")
-    out = tmp_path_factory.mktemp("wheel")
-    # The interpreter pip hands maturin under `make install`: cargo then sees the same
-    # environment and reuses its build instead of recompiling PyO3.
-    command = [sys.executable, "-m", "maturin", "build", "--release"]
-    command += ["--interpreter", sys.executable, "--out", str(out)]
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "CARGO_TARGET_DIR": str(CARGO_TARGET_DIR)},
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-    )
-    assert result.returncode == 0, f"maturin build failed:\n{result.stderr[-4000:]}"
-    wheels = list(out.glob("*.whl"))
-    assert len(wheels) == 1, wheels
-    return wheels[0]
 
 
 def members(wheel: Path) -> set[str]:
@@ -123,3 +83,17 @@ def test_the_wheel_installs_the_streams_command(wheel: Path) -> None:
     parser.read_string(entry_points)
     scripts = tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]
     assert dict(parser["console_scripts"]) == scripts
+
+
+def test_the_wheel_carries_the_schemas_and_the_brokers_pom(wheel: Path) -> None:
+    data = [*sorted(PACKAGE.glob("schemas/**/*.avsc")), PACKAGE / "broker" / "pom.xml"]
+    assert {path.name for path in data} >= {
+        "profile_change.avsc",
+        "profile_upsert.avsc",
+        "profile_change.v0.avsc",
+        "pom.xml",
+    }
+    with zipfile.ZipFile(wheel) as archive:
+        for path in data:
+            member = path.relative_to(ROOT).as_posix()
+            assert archive.read(member) == path.read_bytes(), member
