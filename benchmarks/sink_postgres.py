@@ -6,7 +6,7 @@ over), in the same batches, on the same server, into fresh tables with the same 
 transaction per batch. The raw COPY writes one row per upsert (``{name: {"v", "t"}}``, built
 in the timed loop) into an append-only table with a plain index on ``customer_id`` (a primary
 key would refuse the repeats): the ceiling of getting the bytes in. The sink folds each batch,
-encodes tie keys and merges conditionally. A third row replays the same batches into the
+encodes its rows and merges them conditionally. A third row replays the same batches into the
 sink's table (every row a no-op). The contenders take turns ``repeat`` times; the best time
 of each counts. The first round checks that the sink's table equals the processor's state.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import random
 import tempfile
@@ -37,7 +38,7 @@ from rich.table import Table
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.records import SinkRecord
 from streams.connect.sinks.postgres import PostgresSink, fold
-from streams.merge import MergePolicy, apply_event, rank_key, upsert_as_event
+from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
 from streams.settings import Settings
 
@@ -253,14 +254,14 @@ def stages(dsn: str, batches: Sequence[Sequence[SinkRecord]]) -> dict[str, float
             started = time.perf_counter()
             folded = fold(batch, sink.policy)
             folded_at = time.perf_counter()
-            rows = list(folded.rows(sink.encoder))
+            rows = list(folded.rows())
             encoded_at = time.perf_counter()
             with conn.transaction(), conn.cursor() as cursor:
                 with cursor.copy(sink._copy_sql) as copy:
                     for row in rows:
                         copy.write_row(row)
                 copied_at = time.perf_counter()
-                cursor.execute(sink._upsert_sql)
+                cursor.execute(sink._upsert_sql, sink._priorities)
             merged_at = time.perf_counter()
             seconds["fold"] += folded_at - started
             seconds["encode"] += encoded_at - folded_at
@@ -273,11 +274,12 @@ def stages(dsn: str, batches: Sequence[Sequence[SinkRecord]]) -> dict[str, float
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
-State = dict[str, tuple[int | None, dict[str, tuple[int, str]]]]
+State = dict[str, tuple[int | None, dict[str, tuple[int, str, str]]]]
 
 
 def merged_state(batches: Sequence[Sequence[SinkRecord]], policy: MergePolicy) -> State:
-    """The processor's state after every upsert: (deleted_at, {name: (t, k)}) per customer."""
+    """The processor's state after every upsert: (deleted_at, {name: (t, source, repr of the
+    value)}) per customer."""
     profiles: dict[str, Profile] = {}
     for batch in batches:
         for record in batch:
@@ -287,7 +289,7 @@ def merged_state(batches: Sequence[Sequence[SinkRecord]], policy: MergePolicy) -
         customer: (
             profile.deleted_at,
             {
-                name: (state.last_update, rank_key(state._replace(last_update=0), policy).hex())
+                name: (state.last_update, state.source, repr(state.value))
                 for name, state in profile.properties.items()
             },
         )
@@ -301,9 +303,14 @@ def table_state(dsn: str, schema: str) -> State:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(query.format(sql.Identifier(schema))).fetchall()
     return {
-        customer: (deleted_at, {name: (e["t"], e["k"]) for name, e in properties.items()})
+        customer: (deleted_at, {name: _stored(*e) for name, e in properties.items()})
         for customer, deleted_at, properties in rows
     }
+
+
+def _stored(value: Any, last_update: int, source: str, *sign: int) -> tuple[int, str, str]:
+    # jsonb keeps numbers as decimals: a float is the entry with a sign.
+    return last_update, source, repr(math.copysign(float(value), sign[0]) if sign else value)
 
 
 def print_results(results: list[dict[str, Any]]) -> None:

@@ -109,7 +109,7 @@ def table_state(dsn: str, schema: str, table: str = "profiles") -> dict[str, tup
     return {
         customer: (
             deleted_at,
-            tuple(sorted((n, repr(p["v"]), p["t"]) for n, p in properties.items())),
+            tuple(sorted((n, repr(p[0]), p[1]) for n, p in properties.items())),
         )
         for customer, properties, deleted_at in rows
     }

@@ -4,6 +4,7 @@ state, whatever the order, duplicates, replays, batch boundaries or racing repli
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -11,19 +12,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
 
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import build_sink, load_config
 from streams.connect.errors import RetryableSinkError, SinkConfigError
 from streams.connect.records import SinkRecord
 from streams.connect.sinks import postgres as postgres_module
+from streams.connect.sinks import postgres_sql as q
 from streams.connect.sinks.postgres import REFUSED, PostgresSink, refusal
-from streams.connect.sinks.postgres_sql import MERGE_FUNCTION, MIGRATIONS_TABLE, RowEncoder
+from streams.connect.sinks.postgres_sql import MERGE_FUNCTION, MIGRATIONS_TABLE
 from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, join_profiles, rank_key, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert, Value
@@ -31,14 +36,12 @@ from streams.settings import Settings
 from tests.test_connect.conftest import PostgresSinkFactory
 
 Query = Callable[..., list[tuple[Any, ...]]]
-# customer -> (deleted_at, {name: (last_update, tie key hex, value)})
-State = dict[str, tuple[int | None, dict[str, tuple[int, str, Any]]]]
+# customer -> (deleted_at, {name: (last_update, source, value's type, value's repr)})
+State = dict[str, tuple[int | None, dict[str, tuple[int, str, str, str]]]]
 
 CODEC = UpsertCodec("avro")
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "connectors" / "postgres.example.toml"
 TOPIC = "profile-upserts"
-FLOAT_KIND = 3  # value_rank's kind of floats: in rank_key, the byte after timestamp and priority
-KIND_OFFSET = 2 * 16
 CUSTOMERS = ["c-1", "c-2", "c-3"]
 SOURCES = ["crm", "web", "import"]
 NAMES = ["first_name", "city", "score"]
@@ -86,26 +89,25 @@ def processor_state(upserts: Iterable[Upsert], policy: MergePolicy) -> State:
     return {
         customer: (
             profile.deleted_at,
-            {
-                name: _entry(state.last_update, tie_key(state, policy), state.value)
-                for name, state in profile.properties.items()
-            },
+            {name: _state(state) for name, state in profile.properties.items()},
         )
         for customer, profile in profiles.items()
         if not profile.is_empty()
     }
 
 
-def tie_key(state: PropertyState, policy: MergePolicy) -> str:
-    """The stored "k": the rank key of the state at timestamp 0 (the tie-break only)."""
-    return rank_key(state._replace(last_update=0), policy).hex()
+def _state(state: PropertyState) -> tuple[int, str, str, str]:
+    # type and repr: equality alone would hide 1 vs 1.0 vs True and 0.0 vs -0.0.
+    return state.last_update, state.source, type(state.value).__name__, repr(state.value)
 
 
-def _entry(last_update: int, key: str, value: Any) -> tuple[int, str, Any]:
-    # jsonb keeps numbers as numeric (1e300 reads back as an int, -0.0 as 0.0): "k" keeps
-    # the exact value and type, so a float is compared as a float.
-    kind = int(key[KIND_OFFSET : KIND_OFFSET + 2], 16)
-    return last_update, key, float(value) if kind == FLOAT_KIND else value
+def _stored(entry: list[Any]) -> tuple[int, str, str, str]:
+    """A stored entry as ``_state``: jsonb keeps numbers as decimals (1e300 reads back as an
+    int, -0.0 as 0.0), so a float is told by its fourth item, the sign."""
+    value, last_update, source, *sign = entry
+    if sign:
+        value = math.copysign(float(value), sign[0])
+    return _state(PropertyState(value, last_update, source))
 
 
 def table_state(query: Query, sink: PostgresSink) -> State:
@@ -117,7 +119,7 @@ def table_state(query: Query, sink: PostgresSink) -> State:
     return {
         customer: (
             deleted_at,
-            {name: _entry(e["t"], e["k"], e["v"]) for name, e in properties.items()},
+            {name: _stored(e) for name, e in properties.items()},
         )
         for customer, deleted_at, properties in rows
     }
@@ -198,17 +200,14 @@ def test_sql_merge_function_is_the_join_of_profiles(
 ):
     policy = postgres_sink.policy
     one, two = (_profile(history, policy) for history in (left, right))
-    function = sql.SQL("SELECT {}.{}(%s::jsonb, %s, %s::jsonb, %s)").format(
+    function = sql.SQL("SELECT {}.{}(%s::jsonb, %s, %s::jsonb, %s, %s::jsonb)").format(
         sql.Identifier(postgres_sink.options.db_schema), sql.Identifier(MERGE_FUNCTION)
     )
-    encoder = postgres_sink.encoder
-    merged = postgres_query(function, (*_row(encoder, one), *_row(encoder, two)))[0][0]
+    priorities = q.priorities_json(policy.priorities)
+    merged = postgres_query(function, (*_row(one), *_row(two), priorities))[0][0]
     joined = join_profiles(one, two, policy)
-    expected = {
-        name: _entry(state.last_update, tie_key(state, policy), state.value)
-        for name, state in joined.properties.items()
-    }
-    assert {name: _entry(e["t"], e["k"], e["v"]) for name, e in merged.items()} == expected
+    expected = {name: _state(state) for name, state in joined.properties.items()}
+    assert {name: _stored(e) for name, e in merged.items()} == expected
 
 
 def _profile(history: list[Upsert], policy: MergePolicy) -> Profile:
@@ -218,8 +217,8 @@ def _profile(history: list[Upsert], policy: MergePolicy) -> Profile:
     return profile
 
 
-def _row(encoder: RowEncoder, profile: Profile) -> tuple[str, int | None]:
-    _, properties, deleted_at = encoder.row("c-1", profile)
+def _row(profile: Profile) -> tuple[str, int | None]:
+    _, properties, deleted_at = q.profile_row("c-1", profile)
     return properties, deleted_at
 
 
@@ -509,11 +508,11 @@ def test_migrations_are_idempotent(
         again = postgres_sink_factory(table=sink.options.table)
         write_all(again, [records([change("c-1", city=("Brno", 1))])])
     rows = postgres_query(
-        sql.SQL("SELECT target, version FROM {}.{}").format(
+        sql.SQL("SELECT target, version FROM {}.{} ORDER BY version").format(
             sql.Identifier(sink.options.db_schema), sql.Identifier(MIGRATIONS_TABLE)
         )
     )
-    assert rows == [(sink.options.table, 1)]
+    assert rows == [(sink.options.table, 1), (sink.options.table, 2)]
 
 
 def test_replicas_starting_together_migrate_once(
@@ -532,11 +531,11 @@ def test_replicas_starting_together_migrate_once(
         for sink in sinks:
             sink.close()
     rows = postgres_query(
-        sql.SQL("SELECT target, version FROM {}.{}").format(
+        sql.SQL("SELECT target, version FROM {}.{} ORDER BY version").format(
             sql.Identifier(postgres_schema), sql.Identifier(MIGRATIONS_TABLE)
         )
     )
-    assert rows == [("together", 1)]
+    assert rows == [("together", 1), ("together", 2)]
 
 
 def test_a_missing_schema_is_created(
@@ -599,26 +598,11 @@ def test_the_example_config_builds_a_sink(monkeypatch: pytest.MonkeyPatch):
     assert "s3cr3t" not in repr(sink)
 
 
-def test_tie_keys_keep_what_equality_hides():
-    policy = MergePolicy({"crm": 1})
-    encoder = RowEncoder(policy, cache_size=2)
-    states = [
-        PropertyState(value, 7, source)
-        for source in ("crm", "web")
-        for value in (1, 1.0, True, 0.0, -0.0, "1", None, False, 0)
-    ]
-    for _ in range(2):  # the second pass reads the cache (and evicts: size 2)
-        keys = [encoder.tie_key(state) for state in states]
-        assert keys == [tie_key(state, policy) for state in states]
-    assert len(set(keys)) == len(states)
-
-
 @given(history=st.lists(upserts(), max_size=16))
 def test_folded_rows_are_the_rows_of_the_processor_state(history: list[Upsert]):
     """A customer's only upsert is encoded without its profile; the rows equal the encoded
     profiles the processor's merge makes of the batch, whatever mixes singles and folds."""
     policy = MergePolicy({"crm": 2, "web": 1})
-    encoder = RowEncoder(policy)
     folded = postgres_module.fold(records(history), policy)
     profiles: dict[str, Profile] = {}
     for upsert in history:
@@ -626,11 +610,11 @@ def test_folded_rows_are_the_rows_of_the_processor_state(history: list[Upsert]):
             profiles.setdefault(upsert.customer_id, Profile()), upsert_as_event(upsert), policy
         )
     expected = {
-        encoder.row(customer, profile)
+        q.profile_row(customer, profile)
         for customer, profile in profiles.items()
         if not profile.is_empty()
     }
-    assert set(folded.rows(encoder)) == expected
+    assert set(folded.rows()) == expected
     assert folded.customers() == profiles
 
 
@@ -649,12 +633,111 @@ def test_shares_deal_each_customer_to_exactly_one_session(history: list[Upsert],
     assert merged == folded.customers()
 
 
-@given(
-    value=st.floats(allow_nan=False, allow_infinity=False),
-    source=st.sampled_from(("crm", "web", "unknown", "")),
+# --- the stored layout ------------------------------------------------------------------------
+
+every_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.sampled_from([0, 1, 10**16, -1]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 1.0, 1e16, -1e-7, 5e-324]),
+    st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=6),
+    st.sampled_from(["", "a", "a\tb\\", "é", "\U0001f600", "Z", "z"]),
 )
-def test_float_tie_keys_equal_rank_key(value: float, source: str):
+TIE_SOURCES = ["crm", "web", "import", "", "é", "CRM"]
+TIE_POLICY = MergePolicy({"crm": 2, "web": 1, "import": -1})
+
+
+@st.composite
+def states(draw: st.DrawFn) -> PropertyState:
+    return PropertyState(
+        draw(every_value),
+        draw(st.integers(min_value=-1, max_value=2)),
+        draw(st.sampled_from(TIE_SOURCES)),
+    )
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(pairs=st.lists(st.tuples(states(), states()), min_size=1, max_size=20))
+def test_the_sql_winner_is_the_processor_winner(
+    postgres_sink: PostgresSink, postgres_query: Query, pairs
+):
+    """The stored entries compare in SQL exactly like ``MergePolicy.rank``: ties on every kind
+    of value, float signs, priorities (negative too), sources; equal writes never win."""
+    function = sql.SQL("SELECT {}.{}(%s::jsonb, %s::jsonb, %s::jsonb)").format(
+        sql.Identifier(postgres_sink.options.db_schema), sql.Identifier(q.WINS_FUNCTION)
+    )
+    priorities = q.priorities_json(TIE_POLICY.priorities)
+    for a, b in pairs:
+        for entry, stored in ((a, b), (b, a), (a, a)):
+            encoded = [
+                orjson.dumps(q.entry(state.value, state.last_update, state.source)).decode()
+                for state in (entry, stored)
+            ]
+            [(wins,)] = postgres_query(function, (*encoded, priorities))
+            assert wins == (TIE_POLICY.rank(entry) > TIE_POLICY.rank(stored)), (entry, stored)
+
+
+def test_version_1_tables_are_rewritten_to_version_2(
+    postgres_dsn: str,
+    postgres_schema: str,
+    postgres_sink_factory: PostgresSinkFactory,
+    postgres_query: Query,
+):
+    """A table written by version 1 ({"v", "t", "k"} entries) reads the same after the upgrade,
+    and merges on from there like the processor."""
     policy = MergePolicy({"crm": 2, "web": 1})
-    encoder = RowEncoder(policy)
-    state = PropertyState(value, 123, source)
-    assert encoder.tie_key(state) == tie_key(state, policy)
+    history = [
+        change("c-1", "crm", first_name=("Marian", 10), score=(-0.0, 10), city=(None, 3)),
+        change("c-1", "web", score=(1e16, 11), active=(True, 9), ltv=(-2.5, 9)),
+        change("c-2", "", city=("Brno\t\\é\U0001f600", 5), count=(10**16, 5), n=(-(2**63), 4)),
+        change("c-3", "é", zero=(0.0, 1), one=(1, 1), text=("", 1)),
+        delete("c-4", 7),
+    ]
+    table = "upgraded"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        q.migrate(conn, postgres_schema, table, up_to=1)
+        for customer, (deleted_at, profile) in _v1_rows(history, policy).items():
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.{} (customer_id, properties, deleted_at) VALUES (%s, %s, %s)"
+                ).format(sql.Identifier(postgres_schema), sql.Identifier(table)),
+                (customer, Jsonb(profile), deleted_at),
+            )
+    sink = postgres_sink_factory(table=table, settings=Settings(source_priority=["crm", "web"]))
+    assert table_state(postgres_query, sink) == processor_state(history, sink.policy)
+    later = [change("c-1", "import", score=(7, 11), first_name=("Ann", 12)), delete("c-2", 5)]
+    write_all(sink, [records(later)])
+    assert table_state(postgres_query, sink) == processor_state(history + later, sink.policy)
+    assert _values(postgres_query, sink)["c-3"] == {"zero": 0.0, "one": 1, "text": ""}
+
+
+def _v1_rows(
+    history: list[Upsert], policy: MergePolicy
+) -> dict[str, tuple[int | None, dict[str, Any]]]:
+    """What version 1 stored for this history: {"v", "t", "k": hex rank key at t=0}."""
+    profiles: dict[str, Profile] = {}
+    for upsert in history:
+        apply_event(
+            profiles.setdefault(upsert.customer_id, Profile()), upsert_as_event(upsert), policy
+        )
+    return {
+        customer: (
+            profile.deleted_at,
+            {
+                name: {
+                    "v": state.value,
+                    "t": state.last_update,
+                    "k": rank_key(state._replace(last_update=0), policy).hex(),
+                }
+                for name, state in profile.properties.items()
+            },
+        )
+        for customer, profile in profiles.items()
+        if not profile.is_empty()
+    }

@@ -114,14 +114,14 @@ class FoldedBatch:
     def __len__(self) -> int:
         return len(self.singles) + len(self.profiles)
 
-    def rows(self, encoder: q.RowEncoder) -> Iterator[tuple[str, str, int | None]]:
-        upsert_row = encoder.upsert_row
+    def rows(self) -> Iterator[q.Row]:
+        upsert_row = q.upsert_row
         for upsert in self.singles.values():
             if upsert.properties:
                 yield upsert_row(upsert)
         for customer_id, profile in self.profiles.items():
             if not profile.is_empty():
-                yield encoder.row(customer_id, profile)
+                yield q.profile_row(customer_id, profile)
 
     def shares(self, count: int) -> list[FoldedBatch]:
         """The customers dealt into at most ``count`` non-empty batches."""
@@ -202,7 +202,7 @@ class PostgresSink(BatchingSink):
             raise SinkConfigError(f"postgres sink {name}: dsn is not a valid conninfo") from None
         self.masked_dsn = mask_dsn(self._dsn)
         self.policy = MergePolicy(settings.priorities())
-        self.encoder = q.RowEncoder(self.policy)
+        self._priorities = {"priorities": q.priorities_json(self.policy.priorities)}
         self._names = q.identifiers(self.options.db_schema, self.options.table)
         self._copy_sql = q.statement(q.COPY_STAGING, self._names)
         self._upsert_sql = q.upsert_from_staging(self._names)
@@ -320,10 +320,10 @@ class PostgresSink(BatchingSink):
         try:
             with conn.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
                 # Rows are made as they are sent: the server parses while Python encodes.
-                for row in share.rows(self.encoder):
+                for row in share.rows():
                     copy.write_row(row)
             pipeline.enter_context(conn.pipeline())
-            conn.execute(self._upsert_sql)
+            conn.execute(self._upsert_sql, self._priorities)
             conn.execute("COMMIT")
         except _ROW_ERRORS as exc:
             pipeline.__exit__(type(exc), exc, exc.__traceback__)
@@ -368,7 +368,16 @@ class PostgresSink(BatchingSink):
         """Upsert one row in a savepoint; the server's reason when it refuses the row."""
         try:
             with cursor.connection.transaction():
-                cursor.execute(self._upsert_one_sql, self.encoder.row(customer_id, profile))
+                _, properties, deleted_at = q.profile_row(customer_id, profile)
+                cursor.execute(
+                    self._upsert_one_sql,
+                    {
+                        "customer_id": customer_id,
+                        "properties": properties,
+                        "deleted_at": deleted_at,
+                        **self._priorities,
+                    },
+                )
         except _ROW_ERRORS as exc:
             return f"{exc.sqlstate}: {exc.diag.message_primary or type(exc).__name__}"
         return None
