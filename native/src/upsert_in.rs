@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Mutex;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -16,7 +17,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::avro_in::{HEADER_SIZE, MARKER};
-use crate::records::{new_record, record_class};
+use crate::hashing::FastMap;
+use crate::records::{new_record, record_class, untrack};
 use crate::upsert_out::UPSERT_V1;
 
 /// A property value as the reference types it.
@@ -49,7 +51,13 @@ pub struct UpsertDecoder {
     upsert: Py<PyType>,
     property_state: Py<PyType>,
     ops: [Py<PyAny>; 2],
+    /// Property names and sources as Python strings: few, and in every upsert. One object
+    /// per name, with its hash kept, for every upsert a connector holds.
+    names: Mutex<FastMap<Box<str>, Py<PyString>>>,
 }
+
+/// Distinct names kept; more (a flood of one-off names) are made afresh each time.
+const NAMES_KEPT: usize = 4096;
 
 #[pymethods]
 impl UpsertDecoder {
@@ -72,6 +80,7 @@ impl UpsertDecoder {
             upsert: record_class(&upsert, 7)?.unbind(),
             property_state: record_class(&property_state, 3)?.unbind(),
             ops: [ops.0, ops.1],
+            names: Mutex::default(),
         })
     }
 
@@ -94,25 +103,47 @@ impl UpsertDecoder {
 
 impl UpsertDecoder {
     fn build<'py>(&self, py: Python<'py>, wire: Wire<'_>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        // Not waited for: a collection during this call may run Python code that lets another
+        // thread in here, which would then hold the GIL waiting for this thread.
+        let mut names = self.names.try_lock().ok();
+        let mut name_of = |text: &str| {
+            let Some(names) = names.as_mut() else {
+                return PyString::new(py, text);
+            };
+            if let Some(name) = names.get(text) {
+                return name.clone_ref(py).into_bound(py);
+            }
+            let name = PyString::new(py, text);
+            if names.len() < NAMES_KEPT {
+                names.insert(text.into(), name.clone().unbind());
+            }
+            name
+        };
         // One source object for the upsert and each of its states, as the reference shares it.
-        let source = PyString::new(py, &wire.source).into_any();
+        let source = name_of(&wire.source).into_any();
         let property_state = self.property_state.bind(py);
         let count = wire.properties.len();
         let properties = PyDict::new(py);
+        // Properties of one upsert mostly share their update time: one int object for a run.
+        let mut last: Option<(i64, Bound<'py, PyAny>)> = None;
         for (name, value, last_update) in wire.properties {
-            let state = new_record(
-                property_state,
-                [
-                    scalar(py, value),
-                    last_update.into_pyobject(py)?.into_any(),
-                    source.clone(),
-                ],
-            )?;
-            properties.set_item(PyString::new(py, &name), state)?;
+            let stamp = match &last {
+                Some((at, stamp)) if *at == last_update => stamp.clone(),
+                _ => {
+                    let stamp = last_update.into_pyobject(py)?.into_any();
+                    last = Some((last_update, stamp.clone()));
+                    stamp
+                }
+            };
+            let state = new_record(property_state, [scalar(py, value), stamp, source.clone()])?;
+            properties.set_item(name_of(&name), state)?;
         }
+        drop(names);
         if properties.len() != count {
             return Ok(None); // a repeated name: the reference keeps the last value
         }
+        // It holds untracked states only (a tracked value put in later tracks it again).
+        untrack(&properties);
         let none = || py.None().into_bound(py);
         let upsert = new_record(
             self.upsert.bind(py),
@@ -258,14 +289,10 @@ fn read_avro(data: &[u8]) -> Option<Wire<'_>> {
 
 // ----- JSON: what orjson reads and `_to_upsert` accepts, straight from serde_json's events -----
 
-/// The key serde_json's `arbitrary_precision` hands a number's text under; in the input
-/// itself it would read as a number here and as an object in Python.
+/// The key serde_json's `arbitrary_precision` hands a number's text under, as a one-entry map.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 fn read_json(data: &[u8]) -> Option<Wire<'_>> {
-    if memchr::memmem::find(data, NUMBER_TOKEN.as_bytes()).is_some() {
-        return None;
-    }
     let mut deserializer = serde_json::Deserializer::from_slice(data);
     let wire = deserializer.deserialize_map(UpsertVisitor).ok()?;
     deserializer.end().ok()?;
@@ -364,15 +391,16 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Str(Cow::Owned(value)))
     }
 
-    /// A number's text under `NUMBER_TOKEN` (which serde_json hands over borrowed; read from
-    /// the input, where it can only be escaped, it would come as an owned string). Only a
-    /// float literal is read here: an integer literal that comes as text ("-0", or one beyond
-    /// int64) is an int or a float to orjson, as the reference judges.
+    /// A number's text under `NUMBER_TOKEN`. An object in the input with that key is told
+    /// apart by its value: serde_json hands a number's text over as an owned `String`, and a
+    /// string read from the input never (borrowed, or copied out of its escapes). Only a float
+    /// literal is read here: an integer literal that comes as text ("-0", or one beyond int64)
+    /// is an int or a float to orjson, as the reference judges.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
         if !map.next_key::<NumberKey>()?.is_some_and(|key| key.0) {
             return Err(refuse());
         }
-        let text = map.next_value::<Text<'_>>()?.0;
+        let text = map.next_value::<NumberText>()?.0;
         if !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
             return Err(refuse());
         }
@@ -380,6 +408,34 @@ impl<'de> Visitor<'de> for ScalarVisitor {
             Ok(value) if value.is_finite() => Ok(Scalar::Float(value)),
             _ => Err(refuse()),
         }
+    }
+}
+
+/// A number's text, as serde_json's number map holds it.
+struct NumberText(String);
+
+impl<'de> Deserialize<'de> for NumberText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_string(NumberTextVisitor)
+    }
+}
+
+struct NumberTextVisitor;
+
+impl Visitor<'_> for NumberTextVisitor {
+    type Value = NumberText;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a number's text")
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<NumberText, E> {
+        Ok(NumberText(value))
+    }
+
+    /// A string read from the input: an object that only looks like a number.
+    fn visit_str<E: de::Error>(self, _value: &str) -> Result<NumberText, E> {
+        Err(refuse())
     }
 }
 

@@ -273,6 +273,10 @@ def test_hand_written_json(data: bytes) -> None:
         b'"source":"s","event_id":"\\u00e9","processed_at":1}',
         b'{"customer_id":"c","op":"UPSERT","properties":{"a":{"value":{"$serde_json::private::'
         b'Numbe\\u0072":"1.5"},"last_update":1}},"source":"s","processed_at":1}',
+        b'{"customer_id":"c","op":"UPSERT","properties":{"a":{"value":{"$serde_json::private::'
+        b'Number":"1.5"},"last_update":1}},"source":"s","processed_at":1}',
+        b'{"customer_id":"c","op":"UPSERT","properties":{"a":{"value":{"$serde_json::private::'
+        b'Number":"1.5","b":1},"last_update":1}},"source":"s","processed_at":1}',
         b'{"customer_id":"c","op":"UPSERT","properties":{},"source":"s","processed_at":1.0}',
         b'{"customer_id":"c","op":"UPSERT","properties":{},"source":"s","processed_at":true}',
         b'\xef\xbb\xbf{"customer_id":"c","op":"UPSERT","properties":{},"source":"s",'
@@ -364,3 +368,22 @@ def test_the_decoder_wants_record_classes() -> None:
 def test_an_unknown_kernel_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="kernel"):
         UpsertCodec("avro", kernel="rust")  # type: ignore[arg-type]
+
+
+def test_many_distinct_names() -> None:
+    # More names than the decoder keeps as Python strings: the rest are made afresh.
+    upsert = Upsert(
+        "c",
+        Op.UPSERT,
+        {f"p{i}": PropertyState(i, i // 3, "s") for i in range(5000)},
+        None,
+        "s",
+        None,
+        1,
+    )
+    for fmt in ("avro", "json"):
+        data = WRITERS[fmt].encode(upsert)
+        for _ in range(2):
+            decoded = DECODER.decode(data)
+            assert decoded is not None
+            assert _exact(decoded) == _exact(upsert)
