@@ -174,8 +174,17 @@ ATOMS = st.one_of(
     ESCAPED_TEXT.map(lambda text: json.dumps(text, ensure_ascii=True)),
     ESCAPED_TEXT.map(lambda text: json.dumps(text, ensure_ascii=False)),
 )
+# Decimal literals of up to 40 digits: both readers must round them alike.
+FLOAT_LITERALS = st.builds(
+    "{}{}.{}e{}".format,
+    st.sampled_from(["", "-"]),
+    st.from_regex(r"\A[1-9][0-9]{0,20}\Z"),
+    st.from_regex(r"\A[0-9]{1,20}\Z"),
+    st.integers(-345, 330),
+)
 GOOD_VALUES = st.one_of(
     st.builds(str, I64),
+    FLOAT_LITERALS,
     st.sampled_from(["null", "true", "false", "-0.0", "1.5", "1e300", "2.5E-310"]),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
     ESCAPED_TEXT.map(lambda text: json.dumps(text, ensure_ascii=True)),
