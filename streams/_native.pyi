@@ -1,7 +1,7 @@
 """Type stubs of the Rust kernel (native/): what Python code may call in ``streams._native``."""
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 _Record = TypeVar("_Record")
 
@@ -51,6 +51,22 @@ class Kernel:
         dict[int, int],
         Contributors,
     ]: ...
+
+class UpsertDecoder(Generic[_Record]):
+    """Reads upserts (streams/codecs/upserts.py) into ``upsert`` and ``property_state`` records:
+    Avro in the schema given, the current one, if the crate knows it, and JSON."""
+
+    def __init__(
+        self,
+        *,
+        schema: tuple[bytes, str],  # (fingerprint, parsing canonical form)
+        upsert: type[_Record],
+        property_state: type,
+        ops: tuple[Any, Any],  # (UPSERT, DELETE)
+    ) -> None: ...
+    def decode(self, data: bytes) -> _Record | None:
+        """The upsert, or None for anything the Python reference is left to decode (another
+        schema version, a malformed message, a number or a shape it might read otherwise)."""
 
 class CsvFast:
     """The submodule ``streams._native.csvfast`` (native/src/csvfast/): the bootstrap's CSV and

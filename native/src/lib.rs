@@ -23,6 +23,7 @@ mod partition;
 mod records;
 mod state;
 mod timestamps;
+mod upsert_in;
 mod upsert_out;
 mod validate;
 mod value;
@@ -34,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(records::changelog_records, m)?)?;
     m.add_class::<kernel::Kernel>()?;
     m.add_class::<kernel::Contributors>()?;
+    m.add_class::<upsert_in::UpsertDecoder>()?;
     csvfast::register(m)?;
     Ok(())
 }

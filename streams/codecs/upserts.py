@@ -1,7 +1,9 @@
 """Output upserts (``profile-upserts``) as Avro single-object messages or JSON.
 
 Both forms carry the same record; :meth:`UpsertCodec.decode` detects the form from the first
-bytes, so readers keep working while a deployment switches ``output_format``.
+bytes, so readers keep working while a deployment switches ``output_format``. With the native
+kernel (the default) the crate's ``UpsertDecoder`` reads the common case (the current schema, or
+plain JSON) and leaves anything else to the Python reference here, errors included.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
+from fastavro.schema import to_parsing_canonical_form
 
-from streams.codecs.avro import SOE_MARKER, SchemaRegistry, load_registry
+from streams._native import UpsertDecoder
+from streams.codecs.avro import SOE_MARKER, SchemaRegistry, SchemaVersion, load_registry
 from streams.codecs.upsert_writer import write_upsert_body
 from streams.errors import ConfigError, InvalidEventError
 from streams.model import Op, PropertyState, Upsert
@@ -24,15 +28,25 @@ _SCALARS = (type(None), bool, int, float, str)
 class UpsertCodec:
     """Encode upserts in the configured format; decode either format."""
 
-    __slots__ = ("_avro", "_header", "_schemas")
+    __slots__ = ("_avro", "_header", "_native", "_schemas")
 
-    def __init__(self, fmt: Literal["avro", "json"], schemas: SchemaRegistry | None = None) -> None:
+    def __init__(
+        self,
+        fmt: Literal["avro", "json"],
+        schemas: SchemaRegistry | None = None,
+        *,
+        kernel: Literal["native", "python"] = "native",
+    ) -> None:
         if fmt not in ("avro", "json"):
             raise ConfigError(f'upsert format must be "avro" or "json", got {fmt!r}')
+        if kernel not in ("native", "python"):
+            raise ConfigError(f'kernel must be "native" or "python", got {kernel!r}')
         self._avro = fmt == "avro"
         # Loaded even for JSON output: decode must still read Avro written before a switch.
         self._schemas = schemas if schemas is not None else load_registry(UPSERT_SCHEMA)
-        self._header = self._schemas.current.header
+        current = self._schemas.current
+        self._header = current.header
+        self._native = native_decoder(current) if kernel == "native" else None
 
     @property
     def fmt(self) -> Literal["avro", "json"]:
@@ -55,6 +69,10 @@ class UpsertCodec:
 
     def decode(self, data: bytes) -> Upsert:
         """Read an upsert in either form; a malformed one is ``InvalidEventError("bad_upsert")``."""
+        if self._native is not None:
+            upsert = self._native.decode(data)
+            if upsert is not None:
+                return upsert
         if data.startswith(SOE_MARKER):
             record: Any = self._schemas.decode(data)
         else:
@@ -68,6 +86,17 @@ class UpsertCodec:
             raise InvalidEventError(
                 "bad_upsert", f"malformed upsert: {type(exc).__name__}"
             ) from exc
+
+
+def native_decoder(current: SchemaVersion) -> UpsertDecoder[Upsert]:
+    """The crate's reader of upserts in ``current`` (Avro, if the crate knows that schema) and
+    JSON; ``decode`` is None for what it leaves to the reference."""
+    return UpsertDecoder(
+        schema=(current.fingerprint, to_parsing_canonical_form(current.parsed)),
+        upsert=Upsert,
+        property_state=PropertyState,
+        ops=(Op.UPSERT, Op.DELETE),
+    )
 
 
 def upsert_record(upsert: Upsert) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class ConnectorWorker:
         self.totals = ConnectorCounts()
         self.error: BaseException | None = None
         self.dlq_topic = config.dead_letter_topic(settings)
-        self._codec = UpsertCodec(settings.output_format)
+        self._codec = UpsertCodec(settings.output_format, kernel=settings.kernel)
         self._backoff = Backoff(config.retry)
         self._stop = threading.Event()
         self._assigned = threading.Event()
