@@ -239,7 +239,8 @@ def _one_round(
 
 def stages(dsn: str, batches: Sequence[Sequence[SinkRecord]]) -> dict[str, float]:
     """Seconds per stage of the sink's write, one after another on one session: fold, encode
-    (rows made in advance), COPY into the staging table and the merge statement."""
+    (the Rust COPY text, or with STREAMS_KERNEL=python the rows, made in advance), COPY into
+    the staging table and the merge statement."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     sink = PostgresSink(
         {"dsn": dsn, "schema": schema, "table": "profiles", "sessions": 1},
@@ -254,10 +255,13 @@ def stages(dsn: str, batches: Sequence[Sequence[SinkRecord]]) -> dict[str, float
             started = time.perf_counter()
             folded = fold(batch, sink.policy)
             folded_at = time.perf_counter()
-            rows = list(folded.rows())
+            text = sink._copy_text(conn, folded)
+            rows = list(folded.rows()) if text is None else []
             encoded_at = time.perf_counter()
             with conn.transaction(), conn.cursor() as cursor:
                 with cursor.copy(sink._copy_sql) as copy:
+                    if text is not None:
+                        copy.write(text)
                     for row in rows:
                         copy.write_row(row)
                 copied_at = time.perf_counter()

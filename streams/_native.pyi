@@ -3,6 +3,8 @@
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from streams.model import Profile, Upsert
+
 _Record = TypeVar("_Record")
 
 def partition_for(key: bytes, partitions: int) -> int: ...
@@ -14,6 +16,11 @@ def changelog_records(
     topic: str, states: dict[int, dict[bytes, bytes]], output_record: type[_Record]
 ) -> list[_Record]:
     """A batch's new states as the changelog's records (output records of ``topic``)."""
+
+def copy_rows(singles: dict[str, Upsert], profiles: dict[str, Profile]) -> bytes | None:
+    """The PostgreSQL sink's staging rows as COPY text: one line (customer id, properties,
+    deleted_at) per row FoldedBatch.rows yields, in its order; None when a value is not one the
+    Rust code writes exactly."""
 
 class Contributors:
     def table(self) -> dict[tuple[int, bytes], list[int]]: ...

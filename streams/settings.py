@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = False
 
     output_format: Literal["avro", "json"] = "avro"
-    # Who does a batch's per-event work and the connectors' upsert decoding: the Rust kernel,
-    # or the Python reference (debugging).
+    # Who does a batch's per-event work, the connectors' upsert decoding and the PostgreSQL
+    # sink's rows: the Rust kernel, or the Python reference (debugging).
     kernel: Literal["native", "python"] = "native"
     source_priority: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_clock_skew_seconds: float = Field(default=300.0, ge=0)

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod avro_in;
+mod copy_rows;
 mod csvfast;
 mod doc;
 mod hashing;
@@ -33,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
     m.add_function(wrap_pyfunction!(records::input_records, m)?)?;
     m.add_function(wrap_pyfunction!(records::changelog_records, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_rows::copy_rows, m)?)?;
     m.add_class::<kernel::Kernel>()?;
     m.add_class::<kernel::Contributors>()?;
     m.add_class::<upsert_in::UpsertDecoder>()?;

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import psycopg
@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from streams._native import copy_rows
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import build_sink, load_config
 from streams.connect.errors import RetryableSinkError, SinkConfigError
@@ -461,6 +462,83 @@ def test_a_row_the_merge_statement_refuses_is_isolated(
     assert result.rejected[0].detail.startswith("22P02")  # invalid input syntax for bigint
     assert table_state(postgres_query, sink) == processor_state(first + good, sink.policy)
     write_all(sink, [records(good)])  # the sessions are usable again
+
+
+class _RowsSpy:
+    """Stands in for the Rust row encoder: what it answered, or the failure it fakes."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.answers: list[bytes | None] = []
+
+    def __call__(self, singles: Any, profiles: Any) -> bytes | None:
+        if self.fail:
+            raise RuntimeError("a bug")
+        answer = copy_rows(singles, profiles)
+        self.answers.append(answer)
+        return answer
+
+
+ODD_HISTORY = [
+    change("tab\there", "web", note=("a\tb\\c\nd\re", 5), score=(-0.0, 5), big=(2**63 - 1, 5)),
+    change("back\\slash", "import", city=("Brno 😀", 7), tiny=(5e-324, 7), flag=(True, 7)),
+    change("c-1", "crm", name=("Ann", 3), gone=(None, 3)),
+    change("c-1", "web", name=("Bob", 3), ratio=(1e-7, 4), big=(1e16, 4)),
+    delete("c-2", 9),
+    change("c-2", "crm", city=("Praha", 8), name=("\\N", 10)),
+]
+
+
+@pytest.mark.parametrize("kernel", ["native", "python"])
+@pytest.mark.parametrize("sessions", [1, 2])
+def test_the_kernel_setting_selects_the_row_encoder(
+    postgres_sink_factory: PostgresSinkFactory,
+    postgres_query: Query,
+    monkeypatch: pytest.MonkeyPatch,
+    kernel: Literal["native", "python"],
+    sessions: int,
+):
+    spy = _RowsSpy()
+    monkeypatch.setattr(postgres_module, "copy_rows", spy)
+    settings = Settings(source_priority=["crm", "web"], kernel=kernel)
+    sink = postgres_sink_factory(settings, sessions=sessions)
+    write_all(sink, [records(ODD_HISTORY)])
+    assert table_state(postgres_query, sink) == processor_state(ODD_HISTORY, sink.policy)
+    if kernel == "native":
+        assert len(spy.answers) == sessions
+        assert all(isinstance(answer, bytes) for answer in spy.answers)
+    else:
+        assert spy.answers == []
+
+
+def test_a_failing_native_encoder_leaves_the_rows_to_python(
+    postgres_sink_factory: PostgresSinkFactory,
+    postgres_query: Query,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    monkeypatch.setattr(postgres_module, "copy_rows", _RowsSpy(fail=True))
+    sink = postgres_sink_factory(Settings(kernel="native"))
+    write_all(sink, [records(ODD_HISTORY)])
+    assert "native rows failed" in caplog.text
+    assert table_state(postgres_query, sink) == processor_state(ODD_HISTORY, sink.policy)
+
+
+def test_a_session_not_in_utf8_gets_rows_from_python(
+    postgres_sink_factory: PostgresSinkFactory,
+    postgres_query: Query,
+    postgres_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The Rust rows are UTF-8; psycopg encodes the Python ones in the session's encoding."""
+    spy = _RowsSpy()
+    monkeypatch.setattr(postgres_module, "copy_rows", spy)
+    dsn = make_conninfo(postgres_dsn, client_encoding="LATIN1")
+    sink = postgres_sink_factory(Settings(kernel="native"), dsn=dsn)
+    history = [change("zürich", city=("Zürich", 5)), change("c-2", note=("tab\tand é", 6))]
+    write_all(sink, [records(history)])
+    assert spy.answers == []
+    assert table_state(postgres_query, sink) == processor_state(history, sink.policy)
 
 
 def test_refusal_reasons():

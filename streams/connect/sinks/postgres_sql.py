@@ -393,7 +393,9 @@ def entry(value: Value, last_update: int, source: str) -> list[Any]:
 
 
 def profile_row(customer_id: str, profile: Profile) -> Row:
-    """A folded profile as a table row ``(customer_id, properties json, deleted_at)``."""
+    """A folded profile as a table row ``(customer_id, properties json, deleted_at)``. With
+    ``upsert_row``, the reference of ``streams._native.copy_rows`` (native/src/copy_rows.rs),
+    which the sink uses by default."""
     properties = {
         name: entry(state.value, state.last_update, state.source)
         for name, state in profile.properties.items()

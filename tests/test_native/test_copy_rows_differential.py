@@ -1,0 +1,203 @@
+"""The Rust staging rows (``_native.copy_rows``) against the reference (``FoldedBatch.rows``,
+postgres_sql's ``upsert_row`` and ``profile_row``): for generated shares, the COPY text read
+back gives the same rows, the properties JSON byte for byte, in the same order; a value the
+Rust code does not write exactly gives None (the sink then encodes in Python), never a crash."""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from streams._native import copy_rows
+from streams.connect.sinks.postgres import FoldedBatch
+from streams.model import Op, Profile, PropertyState, Upsert
+
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+SOURCES = ["crm", "web", "erp", "ünï", "a\tb\\c", "", "😀"]
+
+i64 = st.integers(I64_MIN, I64_MAX)
+# No NUL and no lone surrogate: refusal() keeps them from the sink's encoders.
+storable_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]))
+texts = storable_text | st.sampled_from(
+    ['"', "\\", "\\\\N", "\t", "\n", "\r", "\r\n", "\x01\x1f\x7f", "\u2028", "😀", "\\.", "x" * 300]
+)
+floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [0.0, -0.0, 5e-324, -2.2e-308, 1e16, 1e15, 9999999999999998.0, 1e-7, 1e-5, 1.5e-7, 0.1, 1e300]
+)
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    i64,
+    st.sampled_from([I64_MIN, I64_MAX, 0, 1, -1]),
+    floats,
+    st.integers(-3, 3).map(float),
+    texts,
+)
+timestamps = i64 | st.integers(-2, 2)
+sources = st.sampled_from(SOURCES) | storable_text
+names = st.sampled_from(["city", "é", 'q"', "a\\b", "t\tab", "😀"]) | storable_text
+customers = (
+    st.sampled_from(["c-1", "tab\there", "back\\slash", "nl\nx\r", "\\N", "😀"]) | storable_text
+)
+
+
+states = st.dictionaries(names, st.builds(PropertyState, values, timestamps, sources), max_size=9)
+
+
+@st.composite
+def shares(draw: st.DrawFn) -> FoldedBatch:
+    share = FoldedBatch([])
+    for customer_id in draw(st.lists(customers, max_size=6, unique=True)):
+        share.singles[customer_id] = Upsert(
+            customer_id=customer_id,
+            op=Op.UPSERT,
+            properties=draw(states),
+            deleted_at=None,
+            source=draw(sources),
+            event_id=draw(st.none() | st.just("e-1")),
+            processed_at=0,
+        )
+    for customer_id in draw(st.lists(customers, max_size=6, unique=True)):
+        profile = Profile(draw(states), draw(st.none() | timestamps))
+        share.profiles[customer_id] = profile
+    return share
+
+
+_COPY_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_COPY_CHARS = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+def _field(text: str) -> str:
+    return _COPY_ESCAPE.sub(lambda match: _COPY_CHARS[match.group(1)], text)
+
+
+def read_copy_text(data: bytes) -> list[tuple[str, str, int | None]]:
+    """COPY text format back into rows (every special character in a field is escaped)."""
+    text = data.decode()
+    assert text == "" or text.endswith("\n")
+    rows = []
+    for line in text.split("\n")[:-1]:
+        assert "\r" not in line  # PostgreSQL would end the line there
+        customer_id, properties, deleted_at = line.split("\t")
+        rows.append(
+            (
+                _field(customer_id),
+                _field(properties),
+                None if deleted_at == r"\N" else int(deleted_at),
+            )
+        )
+    return rows
+
+
+def _typed(value: Any) -> Any:
+    """JSON values with their type, floats by their bits (so -0.0, 0.0 and 0 all differ)."""
+    if isinstance(value, dict):
+        return {name: _typed(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, float):
+        return ("float", struct.pack(">d", value))
+    return (type(value).__name__, value)
+
+
+def _parsed(rows: list[tuple[str, str, int | None]]) -> list[tuple[str, Any, int | None]]:
+    return [(customer_id, _typed(orjson.loads(text)), at) for customer_id, text, at in rows]
+
+
+@hypothesis_settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(share=shares())
+def test_the_copy_text_holds_the_reference_rows(share: FoldedBatch) -> None:
+    expected = list(share.rows())
+    text = copy_rows(share.singles, share.profiles)
+    assert text is not None
+    actual = read_copy_text(text)
+    assert actual == expected
+    assert _parsed(actual) == _parsed(expected)
+
+
+def test_an_empty_share_is_no_text() -> None:
+    share = FoldedBatch([])
+    share.singles["c-1"] = Upsert("c-1", Op.UPSERT, {}, None, "crm", None, 0)
+    share.profiles["c-2"] = Profile()
+    assert copy_rows(share.singles, share.profiles) == b""
+
+
+def test_a_watermark_without_properties_is_a_row() -> None:
+    share = FoldedBatch([])
+    share.profiles["c\t1"] = Profile({}, -5)
+    assert copy_rows(share.singles, share.profiles) == b"c\\t1\t{}\t-5\n"
+
+
+class _Int(int):
+    pass
+
+
+class _Str(str):
+    __slots__ = ()
+
+
+UNWRITTEN: list[Any] = [
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    2**63,
+    I64_MIN - 1,
+    "\ud800",
+    "a\x00b",
+    _Int(1),
+    _Str("x"),
+    b"bytes",
+    [1],
+    {"a": 1},
+]
+
+
+def _single(value: Any = "x", last_update: Any = 1, **fields: Any) -> FoldedBatch:
+    share = FoldedBatch([])
+    upsert = Upsert(
+        "c-1", Op.UPSERT, {"a": PropertyState(value, last_update, "?")}, None, "crm", None, 0
+    )
+    share.singles["c-1"] = upsert._replace(**fields)
+    return share
+
+
+@pytest.mark.parametrize("value", UNWRITTEN, ids=repr)
+def test_a_value_the_rust_code_does_not_write_is_left_to_python(value: Any) -> None:
+    share = _single(value)
+    assert copy_rows(share.singles, share.profiles) is None
+    profile_share = FoldedBatch([])
+    profile_share.profiles["c-1"] = Profile({"a": PropertyState(value, 1, "crm")})
+    assert copy_rows(profile_share.singles, profile_share.profiles) is None
+
+
+@pytest.mark.parametrize(
+    "share",
+    [
+        _single(last_update=2**63),
+        _single(last_update=1.0),
+        _single(last_update=True),
+        _single(customer_id="c\x00"),
+        _single(customer_id="\udc80"),
+        _single(source="s\x00"),
+        _single(properties={"a\x00": PropertyState(1, 1, "crm")}),
+        _single(properties={1: PropertyState(1, 1, "crm")}),
+        _single(properties={"a": (1, 1)}),
+        _single(properties={"a": 1}),
+    ],
+)
+def test_a_share_the_rust_code_cannot_read_exactly_is_left_to_python(share: FoldedBatch) -> None:
+    assert copy_rows(share.singles, share.profiles) is None
+
+
+@pytest.mark.parametrize("deleted_at", [2**63, 1.0, "1"])
+def test_a_watermark_beyond_64_bits_is_left_to_python(deleted_at: Any) -> None:
+    share = FoldedBatch([])
+    share.profiles["c-1"] = Profile({}, deleted_at)
+    assert copy_rows(share.singles, share.profiles) is None
