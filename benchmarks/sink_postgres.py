@@ -37,7 +37,7 @@ from rich.table import Table
 
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.records import SinkRecord
-from streams.connect.sinks.postgres import PostgresSink, fold
+from streams.connect.sinks.postgres import NATIVE_PART, PostgresSink, fold
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
 from streams.settings import Settings
@@ -255,12 +255,14 @@ def stages(dsn: str, batches: Sequence[Sequence[SinkRecord]]) -> dict[str, float
             started = time.perf_counter()
             folded = fold(batch, sink.policy)
             folded_at = time.perf_counter()
-            text = sink._copy_text(conn, folded)
-            rows = list(folded.rows()) if text is None else []
+            native = sink._native_rows
+            texts = [sink._copy_text(part) for part in folded.parts(NATIVE_PART)] if native else []
+            rows = [] if native else list(folded.rows())
             encoded_at = time.perf_counter()
             with conn.transaction(), conn.cursor() as cursor:
                 with cursor.copy(sink._copy_sql) as copy:
-                    if text is not None:
+                    for text in texts:
+                        assert text is not None
                         copy.write(text)
                     for row in rows:
                         copy.write_row(row)

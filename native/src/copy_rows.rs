@@ -22,7 +22,7 @@ const UPSERT_FIELDS: usize = 7;
 /// `PropertyState` fields: value, last_update, source.
 const STATE_FIELDS: usize = 3;
 /// A first guess of a row's size: growing a buffer of megabytes copies it each time.
-const ROW_BYTES: usize = 256;
+const ROW_BYTES: usize = 512;
 
 /// A value the reference writes, read out of its Python object.
 enum Value<'a> {

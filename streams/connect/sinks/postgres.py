@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, TypeVar
 
 import psycopg
@@ -48,6 +49,8 @@ MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 MAX_TABLE = MAX_IDENTIFIER - len(q.VALUES_VIEW_SUFFIX)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 REFUSED = "refused_by_postgres"
+# Customers per call of the Rust encoder: the server parses one part while the next is encoded.
+NATIVE_PART = 500
 # Errors about the data: isolate the offending rows. Connection-level ones (lost connection,
 # deadlock, serialization, timeout, a failover's read-only replica): retry the batch.
 _ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
@@ -128,6 +131,15 @@ class FoldedBatch:
         for customer_id, profile in self.profiles.items():
             if not profile.is_empty():
                 yield q.profile_row(customer_id, profile)
+
+    def parts(self, size: int) -> Iterator[FoldedBatch]:
+        """The customers ``size`` at a time, in the order of ``rows``."""
+        singles = iter(self.singles.items())
+        while some_singles := dict(islice(singles, size)):
+            yield FoldedBatch(self.batch, singles=some_singles)
+        profiles = iter(self.profiles.items())
+        while some_profiles := dict(islice(profiles, size)):
+            yield FoldedBatch(self.batch, profiles=some_profiles)
 
     def shares(self, count: int) -> list[FoldedBatch]:
         """The customers dealt into at most ``count`` non-empty batches."""
@@ -326,13 +338,7 @@ class PostgresSink(BatchingSink):
         pipeline = ExitStack()
         try:
             with conn.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
-                text = self._copy_text(conn, share)
-                if text is not None:
-                    copy.write(text)
-                else:
-                    # Rows are made as they are sent: the server parses while Python encodes.
-                    for row in share.rows():
-                        copy.write_row(row)
+                self._write_rows(conn, share, copy)
             pipeline.enter_context(conn.pipeline())
             conn.execute(self._upsert_sql, self._priorities)
             conn.execute("COMMIT")
@@ -342,15 +348,29 @@ class PostgresSink(BatchingSink):
             return None
         return pipeline
 
-    def _copy_text(self, conn: Connection, share: FoldedBatch) -> bytes | None:
-        """The share's rows as COPY text from the Rust encoder; None leaves them to the Python
-        one (the reference kernel selected, a session not in UTF-8, a value the Rust code does
-        not write exactly, or a bug in it)."""
+    def _write_rows(self, conn: Connection, share: FoldedBatch, copy: psycopg.Copy) -> None:
+        """The share's rows into the COPY as they are made, so the server parses while they
+        are encoded: from the Rust encoder a part at a time, unless the reference kernel is
+        selected or the session is not in UTF-8 (the Rust text is); a part the Rust encoder
+        does not write is the Python one's."""
         if not self._native_rows or conn.info.encoding != "utf-8":
-            return None
+            for row in share.rows():
+                copy.write_row(row)
+            return
+        for part in share.parts(NATIVE_PART):
+            text = self._copy_text(part)
+            if text is None:
+                for row in part.rows():
+                    copy.write_row(row)
+            else:
+                copy.write(text)
+
+    def _copy_text(self, part: FoldedBatch) -> bytes | None:
+        """The rows as COPY text from the Rust encoder; None when a value is not one it writes
+        exactly, or when it fails (a bug must not stop the sink: logged)."""
         try:
-            return copy_rows(share.singles, share.profiles)
-        except Exception:  # a bug in the Rust encoder must not stop the sink
+            return copy_rows(part.singles, part.profiles)
+        except Exception:
             logger.exception("postgres sink native rows failed name=%s: Python encodes", self.name)
             return None
 
