@@ -4,9 +4,9 @@ The customers of a batch are dealt over a few sessions; each copies its share in
 table and merges it with one statement, committed without waiting for Python, so the server
 merges one share while Python encodes and copies the next.
 
-Rows are encoded by the Rust crate (``streams._native.copy_rows``) into one buffer of COPY text
-per share; ``STREAMS_KERNEL=python`` selects ``postgres_sql``'s ``upsert_row`` and
-``profile_row``, the reference, which also do any share holding a value the Rust code does not
+Rows are encoded by the Rust crate (``streams._native.copy_rows``) as COPY text, a few hundred
+customers at a time; ``STREAMS_KERNEL=python`` selects ``postgres_sql``'s ``upsert_row`` and
+``profile_row``, the reference, which also do any part holding a value the Rust code does not
 write exactly.
 
 The table keeps, per customer and property, the value, its timestamp and its tie-break rank,
