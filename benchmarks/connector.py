@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import Result, Spec, contender_main, now, run_worker
@@ -26,31 +27,37 @@ POLL_SECONDS = 0.02
 
 
 class _Clock:
-    """From the first record the sink is given to the flush that completes ``target``."""
+    """From the first record the sink is given to the settled write that completes ``target``
+    (the worker may consume the next batch while a write is in flight)."""
 
     def __init__(self, sink: BatchingSink, target: int) -> None:
         self.first: float | None = None
         self.last: float | None = None
         self.written = 0
         self.done = threading.Event()
-        add, flush = sink.add, sink.flush
+        add, begin_flush = sink.add, sink.begin_flush
 
         def added(record: SinkRecord) -> None:
             if self.first is None:
                 self.first = now()
             add(record)
 
-        def flushed() -> WriteResult:
+        def begun() -> Callable[[], WriteResult]:
             batch = sink.buffered
-            result = flush()
-            self.written += batch - len(result.rejected)
-            if self.written >= target and self.last is None:
-                self.last = now()
-                self.done.set()
-            return result
+            settle = begin_flush()
+
+            def settled() -> WriteResult:
+                result = settle()
+                self.written += batch - len(result.rejected)
+                if self.written >= target and self.last is None:
+                    self.last = now()
+                    self.done.set()
+                return result
+
+            return settled
 
         sink.add = added  # type: ignore[method-assign]
-        sink.flush = flushed  # type: ignore[method-assign]
+        sink.begin_flush = begun  # type: ignore[method-assign]
 
 
 def run(spec: Spec) -> Result:

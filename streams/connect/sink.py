@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from streams.connect.records import SinkRecord, WriteResult
 
@@ -18,7 +18,8 @@ class BatchingSink(ABC):
       per-property timestamp overwrite a newer one at the destination;
     - ``write`` raises RetryableSinkError / SinkBackpressureError for whole-batch transient
       failures and returns the records refused for good in ``WriteResult.rejected``;
-    - ``write`` never sleeps or retries in a loop of its own: the worker owns retries.
+    - ``write`` never sleeps or retries in a loop of its own: the worker owns retries;
+    - ``begin_write`` (optional) is ``write`` split in two, under the same rules.
     """
 
     name: str = "sink"
@@ -47,11 +48,34 @@ class BatchingSink(ABC):
 
     def flush(self) -> WriteResult:
         """Write the buffer; on success it is cleared, on an exception it is kept for a retry."""
-        if not self._buffer:
-            return WriteResult()
-        result = self.write(self._buffer)
+        return self.begin_flush()()
+
+    def begin_flush(self) -> Callable[[], WriteResult]:
+        """Start writing the buffer and empty it; the returned call waits for the outcome.
+        Records added meanwhile form the next batch. When either step raises, the batch goes
+        back to the front of the buffer, to be retried with what came after it."""
+        batch, size = self._buffer, self._bytes
+        if not batch:
+            return WriteResult
         self.discard()
-        return result
+        try:
+            finish = self.begin_write(batch)
+        except BaseException:
+            self._restore(batch, size)
+            raise
+
+        def settle() -> WriteResult:
+            try:
+                return finish()
+            except BaseException:
+                self._restore(batch, size)
+                raise
+
+        return settle
+
+    def _restore(self, batch: list[SinkRecord], size: int) -> None:
+        self._buffer = [*batch, *self._buffer]
+        self._bytes += size
 
     def discard(self) -> None:
         """Drop the buffer (partitions revoked: the new owner replays from the last commit)."""
@@ -61,3 +85,11 @@ class BatchingSink(ABC):
     @abstractmethod
     def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
         """Deliver ``batch`` (in partition order per customer); see the class contract."""
+
+    def begin_write(self, batch: Sequence[SinkRecord]) -> Callable[[], WriteResult]:
+        """``write`` in two steps: start delivering, then (the returned call) wait for the
+        outcome. A destination that works on its own once given the batch (a database
+        executing sent statements) returns early, so the worker consumes the next batch
+        meanwhile; the default writes at once."""
+        result = self.write(batch)
+        return lambda: result

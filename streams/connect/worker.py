@@ -3,6 +3,11 @@
 Batches by count, bytes and time; commits offsets only after the sink accepted the batch;
 retries a failed batch with backoff while its partitions are paused (nothing more is buffered);
 parks records the destination refuses for good on the connector's dead-letter topic.
+
+One batch may be in flight: a sink that returns early from ``begin_write`` (PostgreSQL, whose
+server merges a sent batch on its own) has its outcome collected when the next batch is due or
+the topic runs dry, so the worker consumes and decodes the next batch meanwhile. Its offsets
+are committed only once that outcome is in.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -19,7 +24,7 @@ from streams.codecs.upserts import UpsertCodec
 from streams.connect.backoff import Backoff
 from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
-from streams.connect.records import Rejection, SinkRecord
+from streams.connect.records import Rejection, SinkRecord, WriteResult
 from streams.connect.sink import BatchingSink
 from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
@@ -45,6 +50,16 @@ class ConnectorCounts:
     rejected: int = 0
     batches: int = 0
     retries: int = 0
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch handed to the sink whose outcome is not in yet."""
+
+    settle: Callable[[], WriteResult]
+    records: int
+    offsets: dict[int, int]
+    letters: list[OutputRecord]
 
 
 class ConnectorWorker:
@@ -76,7 +91,9 @@ class ConnectorWorker:
             self._producer, flush_timeout=settings.delivery_timeout_ms / 1000 + 5
         )
         self._offsets: dict[int, int] = {}
-        self._undecodable: list[OutputRecord] = []
+        # Dead letters of the buffered batch (undecodable upserts; refusals whose parking failed)
+        self._letters: list[OutputRecord] = []
+        self._in_flight: _InFlight | None = None
         self._batch_started: float | None = None
         self._retry_at: float | None = None
         self._paused = False
@@ -120,8 +137,10 @@ class ConnectorWorker:
             wait = max(0.0, min(wait, left))
         messages = self._consumer.consume(max(room, 1), wait)
         self._add(messages)
-        if self._due():
-            self._flush_once()
+        if self._in_flight is not None and (not messages or self._due()):
+            self._settle()
+        if self._in_flight is None and self._retry_at is None and self._due():
+            self._begin()
 
     def _add(self, messages: Sequence[Message]) -> None:
         for message in messages:
@@ -141,7 +160,7 @@ class ConnectorWorker:
             try:
                 upsert = self._codec.decode(value)
             except InvalidEventError as exc:
-                self._undecodable.append(
+                self._letters.append(
                     self._dlq_record(topic, partition, offset, key, value, "bad_upsert", exc.detail)
                 )
                 continue
@@ -158,38 +177,73 @@ class ConnectorWorker:
         )
 
     def _flush_once(self) -> None:
-        """One attempt at delivering the batch; on a transient failure schedule the next one."""
+        """Settle the batch in flight, then deliver the buffered one and wait for it; on a
+        transient failure schedule a retry."""
+        if self._in_flight is not None and not self._settle():
+            return
         if self._batch_started is None:
             return
-        written = self.sink.buffered
+        self._begin()
+        if self._in_flight is not None:
+            self._settle()
+
+    def _begin(self) -> None:
+        """Hand the buffered batch to the sink; its outcome is collected by ``_settle``."""
+        records, offsets, letters = self.sink.buffered, self._offsets, self._letters
+        self._offsets, self._letters = {}, []
         try:
-            result = self.sink.flush()
-            self._park([*self._undecodable, *map(self._rejected, result.rejected)])
+            settle = self.sink.begin_flush()
         except (RetryableSinkError, DeliveryError) as exc:
-            retry_after = exc.retry_after if isinstance(exc, RetryableSinkError) else None
-            delay = self._backoff.next_delay(retry_after)
-            self.totals.retries += 1
-            kind = "backpressure" if isinstance(exc, SinkBackpressureError) else "transient"
-            logger.warning(
-                "connector=%s %s failure attempt=%d retry_in=%.2fs: %s",
-                self.config.name,
-                kind,
-                self._backoff.attempts,
-                delay,
-                exc,
-            )
-            self._retry_at = time.monotonic() + delay
-            self._pause()
+            self._offsets, self._letters = offsets, letters  # the sink kept the records
+            self._failed(exc)
             return
-        self._commit()
-        self.totals.batches += 1
-        self.totals.written += written - len(result.rejected)
-        self.totals.rejected += len(result.rejected) + len(self._undecodable)
-        self._undecodable = []
         self._batch_started = None
+        self._in_flight = _InFlight(settle, records, offsets, letters)
+
+    def _settle(self) -> bool:
+        """Wait for the batch in flight, park its dead letters and commit its offsets. On a
+        transient failure it joins the buffered batch (the sink puts its records back in
+        front), to be retried as one, and False is returned."""
+        flight, self._in_flight = self._in_flight, None
+        assert flight is not None
+        letters = flight.letters
+        try:
+            result = flight.settle()
+            self.totals.written += flight.records - len(result.rejected)
+            letters = [*letters, *map(self._rejected, result.rejected)]
+            self._park(letters)
+        except (RetryableSinkError, DeliveryError) as exc:
+            # Later offsets win; letters not parked wait for the retry (a refusal would not be
+            # reported again: the sink already accepted the rest of its batch).
+            self._offsets = {**flight.offsets, **self._offsets}
+            self._letters = [*letters, *self._letters]
+            if self._batch_started is None:
+                self._batch_started = time.monotonic()
+            self._failed(exc)
+            return False
+        self._commit(flight.offsets)
+        self.totals.batches += 1
+        self.totals.rejected += len(letters)
         self._retry_at = None
         self._backoff.reset()
         self._resume()
+        return True
+
+    def _failed(self, exc: RetryableSinkError | DeliveryError) -> None:
+        retry_after = exc.retry_after if isinstance(exc, RetryableSinkError) else None
+        delay = self._backoff.next_delay(retry_after)
+        self.totals.retries += 1
+        kind = "backpressure" if isinstance(exc, SinkBackpressureError) else "transient"
+        logger.warning(
+            "connector=%s %s failure attempt=%d retry_in=%.2fs: %s",
+            self.config.name,
+            kind,
+            self._backoff.attempts,
+            delay,
+            exc,
+        )
+        self._retry_at = time.monotonic() + delay
+        self._pause()
 
     def _park(self, letters: list[OutputRecord]) -> None:
         """Deliver dead letters (fitted under the producer's limit). One the DLQ topic still
@@ -240,10 +294,9 @@ class ConnectorWorker:
         letter = OutputRecord(self.dlq_topic, partition, key, value, headers)
         return _fitted(letter, self.settings.max_message_bytes)
 
-    def _commit(self) -> None:
+    def _commit(self, committed: dict[int, int]) -> None:
         topic = self.settings.upserts_topic
-        offsets = [TopicPartition(topic, p, o) for p, o in self._offsets.items()]
-        self._offsets = {}
+        offsets = [TopicPartition(topic, p, o) for p, o in committed.items()]
         if not offsets:
             return
         try:
@@ -271,7 +324,9 @@ class ConnectorWorker:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Last chance to deliver what we hold; if that fails the next owner replays it.
-        if self._batch_started is not None and self._retry_at is None:
+        if self._retry_at is None and (
+            self._in_flight is not None or self._batch_started is not None
+        ):
             self._flush_once()
         if self._batch_started is not None:
             logger.warning(
@@ -279,7 +334,7 @@ class ConnectorWorker:
                 self.config.name,
             )
             self.sink.discard()
-            self._undecodable = []
+            self._letters = []
             self._offsets = {}
             self._batch_started = None
             self._retry_at = None

@@ -13,9 +13,11 @@ from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import BatchConfig, ConnectorConfig, RetryConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
 from streams.connect.worker import ConnectorWorker
+from streams.errors import DeliveryError
 from streams.kafka.topics import ensure_topic
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
+from streams.processor.records import OutputRecord
 from streams.testing import MemorySink, read_topic, wait_until
 
 T0 = 1_700_000_000_000
@@ -151,4 +153,100 @@ def test_refused_and_undecodable_records_go_to_the_connector_dlq(streams_setting
     assert reasons == ["bad_upsert", "invalid email"]
     assert {r.value for r in dead} >= {b"not an upsert"}
     assert "c-7" not in sink.snapshot()
+    assert len(sink.snapshot()) == 39
+
+
+class DeferredSink(MemorySink):
+    """Returns from ``begin_write`` at once and applies the batch when settled, as a database
+    merges a sent batch on its own; records the order of what the worker does."""
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.events: list[str] = []
+        self.batches: list[list[tuple[int, int]]] = []
+        self.failed: list[list[tuple[int, int]]] = []
+
+    def add(self, record) -> None:
+        super().add(record)
+        self.events.append("add")
+
+    def begin_write(self, batch):
+        self.events.append("begin")
+        keys = [(record.partition, record.offset) for record in batch]
+        self.batches.append(keys)
+
+        def settle():
+            self.events.append("settle")
+            try:
+                return self.write(batch)
+            except RetryableSinkError:
+                self.failed.append(keys)
+                raise
+
+        return settle
+
+
+def test_the_next_batch_is_consumed_while_a_write_is_in_flight(streams_settings, connector):
+    settings = streams_settings()
+    items = upserts(1000, 100)
+    produce_upserts(settings, items)
+    sink = DeferredSink(settings)
+    first = connector(settings, sink, max_records=100)
+    wait_until(lambda: first.worker.totals.written == 1000)
+    assert sink.snapshot() == expected(items)
+    flights = "".join("b" if e == "begin" else "s" if e == "settle" else "a" for e in sink.events)
+    assert "ba" in flights, "records were added while a write was in flight"
+    assert flights.count("b") == flights.count("s") == first.worker.totals.batches
+    first.stop()
+    second = connector(settings, MemorySink(settings))
+    produce_upserts(settings, items[:1])
+    wait_until(lambda: second.worker.totals.written == 1)
+    assert second.worker.totals.consumed == 1, "every settled batch's offsets were committed"
+
+
+def test_a_write_failing_in_flight_is_retried_with_the_next_batch(streams_settings, connector):
+    settings = streams_settings()
+    items = upserts(600, 60)
+    produce_upserts(settings, items)
+    sink = DeferredSink(settings)
+    sink.fail_next = [RetryableSinkError("lost the connection"), RetryableSinkError("again")]
+    first = connector(settings, sink, max_records=100)
+    wait_until(lambda: first.worker.totals.written == 600)
+    assert first.worker.totals.retries == 2
+    assert sink.snapshot() == expected(items)
+    assert len(sink.failed) == 2
+    for failed in sink.failed:  # each went back in front of what came after it
+        retried = sink.batches[sink.batches.index(failed) + 1]
+        assert retried[: len(failed)] == failed
+    first.stop()
+    second = connector(settings, MemorySink(settings))
+    produce_upserts(settings, items[:1])
+    wait_until(lambda: second.worker.totals.written == 1)
+    assert second.worker.totals.consumed == 1
+
+
+def test_dead_letters_the_dlq_refused_once_are_parked_on_the_retry(
+    streams_settings, connector, monkeypatch: pytest.MonkeyPatch
+):
+    settings = streams_settings()
+    items = upserts(40, 40)
+    sink = MemorySink(settings)
+    sink.reject = lambda record: "invalid email" if record.customer_id == "c-7" else None
+    park = ConnectorWorker._park
+    refused_once: list[int] = []
+
+    def flaky_park(self: ConnectorWorker, letters: list[OutputRecord]) -> None:
+        if letters and not refused_once:
+            refused_once.append(len(letters))
+            raise DeliveryError("the DLQ's leader is away")
+        park(self, letters)
+
+    monkeypatch.setattr(ConnectorWorker, "_park", flaky_park)
+    handle = connector(settings, sink)
+    produce_upserts(settings, items)
+    wait_until(lambda: handle.worker.totals.rejected == 1)
+    assert refused_once == [1]
+    dead = read_topic(settings, handle.worker.dlq_topic)
+    assert [r.headers["dlq.reason"] for r in dead] == [b"invalid email"]
+    assert handle.worker.totals.written == 39
     assert len(sink.snapshot()) == 39

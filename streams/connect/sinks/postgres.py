@@ -62,6 +62,8 @@ _TRANSIENT = (
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
+# A share sent to its session: the open pipeline of its merge, None when a row was refused.
+_Sent = tuple[Connection, "FoldedBatch", ExitStack | None]
 
 
 class PostgresOptions(BaseModel):
@@ -247,22 +249,34 @@ class PostgresSink(BatchingSink):
         self._drop_connection()
 
     def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
+        return self.begin_write(batch)()
+
+    def begin_write(self, batch: Sequence[SinkRecord]) -> Callable[[], WriteResult]:
+        """Fold, copy and send every share's merge and COMMIT; the returned call waits for the
+        server's answers (and isolates refused rows). The server merges meanwhile."""
         started = time.perf_counter()
         folded = fold(batch, self.policy)
-        if folded:
-            folded.rejected.extend(self._guarded(lambda: self._upsert(folded)))
-        if folded.rejected:
-            reasons = Counter(rejection.reason for rejection in folded.rejected)
-            logger.warning("postgres sink rejected name=%s reasons=%s", self.name, dict(reasons))
-        logger.debug(
-            "postgres sink wrote name=%s records=%d customers=%d rejected=%d ms=%.1f",
-            self.name,
-            len(batch),
-            len(folded),
-            len(folded.rejected),
-            (time.perf_counter() - started) * 1000,
-        )
-        return WriteResult(folded.rejected)
+        sent = self._guarded(lambda: self._send_shares(folded)) if folded else []
+
+        def finish() -> WriteResult:
+            if sent:
+                folded.rejected.extend(self._guarded(lambda: self._collect(sent)))
+            if folded.rejected:
+                reasons = Counter(rejection.reason for rejection in folded.rejected)
+                logger.warning(
+                    "postgres sink rejected name=%s reasons=%s", self.name, dict(reasons)
+                )
+            logger.debug(
+                "postgres sink wrote name=%s records=%d customers=%d rejected=%d ms=%.1f",
+                self.name,
+                len(batch),
+                len(folded),
+                len(folded.rejected),
+                (time.perf_counter() - started) * 1000,
+            )
+            return WriteResult(folded.rejected)
+
+        return finish
 
     def _guarded(self, action: Callable[[], T]) -> T:
         try:
@@ -312,7 +326,7 @@ class PostgresSink(BatchingSink):
             raise
         return conn
 
-    def _upsert(self, folded: FoldedBatch) -> list[Rejection]:
+    def _send_shares(self, folded: FoldedBatch) -> list[_Sent]:
         """Each share of the customers is merged in a session and transaction of its own: the
         server merges one share while Python encodes and copies the next."""
         try:
@@ -320,13 +334,20 @@ class PostgresSink(BatchingSink):
             for index, share in enumerate(folded.shares(self.options.sessions)):
                 conn = self._connection(index)
                 sent.append((conn, share, self._send(conn, share)))
+            return sent
+        except BaseException:
+            self._drop_connection()  # sessions may be mid-transaction or mid-pipeline
+            raise
+
+    def _collect(self, sent: list[_Sent]) -> list[Rejection]:
+        try:
             rejected: list[Rejection] = []
             for conn, share, pipeline in sent:
                 if pipeline is None or not self._committed(conn, pipeline):
                     rejected.extend(self._upsert_isolated(conn, share))
             return rejected
         except BaseException:
-            self._drop_connection()  # sessions may be mid-transaction or mid-pipeline
+            self._drop_connection()
             raise
 
     def _send(self, conn: Connection, share: FoldedBatch) -> ExitStack | None:
