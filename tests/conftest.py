@@ -22,6 +22,7 @@ from streams.kafka.topics import create_topics
 from streams.logs import configure_logging
 from streams.processor.runner import WorkerService
 from streams.settings import Settings
+from tests.prerequisites import unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _unavailable(reason: str) -> NoReturn:
-    # In CI a missing broker is a broken environment, not a reason to skip quietly.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"Kafka broker unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"Kafka broker unavailable: {reason}")
+    unavailable("Kafka broker", reason)
 
 
 @pytest.fixture(scope="session")
@@ -118,10 +116,7 @@ ASSIGN_TIMEOUT = 60.0
 
 
 def _postgres_unavailable(reason: str) -> NoReturn:
-    # In CI a missing server is a broken environment, not a reason to skip quietly.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"PostgreSQL unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL unavailable: {reason}")
+    unavailable("PostgreSQL", reason)
 
 
 def _check(dsn: str) -> None:

@@ -36,6 +36,7 @@ from streams.cli.main import app
 from streams.codecs.avro import SCHEMAS_DIR_ENV
 from streams.settings import Settings
 from streams.web.auth import check_exposure
+from tests.prerequisites import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -158,9 +159,7 @@ def compose_schema() -> dict[str, Any]:
         dist = metadata.distribution(SCHEMA_DIST)
     except metadata.PackageNotFoundError:
         reason = f"{SCHEMA_DIST} (dev dependency, ships the compose-spec schema) is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        unavailable("the compose-spec schema", reason)
     # Read the file through the distribution: importing check_jsonschema pulls in its CLI.
     path = Path(str(dist.locate_file(SCHEMA_PATH)))
     schema = json.loads(path.read_text())

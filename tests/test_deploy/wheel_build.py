@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-import pytest
+from tests.prerequisites import unavailable as prerequisite_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 CARGO_TARGET_DIR = ROOT / "native" / "target"
@@ -23,10 +23,7 @@ BUILD_TIMEOUT_S = 600
 
 
 def unavailable(reason: str) -> NoReturn:
-    # In CI a missing toolchain is a broken environment, not a reason to skip quietly.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"prerequisite missing in CI: {reason}", pytrace=False)
-    pytest.skip(f"prerequisite missing: {reason}")
+    prerequisite_unavailable("a build tool", reason)
 
 
 def build_wheel(out: Path) -> Path:

@@ -12,15 +12,13 @@ import aio_pika
 import pytest
 
 from streams.ingest.amqp.config import AMQP_URL_ENV, DEFAULT_AMQP_URL
+from tests.prerequisites import unavailable
 
 CONNECT_TIMEOUT_S = 5
 
 
 def _unavailable(reason: str) -> NoReturn:
-    # In CI a missing server is a broken environment, not a reason to skip quietly.
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"RabbitMQ unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"RabbitMQ unavailable: {reason}")
+    unavailable("RabbitMQ", reason)
 
 
 async def _ping(url: str) -> None:
