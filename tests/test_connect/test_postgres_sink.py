@@ -80,13 +80,19 @@ def delete(customer: str, at: int, source: str = "crm") -> Upsert:
     return Upsert(customer, Op.DELETE, {}, at, source, None, 0)
 
 
-def processor_state(upserts: Iterable[Upsert], policy: MergePolicy) -> State:
-    """What the processor holds after these upserts, in the table's terms."""
+def processor_profiles(upserts: Iterable[Upsert], policy: MergePolicy) -> dict[str, Profile]:
+    """What the processor holds after these upserts, per customer."""
     profiles: dict[str, Profile] = {}
     for upsert in upserts:
         apply_event(
             profiles.setdefault(upsert.customer_id, Profile()), upsert_as_event(upsert), policy
         )
+    return profiles
+
+
+def processor_state(upserts: Iterable[Upsert], policy: MergePolicy) -> State:
+    """What the processor holds after these upserts, in the table's terms."""
+    profiles = processor_profiles(upserts, policy)
     return {
         customer: (
             profile.deleted_at,
@@ -705,11 +711,7 @@ def test_folded_rows_are_the_rows_of_the_processor_state(history: list[Upsert]):
     profiles the processor's merge makes of the batch, whatever mixes singles and folds."""
     policy = MergePolicy({"crm": 2, "web": 1})
     folded = postgres_module.fold(records(history), policy)
-    profiles: dict[str, Profile] = {}
-    for upsert in history:
-        apply_event(
-            profiles.setdefault(upsert.customer_id, Profile()), upsert_as_event(upsert), policy
-        )
+    profiles = processor_profiles(history, policy)
     expected = {
         q.profile_row(customer, profile)
         for customer, profile in profiles.items()
@@ -830,11 +832,7 @@ def _v1_rows(
     history: list[Upsert], policy: MergePolicy
 ) -> dict[str, tuple[int | None, dict[str, Any]]]:
     """What version 1 stored for this history: {"v", "t", "k": hex rank key at t=0}."""
-    profiles: dict[str, Profile] = {}
-    for upsert in history:
-        apply_event(
-            profiles.setdefault(upsert.customer_id, Profile()), upsert_as_event(upsert), policy
-        )
+    profiles = processor_profiles(history, policy)
     return {
         customer: (
             profile.deleted_at,
