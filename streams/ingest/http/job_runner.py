@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,14 +33,13 @@ from streams.bootstrap.plan import DEFAULT_CHUNK_ROWS, JobOptions
 from streams.bootstrap.report import Status
 from streams.bootstrap.sources import Source, open_source
 from streams.export import export_profiles
+from streams.ingest.http.job_bodies import Job, JobState, JobType, Links
 from streams.kafka.clients import reader_config
 from streams.logs import redact
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-JOB_ID = r"^(bootstrap|export)-\d{8}T\d{6}-[0-9a-f]{8}$"
-JobType = Literal["bootstrap", "export"]
 INTERRUPTED = "interrupted: the service stopped while the job ran; start it again"
 STOPPED = "stopped: the service stopped before the job ended"
 NOT_STARTED = "not started: the service stopped before the job began; start it again"
@@ -74,13 +72,6 @@ class ExportJobConfig(BaseModel):
     include_timestamps: bool = False
 
 
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
 @dataclass(slots=True)
 class JobRecord:
     id: str
@@ -102,25 +93,25 @@ class JobRecord:
     def active(self) -> bool:
         return self.state in (JobState.QUEUED, JobState.RUNNING)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> Job:
         """What ``GET /jobs/{id}`` answers; progress is live while the job runs."""
         progress = self.progress
         processed = progress() if progress is not None else self.records_processed
-        return {
-            "id": self.id,
-            "type": self.type,
-            "config": self.config,
-            "params": self.params,
-            "state": str(self.state),
-            "records_processed": processed,
-            "total_records": self.total_records,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "report": self.report,
-            "error": self.error,
-            "links": {"self": f"/jobs/{self.id}"},
-        }
+        return Job(
+            id=self.id,
+            type=self.type,
+            config=self.config,
+            params=self.params,
+            state=self.state,
+            records_processed=processed,
+            total_records=self.total_records,
+            created_at=_iso(self.created_at) or "",
+            started_at=_iso(self.started_at),
+            finished_at=_iso(self.finished_at),
+            report=self.report,
+            error=self.error,
+            links=Links(self=f"/jobs/{self.id}"),
+        )
 
     def to_bytes(self) -> bytes:
         data = {f.name: getattr(self, f.name) for f in fields(self)}

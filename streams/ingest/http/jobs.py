@@ -24,15 +24,22 @@ from streams.errors import ConfigError
 from streams.http_auth import presented_token, token_matches, unauthorized
 from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
-from streams.ingest.http.job_runner import (
+from streams.ingest.http.job_bodies import (
     JOB_ID,
+    BootstrapJobRequest,
+    ExportJobRequest,
+    JobAccepted,
+    JobList,
+    JobState,
+    JobType,
+    Links,
+)
+from streams.ingest.http.job_runner import (
     NOT_STARTED,
     BootstrapJobConfig,
     ExportJobConfig,
     JobRecord,
-    JobState,
     JobStore,
-    JobType,
     new_job_id,
     now_ms,
     run_bootstrap_job,
@@ -64,25 +71,6 @@ class JobsConfig(BaseModel):
     stop_timeout_s: float = Field(default=60.0, gt=0)
     bootstrap: dict[str, BootstrapJobConfig] = Field(default_factory=dict)
     export: dict[str, ExportJobConfig] = Field(default_factory=dict)
-
-
-class BootstrapRequest(BaseModel):
-    """Overrides a caller may choose: a delta window and a gentler rate, nothing that changes
-    what data is read or how it is stamped."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    config: str = Field(min_length=1)
-    since: str | None = Field(default=None, min_length=1)
-    max_rate: float | None = Field(default=None, gt=0)
-    # A failed bootstrap's id: continue after its last confirmed row, with its snapshot time.
-    resume: str | None = Field(default=None, pattern=JOB_ID)
-
-
-class ExportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    config: str = Field(min_length=1)
 
 
 class JobsService:
@@ -126,7 +114,7 @@ class JobsService:
     # -- handlers ------------------------------------------------------------------------
     async def start_bootstrap(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        parsed = await self._body(request, BootstrapRequest)
+        parsed = await self._body(request, BootstrapJobRequest)
         if isinstance(parsed, web.Response):
             return parsed
         config = self.config.bootstrap.get(parsed.config)
@@ -148,7 +136,7 @@ class JobsService:
 
     async def start_export(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        parsed = await self._body(request, ExportRequest)
+        parsed = await self._body(request, ExportJobRequest)
         if isinstance(parsed, web.Response):
             return parsed
         config = self.config.export.get(parsed.config)
@@ -167,7 +155,7 @@ class JobsService:
         record = self.jobs.get(job_id) if re.match(JOB_ID, job_id) else None
         if record is None:
             return error(404, "unknown_job", f"no job {job_id[:100]!r}")
-        return json_response(record.view())
+        return json_response(record.view().model_dump(mode="json"))
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -178,7 +166,8 @@ class JobsService:
         if limit < 1:
             return error(400, "bad_limit", "limit is a positive integer")
         recent = sorted(self.jobs.values(), key=lambda r: (r.created_at, r.id), reverse=True)
-        return json_response({"jobs": [record.view() for record in recent[:limit]]})
+        jobs = JobList(jobs=[record.view() for record in recent[:limit]])
+        return json_response(jobs.model_dump(mode="json"))
 
     # -- steps ---------------------------------------------------------------------------
     def _authorize(self, request: web.Request) -> None:
@@ -194,7 +183,7 @@ class JobsService:
         except ValidationError as exc:
             return error(422, "bad_request", validation_problems(exc, "body"))
 
-    def _resumable(self, parsed: BootstrapRequest) -> dict[str, Any] | web.Response:
+    def _resumable(self, parsed: BootstrapJobRequest) -> dict[str, Any] | web.Response:
         """The params of a job continuing ``parsed.resume``: its checkpoint and its window."""
         original = self.jobs.get(parsed.resume or "")
         if original is None or original.type != "bootstrap":
@@ -232,7 +221,7 @@ class JobsService:
         self.jobs[record.id] = record
         self.store.save(record)
         link = f"/jobs/{record.id}"
-        body = {"id": record.id, "state": str(record.state), "links": {"self": link}}
+        body = JobAccepted(id=record.id, links=Links(self=link)).model_dump(mode="json")
         self._executor.submit(self._execute, record, work)
         logger.info("job queued id=%s type=%s config=%s", record.id, kind, name)
         return json_response(body, 202, {"Location": link})

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.ingest.http.job_runner import JOB_ID
-from streams.ingest.http.openapi import error_response
+from streams.ingest.http.job_bodies import JOB_ID, REQUESTS, RESPONSES
+from streams.ingest.http.openapi import error_response, model_schemas
 
 JSON = "application/json"
 _SECURITY: list[dict[str, list[str]]] = [{"JobsBearer": []}, {"JobsApiKey": []}]
-REQUIRED_JOB_FIELDS = [
-    "id", "type", "config", "state", "records_processed", "total_records",
-    "created_at", "started_at", "finished_at", "report", "error",
-]  # fmt: skip
-_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -106,89 +101,7 @@ PATHS: dict[str, Any] = {
 }
 
 COMPONENTS: dict[str, dict[str, Any]] = {
-    "schemas": {
-        "BootstrapJobRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["config"],
-            "properties": {
-                "config": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "a [jobs.bootstrap.<name>]",
-                },
-                "since": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "delta run: rows modified since (e.g. 24h, or ISO-8601)",
-                },
-                "max_rate": {"type": "number", "exclusiveMinimum": 0, "description": "rows/s"},
-                "resume": {
-                    "type": "string",
-                    "pattern": JOB_ID,
-                    "description": "a failed bootstrap job's id: continue after its last "
-                    "confirmed row, with its snapshot time and window (no since)",
-                },
-            },
-        },
-        "ExportJobRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["config"],
-            "properties": {"config": {"type": "string", "minLength": 1}},
-        },
-        "JobAccepted": {
-            "type": "object",
-            "required": ["id", "state", "links"],
-            "properties": {
-                "id": {"type": "string"},
-                "state": {"const": "queued"},
-                "links": {"type": "object", "properties": {"self": {"type": "string"}}},
-            },
-        },
-        "Job": {
-            "type": "object",
-            "required": [
-                "id",
-                "type",
-                "config",
-                "state",
-                "records_processed",
-                "total_records",
-                "created_at",
-                "started_at",
-                "finished_at",
-                "report",
-                "error",
-            ],
-            "properties": {
-                "id": {"type": "string"},
-                "type": {"enum": ["bootstrap", "export"]},
-                "config": {"type": "string"},
-                "params": {"type": "object"},
-                "state": {"enum": ["queued", "running", "succeeded", "failed"]},
-                "records_processed": {"type": ["integer", "null"]},
-                "total_records": {
-                    "type": ["integer", "null"],
-                    "description": "null when the source cannot tell (a SQL query)",
-                },
-                "created_at": {"type": "string", "format": "date-time"},
-                "started_at": _TIME,
-                "finished_at": _TIME,
-                "report": {
-                    "type": ["object", "null"],
-                    "description": "the bootstrap's JSON report or the export's summary",
-                },
-                "error": {"type": ["string", "null"]},
-                "links": {"type": "object", "properties": {"self": {"type": "string"}}},
-            },
-        },
-        "JobList": {
-            "type": "object",
-            "required": ["jobs"],
-            "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
-        },
-    },
+    "schemas": model_schemas(REQUESTS, RESPONSES),
     "securitySchemes": {
         "JobsBearer": {"type": "http", "scheme": "bearer"},
         "JobsApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

@@ -12,6 +12,9 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+
 from streams import __version__
 from streams.errors import ConfigError
 from streams.ingest.http.feature import Feature
@@ -37,6 +40,28 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+class _Schemas(GenerateJsonSchema):
+    """Model schemas as OpenAPI components: no per-field titles (the names say it)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def model_schemas(
+    requests: Iterable[type[BaseModel]], responses: Iterable[type[BaseModel]] = ()
+) -> dict[str, Any]:
+    """``components.schemas`` generated from the models that validate requests and build
+    responses, so the document says what the service does."""
+    modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in requests]
+    modes += [(model, "serialization") for model in responses]
+    _, top = models_json_schema(
+        modes,
+        ref_template="#/components/schemas/{model}",
+        schema_generator=_Schemas,
+    )
+    return dict(top.get("$defs", {}))
 
 
 def error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
