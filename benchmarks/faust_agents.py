@@ -1,6 +1,6 @@
 """Contender (b): Faust agents on the same input, in a Faust worker of their own.
 
-``naive`` is the DESIGN.md baseline: per event, a RocksDB-backed table write and an awaited
+``naive`` is the baseline the design names: per event, a RocksDB-backed table write and an awaited
 send. ``batch`` takes ``stream.take_events(5000, within=0.05)`` batches and only decodes each
 event with orjson (no table, no send): Faust's own per-event pipeline ceiling.
 

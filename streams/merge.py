@@ -1,4 +1,4 @@
-"""The merge rules of DESIGN.md: a per-property last-writer-wins map with a delete watermark.
+"""The merge rules of docs/contract.md: a per-property last-writer-wins map with a delete watermark.
 
 Pure: no I/O and no imports from Kafka, Faust or RocksDB. The state is a CRDT, so the result
 of applying any set of events is independent of their order and of duplicates.

@@ -1,4 +1,4 @@
-"""Property-based proofs of DESIGN.md's algebraic claims about the merge."""
+"""Property-based proofs of the algebraic claims of docs/contract.md about the merge."""
 
 from __future__ import annotations
 

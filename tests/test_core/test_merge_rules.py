@@ -1,4 +1,4 @@
-"""DESIGN.md's merge rules 1-4, one example each (rule 5 is the decoder's skew check)."""
+"""Merge rules 1-4 of docs/contract.md, an example each (rule 5 is the decoder's skew check)."""
 
 from __future__ import annotations
 
