@@ -1,4 +1,4 @@
-"""Merge rules 1-4 of docs/contract.md, an example each (rule 5 is the decoder's skew check)."""
+"""The merge rules of docs/contract.md (1-6), one example each; limits (7) are the decoder's."""
 
 from __future__ import annotations
 
