@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from streams.atomic_files import atomic_writer
 from streams.codecs.timestamps import ms_to_seconds
 from streams.errors import KafkaUnavailableError, StoppedError, StreamsError
 from streams.kafka.clients import reader_config
@@ -222,13 +222,7 @@ def export_profiles(
             if on_progress is not None:
                 on_progress(summary.records_read)
 
-    target = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp") if output else None
-    handle: IO[str] = (
-        target.open("w", encoding="utf-8", newline="")
-        if target
-        else io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
-    )
-    try:
+    def write(handle: IO[str]) -> None:
         with progress:
             rows = iter_profiles(settings, tick)
             if fmt == "csv":
@@ -237,14 +231,13 @@ def export_profiles(
                 summary.profiles = _write_jsonl(handle, rows, include_timestamps)
             progress.update(task, completed=summary.records_read)
         handle.flush()
-        if target is not None and output is not None:
-            os.fsync(handle.fileno())
-            handle.close()
-            os.replace(target, output)
-    except BaseException:
-        if target is not None:
-            handle.close()
-            target.unlink(missing_ok=True)
-        raise
+
+    if output is None:
+        write(io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True))
+    else:
+        with atomic_writer(output) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            write(text)
+            text.detach()  # the writer closes the file itself, after its fsync
     summary.seconds = time.monotonic() - started
     return summary

@@ -8,9 +8,7 @@ query's row numbers. Written atomically: a temporary file, fsync, rename.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from streams.atomic_files import write_atomic
 from streams.errors import ConfigError
 
 DEFAULT_CHECKPOINT_DIR = Path(".cache") / "bootstrap"
@@ -90,18 +89,3 @@ def load_checkpoint(path: Path) -> Checkpoint | None:
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     checkpoint.updated_ms = time.time_ns() // 1_000_000
     write_atomic(path, orjson.dumps(asdict(checkpoint), option=orjson.OPT_INDENT_2))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise

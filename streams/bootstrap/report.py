@@ -13,7 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from streams.bootstrap.checkpoint import write_atomic
+from streams.atomic_files import write_atomic
 from streams.bootstrap.convert import format_ms
 from streams.logs import mask_emails
 

@@ -41,6 +41,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from streams.atomic_files import atomic_writer
 from streams.codecs.timestamps import MAX_EPOCH_MS, ms_to_seconds
 from streams.connect.errors import RetryableSinkError, SinkConfigError, SinkError
 from streams.connect.records import Rejection, SinkRecord, WriteResult
@@ -222,21 +223,14 @@ class FileSink(BatchingSink):
 
     def _publish(self, name: str, payload: bytes) -> None:
         """Write ``payload`` as ``name`` atomically: temp file, fsync, rename."""
-        temp = self.directory / f".{self.prefix}-{secrets.token_hex(8)}.tmp"
+        temp_name = f".{self.prefix}-{secrets.token_hex(8)}.tmp"  # _temp_pattern's form
         try:
-            with temp.open("xb") as out:
+            with atomic_writer(self.directory / name, temp_name) as out:
                 out.write(payload)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.directory / name)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                temp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise RetryableSinkError(
-                    f"file sink {self.name!r}: cannot write {name}: {exc}"
-                ) from exc
-            raise
+        except OSError as exc:
+            raise RetryableSinkError(
+                f"file sink {self.name!r}: cannot write {name}: {exc}"
+            ) from exc
 
     def _sync_directory(self) -> None:
         # The renames must be durable before the worker commits the offsets.

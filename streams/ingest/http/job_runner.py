@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from rich.console import Console
 
-from streams.bootstrap.checkpoint import write_atomic
+from streams.atomic_files import write_atomic
 from streams.bootstrap.delivery import DEFAULT_PRODUCERS
 from streams.bootstrap.job import BootstrapJob
 from streams.bootstrap.mapping import load_mapping
