@@ -32,6 +32,7 @@ from streams.bootstrap.mapping import load_mapping
 from streams.bootstrap.plan import DEFAULT_CHUNK_ROWS, JobOptions
 from streams.bootstrap.report import Status
 from streams.bootstrap.sources import Source, open_source
+from streams.errors import StreamsError
 from streams.export import export_profiles
 from streams.ingest.http.job_bodies import Job, JobState, JobType, Links
 from streams.kafka.clients import reader_config
@@ -172,7 +173,7 @@ class JobStore:
         return records
 
 
-class JobFailedError(Exception):
+class JobFailedError(StreamsError):
     """The job ran to an end that is not success; the message says which."""
 
 
