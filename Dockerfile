@@ -7,10 +7,10 @@
 #
 # The build stage compiles the Rust kernel (native/, imported as streams._native) with a Rust
 # toolchain copied from the official rust image and Debian's gcc as its linker, builds the
-# project's wheel with maturin and installs it into a virtualenv. The runtime stage receives
-# only that virtualenv: it has neither a compiler nor Rust. The other dependencies (rocksdict,
-# confluent-kafka, orjson, ...) ship manylinux wheels; on arm64 faust-streaming has none
-# and its sdist is built in the build stage (its C speedups are optional).
+# project's wheel with maturin and installs it into a virtualenv, with the drivers of every
+# command (the postgres, rest and amqp extras; not faust, the benchmarks' contender). The
+# runtime stage receives only that virtualenv: it has neither a compiler nor Rust. The other
+# dependencies (rocksdict, confluent-kafka, orjson, psycopg, ...) ship manylinux wheels.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 # The toolchain that builds native/ (PyO3 0.30 needs Rust 1.85+). Only /usr/local/{rustup,cargo}
@@ -45,7 +45,7 @@ COPY streams ./streams
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/native/target \
     /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install /wheels/profile_streams-*.whl
+ && /opt/venv/bin/pip install "$(echo /wheels/profile_streams-*.whl)[postgres,rest,amqp]"
 
 # ---- runtime ----
 FROM ${PYTHON_IMAGE}

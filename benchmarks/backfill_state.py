@@ -16,9 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
-import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from psycopg import sql
 
 from benchmarks.common import PARTITIONS
 from streams.codecs.events import EventDecoder
@@ -26,7 +24,12 @@ from streams.connect.sinks.postgres_sql import VALUES_VIEW_SUFFIX
 from streams.errors import InvalidEventError
 from streams.merge import MergePolicy, apply_event
 from streams.model import Profile, Value
+from streams.optional import requires
 from streams.settings import Settings
+
+with requires("psycopg", "the backfill benchmark"):
+    import psycopg
+    from psycopg import sql
 
 CONSUME_BATCH = 10_000
 FETCH_ROWS = 20_000

@@ -15,11 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import faust
 import orjson
 
 from benchmarks.common import PARTITIONS, Result, Spec, now, write_result
 from benchmarks.data import create_topic
+from streams.optional import requires
+
+with requires("faust", "the Faust contender"):
+    import faust
 
 TAKE_MAX = 5000
 TAKE_WITHIN = 0.05

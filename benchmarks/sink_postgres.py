@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -40,7 +38,12 @@ from streams.connect.records import SinkRecord
 from streams.connect.sinks.postgres import NATIVE_PART, PostgresSink, fold
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
+from streams.optional import requires
 from streams.settings import Settings
+
+with requires("psycopg", "the PostgreSQL sink benchmark"):
+    import psycopg
+    from psycopg import sql
 
 DSN_ENV = "STREAMS_TEST_POSTGRES_DSN"
 BATCH = 5000

@@ -11,8 +11,11 @@ from typing import Any, Self
 from streams.bootstrap.sources import Chunk, SourceError
 from streams.errors import ConfigError
 from streams.logs import mask_dsn
+from streams.optional import requires
 
 DEFAULT_ITERSIZE = 10_000
+# psycopg is imported by the methods that use it: a CSV bootstrap imports this module too.
+NEEDED_BY = "the PostgreSQL source"
 
 
 class PostgresSource:
@@ -63,7 +66,8 @@ class PostgresSource:
         ``%`` in the user's SQL stays as written)."""
         from datetime import UTC, datetime
 
-        from psycopg import sql
+        with requires("psycopg", NEEDED_BY):
+            from psycopg import sql
 
         statement = sql.SQL(self._query)  # the user's own SQL, by design
         if self._since_ms is None or self._modified_at is None:
@@ -74,13 +78,9 @@ class PostgresSource:
         )
 
     def __enter__(self) -> Self:
-        try:
+        with requires("psycopg", NEEDED_BY):
             import psycopg
             from psycopg import sql
-        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
-            raise ConfigError(
-                "PostgreSQL sources need psycopg: pip install 'psycopg[binary]'"
-            ) from exc
         try:
             self._conn = psycopg.connect(self._dsn)
             self._conn.read_only = True
@@ -95,7 +95,8 @@ class PostgresSource:
         return self
 
     def chunks(self, size: int) -> Iterator[Chunk]:
-        import psycopg
+        with requires("psycopg", NEEDED_BY):
+            import psycopg
 
         cursor = self._cursor
         cursor.itersize = max(self._itersize, size)

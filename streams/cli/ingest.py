@@ -45,11 +45,6 @@ def amqp(
     """Consume Proca action/event messages; ack each only after Kafka has its events."""
     settings = command_settings(config=config)
     from streams.ingest.amqp.config import AmqpSourceConfig
-    from streams.ingest.amqp.consumer import (
-        AmqpSource,
-        AmqpUnavailableError,
-        run_until_signalled,
-    )
     from streams.ingest.config import load_sections
     from streams.logs import configure_logging
 
@@ -64,6 +59,11 @@ def amqp(
     try:
         section = load_sections(config).get("amqp", {})
         parsed = AmqpSourceConfig.from_section(section, overrides)
+        from streams.ingest.amqp.consumer import (  # needs aio-pika, an extra
+            AmqpSource,
+            AmqpUnavailableError,
+            run_until_signalled,
+        )
     except StreamsError as exc:
         raise _fail(str(exc)) from exc
     check_kafka(settings)  # after the options: a usage error is said even with Kafka down

@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streams.connect.errors import SinkConfigError
 from streams.connect.sink import BatchingSink
+from streams.optional import driver_of, missing_driver
 from streams.settings import Settings
 from streams.validation import validation_problems
 
 SinkType = Literal["postgres", "rest", "file"]
 
-# Imported lazily: a file connector must not need a PostgreSQL driver installed.
+# Imported lazily: a file connector must not need a driver (an extra) installed.
 SINK_CLASSES: dict[str, str] = {
     "postgres": "streams.connect.sinks.postgres:PostgresSink",
     "rest": "streams.connect.sinks.rest:RestSink",
@@ -127,6 +128,8 @@ def build_sink(config: ConnectorConfig, settings: Settings) -> BatchingSink:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if (driver := driver_of(exc)) is not None:
+            raise missing_driver(driver, f"the {config.type} sink", exc) from exc
         raise SinkConfigError(
             f"the {config.type} sink needs a package that is not installed ({exc.name}): "
             "pip install 'profile-streams'"

@@ -29,6 +29,7 @@ from streams.ingest.http.track_routes import build_feature as build_tracking
 from streams.ingest.producer import DEFAULT_SEND_TIMEOUT_SECONDS, IngestProducer
 from streams.kafka.topics import verify_topics
 from streams.logs import configure_logging
+from streams.optional import driver_of, missing_driver
 from streams.settings import Settings
 from streams.validation import validation_problems
 
@@ -81,6 +82,8 @@ def load_factory(name: str, factories: Mapping[str, str] = FEATURE_FACTORIES) ->
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if (driver := driver_of(exc)) is not None:
+            raise missing_driver(driver, f"feature [{name}]", exc) from exc
         raise ConfigError(
             f"feature [{name}] is configured but its module {module_name} is not installed: {exc}"
         ) from exc

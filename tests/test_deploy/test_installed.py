@@ -1,9 +1,11 @@
 """The built wheel installed into a fresh virtualenv and used from outside the repository.
 
 The virtualenv gets the wheel and its dependencies from the configured package index (pip's
-cache makes a repeat quick). Every command runs in a directory outside the checkout with no
-PYTHONPATH, so only the installed package can answer: its Avro schemas, its broker pom, the
-``streams`` command, and the embedded broker fetching its jars into the user cache directory.
+cache makes a repeat quick), without extras: nothing tested here needs a driver, and a command
+that does says which extra to install. Every command runs in a directory outside the checkout
+with no PYTHONPATH, so only the installed package can answer: its Avro schemas, its broker
+pom, the ``streams`` command, and the embedded broker fetching its jars into the user cache
+directory.
 """
 
 from __future__ import annotations
@@ -143,6 +145,38 @@ def test_the_streams_command_runs(installed: Install) -> None:
     output = installed.run(installed.streams, "--help")
     for command in ("broker", "worker", "topics", "serve"):
         assert command in output
+
+
+def test_the_installed_package_has_no_driver_and_names_the_extras(installed: Install) -> None:
+    output = installed.probe(
+        """
+        import importlib.metadata
+        import importlib.util
+        import json
+
+        from streams.optional import DRIVERS
+
+        print(json.dumps({
+            "installed": [name for name in DRIVERS if importlib.util.find_spec(name)],
+            "extras": importlib.metadata.metadata("profile-streams").get_all("Provides-Extra"),
+            "needed": sorted({driver.extra for driver in DRIVERS.values()}),
+        }))
+        """
+    )
+    seen = json.loads(output)
+    assert seen["installed"] == []
+    assert set(seen["extras"]) >= {*seen["needed"], "all"}
+    result = subprocess.run(
+        [installed.streams, "ingest", "amqp", "--queue", "q"],
+        cwd=installed.outside,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pip install 'profile-streams[amqp]'" in result.stderr
 
 
 def _free_port() -> int:

@@ -26,9 +26,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, TypeVar
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import TupleRow
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from streams._native import copy_rows
@@ -39,8 +36,14 @@ from streams.connect.sinks import postgres_sql as q
 from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, Upsert
+from streams.optional import requires
 from streams.settings import Settings
 from streams.validation import validation_problems
+
+with requires("psycopg", "the PostgreSQL sink"):
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.rows import TupleRow
 
 logger = logging.getLogger(__name__)
 

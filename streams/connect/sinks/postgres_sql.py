@@ -18,10 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from psycopg import Connection, sql
-from psycopg.rows import TupleRow
 
 from streams.model import Profile, Upsert, Value
+from streams.optional import requires
+
+with requires("psycopg", "the PostgreSQL sink"):
+    from psycopg import Connection, sql
+    from psycopg.rows import TupleRow
 
 logger = logging.getLogger(__name__)
 

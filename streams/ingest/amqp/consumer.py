@@ -24,10 +24,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, MessageProcessError
-
 from streams.codecs.events import EventDecoder
 from streams.errors import InvalidEventError, StreamsError
 from streams.ingest.amqp.config import AmqpSourceConfig
@@ -35,7 +31,13 @@ from streams.ingest.amqp.proca import ProcaOptions, event_record, map_message
 from streams.ingest.amqp.topology import Topology, declare
 from streams.ingest.producer import IngestProducer, KafkaBackpressureError
 from streams.logs import mask_emails
+from streams.optional import requires
 from streams.settings import Settings
+
+with requires("aio_pika", "the AMQP source"):
+    import aio_pika
+    from aio_pika.abc import AbstractIncomingMessage
+    from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, MessageProcessError
 
 logger = logging.getLogger(__name__)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
-from aio_pika.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
-
 from streams.errors import ConfigError
 from streams.ingest.amqp.config import AmqpSourceConfig
+from streams.optional import requires
+
+with requires("aio_pika", "the AMQP source"):
+    import aio_pika
+    from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
+    from aio_pika.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 logger = logging.getLogger(__name__)
 
