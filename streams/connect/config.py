@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streams.connect.errors import SinkConfigError
 from streams.connect.sink import BatchingSink
+from streams.httpclient.backoff import RetryConfig
 from streams.settings import Settings
 from streams.validation import validation_problems
 
@@ -35,14 +36,6 @@ class BatchConfig(BaseModel):
     max_records: int = Field(default=5000, ge=1)
     max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_wait_ms: int = Field(default=1000, ge=0)
-
-
-class RetryConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    initial_backoff_ms: int = Field(default=200, ge=1)
-    max_backoff_ms: int = Field(default=30_000, ge=1)
-    multiplier: float = Field(default=2.0, ge=1.0)
 
 
 class ConnectorConfig(BaseModel):

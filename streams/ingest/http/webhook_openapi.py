@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.connect.sinks.rest_mapping import FALSE_WORDS, TRUE_WORDS, FieldType
+from streams.field_types import FALSE_WORDS, TRUE_WORDS, FieldType
 from streams.ingest.http.openapi import error_response
 from streams.ingest.http.webhook_config import SourceConfig
 from streams.ingest.http.webhook_mapping import MAX_ID_LENGTH, split_path
