@@ -22,7 +22,7 @@ def command_settings(*, config: Path | None = None, **overrides: Any) -> Setting
 
     also_known: set[str] = set()
     if config is not None:
-        from streams.connect.config import env_references
+        from streams.config_files import env_references
 
         also_known = env_references(config)
     for warning in unknown_variable_warnings(also_known=also_known):

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import importlib
-import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from streams.config_files import read_toml
 from streams.connect.errors import SinkConfigError
 from streams.connect.sink import BatchingSink
+from streams.errors import ConfigError
+from streams.httpclient.backoff import RetryConfig
 from streams.optional import driver_of, missing_driver
 from streams.settings import Settings
 from streams.validation import validation_problems
@@ -27,8 +27,6 @@ SINK_CLASSES: dict[str, str] = {
     "file": "streams.connect.sinks.file:FileSink",
 }
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
 
 class BatchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,14 +34,6 @@ class BatchConfig(BaseModel):
     max_records: int = Field(default=5000, ge=1)
     max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_wait_ms: int = Field(default=1000, ge=0)
-
-
-class RetryConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    initial_backoff_ms: int = Field(default=200, ge=1)
-    max_backoff_ms: int = Field(default=30_000, ge=1)
-    multiplier: float = Field(default=2.0, ge=1.0)
 
 
 class ConnectorConfig(BaseModel):
@@ -72,48 +62,12 @@ class SinkFactory(Protocol):
     ) -> BatchingSink: ...
 
 
-def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace ``${VAR}`` in strings (secrets stay out of config files); missing is an error."""
-    env = os.environ if environ is None else environ
-    if isinstance(value, str):
-
-        def lookup(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise SinkConfigError(f"environment variable {name} is not set")
-            return env[name]
-
-        return _ENV_REFERENCE.sub(lookup, value)
-    if isinstance(value, dict):
-        return {key: expand_env(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [expand_env(item, env) for item in value]
-    return value
-
-
-def env_references(path: Path) -> set[str]:
-    """The ``${VAR}`` names a configuration file refers to (none if it cannot be read)."""
-    try:
-        return set(_ENV_REFERENCE.findall(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError):
-        return set()
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """A TOML file with ``${VAR}`` references expanded; SinkConfigError says what is wrong."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SinkConfigError(f"cannot read {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SinkConfigError(f"{path} is not valid TOML: {exc}") from exc
-    expanded: dict[str, Any] = expand_env(raw)
-    return expanded
-
-
 def load_config(path: Path, name: str | None = None) -> ConnectorConfig:
     """Read a connector's TOML file; ``name`` (from the command line) must match when given."""
-    raw = read_toml(path)
+    try:
+        raw = read_toml(path)
+    except ConfigError as exc:
+        raise SinkConfigError(str(exc)) from exc
     try:
         config = ConnectorConfig.model_validate(raw)
     except ValidationError as exc:

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from streams.codecs.upserts import UpsertCodec
-from streams.connect.backoff import Backoff
 from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
 from streams.connect.records import Rejection, SinkRecord, WriteResult
 from streams.connect.sink import BatchingSink
 from streams.errors import DeliveryError, InvalidEventError
+from streams.httpclient.backoff import Backoff
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import (
     MINIMAL_LIMIT_BYTES,

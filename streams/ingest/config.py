@@ -10,16 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from streams.connect.config import read_toml
-from streams.connect.errors import SinkConfigError
-from streams.errors import ConfigError
+from streams.config_files import read_toml
 
 
 def load_sections(path: Path | None) -> Mapping[str, Any]:
     """The file's top-level tables with environment references expanded; {} without a file."""
     if path is None:
         return {}
-    try:
-        return read_toml(path)
-    except SinkConfigError as exc:
-        raise ConfigError(str(exc)) from exc
+    return read_toml(path)

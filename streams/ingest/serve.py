@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 SERVER_SECTION = "server"
 TRACKING_SECTION = "tracking"
 FEATURE_FACTORIES: dict[str, str] = {
-    "webhooks": "streams.ingest.http.webhooks:build_feature",
+    "webhooks": "streams.ingest.webhooks.routes:build_feature",
     "jobs": "streams.ingest.http.jobs:build_feature",
 }
 PRODUCER_CLIENT_ID = "profile-streams-serve"

@@ -14,9 +14,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from streams.codecs.upserts import UpsertCodec
-from streams.connect.config import BatchConfig, ConnectorConfig, RetryConfig
+from streams.connect.config import BatchConfig, ConnectorConfig
 from streams.connect.sinks.file import FileSink, read_jsonl, visible_files
 from streams.connect.worker import ConnectorWorker
+from streams.httpclient.backoff import RetryConfig
 from streams.kafka.topics import ensure_topic
 from streams.model import Upsert
 from streams.settings import Settings

@@ -16,18 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.codecs.upserts import UpsertCodec
-from streams.connect.config import (
-    BatchConfig,
-    ConnectorConfig,
-    RetryConfig,
-    build_sink,
-    load_config,
-)
+from streams.connect.config import BatchConfig, ConnectorConfig, build_sink, load_config
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError, SinkConfigError
 from streams.connect.sinks.rest import RestSink
-from streams.connect.sinks.rest_http import parse_retry_after
-from streams.connect.sinks.rest_mapping import convert
 from streams.connect.worker import ConnectorWorker
+from streams.httpclient.backoff import RetryConfig
 from streams.kafka.topics import ensure_topic
 from streams.merge import MergePolicy, apply_event, to_upsert
 from streams.model import ChangeEvent, Op, Profile, PropertyState, Upsert
@@ -418,52 +411,6 @@ def test_mapping_failure_rejects_only_that_record(crm, make_sink):
     result = sink.write([bad, good])
     assert [(r.record, r.reason) for r in result.rejected] == [(bad, "mapping")]
     assert visible(crm.contact("c-1")) == {"first_name": "Ann"}
-
-
-@pytest.mark.parametrize(
-    ("value", "field_type", "expected"),
-    [
-        ("7", "int", 7),
-        (7.0, "int", 7),
-        (1, "float", 1.0),
-        (" 2.5 ", "float", 2.5),
-        ("No", "bool", False),
-        (1, "bool", True),
-        (True, "string", "true"),
-        (1.5, "string", "1.5"),
-        (0, "datetime", "1970-01-01T00:00:00.000Z"),
-        ("2024-01-02T03:04:05+01:00", "datetime", "2024-01-02T02:04:05.000Z"),
-        (None, "int", None),
-    ],
-)
-def test_convert(value, field_type, expected):
-    assert convert(value, field_type) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "field_type"),
-    [
-        ("x", "int"),
-        (7.5, "int"),
-        (True, "int"),
-        ("maybe", "bool"),
-        (2, "bool"),
-        (float("nan"), "float"),
-        (True, "datetime"),
-        ("yesterday", "datetime"),
-        (1e300, "datetime"),
-    ],
-)
-def test_convert_refuses(value, field_type):
-    with pytest.raises(ValueError, match="cannot convert"):
-        convert(value, field_type)
-
-
-def test_parse_retry_after():
-    assert parse_retry_after("120", 1.0) == 120.0
-    assert parse_retry_after("-3", 1.0) == 0.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1.0, now=1445412470.0) == 10.0
-    assert parse_retry_after("", 4.0) == 4.0
 
 
 # -- concurrency ----------------------------------------------------------------------------

@@ -10,10 +10,11 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.codecs.upserts import UpsertCodec
-from streams.connect.config import BatchConfig, ConnectorConfig, RetryConfig
+from streams.connect.config import BatchConfig, ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
 from streams.connect.worker import ConnectorWorker
 from streams.errors import DeliveryError
+from streams.httpclient.backoff import RetryConfig
 from streams.kafka.topics import ensure_topic
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert

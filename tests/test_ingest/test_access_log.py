@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 
 from streams.ingest.http.access_log import PathOnlyAccessLogger
-from streams.ingest.http.webhook_fetch import FetchConfig, ProfileFetcher
 from streams.ingest.serve import serve, server_options
+from streams.ingest.webhooks.fetch import FetchConfig, ProfileFetcher
 from streams.settings import Settings
 from tests.app_thread import AppThread
 

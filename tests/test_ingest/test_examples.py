@@ -10,8 +10,8 @@ from streams.ingest.amqp.config import AmqpSourceConfig
 from streams.ingest.config import load_sections
 from streams.ingest.http.feature import FeatureContext
 from streams.ingest.http.jobs import build_feature as build_jobs
-from streams.ingest.http.webhooks import build_feature as build_webhooks
 from streams.ingest.producer import IngestProducer
+from streams.ingest.webhooks.routes import build_feature as build_webhooks
 from streams.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "ingest"

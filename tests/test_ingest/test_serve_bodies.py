@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.serve_process import serve_process
 from streams.ingest.http.app import LINGER_SECONDS
-from streams.ingest.http.webhook_fetch import is_safe_id
+from streams.ingest.webhooks.fetch import is_safe_id
 from streams.testing import read_topic
 from tests.test_ingest.http_server import running_service
 from tests.test_ingest.origin_server import OriginServer

@@ -22,9 +22,9 @@ from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
 from streams.ingest.http.feature import FeatureContext
 from streams.ingest.http.openapi import compose_document
-from streams.ingest.http.webhook_mapping import lookup, split_path
-from streams.ingest.http.webhooks import build_feature
 from streams.ingest.producer import IngestProducer
+from streams.ingest.webhooks.mapping import lookup, split_path
+from streams.ingest.webhooks.routes import build_feature
 from streams.settings import Settings
 from streams.testing import read_topic
 from tests.test_connect.crm_server import Fault

@@ -16,19 +16,13 @@ from urllib.parse import urljoin
 
 import httpx
 
-from streams.connect.errors import RetryableSinkError
-from streams.connect.sinks.rest_http import (
-    MAX_DETAIL,
-    REJECT_STATUSES,
-    ErrorItem,
-    RestConfigError,
-    Transport,
-    error_item,
-    error_items,
-)
-from streams.connect.sinks.rest_mapping import Mapper
-from streams.connect.sinks.rest_modes import GONE, Delivery, Job, Mode, Outcome, json_body
-from streams.connect.sinks.rest_options import RestSinkOptions
+from streams.connect.errors import RetryableSinkError, SinkConfigError
+from streams.connect.sinks.rest.mapping import Mapper
+from streams.connect.sinks.rest.modes import GONE, Delivery, Job, Mode, Outcome, json_body
+from streams.connect.sinks.rest.options import RestSinkOptions
+from streams.connect.sinks.rest.rejections import ErrorItem, error_item, error_items
+from streams.httpclient.failures import MAX_DETAIL
+from streams.httpclient.transport import REJECT_STATUSES, Transport
 from streams.logs import mask_emails
 
 logger = logging.getLogger(__name__)
@@ -97,7 +91,7 @@ class BulkMode(Mode):
                 if i.position is not None and i.position < len(remaining)
             }
             if not named or len(named) < len(items):
-                raise RestConfigError(f"{what}: the import job was refused: {items[0].reason}")
+                raise SinkConfigError(f"{what}: the import job was refused: {items[0].reason}")
             outcomes += [Outcome(remaining[i], item) for i, item in named.items()]
             remaining = [job for i, job in enumerate(remaining) if i not in named]
         else:
@@ -121,7 +115,7 @@ class BulkMode(Mode):
         if isinstance(body, dict) and body.get("status_url"):
             link = str(body["status_url"])
         if not link:
-            raise RestConfigError(f"{what}: no status link (Location or status_url)")
+            raise SinkConfigError(f"{what}: no status link (Location or status_url)")
         self._pending = urljoin(str(response.url), link)
         results = await self._poll(transport, self._pending)
         self._pending = None

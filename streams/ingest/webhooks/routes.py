@@ -28,10 +28,11 @@ from streams.http_auth import presented_token, token_matches, unauthorized
 from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.responses import JSON, error, json_response
-from streams.ingest.http.webhook_config import SourceConfig, WebhookOptions, parse_section
-from streams.ingest.http.webhook_deadletter import DeadLetterWriter
-from streams.ingest.http.webhook_fetch import FetchFailedError, ProfileFetcher, is_safe_id
-from streams.ingest.http.webhook_mapping import (
+from streams.ingest.producer import IngestProducer, KafkaBackpressureError
+from streams.ingest.webhooks.config import SourceConfig, WebhookOptions, parse_section
+from streams.ingest.webhooks.deadletter import DeadLetterWriter
+from streams.ingest.webhooks.fetch import FetchFailedError, ProfileFetcher, is_safe_id
+from streams.ingest.webhooks.mapping import (
     MAX_ID_LENGTH,
     PayloadError,
     PayloadMapper,
@@ -40,8 +41,7 @@ from streams.ingest.http.webhook_mapping import (
     lookup,
     split_path,
 )
-from streams.ingest.http.webhook_openapi import webhook_components, webhook_paths
-from streams.ingest.producer import IngestProducer, KafkaBackpressureError
+from streams.ingest.webhooks.openapi import webhook_components, webhook_paths
 from streams.kafka.dead_letters import dead_letter_headers
 from streams.logs import mask_emails
 

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from streams.errors import ConfigError
 from streams.ingest.binding import SourceBinding
-from streams.ingest.http.webhook_fetch import FetchConfig
-from streams.ingest.http.webhook_mapping import PropertyRule
+from streams.ingest.webhooks.fetch import FetchConfig
+from streams.ingest.webhooks.mapping import PropertyRule
 from streams.validation import validation_problems
 
 SOURCE_NAME = r"^[A-Za-z0-9._-]{1,100}$"

@@ -16,21 +16,34 @@ from typing import Any
 
 import httpx
 
-from streams.connect.errors import RetryableSinkError, SinkBackpressureError, SinkConfigError
+from streams.connect.errors import (
+    RetryableSinkError,
+    SinkBackpressureError,
+    SinkConfigError,
+    SinkError,
+)
 from streams.connect.records import Rejection, SinkRecord, WriteResult
 from streams.connect.sink import BatchingSink
-from streams.connect.sinks.rest_auth import OAuth2ClientCredentials, build_authenticator
-from streams.connect.sinks.rest_bulk import BulkMode
-from streams.connect.sinks.rest_http import HaltedError, Transport
-from streams.connect.sinks.rest_mapping import JsonScalar, Mapper, MappingError
-from streams.connect.sinks.rest_modes import CreateOrUpdateMode, Job, Mode, UpsertMode
-from streams.connect.sinks.rest_options import RestSinkOptions, parse_options
-from streams.connect.sinks.rest_state import (
+from streams.connect.sinks.rest.bulk import BulkMode
+from streams.connect.sinks.rest.mapping import Mapper, MappingError
+from streams.connect.sinks.rest.modes import CreateOrUpdateMode, Job, Mode, UpsertMode
+from streams.connect.sinks.rest.options import RestSinkOptions, parse_options
+from streams.connect.sinks.rest.state import (
     MAPPING_REASON,
     CustomerPlan,
     DeliveredStore,
     plan_batch,
 )
+from streams.field_types import JsonScalar
+from streams.httpclient.auth import OAuth2ClientCredentials, build_authenticator
+from streams.httpclient.errors import (
+    HaltedError,
+    HttpBackpressureError,
+    HttpClientError,
+    HttpRefusedError,
+    RetryableHttpError,
+)
+from streams.httpclient.transport import Transport
 from streams.logs import mask_emails
 from streams.merge import MergePolicy
 from streams.model import Profile
@@ -42,7 +55,7 @@ USER_AGENT = "profile-streams-rest-sink"
 
 
 class RestSink(BatchingSink):
-    """``[sink]`` options: see ``rest_options.RestSinkOptions`` and the README."""
+    """``[sink]`` options: see ``options.RestSinkOptions`` and the README."""
 
     def __init__(self, options: Mapping[str, Any], *, name: str, settings: Settings) -> None:
         super().__init__()
@@ -76,8 +89,11 @@ class RestSink(BatchingSink):
             # Bad credentials stop the connector now; a token endpoint that is down can wait.
             try:
                 self._runner.run(self._auth.headers(self._client))
-            except RetryableSinkError as exc:
+            except RetryableHttpError as exc:
                 logger.warning("connector=%s token fetch deferred: %s", self.name, exc)
+            except HttpRefusedError as exc:
+                self.close()
+                raise sink_error(exc) from exc
             except BaseException:
                 self.close()
                 raise
@@ -95,7 +111,10 @@ class RestSink(BatchingSink):
     def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
         self.setup()
         assert self._runner is not None
-        return self._runner.run(self._write(batch))
+        try:
+            return self._runner.run(self._write(batch))
+        except HttpClientError as exc:  # bulk mode's job requests are not gathered
+            raise sink_error(exc) from exc
 
     async def _write(self, batch: Sequence[SinkRecord]) -> WriteResult:
         assert self._store is not None
@@ -121,7 +140,8 @@ class RestSink(BatchingSink):
             asyncio.Semaphore(options.max_concurrency),
             options.default_retry_after_s,
         )
-        outcomes, failures = await self._mode.deliver(jobs, transport)
+        outcomes, delivery_failures = await self._mode.deliver(jobs, transport)
+        failures = [sink_error(failure) for failure in delivery_failures]
         accepted = {o.job.plan.customer_id: o.job.plan.after for o in outcomes if o.error is None}
         self._store.save(accepted)
         for outcome in outcomes:
@@ -167,6 +187,21 @@ def build_mode(options: RestSinkOptions, mapper: Mapper) -> Mode:
         "bulk": BulkMode,
     }
     return modes[options.mode](options, mapper)
+
+
+def sink_error(failure: BaseException) -> BaseException:
+    """What an HTTP failure means to the worker: retry, pause or stop; others stay as they are."""
+    error: SinkError
+    if isinstance(failure, HttpBackpressureError):
+        error = SinkBackpressureError(str(failure), retry_after=failure.retry_after or 0.0)
+    elif isinstance(failure, RetryableHttpError):
+        error = RetryableSinkError(str(failure), retry_after=failure.retry_after)
+    elif isinstance(failure, HttpRefusedError):
+        error = SinkConfigError(str(failure))
+    else:
+        return failure
+    error.__cause__ = failure
+    return error
 
 
 def _combined(failures: Sequence[BaseException], customers: int, delivered: int) -> BaseException:

@@ -1,4 +1,4 @@
-"""Authentication of REST sinks: API key header, basic, static bearer, OAuth2 client credentials."""
+"""Request authentication: API key header, basic, static bearer, OAuth2 client credentials."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from streams.connect.sinks.rest_http import RestConfigError, classify_failure
+from streams.httpclient.errors import HttpRefusedError
+from streams.httpclient.failures import classify_failure
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class OAuth2ClientCredentials(Authenticator):
             raise classify_failure(exc, "token request") from exc
         if response.status_code in (400, 401, 403):
             error = _error_code(response)
-            raise RestConfigError(
+            raise HttpRefusedError(
                 f"token endpoint refused the client credentials (HTTP {response.status_code}"
                 f"{', ' + error if error else ''})",
                 status=response.status_code,
@@ -141,7 +142,7 @@ class OAuth2ClientCredentials(Authenticator):
             token = str(body["access_token"])
             expires_in = float(body.get("expires_in") or 0)
         except (ValueError, KeyError, TypeError) as exc:
-            raise RestConfigError("token endpoint answered without an access_token") from exc
+            raise HttpRefusedError("token endpoint answered without an access_token") from exc
         self._token = token
         if expires_in > 0:
             margin = min(options.refresh_margin_s, expires_in / 2)

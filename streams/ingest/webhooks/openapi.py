@@ -7,10 +7,10 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.connect.sinks.rest_mapping import FALSE_WORDS, TRUE_WORDS, FieldType
+from streams.field_types import FALSE_WORDS, TRUE_WORDS, FieldType
 from streams.ingest.http.openapi import error_response
-from streams.ingest.http.webhook_config import SourceConfig
-from streams.ingest.http.webhook_mapping import MAX_ID_LENGTH, split_path
+from streams.ingest.webhooks.config import SourceConfig
+from streams.ingest.webhooks.mapping import MAX_ID_LENGTH, split_path
 
 JSON = "application/json"
 # What Python's str.strip() removes (JSON Schema's \\s differs: \\x1c-\\x1f, \\x85, \\ufeff),

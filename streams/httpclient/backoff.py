@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import random
+import time
+from email.utils import parsedate_to_datetime
 
-from streams.connect.config import RetryConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_backoff_ms: int = Field(default=200, ge=1)
+    max_backoff_ms: int = Field(default=30_000, ge=1)
+    multiplier: float = Field(default=2.0, ge=1.0)
 
 
 class Backoff:
@@ -30,3 +41,18 @@ class Backoff:
 
     def reset(self) -> None:
         self._attempt = 0
+
+
+def parse_retry_after(value: str | None, default: float, now: float | None = None) -> float:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; ``default`` if absent."""
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return default
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else default

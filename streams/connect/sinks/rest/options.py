@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.connect.errors import SinkConfigError
-from streams.connect.sinks.rest_auth import AuthOptions
-from streams.connect.sinks.rest_mapping import FieldMapping, JsonScalar, Mapper
-from streams.connect.sinks.rest_state import OnDelete
+from streams.connect.sinks.rest.mapping import FieldMapping, Mapper
+from streams.connect.sinks.rest.state import OnDelete
+from streams.field_types import JsonScalar
+from streams.httpclient.auth import AuthOptions
 from streams.validation import validation_problems
 
 Method = Literal["POST", "PUT", "PATCH"]

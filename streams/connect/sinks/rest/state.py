@@ -17,7 +17,7 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams.connect.records import Rejection, SinkRecord
-from streams.connect.sinks.rest_mapping import Mapper, MappingError
+from streams.connect.sinks.rest.mapping import Mapper, MappingError
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
 

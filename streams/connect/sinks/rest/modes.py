@@ -12,17 +12,13 @@ from urllib.parse import quote
 
 import httpx
 
-from streams.connect.errors import RetryableSinkError
-from streams.connect.sinks.rest_http import (
-    REJECT_STATUSES,
-    ErrorItem,
-    RestConfigError,
-    Transport,
-    error_items,
-)
-from streams.connect.sinks.rest_mapping import JsonScalar, Mapper
-from streams.connect.sinks.rest_options import RestSinkOptions
-from streams.connect.sinks.rest_state import CustomerPlan
+from streams.connect.errors import RetryableSinkError, SinkConfigError
+from streams.connect.sinks.rest.mapping import Mapper
+from streams.connect.sinks.rest.options import RestSinkOptions
+from streams.connect.sinks.rest.rejections import ErrorItem, error_items
+from streams.connect.sinks.rest.state import CustomerPlan
+from streams.field_types import JsonScalar
+from streams.httpclient.transport import REJECT_STATUSES, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +46,7 @@ def json_body(response: httpx.Response, what: str) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise RestConfigError(f"{what}: HTTP {response.status_code} without a JSON body") from exc
+        raise SinkConfigError(f"{what}: HTTP {response.status_code} without a JSON body") from exc
 
 
 def rejection(response: httpx.Response) -> ErrorItem:

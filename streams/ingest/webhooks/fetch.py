@@ -20,16 +20,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.connect.backoff import Backoff
-from streams.connect.config import RetryConfig
-from streams.connect.errors import RetryableSinkError, SinkBackpressureError
-from streams.connect.sinks.rest_auth import AuthOptions, build_authenticator
-from streams.connect.sinks.rest_http import (
-    TRANSIENT_STATUSES,
-    RestConfigError,
-    parse_retry_after,
-)
 from streams.errors import StreamsError
+from streams.httpclient.auth import AuthOptions, build_authenticator
+from streams.httpclient.backoff import Backoff, RetryConfig, parse_retry_after
+from streams.httpclient.errors import HttpRefusedError, RetryableHttpError
+from streams.httpclient.failures import TRANSIENT_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +212,7 @@ def _auth_errors(attempt: int) -> Iterator[None]:
     retries."""
     try:
         yield
-    except RestConfigError as exc:
+    except HttpRefusedError as exc:
         raise FetchFailedError("origin_auth", str(exc), attempts=attempt, permanent=True) from exc
-    except (RetryableSinkError, SinkBackpressureError) as exc:
+    except RetryableHttpError as exc:
         raise _RetryableError("origin_auth_unavailable", str(exc), exc.retry_after) from exc

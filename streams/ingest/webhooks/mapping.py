@@ -3,8 +3,8 @@
 Paths name a value inside the payload: a JSON Pointer (``/contact/emails/0``, RFC 6901) or a
 dotted path (``contact.emails.0``). A path the payload lacks leaves the property out (the
 origin did not say anything about it); an explicit ``null`` unsets it. Types are converted
-with the REST sink's converters, so a webhook and a REST destination agree on what ``bool``
-or ``datetime`` accept. Errors carry a short reason code and never echo a value.
+by ``streams.field_types``, as in the REST sink, so a webhook and a REST destination agree on
+what ``bool`` or ``datetime`` accept. Errors carry a short reason code and never echo a value.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streams.codecs.integers import dumps_event
 from streams.codecs.timestamps import to_epoch_ms
-from streams.connect.sinks.rest_mapping import FieldType, convert
 from streams.errors import InvalidEventError, StreamsError
+from streams.field_types import FieldType, convert
 
 MAX_ID_LENGTH = 256
 _MISSING: Any = object()

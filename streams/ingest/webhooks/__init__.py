@@ -1,0 +1,1 @@
+"""Webhooks of the ingestion service: origins push profiles or notify ids to fetch (``routes``)."""
