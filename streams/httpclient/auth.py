@@ -9,11 +9,14 @@ import time
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from streams.httpclient.errors import HttpRefusedError
 from streams.httpclient.failures import classify_failure
+from streams.optional import requires
+
+with requires("httpx", "the REST sink and webhook fetches"):
+    import httpx
 
 logger = logging.getLogger(__name__)
 

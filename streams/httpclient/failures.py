@@ -6,11 +6,13 @@ RetryableHttpError. Any other status: HttpRefusedError, which no retry can fix.
 
 from __future__ import annotations
 
-import httpx
-
 from streams.httpclient.backoff import parse_retry_after
 from streams.httpclient.errors import HttpBackpressureError, HttpRefusedError, RetryableHttpError
 from streams.logs import mask_emails
+from streams.optional import requires
+
+with requires("httpx", "the REST sink and webhook fetches"):
+    import httpx
 
 TRANSIENT_STATUSES = frozenset({408, 425})
 MAX_DETAIL = 300

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
-
 from streams.httpclient.auth import Authenticator
 from streams.httpclient.errors import HaltedError, HttpClientError, HttpRefusedError
 from streams.httpclient.failures import classify_failure
 from streams.logs import mask_emails
+from streams.optional import requires
+
+with requires("httpx", "the REST sink and webhook fetches"):
+    import httpx
 
 REJECT_STATUSES = frozenset({400, 409, 422})
 

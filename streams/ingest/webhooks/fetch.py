@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from streams.errors import StreamsError
@@ -25,6 +24,10 @@ from streams.httpclient.auth import AuthOptions, build_authenticator
 from streams.httpclient.backoff import Backoff, RetryConfig, parse_retry_after
 from streams.httpclient.errors import HttpRefusedError, RetryableHttpError
 from streams.httpclient.failures import TRANSIENT_STATUSES
+from streams.optional import requires
+
+with requires("httpx", "webhooks"):
+    import httpx
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urljoin
 
-import httpx
-
 from streams.connect.errors import RetryableSinkError, SinkConfigError
 from streams.connect.sinks.rest.mapping import Mapper
 from streams.connect.sinks.rest.modes import GONE, Delivery, Job, Mode, Outcome, json_body
@@ -24,6 +22,10 @@ from streams.connect.sinks.rest.rejections import ErrorItem, error_item, error_i
 from streams.httpclient.failures import MAX_DETAIL
 from streams.httpclient.transport import REJECT_STATUSES, Transport
 from streams.logs import mask_emails
+from streams.optional import requires
+
+with requires("httpx", "the REST sink"):
+    import httpx
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-import httpx
-
 from streams.connect.errors import RetryableSinkError, SinkConfigError
 from streams.connect.sinks.rest.mapping import Mapper
 from streams.connect.sinks.rest.options import RestSinkOptions
@@ -19,6 +17,10 @@ from streams.connect.sinks.rest.rejections import ErrorItem, error_items
 from streams.connect.sinks.rest.state import CustomerPlan
 from streams.field_types import JsonScalar
 from streams.httpclient.transport import REJECT_STATUSES, Transport
+from streams.optional import requires
+
+with requires("httpx", "the REST sink"):
+    import httpx
 
 logger = logging.getLogger(__name__)
 

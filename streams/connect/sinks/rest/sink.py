@@ -14,8 +14,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from streams.connect.errors import (
     RetryableSinkError,
     SinkBackpressureError,
@@ -47,7 +45,11 @@ from streams.httpclient.transport import Transport
 from streams.logs import mask_emails
 from streams.merge import MergePolicy
 from streams.model import Profile
+from streams.optional import requires
 from streams.settings import Settings
+
+with requires("httpx", "the REST sink"):
+    import httpx
 
 logger = logging.getLogger(__name__)
 
