@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from benchmarks.common import PARTITIONS
 from streams.codecs.events import EventDecoder
-from streams.connect.sinks.postgres_sql import VALUES_VIEW_SUFFIX
+from streams.connect.sinks.postgres.sql import VALUES_VIEW_SUFFIX
 from streams.errors import InvalidEventError
 from streams.merge import MergePolicy, apply_event
 from streams.model import Profile, Value

@@ -35,7 +35,7 @@ from rich.table import Table
 
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.records import SinkRecord
-from streams.connect.sinks.postgres import NATIVE_PART, PostgresSink, fold
+from streams.connect.sinks.postgres.sink import NATIVE_PART, PostgresSink, fold
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
 from streams.optional import requires

@@ -26,10 +26,10 @@ from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import build_sink, load_config
 from streams.connect.errors import RetryableSinkError, SinkConfigError
 from streams.connect.records import SinkRecord
-from streams.connect.sinks import postgres as postgres_module
-from streams.connect.sinks import postgres_sql as q
-from streams.connect.sinks.postgres import REFUSED, PostgresSink, refusal
-from streams.connect.sinks.postgres_sql import MERGE_FUNCTION, MIGRATIONS_TABLE
+from streams.connect.sinks.postgres import sink as postgres_module
+from streams.connect.sinks.postgres import sql as q
+from streams.connect.sinks.postgres.sink import REFUSED, PostgresSink, refusal
+from streams.connect.sinks.postgres.sql import MERGE_FUNCTION, MIGRATIONS_TABLE
 from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, join_profiles, rank_key, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert, Value

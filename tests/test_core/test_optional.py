@@ -75,7 +75,11 @@ def test_the_extras_in_pyproject_are_the_drivers():
 
 # --- postgres --------------------------------------------------------------------------------
 
-POSTGRES_SINK = ("streams.connect.sinks.postgres", "streams.connect.sinks.postgres_sql")
+POSTGRES_SINK = (
+    "streams.connect.sinks.postgres",
+    "streams.connect.sinks.postgres.sink",
+    "streams.connect.sinks.postgres.sql",
+)
 
 
 def test_the_postgres_sink_without_psycopg_names_the_postgres_extra(monkeypatch):
@@ -84,7 +88,7 @@ def test_the_postgres_sink_without_psycopg_names_the_postgres_extra(monkeypatch)
     with pytest.raises(MissingDriverError, match=r"pip install 'profile-streams\[postgres\]'"):
         build_sink(config, Settings())
     with pytest.raises(MissingDriverError, match=r"^the PostgreSQL sink needs psycopg"):
-        importlib.import_module("streams.connect.sinks.postgres_sql")
+        importlib.import_module("streams.connect.sinks.postgres.sql")
 
 
 def test_the_postgres_source_without_psycopg_names_the_postgres_extra(monkeypatch):

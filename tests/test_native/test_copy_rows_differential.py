@@ -1,7 +1,8 @@
 """The Rust staging rows (``_native.copy_rows``) against the reference (``FoldedBatch.rows``,
-postgres_sql's ``upsert_row`` and ``profile_row``): for generated shares, the COPY text read
-back gives the same rows, the properties JSON byte for byte, in the same order; a value the
-Rust code does not write exactly gives None (the sink then encodes in Python), never a crash."""
+the PostgreSQL sink's ``sql.upsert_row`` and ``sql.profile_row``): for generated shares, the COPY
+text read back gives the same rows, the properties JSON byte for byte, in the same order; a
+value the Rust code does not write exactly gives None (the sink then encodes in Python), never a
+crash."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from streams._native import copy_rows
-from streams.connect.sinks.postgres import FoldedBatch
+from streams.connect.sinks.postgres.sink import FoldedBatch
 from streams.model import Op, Profile, PropertyState, Upsert
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1

@@ -5,13 +5,13 @@ table and merges it with one statement, committed without waiting for Python, so
 merges one share while Python encodes and copies the next.
 
 Rows are encoded by the Rust crate (``streams._native.copy_rows``) as COPY text, a few hundred
-customers at a time; ``STREAMS_KERNEL=python`` selects ``postgres_sql``'s ``upsert_row`` and
+customers at a time; ``STREAMS_KERNEL=python`` selects ``sql``'s ``upsert_row`` and
 ``profile_row``, the reference, which also do any part holding a value the Rust code does not
 write exactly.
 
 The table keeps, per customer and property, the value, its timestamp and its tie-break rank,
 so the database keeps the same winner as the processor whatever order, duplicates or replays
-the batches arrive in. The stored format and the SQL live in ``postgres_sql``.
+the batches arrive in. The stored format and the SQL live in ``sql``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from streams._native import copy_rows
 from streams.connect.errors import RetryableSinkError, SinkConfigError, SinkError
 from streams.connect.records import Rejection, SinkRecord, WriteResult
 from streams.connect.sink import BatchingSink
-from streams.connect.sinks import postgres_sql as q
+from streams.connect.sinks.postgres import sql as q
 from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, Upsert
