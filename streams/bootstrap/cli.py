@@ -18,9 +18,10 @@ from streams.bootstrap.checkpoint import DEFAULT_CHECKPOINT_DIR
 from streams.bootstrap.convert import format_ms
 from streams.bootstrap.job import BootstrapJob
 from streams.bootstrap.mapping import load_mapping
+from streams.bootstrap.open_source import open_source
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import JobReport, Status
-from streams.bootstrap.sources import Source, open_source
+from streams.bootstrap.sources import Source
 from streams.errors import ConfigError, StreamsError
 from streams.logs import configure_logging, mask_emails
 from streams.settings import Settings

@@ -12,13 +12,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
-from streams.errors import ConfigError, StreamsError
-
-if TYPE_CHECKING:
-    from streams.bootstrap.files import CsvSource, JsonlSource
-    from streams.bootstrap.postgres import PostgresSource
+from streams.errors import StreamsError
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +57,6 @@ class Source(Protocol):
     def modified_ms(self) -> int | None: ...
 
 
-def is_postgres(spec: str) -> bool:
-    return spec.startswith(("postgresql://", "postgres://"))
-
-
 def count_lines(path: Path) -> int:
     """Newlines in the file (plus one for an unterminated last line): cheap, for progress."""
     count = 0
@@ -74,36 +66,3 @@ def count_lines(path: Path) -> int:
             count += chunk.count(b"\n")
             last = chunk[-1:]
     return count + (last != b"\n")
-
-
-def open_source(
-    spec: str,
-    *,
-    query: str | None = None,
-    delimiter: str = ",",
-    encoding: str = "utf-8",
-    timezone: str = "UTC",
-    modified_at_column: str | None = None,
-    since_ms: int | None = None,
-) -> CsvSource | JsonlSource | PostgresSource:
-    """The source named on the command line: ``*.csv``, ``*.jsonl``/``*.ndjson`` or a URL."""
-    from streams.bootstrap.files import CsvSource, JsonlSource
-    from streams.bootstrap.postgres import PostgresSource
-
-    if is_postgres(spec):
-        return PostgresSource(
-            spec,
-            query or "",
-            timezone=timezone,
-            modified_at_column=modified_at_column,
-            since_ms=since_ms,
-        )
-    if query:
-        raise ConfigError("--query is for PostgreSQL sources only")
-    path = Path(spec)
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return CsvSource(path, delimiter="\t" if suffix == ".tsv" else delimiter, encoding=encoding)
-    if suffix in (".jsonl", ".ndjson"):
-        return JsonlSource(path)
-    raise ConfigError(f"unknown source {spec!r}: expected *.csv, *.jsonl or postgresql://...")

@@ -12,9 +12,10 @@ import pytest
 
 from streams.bootstrap.job import BootstrapJob
 from streams.bootstrap.mapping import BootstrapMapping
+from streams.bootstrap.open_source import open_source
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import JobReport
-from streams.bootstrap.sources import Source, open_source
+from streams.bootstrap.sources import Source
 from streams.settings import Settings
 from tests.test_bootstrap.bootstrap_helpers import BASIC_MAPPING
 

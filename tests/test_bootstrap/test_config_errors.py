@@ -15,9 +15,9 @@ from streams.bootstrap.cli import run_bootstrap
 from streams.bootstrap.hints import delimiter_hint, encoding_hint
 from streams.bootstrap.job import BootstrapJob
 from streams.bootstrap.mapping import parse_mapping
+from streams.bootstrap.open_source import open_source
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import Status
-from streams.bootstrap.sources import open_source
 from streams.errors import ConfigError
 from streams.settings import Settings
 from tests.test_bootstrap.bootstrap_helpers import BASIC_MAPPING, mapping_of

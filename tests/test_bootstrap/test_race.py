@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 
 from streams.bootstrap.job import BootstrapJob
+from streams.bootstrap.open_source import open_source
 from streams.bootstrap.plan import JobOptions
 from streams.bootstrap.report import JobReport, Status
-from streams.bootstrap.sources import open_source
 from streams.testing import produce_events, read_topic, wait_until
 from tests.test_bootstrap.bootstrap_helpers import mapping_of
 

@@ -12,9 +12,10 @@ import pytest
 from streams.bootstrap.files import CsvSource, JsonlSource
 from streams.bootstrap.mapping import parse_mapping
 from streams.bootstrap.native import NativeConverter
+from streams.bootstrap.open_source import open_source
 from streams.bootstrap.postgres import PostgresSource
 from streams.bootstrap.rows import RowLimits
-from streams.bootstrap.sources import count_lines, open_source
+from streams.bootstrap.sources import count_lines
 from streams.errors import ConfigError
 from streams.logs import mask_dsn
 

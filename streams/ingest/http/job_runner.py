@@ -29,9 +29,10 @@ from streams.atomic_files import write_atomic
 from streams.bootstrap.delivery import DEFAULT_PRODUCERS
 from streams.bootstrap.job import BootstrapJob
 from streams.bootstrap.mapping import load_mapping
+from streams.bootstrap.open_source import open_source
 from streams.bootstrap.plan import DEFAULT_CHUNK_ROWS, JobOptions
 from streams.bootstrap.report import Status
-from streams.bootstrap.sources import Source, open_source
+from streams.bootstrap.sources import Source
 from streams.errors import StreamsError
 from streams.export import export_profiles
 from streams.ingest.http.job_bodies import Job, JobState, JobType, Links
