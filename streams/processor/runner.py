@@ -16,9 +16,9 @@ from aiohttp import web
 from streams.kafka.topics import verify_topics
 from streams.logs import configure_logging
 from streams.processor.metrics import WorkerMetrics
-from streams.processor.store import StateStores
 from streams.processor.worker import ProcessorWorker
 from streams.settings import Settings
+from streams.state.store import StateStores
 from streams.web.app import ProfileApi
 from streams.web.auth import check_exposure
 from streams.web.routing import OwnerDirectory, worker_client_id

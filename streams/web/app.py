@@ -19,9 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from streams.codecs.timestamps import ms_to_seconds
 from streams.kafka.partitioner import partition_for
 from streams.processor.metrics import WorkerMetrics
-from streams.processor.state_codec import decode_profile
-from streams.processor.store import StateStores
 from streams.settings import Settings
+from streams.state.codec import decode_profile
+from streams.state.store import StateStores
 from streams.web.auth import authorize
 from streams.web.routing import OwnerDirectory
 
