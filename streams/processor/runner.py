@@ -104,7 +104,9 @@ class WorkerService:
 
     async def _bind(self, stores: StateStores, metrics: WorkerMetrics) -> int:
         self._directory = OwnerDirectory(self.settings)
-        self._api = ProfileApi(self.settings, self, stores, metrics, self._directory, self_url="")
+        self._api = ProfileApi(
+            self.settings, self, stores, metrics.render, self._directory, self_url=""
+        )
         self._runner = web.AppRunner(self._api.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
