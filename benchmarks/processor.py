@@ -18,9 +18,9 @@ from benchmarks.common import Result, Spec, contender_main, now, run_worker
 from benchmarks.data import topic_size
 from streams.kafka.topics import create_topics
 from streams.processor.records import InputRecord
-from streams.processor.store import PartitionStore
 from streams.processor.worker import ProcessorWorker
 from streams.settings import Settings
+from streams.state.store import PartitionStore
 
 POLL_SECONDS = 0.02
 

@@ -32,8 +32,8 @@ from streams.kafka.reading import read_range
 from streams.kafka.topics import kafka_error_text
 from streams.merge import MergePolicy, join_profiles
 from streams.model import Profile
-from streams.processor.state_codec import decode_profile
 from streams.settings import Settings
+from streams.state.codec import decode_profile
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-//! A profile's stored bytes, as `streams/processor/state_codec.py` writes them with orjson:
+//! A profile's stored bytes, as `streams/state/codec.py` writes them with orjson:
 //! `{"p":{name:[value,last_update,source]},"d":watermark}`.
 
 use crate::doc::{parse_json, Doc, Parsed};

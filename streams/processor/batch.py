@@ -23,8 +23,8 @@ from streams.processor.records import (
     OutputRecord,
 )
 from streams.processor.side_outputs import dead_letter, reroute
-from streams.processor.state_codec import decode_profile, encode_profile
 from streams.settings import Settings
+from streams.state.codec import decode_profile, encode_profile
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from aiohttp import web
 from streams.kafka.topics import verify_topics
 from streams.logs import configure_logging
 from streams.processor.metrics import WorkerMetrics
-from streams.processor.store import StateStores
 from streams.processor.worker import ProcessorWorker
 from streams.settings import Settings
+from streams.state.store import StateStores
 from streams.web.app import ProfileApi
 from streams.web.auth import check_exposure
 from streams.web.routing import OwnerDirectory, worker_client_id
@@ -104,7 +104,9 @@ class WorkerService:
 
     async def _bind(self, stores: StateStores, metrics: WorkerMetrics) -> int:
         self._directory = OwnerDirectory(self.settings)
-        self._api = ProfileApi(self.settings, self, stores, metrics, self._directory, self_url="")
+        self._api = ProfileApi(
+            self.settings, self, stores, metrics.render, self._directory, self_url=""
+        )
         self._runner = web.AppRunner(self._api.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)

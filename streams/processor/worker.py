@@ -17,9 +17,9 @@ from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, refusal_reason
 from streams.kafka.topics import message_limit
+from streams.memory import IdleTrim
 from streams.processor.delivery import BatchDelivery, Refusal, Reports
 from streams.processor.kernel import batch_processor
-from streams.processor.memory import IdleTrim
 from streams.processor.metrics import WorkerMetrics
 from streams.processor.records import (
     BatchCounts,
@@ -28,9 +28,9 @@ from streams.processor.records import (
     Origin,
     OutputRecord,
 )
-from streams.processor.restore import restore_partitions
-from streams.processor.store import StateStores
 from streams.settings import STATE_RECORD_HEADROOM, Settings
+from streams.state.restore import restore_partitions
+from streams.state.store import StateStores
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import quote
 
@@ -18,10 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.codecs.timestamps import ms_to_seconds
 from streams.kafka.partitioner import partition_for
-from streams.processor.metrics import WorkerMetrics
-from streams.processor.state_codec import decode_profile
-from streams.processor.store import StateStores
 from streams.settings import Settings
+from streams.state.codec import decode_profile
+from streams.state.store import StateStores
 from streams.web.auth import authorize
 from streams.web.routing import OwnerDirectory
 
@@ -31,6 +31,8 @@ RETRY_AFTER_SECONDS = "1"
 
 
 class WorkerState(Protocol):
+    """What ``/health`` and the routing of ``/customers`` ask of the worker served."""
+
     @property
     def owned_partitions(self) -> frozenset[int]: ...
 
@@ -42,19 +44,21 @@ class WorkerState(Protocol):
 
 
 class ProfileApi:
+    """Serves what its worker hands it: the worker's state, its stores, its rendered metrics."""
+
     def __init__(
         self,
         settings: Settings,
         worker: WorkerState,
         stores: StateStores,
-        metrics: WorkerMetrics,
+        render_metrics: Callable[[], bytes],
         directory: OwnerDirectory,
         self_url: str,
     ) -> None:
         self._settings = settings
         self._worker = worker
         self._stores = stores
-        self._metrics = metrics
+        self._render_metrics = render_metrics
         self._directory = directory
         self._self_url = self_url
         self._session: aiohttp.ClientSession | None = None
@@ -151,7 +155,7 @@ class ProfileApi:
     async def metrics(self, request: web.Request) -> web.Response:
         if self._settings.metrics_require_token:
             authorize(request, self._settings)
-        response = web.Response(body=self._metrics.render())
+        response = web.Response(body=self._render_metrics())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 

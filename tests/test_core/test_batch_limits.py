@@ -13,8 +13,8 @@ from streams.kafka.partitioner import partition_for
 from streams.processor.batch import BatchProcessor
 from streams.processor.kernel import NativeBatchProcessor
 from streams.processor.records import InputRecord
-from streams.processor.state_codec import decode_profile
 from streams.settings import Settings
+from streams.state.codec import decode_profile
 
 T0 = 1_700_000_000
 

@@ -143,7 +143,7 @@ def test_joining_two_states_equals_applying_both_histories(left, right, policy):
 @RELAXED
 @given(st.lists(events(), max_size=10), policies)
 def test_state_codec_roundtrip(evts, policy):
-    from streams.processor.state_codec import decode_profile, encode_profile
+    from streams.state.codec import decode_profile, encode_profile
 
     profile = run(evts, policy)
     assert canon(decode_profile(encode_profile(profile))) == canon(profile)

@@ -14,7 +14,7 @@ from streams.codecs.events import CHANGE_SCHEMA
 from streams.kafka.partitioner import partition_for
 from streams.model import Profile, PropertyState
 from streams.processor.records import InputRecord
-from streams.processor.state_codec import encode_profile
+from streams.state.codec import encode_profile
 
 T0 = 1_700_000_000
 NOW_MS = (T0 + 100_000) * 1000

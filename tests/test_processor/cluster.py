@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from streams.kafka.clients import reader_config
 from streams.merge import MergePolicy, apply_event, join_profiles, upsert_as_event, value_rank
 from streams.model import ChangeEvent, Op, Profile
-from streams.processor.state_codec import decode_profile
 from streams.settings import Settings
+from streams.state.codec import decode_profile
 from streams.testing import read_topic, read_upserts
 
 T0 = 1_700_000_000

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from streams.errors import DeliveryError
 from streams.processor.delivery import Reports
-from streams.processor.state_codec import decode_profile
+from streams.state.codec import decode_profile
 from streams.testing import produce_events, read_topic, read_upserts, wait_until
 
 T0 = 1_700_000_000

@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from streams.processor import memory
+from streams import memory
 
 
 def test_idle_trims_once_after_work_and_at_most_once_per_interval(
@@ -14,7 +14,7 @@ def test_idle_trims_once_after_work_and_at_most_once_per_interval(
 ) -> None:
     now = [100.0]
     trims: list[float] = []
-    monkeypatch.setattr("streams.processor.memory.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("streams.memory.time.monotonic", lambda: now[0])
     monkeypatch.setattr(memory, "release_free_memory", lambda: trims.append(now[0]))
     idle = memory.IdleTrim(interval=10.0)
 

@@ -13,11 +13,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from streams.errors import StreamsError
 from streams.kafka.clients import reader_config
+from streams.memory import release_free_memory
 from streams.merge import MergePolicy, join_profiles
-from streams.processor.memory import release_free_memory
-from streams.processor.state_codec import decode_profile, encode_profile
-from streams.processor.store import PartitionStore, StateStores
 from streams.settings import Settings
+from streams.state.codec import decode_profile, encode_profile
+from streams.state.store import PartitionStore, StateStores
 
 logger = logging.getLogger(__name__)
 

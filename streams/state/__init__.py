@@ -1,0 +1,2 @@
+"""Per-customer profile state: its bytes, the local RocksDB store, its restore from the
+changelog."""
