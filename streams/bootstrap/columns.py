@@ -15,8 +15,6 @@ from datetime import tzinfo
 from typing import Any, NamedTuple
 
 from streams.bootstrap.convert import (
-    EMAIL_MAX,
-    EMAIL_PATTERN,
     ConversionError,
     Converter,
     datetime_converter,
@@ -29,6 +27,7 @@ from streams.bootstrap.convert import (
     to_string,
 )
 from streams.codecs.integers import I64_MAX, I64_MIN
+from streams.emails import EMAIL_MAX, EMAIL_PATTERN
 
 MEMO_LIMIT = 200_000
 # Spellings to_bool accepts, looked up without Python code per value; others take the slow path.
@@ -239,7 +238,13 @@ def _fast_email(values: Sequence[Any]) -> Sequence[Any] | Column | None:
         return values
     out = list(values)
     errors: dict[int, tuple[str, str]] = {}
-    for index in [i for i, match in enumerate(matches) if match is None]:
+    # A value of the pattern may still be too long: all but the good ones are checked.
+    bad = [
+        i
+        for i, (match, value) in enumerate(zip(matches, values, strict=True))
+        if match is None or len(value) > EMAIL_MAX
+    ]
+    for index in bad:
         try:
             out[index] = to_email(values[index])  # surrounding spaces are forgiven
         except ConversionError as exc:

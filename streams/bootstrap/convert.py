@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from streams.codecs.integers import INTEGER_OUT_OF_RANGE, RANGE_TEXT, in_range
 from streams.codecs.timestamps import MAX_EPOCH_MS
+from streams.emails import is_email
 
 Converter = Callable[[object], object]
 
@@ -26,12 +27,6 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _LONGEST_INTEGER = 4000  # digits int() converts (CPython's limit is 4300)
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
-# The WHATWG (HTML) definition of a valid email address.
-EMAIL_PATTERN = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
-)
-EMAIL_MAX = 254
 _SINCE = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -116,7 +111,7 @@ def to_bool(value: object) -> object:
 
 def to_email(value: object) -> object:
     text = to_string(value).strip()  # type: ignore[attr-defined]
-    if len(text) > EMAIL_MAX or EMAIL_PATTERN.fullmatch(text) is None:
+    if not is_email(text):
         raise ConversionError("bad_email", "not a valid email address")
     return text
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Literal
 
+from streams.emails import is_email
 from streams.errors import StreamsError
 
 ACTIONS = ("ADD", "DEL")
 IDS_BY_KIND = {"L": 2, "D": 1}  # a list line names its dataset and its list
 DelAs = Literal["unsubscribe", "delete"]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^\d{2}:\d{2}:\d{2}$")
 _FORMAT = "YYYY-MM-DD HH:MM:SS ACTION L|D IDS EMAIL [IP]"
@@ -98,7 +98,7 @@ def parse_line(text: str, line_no: int) -> ChangeLogEntry:
         raise MalformedLineError(line_no, "dataset and list ids must be integers")
     ids = [int(part) for part in rest[:count]]
     email = rest[count]
-    if not _EMAIL.match(email):
+    if not is_email(email):
         raise MalformedLineError(line_no, "the email field is not an address")
     ip = rest[count + 1] if len(rest) == count + 2 else None
     if ip is not None:

@@ -32,6 +32,7 @@ import orjson
 
 from streams.codecs.integers import dumps_event, loads_exact
 from streams.codecs.timestamps import to_epoch_ms
+from streams.emails import is_email
 from streams.errors import InvalidEventError
 
 ACTION_SCHEMAS = frozenset({"proca:action:1", "proca:action:2"})
@@ -51,7 +52,6 @@ _CONTACT_SKIP = frozenset(
     {"email", "contactRef", "ref", "payload", "signKey", "publicKey", "nonce"}
 )
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +92,10 @@ def map_message(body: bytes, options: ProcaOptions) -> Mapped:
 def normalize_email(raw: object) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidEventError("missing_email", "the message has no email")
-    email = raw.strip().lower()
-    if not _EMAIL.match(email):
+    email = raw.strip()
+    if not is_email(email):  # before lower(): the Kelvin sign lowers to an ASCII k
         raise InvalidEventError("bad_email", "the email is not an address")
-    return email
+    return email.lower()
 
 
 def contact_ref_for(email: str, seed: str = "") -> str:
