@@ -3,8 +3,9 @@
 The events of a chunk's regular rows are joined from columns of JSON text and constant
 fragments (source, event id prefix, snapshot time, property names, constants) in one C-level
 pass, ``map("".join, zip(...))``: about a third of what building dicts and dumping them costs.
-Rows of another shape (an empty cell, a removal) go through dicts and ``orjson.dumps``. Both
-paths write the same keys in the same order, and the same values.
+Rows of another shape (an empty cell, a removal) go through the constructor and encoder every
+ingestion path uses (:mod:`streams.codecs.events`). Both paths write the same keys in the same
+order, and the same values.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from itertools import repeat
 from typing import Any
 
 import orjson
+
+from streams.codecs.events import change_event, encode_event
+from streams.model import Op
 
 _SPECIAL = re.compile(r'[\x00-\x1f"\\]')  # what JSON strings must escape
 _BOOL_JSON = {True: "true", False: "false", None: "null"}
@@ -113,16 +117,15 @@ def dict_events(
     deletes: Sequence[bool],
     source: str,
 ) -> list[bytes]:
-    """Events built as dicts; ``deletes`` marks rows that become ``op: delete``."""
-    events: list[dict[str, Any]] = []
+    """Events built by :func:`change_event` and written by :func:`encode_event` (what every
+    ingestion path uses); ``deletes`` marks rows that become ``op: delete``, without properties."""
+    events: list[bytes] = []
     for customer_id, event_id, stamp, props, delete in zip(
         ids, event_ids, stamps, properties, deletes, strict=True
     ):
-        event: dict[str, Any] = {"customer_id": customer_id, "source": source, "event_id": event_id}
         if delete:
-            event["op"] = "delete"
-        event["update_timestamp"] = stamp
-        if not delete:
-            event["properties"] = props
-        events.append(event)
-    return list(map(orjson.dumps, events))
+            event = change_event(customer_id, source, stamp, event_id=event_id, op=Op.DELETE)
+        else:
+            event = change_event(customer_id, source, stamp, props, event_id=event_id)
+        events.append(encode_event(event)[1])
+    return events

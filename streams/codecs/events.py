@@ -1,23 +1,39 @@
-"""Input change events (JSON or Avro single-object) to validated :class:`ChangeEvent` records.
+"""Change events to and from the input topic's bytes, by one rule set: the processor's.
 
-This is the ingest hot path: one ``orjson.loads``, exact ``type() is`` checks, and the decoded
-``properties`` dict is handed on as is. Every rejection is an :class:`InvalidEventError` whose
-``reason`` is a short code for the DLQ; details never echo payloads or full email addresses.
+:class:`EventDecoder` turns an input record (JSON or Avro single-object) into a validated
+:class:`ChangeEvent`. This is the processor's hot path: one ``orjson.loads``, exact ``type() is``
+checks, and the decoded ``properties`` dict is handed on as is. Every rejection is an
+:class:`InvalidEventError` whose ``reason`` is a short code for the DLQ; details never echo
+payloads or full email addresses.
+
+Every ingestion path (HTTP, AMQP, change logs, webhooks, the bootstrap's odd rows) builds its
+events with :func:`change_event` and writes them with :func:`encode_event`; the services then
+check each one with :meth:`EventDecoder.encode`, so what they accept is never dead-lettered later
+and a customer id, a timestamp or a property is judged alike whichever way it arrives. The
+bootstrap's regular rows are rendered from a template (:mod:`streams.bootstrap.events`) that
+writes the bytes :func:`encode_event` writes, with the decoder's limits checked per column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from streams.codecs.avro import SOE_MARKER, SchemaRegistry, load_registry
-from streams.codecs.integers import I64_MAX, I64_MIN, out_of_range, reject_wide_integers
+from streams.codecs.integers import (
+    I64_MAX,
+    I64_MIN,
+    dumps_event,
+    out_of_range,
+    reject_wide_integers,
+)
 from streams.codecs.timestamps import MAX_EPOCH_MS, to_epoch_ms
 from streams.errors import ConfigError, InvalidEventError
 from streams.logs import clip_name
-from streams.model import UNKNOWN_TS, ChangeEvent, Op
+from streams.model import UNKNOWN_TS, ChangeEvent, Op, Value
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -42,6 +58,63 @@ _F64_MAX = 1.7976931348623157e308
 # A float this large may be an integer literal orjson could not hold (see codecs.integers).
 _WIDE_FLOAT = float(2**63)
 _MISSING: Any = object()
+_NO_PROPERTIES: Mapping[str, Value] = MappingProxyType({})
+
+Timestamp = int | float | str
+"""An update time as events carry it: UNIX seconds or ISO-8601 text (see codecs.timestamps)."""
+
+
+class EncodedEvent(NamedTuple):
+    """One checked event: the input topic's key and value, and what the processor reads."""
+
+    key: bytes
+    value: bytes
+    event: ChangeEvent
+
+
+def change_event(
+    customer_id: str,
+    source: str,
+    update_timestamp: Timestamp,
+    properties: Mapping[str, Value] = _NO_PROPERTIES,
+    *,
+    property_timestamps: Mapping[str, Timestamp] | None = None,
+    event_id: str | None = None,
+    op: Op = Op.UPSERT,
+) -> dict[str, Any]:
+    """One change event in the input topic's JSON shape, its keys in one order (the bootstrap's
+    template writes the same). An upsert always carries ``properties`` (as given: a wrong type
+    from a request is the decoder's to refuse); a delete only when some are given (the decoder
+    refuses that). Nothing is checked here: :meth:`EventDecoder.encode` does."""
+    event: dict[str, Any] = {"customer_id": customer_id, "source": source}
+    if event_id is not None:
+        event["event_id"] = event_id
+    if op is _DELETE:
+        event["op"] = _DELETE.value
+    event["update_timestamp"] = update_timestamp
+    if op is not _DELETE:
+        event["properties"] = {} if properties is _NO_PROPERTIES else properties
+    elif properties:
+        event["properties"] = properties
+    if property_timestamps:
+        event["property_timestamps"] = property_timestamps
+    return event
+
+
+def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
+    """``(key, value)`` of a change event (a dict of :func:`change_event`'s shape): the customer
+    id, UTF-8 (None unless a string: the decoder then says what is wrong), and the event as JSON.
+    Raises :class:`InvalidEventError` for what JSON cannot hold (lone surrogates, an integer
+    out of range, a value that is no JSON type)."""
+    try:
+        value = dumps_event(event)
+        customer_id = event.get("customer_id")
+        key = customer_id.encode() if type(customer_id) is str else None
+    except (UnicodeEncodeError, orjson.JSONEncodeError) as exc:
+        raise InvalidEventError(
+            "bad_type", f"not encodable as UTF-8 JSON ({type(exc).__name__})"
+        ) from exc
+    return key, value
 
 
 class EventDecoder:
@@ -76,6 +149,15 @@ class EventDecoder:
             max_properties=settings.max_properties,
             max_clock_skew_ms=round(settings.max_clock_skew_seconds * 1000),
         )
+
+    def encode(self, event: Mapping[str, Any], now_ms: int) -> EncodedEvent:
+        """``event`` (see :func:`change_event`) encoded and checked as :meth:`decode` checks it
+        when the processor reads it; an event without an update time takes ``now_ms``, as its
+        record's CreateTime will stand in for it. Raises :class:`InvalidEventError`."""
+        key, value = encode_event(event)
+        decoded = self.decode(key, value, now_ms, now_ms)
+        assert key is not None  # decode() refuses an event without a string customer_id
+        return EncodedEvent(key, value, decoded)
 
     def decode(
         self, key: bytes | None, value: bytes | None, record_timestamp_ms: int, now_ms: int

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Literal
 
+from streams.codecs.events import change_event
 from streams.emails import is_email
 from streams.errors import StreamsError
+from streams.model import Op, Value
 
 ACTIONS = ("ADD", "DEL")
 IDS_BY_KIND = {"L": 2, "D": 1}  # a list line names its dataset and its list
@@ -130,23 +132,16 @@ def to_event(entry: ChangeLogEntry, options: ChangeLogOptions) -> dict[str, Any]
     """The change event for one entry, stamped with the line's time in ``options.timezone``."""
     email = entry.email.strip().lower()
     seconds = entry.at.replace(tzinfo=options.timezone).timestamp()
-    event: dict[str, Any] = {
-        "customer_id": email,
-        "source": options.source,
-        "event_id": "maestro:" + hashlib.sha256(entry.format().encode()).hexdigest()[:24],
-        "update_timestamp": seconds,
-    }
+    event_id = "maestro:" + hashlib.sha256(entry.format().encode()).hexdigest()[:24]
     if entry.action == "DEL" and entry.kind == "D" and options.del_as == "delete":
-        event["op"] = "delete"
-        return event
+        return change_event(email, options.source, seconds, event_id=event_id, op=Op.DELETE)
     subscribed = entry.action == "ADD"
     name = (
         f"subscribed_list_{entry.list_id}"
         if entry.kind == "L"
         else f"member_dataset_{entry.dataset_id}"
     )
-    properties: dict[str, Any] = {"email": email, name: subscribed}
+    properties: dict[str, Value] = {"email": email, name: subscribed}
     if options.include_ip and entry.ip:
         properties["maestro_last_ip"] = entry.ip
-    event["properties"] = properties
-    return event
+    return change_event(email, options.source, seconds, properties, event_id=event_id)

@@ -133,15 +133,12 @@ def _produce(
             if isinstance(item, MalformedLineError):
                 report.malformed.append((item.line_no, item.reason))
                 continue
-            event = to_event(item, options)
-            key, value = event["customer_id"].encode(), orjson.dumps(event)
-            now_ms = int(time.time() * 1000)
             try:
-                decoder.decode(key, value, now_ms, now_ms)
+                record = decoder.encode(to_event(item, options), int(time.time() * 1000))
             except InvalidEventError as exc:  # e.g. a year the processor would refuse
                 report.malformed.append((item.line_no, f"{exc.reason}: {mask_emails(exc.detail)}"))
                 continue
-            produce_waiting(producer, settings.input_topic, value, key, on_delivery)
+            produce_waiting(producer, settings.input_topic, record.value, record.key, on_delivery)
             report.events += 1
             report.by_change[f"{item.action} {item.kind}"] += 1
             if report.lines % PROGRESS_EVERY == 0:

@@ -2,8 +2,9 @@
 
 A body is a Bloomreach-style batch ``{"commands": [...]}``, one native change event (DESIGN.md)
 or a JSON array of them. The body is parsed once; each accepted command becomes one
-``(key, value)`` record whose value is then validated by :class:`EventDecoder` exactly as the
-processor will read it, so nothing accepted here is dead-lettered later for the same reason.
+``(key, value)`` record, built by :func:`change_event` (a native event as it is) and encoded and
+validated by :meth:`EventDecoder.encode` exactly as the processor will read it, so nothing
+accepted here is dead-lettered later for the same reason.
 Every event must then pass the caller's :class:`SourceBinding`: commands are written as its
 source, and a native event naming another source, or an op it does not allow, is refused.
 """
@@ -16,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from streams.codecs.events import EventDecoder
-from streams.codecs.integers import dumps_event, loads_exact
+from streams.codecs.events import EventDecoder, change_event
+from streams.codecs.integers import loads_exact
 from streams.errors import InvalidEventError, StreamsError
 from streams.ingest.binding import SourceBinding
 from streams.logs import clip_name
@@ -139,20 +140,14 @@ def _batch(
                 event = item
             else:
                 raise InvalidEventError("not_an_object", "a change event must be an object")
-            value = dumps_event(event)
-            customer_id = event.get("customer_id")
-            key = customer_id.encode() if type(customer_id) is str else None
             # Native events without a time take the record's (CreateTime, stamped at produce).
-            binding.check(decoder.decode(key, value, now_ms, now_ms))
+            record = decoder.encode(event, now_ms)
+            binding.check(record.event)
         except InvalidEventError as exc:
             batch.fail(exc.reason, exc.detail or exc.reason)
             continue
-        except (UnicodeEncodeError, orjson.JSONEncodeError) as exc:  # lone surrogates and such
-            batch.fail("bad_type", f"not encodable as UTF-8 JSON ({type(exc).__name__})")
-            continue
-        assert key is not None  # decode() succeeded, so customer_id is a non-empty str
         results.append(OK)
-        records.append((key, value))
+        records.append((record.key, record.value))
     return batch
 
 
@@ -203,14 +198,11 @@ def _customers(data: Any, options: TrackOptions, source: str, now_ms: int) -> di
         kinds = ", ".join(options.id_kinds)
         raise InvalidEventError("missing_customer_id", f"customer_ids has none of: {kinds}")
     timestamp = data.get("update_timestamp")
-    event: dict[str, Any] = {
-        "customer_id": customer_id,
-        "source": source,
+    return change_event(
+        customer_id,
+        source,
         # Stamped now, not left to Kafka: a slow broker must not move the update time.
-        "update_timestamp": now_ms / 1000 if timestamp is None else timestamp,
-        "properties": data.get("properties", {}),
-    }
-    event_id = data.get("event_id")
-    if event_id is not None:
-        event["event_id"] = event_id
-    return event
+        now_ms / 1000 if timestamp is None else timestamp,
+        data.get("properties", {}),
+        event_id=data.get("event_id"),
+    )

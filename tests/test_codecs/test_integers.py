@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from streams.codecs.events import EventDecoder, encode_change_event_avro
 from streams.codecs.integers import I64_MAX, I64_MIN, loads_exact
 from streams.errors import InvalidEventError
-from streams.ingest.amqp.proca import ProcaOptions, event_record, map_message
+from streams.ingest.amqp.proca import ProcaOptions, map_message
 from streams.ingest.binding import SourceBinding
 from streams.ingest.track import TrackOptions, parse_track_body
 
@@ -154,8 +154,7 @@ def test_a_proca_message_with_an_integer_out_of_range_is_refused(value):
         try:
             mapped = map_message(body.encode(), options)
             for event in mapped.events:
-                key, encoded = event_record(event)
-                DECODER.decode(key, encoded, -1, NOW_MS)
+                DECODER.encode(event, NOW_MS)
         except InvalidEventError as exc:
             got: str | None = exc.reason
         else:

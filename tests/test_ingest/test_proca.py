@@ -18,7 +18,6 @@ from streams.errors import InvalidEventError
 from streams.ingest.amqp.proca import (
     ProcaOptions,
     contact_ref_for,
-    event_record,
     map_message,
 )
 
@@ -74,8 +73,7 @@ def test_every_sample_event_passes_the_processors_validation() -> None:
         result = map_message(orjson.dumps(message), OPTIONS)
         kinds.append(result.kind)
         for event in result.events:
-            key, value = event_record(event)
-            decoded = decoder.decode(key, value, NOW_MS, NOW_MS)
+            key, _, decoded = decoder.encode(event, NOW_MS)
             assert decoded.customer_id == key.decode() == event["customer_id"]
     assert kinds == ["action", "action", "email_status", "email_status", "action", "ignored"]
 
@@ -233,6 +231,6 @@ def test_mutated_actions_map_or_raise_invalid_event(
     decoder = EventDecoder(max_event_bytes=262144, max_properties=1000, max_clock_skew_ms=0)
     try:
         for event in map_message(json.dumps(message).encode(), OPTIONS).events:
-            decoder.decode(*event_record(event), NOW_MS, NOW_MS)
+            decoder.encode(event, NOW_MS)
     except InvalidEventError:
         pass

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from streams.codecs.events import EventDecoder
 from streams.errors import InvalidEventError, StreamsError
 from streams.ingest.amqp.config import AmqpSourceConfig
-from streams.ingest.amqp.proca import ProcaOptions, event_record, map_message
+from streams.ingest.amqp.proca import ProcaOptions, map_message
 from streams.ingest.amqp.topology import Topology, declare
 from streams.ingest.producer import IngestProducer, KafkaBackpressureError
 from streams.logs import mask_emails
@@ -198,9 +198,8 @@ class AmqpSource:
         for message in batch:
             try:
                 mapped = map_message(message.body, self._options)
-                encoded = [event_record(event) for event in mapped.events]
-                for key, value in encoded:
-                    self._decoder.decode(key, value, now_ms, now_ms)
+                checked = [self._decoder.encode(event, now_ms) for event in mapped.events]
+                encoded = [(record.key, record.value) for record in checked]
             except InvalidEventError as exc:
                 await self._dead_letter(message, exc, topology)
                 continue

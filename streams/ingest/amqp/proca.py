@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from streams.codecs.events import change_event
 from streams.codecs.integers import dumps_event, loads_exact
 from streams.codecs.timestamps import to_epoch_ms
 from streams.emails import is_email
@@ -104,15 +105,6 @@ def contact_ref_for(email: str, seed: str = "") -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def event_record(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
-    """``(key, value)`` for Kafka: keyed by customer id, the event as JSON."""
-    try:
-        value = dumps_event(event)
-    except orjson.JSONEncodeError as exc:
-        raise InvalidEventError("bad_type", f"event not serializable: {exc}") from exc
-    return str(event["customer_id"]).encode(), value
-
-
 def _map_action(doc: dict[str, Any], options: ProcaOptions) -> Mapped:
     action = _object(doc, "action")
     if options.skip_testing and action.get("testing") is True:
@@ -150,9 +142,15 @@ def _map_action(doc: dict[str, Any], options: ProcaOptions) -> Mapped:
         if action_id is not None
         else hashlib.sha256(dumps_event(doc)).hexdigest()[:20]
     )
-    event = _event(email, options.source, f"proca:action:{ident}:{stage}", created_ms, properties)
-    if stamps:
-        event["property_timestamps"] = stamps
+    event_id = f"proca:action:{ident}:{stage}"
+    event = change_event(
+        email,
+        options.source,
+        created_ms / 1000,
+        properties,
+        property_timestamps=stamps,
+        event_id=event_id,
+    )
     return Mapped("action", (event,))
 
 
@@ -180,7 +178,8 @@ def _map_email_status(doc: dict[str, Any], options: ProcaOptions) -> Mapped:
     if status in OPT_IN_BY_STATUS:
         properties["email_opt_in"] = OPT_IN_BY_STATUS[status]
     event_id = f"proca:email_status:{ref}:{status}:{at_ms}"
-    return Mapped("email_status", (_event(email, options.source, event_id, at_ms, properties),))
+    event = change_event(email, options.source, at_ms / 1000, properties, event_id=event_id)
+    return Mapped("email_status", (event,))
 
 
 def _privacy(
@@ -241,18 +240,6 @@ def _contact_properties(contact: Mapping[str, Any]) -> dict[str, Any]:
 def _ref(contact: Mapping[str, Any], email: str, options: ProcaOptions) -> str:
     ref = contact.get("contactRef") or contact.get("ref")
     return ref if isinstance(ref, str) and ref else contact_ref_for(email, options.contact_ref_seed)
-
-
-def _event(
-    email: str, source: str, event_id: str, at_ms: int, properties: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "customer_id": email,
-        "source": source,
-        "event_id": event_id,
-        "update_timestamp": at_ms / 1000,
-        "properties": properties,
-    }
 
 
 def _object(doc: Mapping[str, Any], name: str) -> dict[str, Any]:

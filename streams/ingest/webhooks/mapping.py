@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.codecs.integers import dumps_event
+from streams.codecs.events import change_event
 from streams.codecs.timestamps import to_epoch_ms
 from streams.errors import InvalidEventError, StreamsError
 from streams.field_types import FieldType, convert
@@ -109,18 +109,15 @@ class PayloadMapper:
         """The native change event for one profile payload (a JSON object)."""
         if not isinstance(payload, dict):
             raise PayloadError("not_an_object", f"a profile is an object, not {_kind(payload)}")
-        event: dict[str, Any] = {
-            "customer_id": self.customer_id(payload, fallback_id),
-            "source": self.source,
-            "op": "upsert",
-            "update_timestamp": self._timestamp_ms(payload, received_ms) / 1000,
-            "properties": self._properties(payload),
-        }
+        customer_id = self.customer_id(payload, fallback_id)
+        at_ms = self._timestamp_ms(payload, received_ms)
+        properties = self._properties(payload)
+        event_id = None
         if self._event_id is not None:
             raw = lookup(payload, self._event_id)
             if isinstance(raw, str | int) and not isinstance(raw, bool):
-                event["event_id"] = str(raw)
-        return event
+                event_id = str(raw)
+        return change_event(customer_id, self.source, at_ms / 1000, properties, event_id=event_id)
 
     def _timestamp_ms(self, payload: Any, received_ms: int) -> int:
         if self._timestamp is None:
@@ -149,11 +146,6 @@ class PayloadMapper:
             except ValueError as exc:
                 raise PayloadError("bad_value", f"{rule.from_path!r}: {exc}") from exc
         return properties
-
-
-def encode_event(event: dict[str, Any]) -> tuple[bytes, bytes]:
-    """``(key, value)`` as produced to the input topic."""
-    return event["customer_id"].encode(), dumps_event(event)
 
 
 def _kind(value: Any) -> str:

@@ -36,7 +36,6 @@ from streams.ingest.webhooks.mapping import (
     MAX_ID_LENGTH,
     PayloadError,
     PayloadMapper,
-    encode_event,
     is_missing,
     lookup,
     split_path,
@@ -225,9 +224,9 @@ class WebhookService:
     ) -> Record:
         try:
             event = self.mappers[name].event(profile, received_ms, fallback_id=fallback_id)
-            key, value = encode_event(event)
             # The processor's own validation, so a 200 never hides a future dead letter.
-            self.bindings[name].check(self.decoder.decode(key, value, received_ms, _now_ms()))
+            key, value, checked = self.decoder.encode(event, _now_ms())
+            self.bindings[name].check(checked)
         except (PayloadError, InvalidEventError) as exc:
             raise _RefusedError(422, exc.reason, mask_emails(exc.detail), index) from exc
         return key, value
