@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from streams.codecs.events import change_event
 from streams.emails import is_email
-from streams.errors import StreamsError
+from streams.errors import InvalidEventError, StreamsError
 from streams.model import Op, Value
 
 ACTIONS = ("ADD", "DEL")
@@ -129,9 +129,12 @@ def parse_lines(lines: Iterable[bytes]) -> Iterator[ChangeLogEntry | MalformedLi
 
 
 def to_event(entry: ChangeLogEntry, options: ChangeLogOptions) -> dict[str, Any]:
-    """The change event for one entry, stamped with the line's time in ``options.timezone``."""
+    """The change event for one entry, stamped with the line's time in ``options.timezone``;
+    :class:`InvalidEventError` for a time before 1970."""
     email = entry.email.strip().lower()
     seconds = entry.at.replace(tzinfo=options.timezone).timestamp()
+    if seconds < 0:  # refused as on every path; -1.0 would even read as "time unknown"
+        raise InvalidEventError("bad_timestamp", "the line's time is before 1970")
     event_id = "maestro:" + hashlib.sha256(entry.format().encode()).hexdigest()[:24]
     if entry.action == "DEL" and entry.kind == "D" and options.del_as == "delete":
         return change_event(email, options.source, seconds, event_id=event_id, op=Op.DELETE)
