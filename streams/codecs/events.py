@@ -7,11 +7,13 @@ checks, and the decoded ``properties`` dict is handed on as is. Every rejection 
 payloads or full email addresses.
 
 Every ingestion path (HTTP, AMQP, change logs, webhooks, the bootstrap's odd rows) builds its
-events with :func:`change_event` and writes them with :func:`encode_event`; the services then
+events with :func:`change_event` (a native event in a tracking request comes as it was written)
+and writes them with :func:`encode_event`; the services then
 check each one with :meth:`EventDecoder.encode`, so what they accept is never dead-lettered later
 and a customer id, a timestamp or a property is judged alike whichever way it arrives. The
 bootstrap's regular rows are rendered from a template (:mod:`streams.bootstrap.events`) that
-writes the bytes :func:`encode_event` writes, with the decoder's limits checked per column.
+writes the keys, in the order, and the values :func:`encode_event` writes, with the decoder's
+limits checked per column.
 """
 
 from __future__ import annotations

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.codecs.events import EventDecoder, encode_change_event_avro
+from streams.codecs.events import (
+    EventDecoder,
+    change_event,
+    encode_change_event_avro,
+    encode_event,
+)
 from streams.errors import ConfigError, InvalidEventError
 from streams.model import ChangeEvent, Op
 from streams.settings import Settings
@@ -387,3 +392,58 @@ def test_json_and_avro_decode_alike(doc: dict[str, Any]) -> None:
     assert from_json == from_avro
     assert typed(from_json.properties) == typed(from_avro.properties)
     assert typed(from_json.properties) == typed(doc.get("properties", {}))
+
+
+# -- the constructor and the encoder every ingestion path uses ---------------------------------
+
+ENCODER = EventDecoder(max_event_bytes=4096, max_properties=10, max_clock_skew_ms=SKEW_MS)
+
+
+def test_a_built_event_has_one_shape_and_round_trips() -> None:
+    upsert = change_event(
+        "c-1", "crm", 1_650_000_000.5, {"a": 1}, property_timestamps={"a": 1}, event_id="e"
+    )
+    assert list(upsert) == [
+        "customer_id",
+        "source",
+        "event_id",
+        "update_timestamp",
+        "properties",
+        "property_timestamps",
+    ]
+    assert list(change_event("c-1", "crm", 1)) == [
+        "customer_id",
+        "source",
+        "update_timestamp",
+        "properties",
+    ]
+    assert change_event("c-1", "crm", 1)["properties"] == {}
+    delete = change_event("c-1", "crm", 1, op=Op.DELETE)
+    assert delete == {"customer_id": "c-1", "source": "crm", "op": "delete", "update_timestamp": 1}
+    key, value, decoded = ENCODER.encode(upsert, NOW_MS)
+    assert key == b"c-1"
+    assert orjson.loads(value) == upsert
+    expected = ChangeEvent("c-1", "crm", Op.UPSERT, 1_650_000_000_500, {"a": 1}, {"a": 1000}, "e")
+    assert decoded == expected
+    assert ENCODER.encode(delete, NOW_MS).event.op is Op.DELETE
+    assert encode_event({"customer_id": 5}) == (None, b'{"customer_id":5}')  # the decoder says why
+
+
+@pytest.mark.parametrize(
+    ("built", "reason"),
+    [
+        (change_event("c-1", "crm", 1, {"a": 1}, op=Op.DELETE), "bad_op"),  # kept, refused
+        (change_event("c-1", "crm", 1, {"a": [1]}), "bad_type"),  # type: ignore[dict-item]
+        (change_event("c-\ud800", "crm", 1), "bad_type"),  # not UTF-8
+        (change_event("c-1", "crm", 1, {"a": 2**64}), "integer_out_of_range"),
+        (change_event("c-1", "crm", "yesterday"), "bad_timestamp"),
+        (change_event("c-1", "crm", NOW_MS / 1000 + 301), "future_timestamp"),
+        (change_event("", "crm", 1), "missing_customer_id"),
+        (change_event(None, "crm", 1), "missing_customer_id"),  # type: ignore[arg-type]
+        (change_event("c-1", "", 1), "missing_source"),
+    ],
+)
+def test_a_built_event_is_checked_by_the_decoders_rules(built: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        ENCODER.encode(built, NOW_MS)
+    assert caught.value.reason == reason
