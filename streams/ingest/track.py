@@ -2,9 +2,9 @@
 
 A body is a Bloomreach-style batch ``{"commands": [...]}``, one native change event (DESIGN.md)
 or a JSON array of them. The body is parsed once; each accepted command becomes one
-``(key, value)`` record, built by :func:`change_event` (a native event as it is) and encoded and
-validated by :meth:`EventDecoder.encode` exactly as the processor will read it, so nothing
-accepted here is dead-lettered later for the same reason.
+``(key, value)`` record, built by :func:`change_event` (a native event is taken as written),
+encoded and validated by :meth:`EventDecoder.encode` exactly as the processor will read it, so
+nothing accepted here is dead-lettered later for the same reason.
 Every event must then pass the caller's :class:`SourceBinding`: commands are written as its
 source, and a native event naming another source, or an op it does not allow, is refused.
 """
