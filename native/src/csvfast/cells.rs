@@ -44,7 +44,7 @@ fn is(c: u8, class: u8) -> bool {
     CLASSES[usize::from(c)] & class != 0
 }
 
-/// The language of convert.EMAIL_PATTERN: local@label(.label)+ with
+/// The language of emails.EMAIL_PATTERN: local@label(.label)+ with
 /// label = [A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?, at most EMAIL_MAX bytes. One pass.
 pub fn email_ok(s: &[u8]) -> bool {
     if s.len() > EMAIL_MAX {

@@ -14,7 +14,7 @@
 //! would treat otherwise:
 //!   - ids: not empty, nothing a JSON string escapes; strings: any text, escaped; JSON numbers
 //!     and booleans where Python writes them as their text (cells.rs, converter.rs);
-//!   - emails: the exact language of convert.EMAIL_PATTERN, at most 254 bytes;
+//!   - emails: the exact language of emails.EMAIL_PATTERN, at most 254 bytes;
 //!   - ints: -?[0-9]{1,18}, written as str(int(text)) writes them;
 //!   - floats and update times: -?[0-9]+(.[0-9]+)?, finite, times in [0, latest], written as
 //!     repr(float(text)) writes them: with at most 15 significant digits in repr's fixed range
