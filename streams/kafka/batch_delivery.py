@@ -1,4 +1,5 @@
-"""Produce a batch of records and wait until Kafka confirmed every one of them.
+"""Produce a batch of records and wait until Kafka confirmed every one of them (the processor's
+outputs and changelog, the connectors' dead letters).
 
 Three outcomes per record: acknowledged; refused for good (too large, invalid: returned as a
 :class:`Refusal`, for the caller to retry and then park); or not delivered because Kafka is
@@ -16,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import DeliveryError
 from streams.kafka.dead_letters import is_unavailable
-from streams.processor.records import OutputRecord
+from streams.kafka.output_records import OutputRecord
 
 logger = logging.getLogger(__name__)
 
