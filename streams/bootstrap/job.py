@@ -35,6 +35,7 @@ from streams.bootstrap.report import RESUMABLE, JobReport, JobStats, Status
 from streams.bootstrap.rows import ChunkConverter, ChunkOutput, RowLimits
 from streams.bootstrap.sources import Chunk, Source
 from streams.errors import ConfigError, DeliveryError, StreamsError
+from streams.kafka.queue_full import produce_all
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -263,29 +264,11 @@ class BootstrapJob:
             stats.replayed += len(out.lines) - len(fresh)
             payloads, keys = [payloads[i] for i in fresh], [keys[i] for i in fresh]
         if payloads:
-            self._produce(delivery, self.settings.input_topic, payloads, keys)
+            produce_all(delivery.producer, self.settings.input_topic, payloads, keys)
             stats.produced += len(payloads)
         self._done_line = chunk.last_line
         delivery.end_chunk(chunk.last_line)
         return delivery.failed
-
-    @staticmethod
-    def _produce(
-        delivery: ChunkedDelivery, topic: str, payloads: list[bytes], keys: list[bytes]
-    ) -> None:
-        producer = delivery.producer
-        produce, poll = producer.produce, producer.poll
-        for payload, key in zip(payloads, keys, strict=True):
-            try:
-                produce(topic, payload, key)
-            except BufferError:
-                while True:
-                    poll(0.05)
-                    try:
-                        produce(topic, payload, key)
-                        break
-                    except BufferError:
-                        continue
 
     def _settle(self, delivery: ChunkedDelivery, checkpoint: Checkpoint, report: JobReport) -> None:
         """Wait for what was produced, then record how far the confirmed prefix got."""

@@ -27,15 +27,10 @@ from streams.connect.records import Rejection, SinkRecord, WriteResult
 from streams.connect.sink import BatchingSink
 from streams.errors import DeliveryError, InvalidEventError
 from streams.httpclient.backoff import Backoff
+from streams.kafka.batch_delivery import BatchDelivery
 from streams.kafka.clients import consumer_config, producer_config
-from streams.kafka.dead_letters import (
-    MINIMAL_LIMIT_BYTES,
-    DeadLetter,
-    dead_letter_headers,
-    fit_dead_letter,
-)
-from streams.processor.delivery import BatchDelivery
-from streams.processor.records import OutputRecord
+from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, dead_letter_headers
+from streams.kafka.output_records import OutputRecord, fitted_letter
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -259,7 +254,7 @@ class ConnectorWorker:
             )  # fmt: skip
             # Alone: the broker refuses a whole batch for one record over its topic's limit.
             refused = self._delivery.send([r.record for r in refused], one_at_a_time=True)
-        shrunk = [_fitted(r.record, MINIMAL_LIMIT_BYTES) for r in refused]
+        shrunk = [fitted_letter(r.record, MINIMAL_LIMIT_BYTES) for r in refused]
         refused = self._delivery.send(shrunk, one_at_a_time=True)
         if refused:
             raise DeliveryError(
@@ -292,7 +287,7 @@ class ConnectorWorker:
             ("offset", offset),
         )
         letter = OutputRecord(self.dlq_topic, partition, key, value, headers)
-        return _fitted(letter, self.settings.max_message_bytes)
+        return fitted_letter(letter, self.settings.max_message_bytes)
 
     def _commit(self, committed: dict[int, int]) -> None:
         topic = self.settings.upserts_topic
@@ -356,10 +351,3 @@ class ConnectorWorker:
             self.totals.batches,
             self.totals.retries,
         )
-
-
-def _fitted(letter: OutputRecord, limit: int) -> OutputRecord:
-    key, value, headers = fit_dead_letter(
-        DeadLetter(letter.key, letter.value or b"", letter.headers or []), limit
-    )
-    return letter._replace(key=key, value=value, headers=headers)

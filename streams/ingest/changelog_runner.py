@@ -24,7 +24,7 @@ from streams.codecs.events import EventDecoder
 from streams.errors import InvalidEventError
 from streams.ingest.changelog import ChangeLogOptions, MalformedLineError, parse_lines, to_event
 from streams.kafka.clients import producer_config
-from streams.kafka.produce import produce_waiting
+from streams.kafka.queue_full import produce_waiting
 from streams.logs import mask_emails
 from streams.settings import Settings
 

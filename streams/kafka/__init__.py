@@ -1,1 +1,2 @@
-"""Kafka plumbing shared by the CLI, the processor and the tests."""
+"""Kafka plumbing shared by the processor, the connectors, ingestion, the bootstrap, the CLI and
+the tests; it imports none of them."""

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Producer
 
 from streams.errors import DeliveryError, StreamsError
 from streams.kafka.clients import producer_config
+from streams.kafka.queue_full import produce_waiting
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-QUEUE_FULL_POLL_SECONDS = 0.1
-
-
-def produce_waiting(
-    producer: Producer,
-    topic: str,
-    value: bytes,
-    key: bytes | None,
-    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
-) -> None:
-    """``produce`` one record; while the local queue is full, serve delivery reports (which
-    frees room) and try again. For paths where one call per record is cheap enough."""
-    while True:
-        try:
-            producer.produce(topic, value, key, on_delivery=on_delivery)
-            return
-        except BufferError:
-            producer.poll(QUEUE_FULL_POLL_SECONDS)
 
 
 def customer_key(line: bytes) -> bytes | None:

@@ -12,16 +12,11 @@ import orjson
 from streams.codecs.events import EventDecoder
 from streams.codecs.upserts import UpsertCodec
 from streams.errors import InvalidEventError
+from streams.kafka.output_records import Origin, OutputRecord
 from streams.kafka.partitioner import partition_for
 from streams.merge import MergePolicy, apply_event, to_upsert
 from streams.model import ChangeEvent, Profile, StaleWrite
-from streams.processor.records import (
-    BatchCounts,
-    BatchResult,
-    InputRecord,
-    Origin,
-    OutputRecord,
-)
+from streams.processor.records import BatchCounts, BatchResult, InputRecord
 from streams.processor.side_outputs import dead_letter, reroute
 from streams.settings import Settings
 from streams.state.codec import decode_profile, encode_profile

@@ -23,9 +23,10 @@ from streams.codecs.avro import load_registry
 from streams.codecs.events import CHANGE_SCHEMA
 from streams.codecs.upserts import UPSERT_SCHEMA
 from streams.errors import InvalidEventError
+from streams.kafka.output_records import Origin, OutputRecord
 from streams.model import ChangeEvent
 from streams.processor.batch import BatchProcessor, LoadStates
-from streams.processor.records import BatchCounts, BatchResult, InputRecord, Origin, OutputRecord
+from streams.processor.records import BatchCounts, BatchResult, InputRecord
 from streams.processor.side_outputs import dead_letter, reroute
 from streams.settings import Settings
 

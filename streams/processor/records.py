@@ -1,4 +1,5 @@
-"""Records crossing the processor's boundary, independent of the Kafka client."""
+"""Records crossing the processor's boundary, independent of the Kafka client (the records it
+produces are :class:`streams.kafka.output_records.OutputRecord`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from streams.kafka.dead_letters import Headers
-
-Origin = tuple[int, int]
-"""An input record's ``(partition, offset)``: where an output came from."""
+from streams.kafka.output_records import OutputRecord
 
 
 class InputRecord(NamedTuple):
@@ -22,18 +21,6 @@ class InputRecord(NamedTuple):
     value: bytes | None
     timestamp_ms: int
     headers: Headers | None = None
-
-
-class OutputRecord(NamedTuple):
-    """One record to produce; ``partition`` is explicit so outputs mirror input partitions."""
-
-    topic: str
-    partition: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None = None
-    timestamp_ms: int | None = None
-    origin: Origin | None = None  # the input record it came from, to park that one if refused
 
 
 @dataclass(slots=True)

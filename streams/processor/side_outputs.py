@@ -6,14 +6,9 @@ from __future__ import annotations
 from collections.abc import Set
 
 from streams.errors import InvalidEventError
-from streams.kafka.dead_letters import (
-    MINIMAL_LIMIT_BYTES,
-    DeadLetter,
-    Headers,
-    dead_letter_headers,
-    fit_dead_letter,
-)
-from streams.processor.records import InputRecord, Origin, OutputRecord
+from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, Headers, dead_letter_headers
+from streams.kafka.output_records import Origin, OutputRecord, fitted_letter
+from streams.processor.records import InputRecord
 from streams.settings import Settings
 
 
@@ -33,11 +28,10 @@ def dead_letter(
     headers.extend(record.headers or ())
     origin = (record.partition, record.offset)
     limit = MINIMAL_LIMIT_BYTES if origin in shrunk else settings.max_message_bytes
-    key, value, headers = fit_dead_letter(
-        DeadLetter(record.key, record.value or b"", headers), limit
+    letter = OutputRecord(
+        settings.dlq_topic, record.partition, record.key, record.value, headers, origin=origin
     )
-    kept = value if record.value is not None else None  # a tombstone stays one
-    return OutputRecord(settings.dlq_topic, record.partition, key, kept, headers, origin=origin)
+    return fitted_letter(letter, limit)
 
 
 def reroute(settings: Settings, record: InputRecord, key: bytes, home: int) -> OutputRecord:

@@ -14,20 +14,15 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 
 from streams._native import changelog_records, input_records
 from streams.errors import DeliveryError, InvalidEventError
+from streams.kafka.batch_delivery import BatchDelivery, Refusal, Reports
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, refusal_reason
+from streams.kafka.output_records import Origin, OutputRecord
 from streams.kafka.topics import message_limit
 from streams.memory import IdleTrim
-from streams.processor.delivery import BatchDelivery, Refusal, Reports
 from streams.processor.kernel import batch_processor
 from streams.processor.metrics import WorkerMetrics
-from streams.processor.records import (
-    BatchCounts,
-    BatchResult,
-    InputRecord,
-    Origin,
-    OutputRecord,
-)
+from streams.processor.records import BatchCounts, BatchResult, InputRecord
 from streams.settings import STATE_RECORD_HEADROOM, Settings
 from streams.state.restore import restore_partitions
 from streams.state.store import StateStores

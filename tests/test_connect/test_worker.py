@@ -15,10 +15,10 @@ from streams.connect.errors import RetryableSinkError, SinkBackpressureError
 from streams.connect.worker import ConnectorWorker
 from streams.errors import DeliveryError
 from streams.httpclient.backoff import RetryConfig
+from streams.kafka.output_records import OutputRecord
 from streams.kafka.topics import ensure_topic
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
-from streams.processor.records import OutputRecord
 from streams.testing import MemorySink, read_topic, wait_until
 
 T0 = 1_700_000_000_000

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from streams._native import changelog_records, input_records
 from streams.kafka.dead_letters import Headers
-from streams.processor.records import InputRecord, OutputRecord
+from streams.kafka.output_records import OutputRecord
+from streams.processor.records import InputRecord
 
 messages = st.builds(
     lambda partition, offset, key, value, headers, timestamp: Message(

@@ -12,9 +12,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from streams.errors import InvalidEventError
+from streams.kafka.output_records import OutputRecord
 from streams.processor.batch import BatchProcessor
 from streams.processor.kernel import NativeBatchProcessor
-from streams.processor.records import BatchResult, InputRecord, OutputRecord
+from streams.processor.records import BatchResult, InputRecord
 from streams.settings import Settings
 from tests.test_native.cases import NOW_MS, records, stored_states
 

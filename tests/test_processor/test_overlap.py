@@ -5,7 +5,7 @@ all, and nothing accepted is lost."""
 from __future__ import annotations
 
 from streams.errors import DeliveryError
-from streams.processor.delivery import Reports
+from streams.kafka.batch_delivery import Reports
 from streams.state.codec import decode_profile
 from streams.testing import produce_events, read_topic, read_upserts, wait_until
 

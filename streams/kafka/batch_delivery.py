@@ -1,4 +1,5 @@
-"""Produce a batch of records and wait until Kafka confirmed every one of them.
+"""Produce a batch of records and wait until Kafka confirmed every one of them (the processor's
+outputs and changelog, the connectors' dead letters).
 
 Three outcomes per record: acknowledged; refused for good (too large, invalid: returned as a
 :class:`Refusal`, for the caller to retry and then park); or not delivered because Kafka is
@@ -16,7 +17,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import DeliveryError
 from streams.kafka.dead_letters import is_unavailable
-from streams.processor.records import OutputRecord
+from streams.kafka.output_records import OutputRecord
+from streams.kafka.queue_full import produce_when_room
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,6 @@ class BatchDelivery:
         producer: Producer,
         *,
         flush_timeout: float,
-        poll_interval: float = 0.05,
         offsets_producer: Producer | None = None,
     ):
         self._producer = producer
@@ -110,7 +111,6 @@ class BatchDelivery:
         if offsets_producer is not None and offsets_producer is not producer:
             self._producers.append(offsets_producer)
         self._flush_timeout = flush_timeout
-        self._poll_interval = poll_interval
 
     def send(
         self, records: Iterable[OutputRecord], *, one_at_a_time: bool = False
@@ -172,7 +172,7 @@ class BatchDelivery:
         produce = producer.produce
         for record in records:
             topic, partition, key, value, headers, timestamp, _ = record
-            while True:
+            try:
                 try:
                     # Positional arguments: keyword parsing costs as much as the rest of the
                     # call, and most records carry no headers nor timestamp of their own.
@@ -188,13 +188,19 @@ class BatchDelivery:
                             timestamp=timestamp or 0,
                             headers=cast("list[tuple[str, str | bytes | None]]", headers),
                         )
-                    break
                 except BufferError:
-                    # Local queue full: serve delivery reports until there is room.
-                    producer.poll(self._poll_interval)
-                except KafkaException as exc:  # refused before queueing (too large, say)
-                    reports.failed(record, exc.args[0])
-                    break
+                    produce_when_room(
+                        producer,
+                        topic,
+                        value,
+                        key,
+                        partition,
+                        callback,
+                        timestamp=timestamp or 0,
+                        headers=headers,
+                    )
+            except KafkaException as exc:  # refused before queueing (too large, say)
+                reports.failed(record, exc.args[0])
 
     def _wait(self, reports: Reports) -> None:
         self._check(reports, self._flush())
