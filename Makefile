@@ -59,10 +59,11 @@ test: install kafka-jars ## Run the whole test suite (unit, property, integratio
 test-fast: install ## Unit and property tests only (no broker)
 	$(PY) -m pytest -m "not integration"
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import layers (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install ## Apply ruff's formatter and fixes
 	$(VENV)/bin/ruff format .

@@ -19,7 +19,7 @@ _WS = (
     "\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680"
     "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 )
-# Not blank and not a dot segment once stripped (see webhook_fetch.is_safe_id).
+# Not blank and not a dot segment once stripped (see fetch.is_safe_id).
 _NOTIFY_ID = f"^(?![{_WS}]*\\.{{1,2}}[{_WS}]*$)[{_WS}]*[^{_WS}]"
 
 
