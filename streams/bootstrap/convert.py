@@ -16,6 +16,7 @@ from decimal import Decimal
 from streams.codecs.integers import INTEGER_OUT_OF_RANGE, RANGE_TEXT, in_range
 from streams.codecs.timestamps import MAX_EPOCH_MS
 from streams.emails import is_email
+from streams.errors import StreamsError
 
 Converter = Callable[[object], object]
 
@@ -31,7 +32,7 @@ _SINCE = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
-class ConversionError(ValueError):
+class ConversionError(StreamsError, ValueError):
     """A value does not convert; ``reason`` is a short code for the job report."""
 
     def __init__(self, reason: str, detail: str) -> None:

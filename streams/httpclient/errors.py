@@ -39,5 +39,5 @@ class HttpRefusedError(HttpClientError):
         self.status = status
 
 
-class HaltedError(Exception):
+class HaltedError(StreamsError):
     """Another request of this write failed for the whole batch; this one was not sent."""

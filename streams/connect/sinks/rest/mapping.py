@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from streams.errors import StreamsError
 from streams.field_types import FieldType, JsonScalar, convert
 from streams.model import Value
 
@@ -20,7 +21,7 @@ class FieldMapping(BaseModel):
     type: FieldType = "string"
 
 
-class MappingError(ValueError):
+class MappingError(StreamsError, ValueError):
     """A property value cannot be converted to its destination type."""
 
     def __init__(self, name: str, detail: str) -> None:
