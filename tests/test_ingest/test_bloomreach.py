@@ -6,21 +6,29 @@ Requests and answers follow Bloomreach's public documentation, cited where each 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from aiohttp import web
 from openapi_spec_validator import validate
 
 from streams.errors import ConfigError
+from streams.ingest.config import load_sections
+from streams.ingest.http.access_log import PathOnlyAccessLogger
+from streams.ingest.http.app import OPENAPI_KEY
 from streams.ingest.http.bloomreach.routes import build_feature
 from streams.ingest.http.feature import FeatureContext
 from streams.ingest.producer import IngestProducer
+from streams.ingest.serve import build_app
 from streams.settings import Settings
 from streams.testing import read_topic, read_upserts, wait_until
 from tests.conftest import SettingsFactory
@@ -47,6 +55,7 @@ SECTIONS: dict[str, Any] = {
 }
 BASE = f"/track/v2/projects/{PROJECT}"
 UNREACHABLE = Settings(kafka_bootstrap_servers="127.0.0.1:1")
+EXAMPLES = Path(__file__).resolve().parents[2] / "ingest"
 
 
 def basic(key_id: str, secret: str) -> dict[str, str]:
@@ -393,3 +402,49 @@ def test_a_bad_section_is_a_config_error(section: dict[str, Any], problem: str) 
             build_feature(section, FeatureContext(UNREACHABLE, producer))
     finally:
         producer.close(timeout=0)
+
+
+def test_the_access_token_never_reaches_the_log(configured_log: io.StringIO) -> None:
+    producer = IngestProducer(UNREACHABLE)  # system/time writes nothing
+    app = build_app(UNREACHABLE, SECTIONS, producer)
+
+    async def get(path: str) -> int:
+        runner = web.AppRunner(app, access_log_class=PathOnlyAccessLogger)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                return (await http.get(path)).status_code
+        finally:
+            await runner.cleanup()
+
+    try:
+        assert asyncio.run(get(f"{BASE}/system/time?access_token={PUBLIC_TOKEN}")) == 200
+    finally:
+        producer.close(timeout=0)
+    text = configured_log.getvalue()
+    assert f"GET {BASE}/system/time status=200" in text
+    assert PUBLIC_TOKEN not in text
+
+
+def test_the_example_builds_the_bloomreach_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("STREAMS_TRACK_API_KEY", "BLOOMREACH_CRM_SECRET", "BLOOMREACH_WEB_TOKEN"):
+        monkeypatch.setenv(name, f"{name.lower()}-value")
+    sections = load_sections(EXAMPLES / "serve-bloomreach.example.toml")
+    producer = IngestProducer(UNREACHABLE)
+    try:
+        app = build_app(UNREACHABLE, sections, producer)
+    finally:
+        producer.close(timeout=0)
+    document = orjson.loads(app[OPENAPI_KEY])
+    validate(document)
+    routes = {
+        (route.resource.canonical, route.method.lower())
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert routes == documented
+    assert ("/track/v2/projects/{project_token}/customers/events", "post") in routes
