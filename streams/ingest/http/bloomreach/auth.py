@@ -9,7 +9,6 @@ never says which part of the credentials was wrong.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from dataclasses import dataclass
 
@@ -64,7 +63,7 @@ class BloomreachAuth:
     def _basic(self, credentials: str) -> BloomreachKey:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
             raise _unauthorized("Basic credentials are not base64 of key_id:secret") from None
         key_id, colon, secret = decoded.partition(":")
         index = matching_token(secret, [key.secret for key in self._private])

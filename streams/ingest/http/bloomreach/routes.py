@@ -52,7 +52,7 @@ class BloomreachHandler:
         self._auth = BloomreachAuth(section.keys)
         self._producer = context.producer
         settings = context.settings
-        self._events_topic = settings.customer_events_topic
+        self._events_topic = settings.customer_events_topic or None
         self._decoder = EventDecoder.from_settings(settings)
         self._options = TrackOptions(tuple(section.id_kinds), section.max_commands)
         self._max_event_bytes = settings.max_event_bytes
@@ -108,12 +108,15 @@ class BloomreachHandler:
                 done.rejected,
                 ",".join(sorted(done.rejected_reasons)),
             )
-        await asyncio.gather(
-            _deliver(self._producer, done.changes, None, self._section.retry_after_seconds),
-            _deliver(
-                self._producer, done.events, self._events_topic, self._section.retry_after_seconds
-            ),
+        retry_after = self._section.retry_after_seconds
+        failures = await asyncio.gather(
+            _deliver(self._producer, done.changes, None, retry_after),
+            _deliver(self._producer, done.events, self._events_topic, retry_after),
+            return_exceptions=True,  # both sends are awaited to their end, whatever the first gave
         )
+        for failure in failures:
+            if failure is not None:
+                raise failure
         metrics.accepted.labels(NAME).inc(done.accepted)
         return done
 
