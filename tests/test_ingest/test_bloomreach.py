@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from streams.errors import ConfigError
+from streams.errors import ConfigError, TopicMismatchError
 from streams.ingest.config import load_sections
 from streams.ingest.http.access_log import PathOnlyAccessLogger
 from streams.ingest.http.app import OPENAPI_KEY
@@ -29,6 +29,7 @@ from streams.ingest.http.bloomreach.routes import build_feature
 from streams.ingest.http.feature import FeatureContext
 from streams.ingest.producer import IngestProducer
 from streams.ingest.serve import build_app
+from streams.kafka.topics import create_topics, verify_topics
 from streams.settings import Settings
 from streams.testing import read_topic, read_upserts, wait_until
 from tests.conftest import SettingsFactory
@@ -448,3 +449,14 @@ def test_the_example_builds_the_bloomreach_routes(monkeypatch: pytest.MonkeyPatc
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert routes == documented
     assert ("/track/v2/projects/{project_token}/customers/events", "post") in routes
+
+
+def test_topics_create_provisions_the_events_topic_once_it_is_set(streams_settings) -> None:
+    settings = streams_settings()
+    name = f"profile-customer-events-{uuid.uuid4().hex[:8]}"
+    with_events = settings.model_copy(update={"customer_events_topic": name})
+    with pytest.raises(TopicMismatchError, match=f"topic {name} is missing"):
+        verify_topics(with_events)
+    statuses = create_topics(with_events)
+    assert [(s.name, s.created) for s in statuses if s.name == name] == [(name, True)]
+    verify_topics(with_events)
