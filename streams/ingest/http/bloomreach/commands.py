@@ -111,7 +111,7 @@ def run_commands(commands: list[Any], rules: CommandRules, now_ms: int) -> Comma
         try:
             name, data = _name_and_data(command)
             if name == CUSTOMERS:
-                customers.append((index, dumps_event({"name": CUSTOMERS, "data": data})))
+                customers.append((index, _dumps({"name": CUSTOMERS, "data": data})))
                 continue
             if name == CUSTOMER_EVENTS:
                 done.events.append(_event(data, rules, now_ms))
@@ -126,14 +126,6 @@ def run_commands(commands: list[Any], rules: CommandRules, now_ms: int) -> Comma
                 )
         except InvalidEventError as exc:
             _fail(done, index, exc)
-        except (UnicodeEncodeError, orjson.JSONEncodeError) as exc:  # lone surrogates and such
-            _fail(
-                done,
-                index,
-                InvalidEventError(
-                    "bad_type", f"not encodable as UTF-8 JSON ({type(exc).__name__})"
-                ),
-            )
     if customers:
         _customers(done, customers, rules, now_ms)
     for index, command in enumerate(commands):
@@ -203,7 +195,7 @@ def _event(data: Any, rules: CommandRules, now_ms: int) -> Record:
         timestamp = now_ms  # as Bloomreach: an event without a time happened when received
     if timestamp > now_ms + rules.max_clock_skew_ms:
         raise InvalidEventError("future_timestamp", f"event time {timestamp} ms > now + skew")
-    value = dumps_event(
+    value = _dumps(
         {
             "customer_id": customer_id,
             "customer_ids": data["customer_ids"],
@@ -216,6 +208,14 @@ def _event(data: Any, rules: CommandRules, now_ms: int) -> Record:
     if len(value) > rules.max_event_bytes:
         raise InvalidEventError("too_large", f"{len(value)} bytes > {rules.max_event_bytes}")
     return customer_id.encode(), value
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return dumps_event(value)
+    except (UnicodeEncodeError, orjson.JSONEncodeError) as exc:  # lone surrogates and such
+        detail = f"not encodable as UTF-8 JSON ({type(exc).__name__})"
+        raise InvalidEventError("bad_type", detail) from None
 
 
 def _fail(done: Commands, index: int, exc: InvalidEventError) -> None:
