@@ -68,6 +68,7 @@ def basic(key_id: str, secret: str) -> dict[str, str]:
 
 PRIVATE = basic(PRIVATE_ID, PRIVATE_SECRET)
 PUBLIC = {"Authorization": f"Token {PUBLIC_TOKEN}"}
+NOT_UTF8 = base64.b64encode(b"\xff:x").decode()
 
 
 @pytest.fixture
@@ -200,6 +201,8 @@ def test_system_time_is_the_server_time_in_seconds(client) -> None:
         (basic(PRIVATE_ID, "wrong"), "", 401),
         (basic("someone-else", PRIVATE_SECRET), "", 401),
         ({"Authorization": "Basic not-base64!"}, "", 401),
+        ({"Authorization": f"Basic {base64.b64encode(b'no-colon').decode()}"}, "", 401),
+        ({"Authorization": f"Basic {NOT_UTF8}"}, "", 401),
         (basic("web-sdk", PUBLIC_TOKEN), "", 401),  # a public key is no private key
         ({"Authorization": f"Token {PRIVATE_SECRET}"}, "", 401),  # nor the other way round
         ({}, f"?access_token={PRIVATE_SECRET}", 401),
@@ -263,6 +266,12 @@ def test_a_refused_request_is_a_status_with_success_false(
     assert (answer["success"], answer["reason"]) == (False, reason)
     assert answer["errors"]
     assert all(type(error) is str for error in answer["errors"])
+    if status == 400:
+        metrics = client.get("/metrics").text
+        assert (
+            f'streams_ingest_commands_rejected_total{{feature="bloomreach",reason="{reason}"}} 1.0'
+            in metrics
+        )
 
 
 def test_invalid_commands_fail_alone_with_their_errors(events_settings, client) -> None:

@@ -60,7 +60,11 @@ class BloomreachHandler:
 
     async def batch(self, request: web.Request) -> web.Response:
         caller, body = await self._read(request)
-        commands = batch_commands(load_object(body), self._section.max_commands)
+        try:
+            commands = batch_commands(load_object(body), self._section.max_commands)
+        except BloomreachError as exc:  # counted as /track/batch counts its refused bodies
+            request.app[METRICS_KEY].rejected.labels(NAME, exc.reason).inc()
+            raise
         start = time.time()
         done = await self._run(request, caller, commands)
         answer: dict[str, Any] = {"success": True, "results": done.results}
