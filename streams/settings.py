@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     stale_topic: str = "profile-stale"
     dlq_topic: str = "profile-changes-dlq"
     changelog_topic: str = "profile-state-changelog"
+    # Bloomreach customers/events (`streams serve`, [bloomreach]); unset: they are refused.
+    customer_events_topic: str | None = None
     partitions: int = Field(default=8, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1, le=16)
 
@@ -107,13 +109,16 @@ class Settings(BaseSettings):
         return self
 
     def topic_names(self) -> list[str]:
-        return [
+        names = [
             self.input_topic,
             self.upserts_topic,
             self.stale_topic,
             self.dlq_topic,
             self.changelog_topic,
         ]
+        if self.customer_events_topic:
+            names.append(self.customer_events_topic)
+        return names
 
     def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by every client (connection and security)."""

@@ -40,6 +40,7 @@ TRACKING_SECTION = "tracking"
 FEATURE_FACTORIES: dict[str, str] = {
     "webhooks": "streams.ingest.webhooks.routes:build_feature",
     "jobs": "streams.ingest.http.jobs:build_feature",
+    "bloomreach": "streams.ingest.http.bloomreach.routes:build_feature",
 }
 PRODUCER_CLIENT_ID = "profile-streams-serve"
 

@@ -12,6 +12,7 @@ source, and a native event naming another source, or an op it does not allow, is
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,21 @@ def _check_count(count: int, options: TrackOptions) -> None:
         )
 
 
+def customer_id_of(ids: Any, id_kinds: Sequence[str]) -> str:
+    """The customer a ``customer_ids`` object names: its first ``id_kinds`` entry present."""
+    if type(ids) is not dict:
+        raise InvalidEventError("missing_customer_id", "data.customer_ids must be an object")
+    for kind in id_kinds:
+        value = ids.get(kind)
+        if value is None:
+            continue
+        if type(value) is not str or not value:
+            raise InvalidEventError("bad_type", f"customer_ids.{kind} must be a non-empty string")
+        return value
+    kinds = ", ".join(id_kinds)
+    raise InvalidEventError("missing_customer_id", f"customer_ids has none of: {kinds}")
+
+
 def _batch(
     items: list[Any],
     decoder: EventDecoder,
@@ -182,21 +198,7 @@ def _customers(data: Any, options: TrackOptions, source: str, now_ms: int) -> di
     if not CUSTOMERS_FIELDS.issuperset(data):
         unknown = ", ".join(sorted(clip_name(str(key)) for key in data.keys() - CUSTOMERS_FIELDS))
         raise InvalidEventError("unknown_field", f"unknown data field(s): {unknown}")
-    ids = data.get("customer_ids")
-    if type(ids) is not dict:
-        raise InvalidEventError("missing_customer_id", "data.customer_ids must be an object")
-    customer_id: str | None = None
-    for kind in options.id_kinds:
-        value = ids.get(kind)
-        if value is None:
-            continue
-        if type(value) is not str or not value:
-            raise InvalidEventError("bad_type", f"customer_ids.{kind} must be a non-empty string")
-        customer_id = value
-        break
-    if customer_id is None:
-        kinds = ", ".join(options.id_kinds)
-        raise InvalidEventError("missing_customer_id", f"customer_ids has none of: {kinds}")
+    customer_id = customer_id_of(data.get("customer_ids"), options.id_kinds)
     timestamp = data.get("update_timestamp")
     return change_event(
         customer_id,

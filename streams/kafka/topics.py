@@ -1,4 +1,5 @@
-"""Create and check the contract's five topics with the Kafka AdminClient."""
+"""Create and check the contract's five topics (six with ``customer_events_topic`` set) with the
+Kafka AdminClient."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class TopicStatus:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The five topics, all with the configured partitions and replication factor."""
+    """The topics, all with the configured partitions and replication factor."""
     return [
         TopicSpec(
             name=name,

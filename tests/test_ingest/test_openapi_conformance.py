@@ -5,7 +5,8 @@ Bounded: a fixed seed, a few examples per operation and a time budget per run. `
 runs apart, without the two data checks: its answer is per command (a batch is accepted when
 any command is, and refused when every command is, some for a value relative to now such as
 a future timestamp), so no request schema decides its status; its commands' validation is
-tested in test_track and test_serve_http. A 413 (too many items) counts as a rejection.
+tested in test_track and test_serve_http. The Bloomreach routes (``/track/v2/...``) run apart
+for the same reason (tested in test_bloomreach). A 413 (too many items) counts as a rejection.
 """
 
 from __future__ import annotations
@@ -30,11 +31,20 @@ TOKEN = "conformance-token"
 SEED = "20261201"
 MAX_EXAMPLES = "10"
 TRACK = "/track/batch"
+BLOOMREACH = "^/track/v2/"
+PROJECT = "conformance-project"
 DATA_CHECKS = "positive_data_acceptance,negative_data_rejection"
 RUNS = {  # the operations and checks of each run, with its time budget in seconds
-    "every other operation": (["--exclude-path", TRACK, "--checks", "all"], "50"),
+    "every other operation": (
+        ["--exclude-path", TRACK, "--exclude-path-regex", BLOOMREACH, "--checks", "all"],
+        "50",
+    ),
     TRACK: (
         ["--include-path", TRACK, "--checks", "all", "--exclude-checks", DATA_CHECKS],
+        "25",
+    ),
+    BLOOMREACH: (
+        ["--include-path-regex", BLOOMREACH, "--checks", "all", "--exclude-checks", DATA_CHECKS],
         "25",
     ),
 }
@@ -44,6 +54,17 @@ SCHEMES = {
     "JobsBearer": "bearer", "JobsApiKey": "api_key",
 }  # fmt: skip
 CONFIG = "".join(f'[auth.openapi.{name}]\n{kind} = "{TOKEN}"\n' for name, kind in SCHEMES.items())
+CONFIG += f"""
+[auth.openapi.BloomreachBasic]
+username = "conformance-private"
+password = "{TOKEN}-private"
+[auth.openapi.BloomreachToken]
+api_key = "Token {TOKEN}-public"
+[auth.openapi.BloomreachAccessToken]
+api_key = "{TOKEN}-public"
+[parameters]
+"path.project_token" = "{PROJECT}"
+"""
 CONFIG += """
 [checks.negative_data_rejection]
 expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, "5xx"]
@@ -69,11 +90,28 @@ def every_feature(tmp_path: Path, origin_url: str) -> dict[str, Any]:
             }
         },
         "jobs": {**jobs_section(tmp_path), "tokens": [TOKEN]},
+        "bloomreach": {
+            "keys": [
+                {
+                    "id": "conformance-private",
+                    "secret": f"{TOKEN}-private",
+                    "source": "crm",
+                    "projects": [PROJECT],
+                },
+                {
+                    "id": "conformance-public",
+                    "secret": f"{TOKEN}-public",
+                    "source": "web",
+                    "public": True,
+                    "projects": [PROJECT],
+                },
+            ]
+        },
     }
 
 
 def test_schemathesis_finds_no_mismatch(streams_settings, tmp_path: Path) -> None:
-    settings = streams_settings()
+    settings = streams_settings(customer_events_topic=f"profile-customer-events-{tmp_path.name}")
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG, encoding="utf-8")
     origin = OriginServer().start()
@@ -115,4 +153,5 @@ def test_every_reference_of_the_document_resolves(tmp_path: Path) -> None:
     names = {name.decode() for name in re.findall(rb'"\$ref":"#/components/schemas/([^"]+)"', raw)}
     schemas = orjson.loads(raw)["components"]["schemas"]
     assert {"TrackRequest", "WebhookAccepted", "BootstrapJobRequest", "Error"} <= names
+    assert {"BloomreachBatch", "BloomreachFailure"} <= names
     assert names <= set(schemas)

@@ -1,0 +1,179 @@
+"""The Bloomreach feature: ``/track/v2/projects/{project_token}/`` ``batch``, ``customers``,
+``customers/events`` and ``system/time``, as Bloomreach Engagement answers them.
+
+As on ``/track/batch``, the answer waits for Kafka's acknowledgement of every record (change
+events to the input topic, customer events to ``customer_events_topic``); any record Kafka did
+not acknowledge makes the whole request a 503 with ``Retry-After``: retrying it is safe, the
+merge absorbs duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from streams.codecs.events import EventDecoder
+from streams.errors import ConfigError
+from streams.ingest.http.app import METRICS_KEY
+from streams.ingest.http.bloomreach.answers import BloomreachError, shaped
+from streams.ingest.http.bloomreach.auth import BloomreachAuth, Caller
+from streams.ingest.http.bloomreach.commands import (
+    CUSTOMER_EVENTS,
+    CommandRules,
+    Commands,
+    batch_commands,
+    load_object,
+    run_commands,
+)
+from streams.ingest.http.bloomreach.config import BloomreachSection
+from streams.ingest.http.bloomreach.openapi import bloomreach_components, bloomreach_paths
+from streams.ingest.http.body import read_body
+from streams.ingest.http.feature import Feature, FeatureContext
+from streams.ingest.http.responses import JSON, json_response
+from streams.ingest.producer import IngestProducer, KafkaBackpressureError, Record
+from streams.ingest.track import CUSTOMERS, TrackOptions
+from streams.validation import validation_problems
+
+logger = logging.getLogger(__name__)
+
+NAME = "bloomreach"
+PREFIX = "/track/v2/projects/{project_token}"
+
+
+class BloomreachHandler:
+    def __init__(self, section: BloomreachSection, context: FeatureContext) -> None:
+        self._section = section
+        self._auth = BloomreachAuth(section.keys)
+        self._producer = context.producer
+        settings = context.settings
+        self._events_topic = settings.customer_events_topic or None
+        self._decoder = EventDecoder.from_settings(settings)
+        self._options = TrackOptions(tuple(section.id_kinds), section.max_commands)
+        self._max_event_bytes = settings.max_event_bytes
+        self._max_skew_ms = round(settings.max_clock_skew_seconds * 1000)
+
+    async def batch(self, request: web.Request) -> web.Response:
+        caller, body = await self._read(request)
+        try:
+            commands = batch_commands(load_object(body), self._section.max_commands)
+        except BloomreachError as exc:  # counted as /track/batch counts its refused bodies
+            request.app[METRICS_KEY].rejected.labels(NAME, exc.reason).inc()
+            raise
+        start = time.time()
+        done = await self._run(request, caller, commands)
+        answer: dict[str, Any] = {"success": True, "results": done.results}
+        answer.update(start_time=start, end_time=time.time())
+        return json_response(answer)
+
+    async def customers(self, request: web.Request) -> web.Response:
+        caller, body = await self._read(request)
+        command = {"name": CUSTOMERS, "data": load_object(body)}
+        return _single(await self._run(request, caller, [command]))
+
+    async def customer_events(self, request: web.Request) -> web.Response:
+        caller, body = await self._read(request)
+        command = {"name": CUSTOMER_EVENTS, "data": load_object(body)}
+        return _single(await self._run(request, caller, [command]))
+
+    async def system_time(self, request: web.Request) -> web.Response:
+        self._auth.caller(request, request.match_info["project_token"])
+        return json_response({"success": True, "time": time.time()})
+
+    async def _read(self, request: web.Request) -> tuple[Caller, bytes]:
+        caller = self._auth.caller(request, request.match_info["project_token"])
+        if request.content_type != JSON:
+            raise BloomreachError(415, "unsupported_media_type", f"Content-Type must be {JSON}")
+        return caller, await read_body(request, request.client_max_size)
+
+    async def _run(self, request: web.Request, caller: Caller, commands: list[Any]) -> Commands:
+        """Run ``commands``; return once Kafka acknowledged every record (else a 503)."""
+        rules = CommandRules(
+            self._decoder,
+            self._options,
+            caller.binding,
+            events=self._events_topic is not None,
+            max_event_bytes=self._max_event_bytes,
+            max_clock_skew_ms=self._max_skew_ms,
+        )
+        done = run_commands(commands, rules, time.time_ns() // 1_000_000)
+        metrics = request.app[METRICS_KEY]
+        for reason, count in done.rejected_reasons.items():
+            metrics.rejected.labels(NAME, reason).inc(count)
+        if done.rejected:
+            logger.info(
+                "bloomreach commands rejected key=%s count=%d reasons=%s",
+                caller.key_id,
+                done.rejected,
+                ",".join(sorted(done.rejected_reasons)),
+            )
+        retry_after = self._section.retry_after_seconds
+        failures = await asyncio.gather(
+            _deliver(self._producer, done.changes, None, retry_after),
+            _deliver(self._producer, done.events, self._events_topic, retry_after),
+            return_exceptions=True,  # both sends are awaited to their end, whatever the first gave
+        )
+        for failure in failures:
+            if failure is not None:
+                raise failure
+        metrics.accepted.labels(NAME).inc(done.accepted)
+        return done
+
+
+def _single(done: Commands) -> web.Response:
+    """A single-command route: Bloomreach answers its failure as a 400."""
+    [result] = done.results
+    return json_response(result, 200 if result["success"] else 400)
+
+
+async def _deliver(
+    producer: IngestProducer, records: Sequence[Record], topic: str | None, retry_after: int
+) -> None:
+    """Return once Kafka acknowledged every record; raise the 503 to answer otherwise."""
+    if not records:
+        return
+    try:
+        errors = await producer.send(records, topic=topic)
+    except KafkaBackpressureError as exc:
+        logger.warning("bloomreach request not acknowledged records=%d: %s", len(records), exc)
+        detail, retry_after = f"{exc}; retry the whole request", exc.retry_after
+    else:
+        if not errors:
+            return
+        first = errors[min(errors)]
+        logger.warning(
+            "bloomreach delivery failed records=%d failed=%d first_error=%s",
+            len(records),
+            len(errors),
+            first,
+        )
+        detail = (
+            f"Kafka did not acknowledge {len(errors)} of {len(records)} records ({first}); "
+            "retry the whole request"
+        )
+    raise BloomreachError(503, "broker_unavailable", detail, {"Retry-After": str(retry_after)})
+
+
+def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Feature:
+    """The Bloomreach feature from its ``[bloomreach]`` table (see :class:`BloomreachSection`)."""
+    try:
+        options = BloomreachSection.model_validate(dict(section))
+    except ValidationError as exc:
+        raise ConfigError(f"[{NAME}] {validation_problems(exc)}") from exc
+    handler = BloomreachHandler(options, context)
+    return Feature(
+        name=NAME,
+        routes=[
+            web.post(f"{PREFIX}/batch", shaped(handler.batch)),
+            web.post(f"{PREFIX}/customers", shaped(handler.customers)),
+            web.post(f"{PREFIX}/customers/events", shaped(handler.customer_events)),
+            web.get(f"{PREFIX}/system/time", shaped(handler.system_time), allow_head=False),
+        ],
+        openapi_paths=bloomreach_paths(PREFIX, options.max_commands),
+        openapi_components=bloomreach_components(options.id_kinds),
+    )
