@@ -38,3 +38,15 @@ class SourceBinding:
             raise InvalidEventError(
                 "op_not_allowed", f"this credential may not {event.op}: allowed ops are {allowed}"
             )
+
+
+def check_keys(secrets: list[str], ids: list[str]) -> None:
+    """Raise ValueError (for a pydantic validator) unless every key has a secret of its own and
+    a distinct id: one secret binds one source."""
+    if not all(secrets):
+        raise ValueError("keys must not contain an empty secret")
+    if len(set(secrets)) != len(secrets):
+        raise ValueError("a secret is configured twice: each key binds one source")
+    twice = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
+    if twice:
+        raise ValueError(f"key ids used twice: {twice}")

@@ -13,6 +13,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -55,6 +56,16 @@ class SendErrors(dict[int, str]):
         self[index] = error.str()
         if not is_unavailable(error):
             self.refused.add(index)
+
+
+@dataclass(frozen=True, slots=True)
+class Unacknowledged:
+    """A request whose records Kafka did not all acknowledge: answer 503 with ``detail`` and
+    ``Retry-After: retry_after``; the client retries the whole request (the merge absorbs the
+    duplicates)."""
+
+    detail: str
+    retry_after: int
 
 
 class _Tracker:
@@ -173,6 +184,39 @@ class IngestProducer:
         if len(tracker.errors) < len(records):
             self._brokers_down = False
         return tracker.errors
+
+    async def acknowledged(
+        self,
+        records: Sequence[Record],
+        *,
+        retry_after: int,
+        topic: str | None = None,
+        what: str,
+    ) -> Unacknowledged | None:
+        """``send`` for a request answered only once every record is acknowledged: None when
+        Kafka acknowledged all, else why not (logged as ``what``'s: track, bloomreach)."""
+        if not records:
+            return None
+        try:
+            errors = await self.send(records, topic=topic)
+        except KafkaBackpressureError as exc:
+            logger.warning("%s request not acknowledged records=%d: %s", what, len(records), exc)
+            return Unacknowledged(f"{exc}; retry the whole request", exc.retry_after)
+        if not errors:
+            return None
+        first = errors[min(errors)]
+        logger.warning(
+            "%s delivery failed records=%d failed=%d first_error=%s",
+            what,
+            len(records),
+            len(errors),
+            first,
+        )
+        detail = (
+            f"Kafka did not acknowledge {len(errors)} of {len(records)} records ({first}); "
+            "retry the whole request"
+        )
+        return Unacknowledged(detail, retry_after)
 
     def close(self, timeout: float = 10.0) -> int:
         """Deliver what is queued (up to ``timeout``), stop polling; returns undelivered count."""

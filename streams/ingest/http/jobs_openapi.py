@@ -5,24 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from streams.ingest.http.job_bodies import JOB_ID, REQUESTS, RESPONSES
-from streams.ingest.http.openapi import error_response, model_schemas
+from streams.ingest.http.openapi import error_response, json_answer, model_schemas, schema_ref
 
 JSON = "application/json"
 _SECURITY: list[dict[str, list[str]]] = [{"JobsBearer": []}, {"JobsApiKey": []}]
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _answer(description: str, schema: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "description": description,
-        "content": {JSON: {"schema": _ref(schema)}},
-    }
-    if headers:
-        answer["headers"] = headers
-    return answer
 
 
 _UNAUTHORIZED = error_response("missing or invalid token")
@@ -35,12 +21,15 @@ def _trigger(kind: str, request_schema: str) -> dict[str, Any]:
             "summary": f"Start the {kind} job of a named [jobs.{kind}.<name>] configuration",
             "tags": ["jobs"],
             "security": _SECURITY,
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(request_schema)}}},
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": schema_ref(request_schema)}},
+            },
             "responses": {
-                "202": _answer(
+                "202": json_answer(
                     "queued; poll the Location",
                     "JobAccepted",
-                    {"Location": {"description": "the job", "schema": {"type": "string"}}},
+                    headers={"Location": {"description": "the job", "schema": {"type": "string"}}},
                 ),
                 "401": _UNAUTHORIZED,
                 "404": error_response("no configuration (or job to resume) of that name"),
@@ -71,7 +60,7 @@ PATHS: dict[str, Any] = {
                 }
             ],
             "responses": {
-                "200": _answer("the jobs", "JobList"),
+                "200": json_answer("the jobs", "JobList"),
                 "400": error_response("bad limit"),
                 "401": _UNAUTHORIZED,
             },
@@ -92,7 +81,7 @@ PATHS: dict[str, Any] = {
                 }
             ],
             "responses": {
-                "200": _answer("the job", "Job"),
+                "200": json_answer("the job", "Job"),
                 "401": _UNAUTHORIZED,
                 "404": error_response("no such job"),
             },

@@ -39,7 +39,7 @@ ERROR_SCHEMA: dict[str, Any] = {
         },
     },
 }
-ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_REF: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
 
 
 class _Schemas(GenerateJsonSchema):
@@ -64,20 +64,37 @@ def model_schemas(
     return dict(top.get("$defs", {}))
 
 
+def schema_ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_answer(
+    description: str,
+    schema: str,
+    *,
+    retry_after: bool = False,
+    headers: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A response object whose JSON body is the component ``schema``; ``retry_after`` documents
+    the Retry-After header, ``headers`` any others."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema_ref(schema)}},
+    }
+    documented = dict(headers or {})
+    if retry_after:
+        documented["Retry-After"] = {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    if documented:
+        answer["headers"] = documented
+    return answer
+
+
 def error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
     """A response object with the shared JSON error body (features may use it too)."""
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": ERROR_REF}},
-    }
-    if retry_after:
-        response["headers"] = {
-            "Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "schema": {"type": "integer", "minimum": 0},
-            }
-        }
-    return response
+    return json_answer(description, "Error", retry_after=retry_after)
 
 
 BODY_RESPONSES: dict[str, Any] = {

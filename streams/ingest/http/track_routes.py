@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from streams.codecs.events import EventDecoder
 from streams.errors import ConfigError
 from streams.http_auth import matching_token, presented_token, unauthorized
-from streams.ingest.binding import SourceBinding
+from streams.ingest.binding import SourceBinding, check_keys
 from streams.ingest.http.app import METRICS_KEY
 from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.openapi import ERROR_REF, error_response
 from streams.ingest.http.responses import error, json_response
-from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS, KafkaBackpressureError
+from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS
 from streams.ingest.track import TrackOptions, TrackRequestError, parse_track_body
 from streams.model import Op
 from streams.validation import validation_problems
@@ -81,14 +81,7 @@ class TrackingSection(BaseModel):
             raise ValueError("set either api_keys/keys or anonymous = true, not both")
         if not self.anonymous and not secrets:
             raise ValueError("api_keys is required (or keys, or anonymous = true to accept anyone)")
-        if not all(secrets):
-            raise ValueError("api_keys and keys must not contain an empty secret")
-        if len(set(secrets)) != len(secrets):
-            raise ValueError("a secret is configured twice: each key binds one source")
-        ids = [key.id for key in self.keys]
-        twice = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
-        if twice:
-            raise ValueError(f"key ids used twice: {twice}")
+        check_keys(secrets, [key.id for key in self.keys])
         return self
 
     def credentials(self) -> list[tuple[str, SecretStr, SourceBinding]]:
@@ -155,28 +148,13 @@ class TrackHandler:
 
     async def _produce(self, records: list[tuple[bytes, bytes]]) -> web.Response | None:
         """``None`` once Kafka acknowledged every record, else the 503 to answer."""
-        retry_after = self._section.retry_after_seconds
-        try:
-            errors = await self._producer.send(records)
-        except KafkaBackpressureError as exc:
-            logger.warning("track request not acknowledged records=%d: %s", len(records), exc)
-            detail = f"{exc}; retry the whole request"
-            retry_after = exc.retry_after
-        else:
-            if not errors:
-                return None
-            first = errors[min(errors)]
-            logger.warning(
-                "track delivery failed records=%d failed=%d first_error=%s",
-                len(records),
-                len(errors),
-                first,
-            )
-            detail = (
-                f"Kafka did not acknowledge {len(errors)} of {len(records)} records ({first}); "
-                "retry the whole request"
-            )
-        return error(503, "broker_unavailable", detail, {"Retry-After": str(retry_after)})
+        failed = await self._producer.acknowledged(
+            records, retry_after=self._section.retry_after_seconds, what="track"
+        )
+        if failed is None:
+            return None
+        headers = {"Retry-After": str(failed.retry_after)}
+        return error(503, "broker_unavailable", failed.detail, headers)
 
 
 def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Feature:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streams.field_types import FALSE_WORDS, TRUE_WORDS, FieldType
-from streams.ingest.http.openapi import error_response
+from streams.ingest.http.openapi import error_response, json_answer
 from streams.ingest.webhooks.config import SourceConfig
 from streams.ingest.webhooks.mapping import MAX_ID_LENGTH, split_path
 
@@ -21,22 +21,6 @@ _WS = (
 )
 # Not blank and not a dot segment once stripped (see fetch.is_safe_id).
 _NOTIFY_ID = f"^(?![{_WS}]*\\.{{1,2}}[{_WS}]*$)[{_WS}]*[^{_WS}]"
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _answer(description: str, schema: str, *, retry_after: bool = False) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "description": description,
-        "content": {JSON: {"schema": _ref(schema)}},
-    }
-    if retry_after:
-        answer["headers"] = {
-            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
-        }
-    return answer
 
 
 _SOURCE = {
@@ -77,8 +61,8 @@ _NOTIFY: dict[str, Any] = {
     ],
     "security": _SECURITY,
     "responses": {
-        "200": _answer("fetched, mapped and acknowledged by Kafka", "WebhookAccepted"),
-        "202": _answer(
+        "200": json_answer("fetched, mapped and acknowledged by Kafka", "WebhookAccepted"),
+        "202": json_answer(
             "the profile could not be fetched or mapped; the notification is in the dead-letter "
             "topic with the reason",
             "WebhookDeadLettered",
@@ -113,7 +97,7 @@ PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": _answer("every event acknowledged by Kafka", "WebhookAccepted"),
+                "200": json_answer("every event acknowledged by Kafka", "WebhookAccepted"),
                 "400": error_response("not JSON, or an empty array"),
                 "413": error_response("body or array larger than the source allows"),
                 "415": error_response("Content-Type is not application/json"),

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streams.ingest.binding import check_keys
 from streams.ingest.http.track_routes import TrackingKey
 from streams.ingest.producer import DEFAULT_RETRY_AFTER_SECONDS
 
@@ -33,13 +34,5 @@ class BloomreachSection(BaseModel):
 
     @model_validator(mode="after")
     def _keys_are_distinct(self) -> BloomreachSection:
-        secrets = [key.secret.get_secret_value() for key in self.keys]
-        if not all(secrets):
-            raise ValueError("keys must not contain an empty secret")
-        if len(set(secrets)) != len(secrets):
-            raise ValueError("a secret is configured twice: each key binds one source")
-        ids = [key.id for key in self.keys]
-        twice = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
-        if twice:
-            raise ValueError(f"key ids used twice: {twice}")
+        check_keys([key.secret.get_secret_value() for key in self.keys], [k.id for k in self.keys])
         return self

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from streams.ingest.http.openapi import json_answer, schema_ref
+
 JSON = "application/json"
 SECURITY: list[dict[str, list[str]]] = [
     {"BloomreachBasic": []},
@@ -25,40 +27,21 @@ PROJECT_TOKEN = {
 }
 
 
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _answer(description: str, schema: str, *, retry_after: bool = False) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "description": description,
-        "content": {JSON: {"schema": _ref(schema)}},
-    }
-    if retry_after:
-        answer["headers"] = {
-            "Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "schema": {"type": "integer", "minimum": 0},
-            }
-        }
-    return answer
-
-
 AUTH_FAILURES = {
-    "401": _answer("Access key not provided, or not one configured.", "BloomreachFailure"),
-    "403": _answer("The key may not write to this project.", "BloomreachFailure"),
+    "401": json_answer("Access key not provided, or not one configured.", "BloomreachFailure"),
+    "403": json_answer("The key may not write to this project.", "BloomreachFailure"),
 }
 BODY_FAILURES = {
-    "400": _answer(
+    "400": json_answer(
         "Malformed JSON or shape (a single-command route: the command is invalid).",
         "BloomreachFailure",
     ),
-    "408": _answer(
+    "408": json_answer(
         "The body did not arrive within the service's body timeout.", "BloomreachFailure"
     ),
-    "413": _answer("Body over the size limit, or too many commands.", "BloomreachFailure"),
-    "415": _answer("Content-Type is not application/json.", "BloomreachFailure"),
-    "503": _answer(
+    "413": json_answer("Body over the size limit, or too many commands.", "BloomreachFailure"),
+    "415": json_answer("Content-Type is not application/json.", "BloomreachFailure"),
+    "503": json_answer(
         "Kafka did not acknowledge every record (or the service holds too many bodies): "
         "retry the whole request.",
         "BloomreachFailure",
@@ -76,9 +59,9 @@ def _post(
         "operationId": operation_id,
         "parameters": [PROJECT_TOKEN],
         "security": SECURITY,
-        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
+        "requestBody": {"required": True, "content": {JSON: {"schema": schema_ref(body)}}},
         "responses": {
-            "200": _answer("Every record acknowledged by Kafka.", answer),
+            "200": json_answer("Every record acknowledged by Kafka.", answer),
             **AUTH_FAILURES,
             **BODY_FAILURES,
         },
@@ -125,7 +108,7 @@ def bloomreach_paths(prefix: str, max_commands: int) -> dict[str, Any]:
                 "parameters": [PROJECT_TOKEN],
                 "security": SECURITY,
                 "responses": {
-                    "200": _answer("The server time.", "BloomreachTime"),
+                    "200": json_answer("The server time.", "BloomreachTime"),
                     **AUTH_FAILURES,
                 },
             }
@@ -156,7 +139,7 @@ def bloomreach_components(id_kinds: Sequence[str]) -> dict[str, dict[str, Any]]:
     def command(name: str, data: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {"name": {"const": name}, "command_id": {"type": "string"}}
         if data is not None:
-            fields["data"] = _ref(data)
+            fields["data"] = schema_ref(data)
         return {
             "type": "object",
             "required": ["name", "data"] if data is not None else ["name"],
@@ -174,7 +157,7 @@ def bloomreach_components(id_kinds: Sequence[str]) -> dict[str, dict[str, Any]]:
                     "commands": {
                         "type": "array",
                         "minItems": 1,
-                        "items": _ref("BloomreachCommand"),
+                        "items": schema_ref("BloomreachCommand"),
                     }
                 },
             },
@@ -220,7 +203,7 @@ def bloomreach_components(id_kinds: Sequence[str]) -> dict[str, dict[str, Any]]:
                 "required": ["success", "results"],
                 "properties": {
                     "success": {"const": True},
-                    "results": {"type": "array", "items": _ref("BloomreachResult")},
+                    "results": {"type": "array", "items": schema_ref("BloomreachResult")},
                     "start_time": {"type": "number"},
                     "end_time": {"type": "number"},
                 },

@@ -36,7 +36,7 @@ from streams.ingest.http.bloomreach.openapi import bloomreach_components, bloomr
 from streams.ingest.http.body import read_body
 from streams.ingest.http.feature import Feature, FeatureContext
 from streams.ingest.http.responses import JSON, json_response
-from streams.ingest.producer import IngestProducer, KafkaBackpressureError, Record
+from streams.ingest.producer import IngestProducer, Record
 from streams.ingest.track import CUSTOMERS, TrackOptions
 from streams.validation import validation_problems
 
@@ -135,28 +135,12 @@ async def _deliver(
     producer: IngestProducer, records: Sequence[Record], topic: str | None, retry_after: int
 ) -> None:
     """Return once Kafka acknowledged every record; raise the 503 to answer otherwise."""
-    if not records:
-        return
-    try:
-        errors = await producer.send(records, topic=topic)
-    except KafkaBackpressureError as exc:
-        logger.warning("bloomreach request not acknowledged records=%d: %s", len(records), exc)
-        detail, retry_after = f"{exc}; retry the whole request", exc.retry_after
-    else:
-        if not errors:
-            return
-        first = errors[min(errors)]
-        logger.warning(
-            "bloomreach delivery failed records=%d failed=%d first_error=%s",
-            len(records),
-            len(errors),
-            first,
-        )
-        detail = (
-            f"Kafka did not acknowledge {len(errors)} of {len(records)} records ({first}); "
-            "retry the whole request"
-        )
-    raise BloomreachError(503, "broker_unavailable", detail, {"Retry-After": str(retry_after)})
+    failed = await producer.acknowledged(
+        records, retry_after=retry_after, topic=topic, what="bloomreach"
+    )
+    if failed is not None:
+        headers = {"Retry-After": str(failed.retry_after)}
+        raise BloomreachError(503, "broker_unavailable", failed.detail, headers)
 
 
 def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Feature:
