@@ -24,6 +24,26 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from streams import __version__
+
+        typer.echo(f"streams {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Profile Streams: per-property last-writer-wins customer profiles over Kafka."""
+
+
 @app.command()
 def broker(
     listen: Annotated[
