@@ -8,7 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from streams.cli.ingest import ingest_app
-from streams.cli.startup import check_kafka, command_settings, fail, kafka_settings
+from streams.cli.startup import (
+    apply_global_options,
+    check_kafka,
+    command_settings,
+    fail,
+    kafka_settings,
+)
 from streams.errors import StreamsError
 
 app = typer.Typer(
@@ -40,8 +46,17 @@ def main_options(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Kafka's HOST:PORT list (instead of $KAFKA_BOOTSTRAP_SERVERS)."),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="DEBUG, INFO, WARNING or ERROR (instead of $STREAMS_LOG_LEVEL)."),
+    ] = None,
 ) -> None:
     """Profile Streams: per-property last-writer-wins customer profiles over Kafka."""
+    apply_global_options(bootstrap_servers=bootstrap_servers, log_level=log_level)
 
 
 @app.command()
