@@ -18,21 +18,32 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace ``${VAR}`` in strings (secrets stay out of config files); missing is an error."""
+    """Replace ``${VAR}`` in strings (secrets stay out of config files); missing is an error
+    that names every missing variable at once (names only), so one restart fixes them all."""
     env = os.environ if environ is None else environ
+    missing = sorted(_referenced(value) - env.keys())
+    if missing:
+        raise ConfigError(f"environment variables not set: {', '.join(missing)}")
+    return _substitute(value, env)
+
+
+def _referenced(value: Any) -> set[str]:
     if isinstance(value, str):
-
-        def lookup(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise ConfigError(f"environment variable {name} is not set")
-            return env[name]
-
-        return _ENV_REFERENCE.sub(lookup, value)
+        return set(_ENV_REFERENCE.findall(value))
     if isinstance(value, dict):
-        return {key: expand_env(item, env) for key, item in value.items()}
+        value = list(value.values())
     if isinstance(value, list):
-        return [expand_env(item, env) for item in value]
+        return set().union(*(_referenced(item) for item in value))
+    return set()
+
+
+def _substitute(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return _ENV_REFERENCE.sub(lambda match: env[match.group(1)], value)
+    if isinstance(value, dict):
+        return {key: _substitute(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, env) for item in value]
     return value
 
 
@@ -52,5 +63,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    expanded: dict[str, Any] = expand_env(raw)
+    try:
+        expanded: dict[str, Any] = expand_env(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     return expanded

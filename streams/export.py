@@ -233,7 +233,9 @@ def export_profiles(
         handle.flush()
 
     if output is None:
-        write(io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True))
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
+        write(out)
+        out.detach()  # collecting the wrapper would close stdout under the caller
     else:
         with atomic_writer(output) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="")

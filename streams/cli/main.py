@@ -8,7 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from streams.cli.ingest import ingest_app
-from streams.cli.startup import check_kafka, command_settings, fail, kafka_settings
+from streams.cli.startup import (
+    apply_global_options,
+    check_kafka,
+    command_settings,
+    fail,
+    kafka_settings,
+)
 from streams.errors import StreamsError
 
 app = typer.Typer(
@@ -22,6 +28,35 @@ profile_app = typer.Typer(help="Query customer profiles on a worker.", no_args_i
 app.add_typer(topics_app, name="topics")
 app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from streams import __version__
+
+        typer.echo(f"streams {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Kafka's HOST:PORT list (instead of $KAFKA_BOOTSTRAP_SERVERS)."),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="DEBUG, INFO, WARNING or ERROR (instead of $STREAMS_LOG_LEVEL)."),
+    ] = None,
+) -> None:
+    """Profile Streams: per-property last-writer-wins customer profiles over Kafka."""
+    apply_global_options(bootstrap_servers=bootstrap_servers, log_level=log_level)
 
 
 @app.command()

@@ -15,6 +15,17 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+def apply_global_options(*, bootstrap_servers: str | None, log_level: str | None) -> None:
+    """``--bootstrap-servers`` and ``--log-level`` set the environment variables they stand
+    for, so every settings read of the command (and of the processes it starts) sees them."""
+    import os
+
+    if bootstrap_servers is not None:
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
+    if log_level is not None:
+        os.environ["STREAMS_LOG_LEVEL"] = log_level
+
+
 def command_settings(*, config: Path | None = None, **overrides: Any) -> Settings:
     """The validated settings, or exit 2 with one line per invalid variable; first a warning
     for every ``STREAMS_*`` variable nothing reads (``${NAME}``s of ``config`` are read)."""

@@ -1,7 +1,7 @@
 """``streams serve``: the HTTP ingestion service, composed of features over one producer.
 
-Tracking is always on; other features are built only when their table is in the TOML file,
-and their modules are imported only then. Shutdown on SIGINT/SIGTERM: stop listening, let
+Every feature (tracking too) is built only when its table is in the TOML file, and the other
+features' modules are imported only then. Shutdown on SIGINT/SIGTERM: stop listening, let
 in-flight requests finish (up to ``shutdown_timeout_seconds``), then flush and close the
 producer.
 """
@@ -99,8 +99,11 @@ def build_features(
     context: FeatureContext,
     factories: Mapping[str, str] = FEATURE_FACTORIES,
 ) -> list[Feature]:
-    """Tracking, then every configured feature of ``factories`` in the file's order."""
-    features = [build_tracking(sections.get(TRACKING_SECTION, {}), context)]
+    """Tracking if configured, then every configured feature of ``factories`` in the file's
+    order; a feature needs only its own table, and a file that configures none is an error."""
+    features = []
+    if TRACKING_SECTION in sections:
+        features.append(build_tracking(sections[TRACKING_SECTION], context))
     for name, section in sections.items():
         if name in (SERVER_SECTION, TRACKING_SECTION):
             continue
@@ -110,6 +113,9 @@ def build_features(
         if not isinstance(section, Mapping):
             raise ConfigError(f"[{name}] must be a table")
         features.append(load_factory(name, factories)(section, context))
+    if not features:
+        known = ", ".join(f"[{name}]" for name in (TRACKING_SECTION, *factories))
+        raise ConfigError(f"nothing to serve: configure at least one of {known}")
     return features
 
 

@@ -233,3 +233,11 @@ def test_demo_streams_live_updates_and_stops_cleanly_on_ctrl_c(kafka_libs_dir, t
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_version_prints_the_package_version():
+    from streams import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"streams {__version__}"

@@ -189,3 +189,22 @@ def test_every_command_logs_through_the_redacting_handler_from_the_start(capsys,
     assert "token=***" in err
     assert "abc" not in err
     assert "anna.person@" not in err
+
+
+def test_global_options_stand_for_their_environment_variables(
+    closed_address, monkeypatch: pytest.MonkeyPatch
+):
+    """``--bootstrap-servers`` and ``--log-level``, before any command, win over the
+    environment and reach every settings read of the command."""
+    from streams.settings import Settings
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # restored after the test
+    monkeypatch.setenv("STREAMS_LOG_LEVEL", "INFO")
+    monkeypatch.setenv("STREAMS_KAFKA_CONNECT_TIMEOUT_SECONDS", SHORT_CONNECT_TIMEOUT)
+    result = CliRunner().invoke(
+        app, ["--bootstrap-servers", closed_address, "--log-level", "DEBUG", "topics", "check"]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"Kafka at {closed_address} is unreachable" in result.output
+    settings = Settings()
+    assert (settings.kafka_bootstrap_servers, settings.log_level) == (closed_address, "DEBUG")

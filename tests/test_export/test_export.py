@@ -133,3 +133,49 @@ def test_a_stopped_export_ends_early_and_leaves_no_file(streams_settings, tmp_pa
     summary = export_profiles(settings, "jsonl", output=output, stop=threading.Event())
     assert summary.records_read > 2000
     assert output.exists()
+
+
+def _event(customer: str, timestamp: int, **properties: object) -> dict[str, object]:
+    return {
+        "customer_id": customer,
+        "source": "crm",
+        "update_timestamp": timestamp,
+        "properties": properties,
+    }
+
+
+def test_a_small_topic_exports_every_current_profile_exactly_once(streams_settings):
+    """A handful of customers over eight partitions (most of them empty), some written twice:
+    each profile once, as it is now; a customer whose every property is unset is left out."""
+    settings = streams_settings()
+    run_processor(
+        settings,
+        [
+            _event("c-1", 1700000000, city="Brno"),
+            _event("c-2", 1700000000, score=7),
+            _event("c-3", 1700000000, city="Praha"),
+            _event("c-4", 1700000000, vip=True),
+        ],
+    )
+    # A second run: its changelog records follow the first run's for the same customers.
+    run_processor(
+        settings,
+        [
+            _event("c-1", 1700000100, city="Ostrava", score=3),
+            _event("c-3", 1700000100, city=None),
+            _event("c-5", 1700000100, city="Olomouc"),
+        ],
+    )
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "STREAMS_CHANGELOG_TOPIC": settings.changelog_topic,
+    }
+    result = CliRunner().invoke(app, ["export"], env=env)
+    assert result.exit_code == 0, result.output
+    exported = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(exported, key=lambda line: line["customer_id"]) == [
+        {"customer_id": "c-1", "properties": {"city": "Ostrava", "score": 3}},
+        {"customer_id": "c-2", "properties": {"score": 7}},
+        {"customer_id": "c-4", "properties": {"vip": True}},
+        {"customer_id": "c-5", "properties": {"city": "Olomouc"}},
+    ]

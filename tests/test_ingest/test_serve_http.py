@@ -226,7 +226,9 @@ def test_a_configured_feature_without_its_module_is_a_config_error() -> None:
         with pytest.raises(ConfigError, match=r"\[surveys\]"):
             build_features({"tracking": {"anonymous": True}, "surveys": {}}, context, factories)
         with pytest.raises(ConfigError, match="api_keys is required"):
-            build_features({}, context, factories)
+            build_features({"tracking": {}}, context, factories)
+        with pytest.raises(ConfigError, match=r"nothing to serve: .*\[tracking\], \[surveys\]"):
+            build_features({"server": {"port": 0}}, context, factories)
         anonymous = {"tracking": {"anonymous": True}}
         assert [f.name for f in build_features(anonymous, context, factories)] == ["tracking"]
     finally:
