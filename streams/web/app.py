@@ -24,7 +24,7 @@ from streams.state.store import StateStores
 from streams.web.answer import ProfileAnswer, json_answer, unavailable
 from streams.web.auth import authorize
 from streams.web.bloomreach import (
-    API_CUSTOMER,
+    API_CUSTOMER_ROUTE,
     EXPORT_ONE,
     ReadRequestError,
     customer_document,
@@ -76,7 +76,7 @@ class ProfileApi:
     def application(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/customers/{customer_id}", self.get_customer)
-        app.router.add_get(API_CUSTOMER, self.get_bloomreach_customer)
+        app.router.add_get(API_CUSTOMER_ROUTE, self.get_bloomreach_customer)
         app.router.add_post(EXPORT_ONE, self.export_one)
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)

@@ -26,7 +26,9 @@ from streams.codecs.customer_ids import customer_id_entry
 from streams.errors import InvalidEventError
 from streams.web.answer import ProfileAnswer
 
-API_CUSTOMER = "/api/customers/{customer_id}"
+API_CUSTOMER = "/api/customers/{customer_id}"  # as documented (OpenAPI)
+# The route: any id, braces and encoded slashes included, so every answer is Bloomreach's.
+API_CUSTOMER_ROUTE = "/api/customers/{customer_id:.+}"
 EXPORT_ONE = "/data/v2/projects/{project_token}/customers/export-one"
 NOT_FOUND = "Customer does not exist"
 _PASSED_HEADERS = ("Retry-After", "WWW-Authenticate", "X-Served-By")
