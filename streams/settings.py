@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # on a loopback address unless allow_unauthenticated says otherwise.
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     metrics_require_token: bool = False
+    # Which customer_ids entry names the customer in a worker's Bloomreach export-one (comma
+    # list, first present wins; `streams serve` uses its [bloomreach] id_kinds).
+    bloomreach_id_kinds: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["registered"], min_length=1
+    )
     allow_unauthenticated: bool = False
 
     output_format: Literal["avro", "json"] = "avro"
@@ -85,7 +90,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("source_priority", "api_tokens", mode="before")
+    @field_validator("source_priority", "api_tokens", "bloomreach_id_kinds", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):

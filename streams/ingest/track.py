@@ -12,12 +12,12 @@ source, and a native event naming another source, or an op it does not allow, is
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from streams.codecs.customer_ids import customer_id_of
 from streams.codecs.events import EventDecoder, change_event
 from streams.codecs.integers import loads_exact
 from streams.errors import InvalidEventError, StreamsError
@@ -118,21 +118,6 @@ def _check_count(count: int, options: TrackOptions) -> None:
         raise TrackRequestError(
             413, "too_many_commands", f"{count} commands > {options.max_commands} per request"
         )
-
-
-def customer_id_of(ids: Any, id_kinds: Sequence[str]) -> str:
-    """The customer a ``customer_ids`` object names: its first ``id_kinds`` entry present."""
-    if type(ids) is not dict:
-        raise InvalidEventError("missing_customer_id", "data.customer_ids must be an object")
-    for kind in id_kinds:
-        value = ids.get(kind)
-        if value is None:
-            continue
-        if type(value) is not str or not value:
-            raise InvalidEventError("bad_type", f"customer_ids.{kind} must be a non-empty string")
-        return value
-    kinds = ", ".join(id_kinds)
-    raise InvalidEventError("missing_customer_id", f"customer_ids has none of: {kinds}")
 
 
 def _batch(

@@ -1,33 +1,41 @@
-"""aiohttp application of a worker: GET /customers/{id}, /health, /metrics.
+"""aiohttp application of a worker: GET /customers/{id}, /health, /metrics, and Bloomreach's read
+routes (``GET /api/customers/{id}``, ``POST /data/v2/projects/{token}/customers/export-one``,
+translated by :mod:`streams.web.bloomreach`).
 
-``/customers`` needs a token of ``STREAMS_API_TOKENS`` when any is configured (``/metrics`` too
-with ``STREAMS_METRICS_REQUIRE_TOKEN``); ``/health`` is always open for probes.
+``/customers`` and the Bloomreach routes need a token of ``STREAMS_API_TOKENS`` when any is
+configured (``/metrics`` too with ``STREAMS_METRICS_REQUIRE_TOKEN``); ``/health`` is always open
+for probes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
-from urllib.parse import quote
 
-import aiohttp
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.codecs.timestamps import ms_to_seconds
-from streams.kafka.partitioner import partition_for
 from streams.settings import Settings
 from streams.state.codec import decode_profile
 from streams.state.store import StateStores
+from streams.web.answer import ProfileAnswer, json_answer, unavailable
 from streams.web.auth import authorize
+from streams.web.bloomreach import (
+    API_CUSTOMER_ROUTE,
+    EXPORT_ONE,
+    ReadRequestError,
+    customer_document,
+    export_one_customer,
+    export_one_document,
+    failure_answer,
+)
+from streams.web.owners import OwnerClient
 from streams.web.routing import OwnerDirectory
 
 logger = logging.getLogger(__name__)
-
-RETRY_AFTER_SECONDS = "1"
 
 
 class WorkerState(Protocol):
@@ -59,9 +67,8 @@ class ProfileApi:
         self._worker = worker
         self._stores = stores
         self._render_metrics = render_metrics
-        self._directory = directory
         self._self_url = self_url
-        self._session: aiohttp.ClientSession | None = None
+        self._owners = OwnerClient(settings, directory)
 
     def set_self_url(self, url: str) -> None:
         self._self_url = url
@@ -69,6 +76,8 @@ class ProfileApi:
     def application(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/customers/{customer_id}", self.get_customer)
+        app.router.add_get(API_CUSTOMER_ROUTE, self.get_bloomreach_customer)
+        app.router.add_post(EXPORT_ONE, self.export_one)
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
         app.on_cleanup.append(self._close_session)
@@ -76,27 +85,54 @@ class ProfileApi:
 
     async def get_customer(self, request: web.Request) -> web.StreamResponse:
         token = authorize(request, self._settings)
-        customer_id = request.match_info["customer_id"]
         with_ts = request.query.get("include_timestamps") == "1"
-        key = customer_id.encode()
-        partition = partition_for(key, self._settings.partitions)
-        if partition in self._worker.owned_partitions:
-            return self._answer_locally(partition, key, with_ts)
-        if partition in self._worker.restoring_partitions:
-            return _unavailable("partition_moving", "partition is being restored on this worker")
-        if request.query.get("routed") == "1":
-            return _unavailable("partition_moving", "partition is moving between workers")
-        loop = asyncio.get_running_loop()
-        owner = await loop.run_in_executor(None, self._directory.owner_url, partition)
-        if owner is None or owner == self._self_url:
-            return _unavailable("no_owner", "no worker owns this customer's partition right now")
-        return await self._forward(owner, customer_id, with_ts, token)
+        answer = await self._profile(request, request.match_info["customer_id"], with_ts, token)
+        return answer.response()
 
-    def _answer_locally(self, partition: int, key: bytes, with_ts: bool) -> web.Response:
+    async def get_bloomreach_customer(self, request: web.Request) -> web.StreamResponse:
+        """Bloomreach's ``GET /api/customers/{id}``, with this worker's tokens."""
+        try:
+            token = authorize(request, self._settings)
+        except web.HTTPUnauthorized as exc:
+            return _bloomreach_unauthorized(exc)
+        with_ts = request.query.get("include_timestamps") == "1"
+        answer = await self._profile(request, request.match_info["customer_id"], with_ts, token)
+        return customer_document(answer).response()
+
+    async def export_one(self, request: web.Request) -> web.StreamResponse:
+        """Bloomreach's export-one, with this worker's tokens (any project token: the worker
+        keeps no projects); ``STREAMS_BLOOMREACH_ID_KINDS`` name the customer."""
+        try:
+            token = authorize(request, self._settings)
+        except web.HTTPUnauthorized as exc:
+            return _bloomreach_unauthorized(exc)
+        try:
+            kind, customer_id = export_one_customer(
+                await request.read(), self._settings.bloomreach_id_kinds
+            )
+        except ReadRequestError as exc:
+            return failure_answer(400, exc.reason, exc.detail or exc.reason).response()
+        answer = await self._profile(request, customer_id, False, token)
+        return export_one_document(answer, kind, customer_id).response()
+
+    async def _profile(
+        self, request: web.Request, customer_id: str, with_ts: bool, token: str | None
+    ) -> ProfileAnswer:
+        """The customer's answer: from the stores here, else from its owner (one hop)."""
+        partition = self._owners.partition_of(customer_id)
+        if partition in self._worker.owned_partitions:
+            return self._answer_locally(partition, customer_id.encode(), with_ts)
+        if partition in self._worker.restoring_partitions:
+            return unavailable("partition_moving", "partition is being restored on this worker")
+        if request.query.get("routed") == "1":
+            return unavailable("partition_moving", "partition is moving between workers")
+        return await self._owners.ask_owner(customer_id, with_ts, token, self._self_url)
+
+    def _answer_locally(self, partition: int, key: bytes, with_ts: bool) -> ProfileAnswer:
         store = self._stores.get(partition)
         raw = store.get(key) if store is not None else None
         if raw is None:
-            return _json({"error": "customer not found", "reason": "not_found"}, status=404)
+            return json_answer({"error": "customer not found", "reason": "not_found"}, status=404)
         profile = decode_profile(raw)
         properties: dict[str, object] = {}
         for name, state in sorted(profile.properties.items()):
@@ -107,40 +143,7 @@ class ProfileApi:
                 if with_ts
                 else state.value
             )
-        return _json({"properties": properties})
-
-    async def _forward(
-        self, owner: str, customer_id: str, with_ts: bool, token: str | None
-    ) -> web.Response:
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=self._settings.route_timeout_seconds)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        url = f"{owner}/customers/{quote(customer_id, safe='')}"
-        params = {"include_timestamps": "1" if with_ts else "0", "routed": "1"}
-        # The caller's own token: the owner checks it as this worker did.
-        auth = {"Authorization": f"Bearer {token}"} if token else None
-        try:
-            async with self._session.get(url, params=params, headers=auth) as response:
-                body = await response.read()
-                headers = {"X-Served-By": owner}
-                for name in ("Retry-After", "WWW-Authenticate"):
-                    if name in response.headers:
-                        headers[name] = response.headers[name]
-                if response.status == 401:
-                    logger.warning(
-                        "owner refused a forwarded token owner=%s: every worker needs the "
-                        "same STREAMS_API_TOKENS",
-                        owner,
-                    )
-                return web.Response(
-                    body=body,
-                    status=response.status,
-                    content_type="application/json",
-                    headers=headers,
-                )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            logger.warning("routing to owner failed owner=%s: %s", owner, type(exc).__name__)
-            return _unavailable("owner_unavailable", "the owning worker did not answer")
+        return json_answer({"properties": properties})
 
     async def health(self, request: web.Request) -> web.Response:
         alive = self._worker.alive
@@ -160,16 +163,14 @@ class ProfileApi:
         return response
 
     async def _close_session(self, app: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._owners.close()
 
 
 def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _unavailable(reason: str, error: str) -> web.Response:
-    """503 in the one error shape of every HTTP API: ``reason`` a code, ``error`` for humans."""
-    response = _json({"error": error, "reason": reason}, status=503)
-    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return response
+def _bloomreach_unauthorized(exc: web.HTTPUnauthorized) -> web.Response:
+    challenge = {"WWW-Authenticate": exc.headers["WWW-Authenticate"]}
+    detail = "missing or invalid credentials"
+    return failure_answer(401, "unauthorized", detail, challenge).response()

@@ -5,8 +5,9 @@ Bounded: a fixed seed, a few examples per operation and a time budget per run. `
 runs apart, without the two data checks: its answer is per command (a batch is accepted when
 any command is, and refused when every command is, some for a value relative to now such as
 a future timestamp), so no request schema decides its status; its commands' validation is
-tested in test_track and test_serve_http. The Bloomreach routes (``/track/v2/...``) run apart
-for the same reason (tested in test_bloomreach). A 413 (too many items) counts as a rejection.
+tested in test_track and test_serve_http. The Bloomreach routes (``/track/v2/...``, and the
+read routes, whose status depends on what a worker holds) run apart for the same reason
+(tested in test_bloomreach and test_bloomreach_read). A 413 (too many items) counts as a rejection.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ TOKEN = "conformance-token"
 SEED = "20261201"
 MAX_EXAMPLES = "10"
 TRACK = "/track/batch"
-BLOOMREACH = "^/track/v2/"
+BLOOMREACH = "^/(track/v2|api/customers|data/v2)/"
 PROJECT = "conformance-project"
 DATA_CHECKS = "positive_data_acceptance,negative_data_rejection"
 RUNS = {  # the operations and checks of each run, with its time budget in seconds
@@ -110,8 +111,9 @@ def every_feature(tmp_path: Path, origin_url: str) -> dict[str, Any]:
     }
 
 
-def test_schemathesis_finds_no_mismatch(streams_settings, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_mismatch(streams_settings, start_worker, tmp_path: Path) -> None:
     settings = streams_settings(customer_events_topic=f"profile-customer-events-{tmp_path.name}")
+    start_worker(settings)  # the Bloomreach read routes ask it
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG, encoding="utf-8")
     origin = OriginServer().start()

@@ -135,3 +135,23 @@ def test_metrics_are_what_the_worker_renders(serve: Serve) -> None:
     guarded = serve(FakeWorker(), api_tokens="s3cret", metrics_require_token=True)
     assert get(f"{guarded}/metrics")[0] == 401
     assert get(f"{guarded}/metrics", {"Authorization": "Bearer s3cret"})[2] == RENDERED
+
+
+def test_bloomreach_reads_translate_the_profile_answer(serve: Serve) -> None:
+    url = serve(FakeWorker())
+    status, _, body = get(f"{url}/api/customers/{STORED}?include_timestamps=1")
+    assert status == 200
+    assert orjson.loads(body)["properties"]["city"] == {
+        "value": "Brno",
+        "last_update": 1_700_000_000.5,
+    }
+    restoring = serve(
+        FakeWorker(owned_partitions=frozenset(), restoring_partitions=frozenset({HOME}))
+    )
+    status, headers, body = get(f"{restoring}/api/customers/{STORED}")
+    assert (status, headers["Retry-After"]) == (503, "1")
+    assert orjson.loads(body) == {
+        "success": False,
+        "errors": ["partition is being restored on this worker"],
+        "reason": "partition_moving",
+    }

@@ -7,13 +7,13 @@ https://documentation.bloomreach.com/engagement/reference/tracking-api-error-mes
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from streams.errors import StreamsError
 from streams.ingest.http.responses import json_response
+from streams.web.bloomreach import failure
 
 _PASSED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -33,10 +33,6 @@ class BloomreachError(StreamsError):
 
     def response(self) -> web.Response:
         return json_response(failure(self.reason, self.detail), self.status, self.headers)
-
-
-def failure(reason: str, detail: str) -> dict[str, Any]:
-    return {"success": False, "errors": [detail], "reason": reason}
 
 
 def shaped(handler: Handler) -> Handler:

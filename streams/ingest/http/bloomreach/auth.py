@@ -37,13 +37,21 @@ class BloomreachAuth:
     def caller(self, request: web.Request, project: str) -> Caller:
         """The key the request presents, if it may write to ``project``; else 401 or 403."""
         key = self._key(request)
-        if project not in key.projects:
-            raise BloomreachError(
-                403,
-                "project_not_allowed",
-                f"key {key.id} may not write to this project: check the project token",
-            )
+        _check_project(key, project, "write to")
         return Caller(key.id, key.binding())
+
+    def reader(self, request: web.Request, project: str | None) -> str:
+        """The id of the private key the request presents, if it may read ``project`` (any of
+        its projects when the route names none); else 401 or 403. Public keys, which web pages
+        and apps carry, never read profiles."""
+        key = self._key(request)
+        if key.public:
+            raise BloomreachError(
+                403, "public_key", f"key {key.id} is public: reading needs a private key"
+            )
+        if project is not None:
+            _check_project(key, project, "read")
+        return key.id
 
     def _key(self, request: web.Request) -> BloomreachKey:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
@@ -79,6 +87,15 @@ class BloomreachAuth:
         if index is None:
             raise _unauthorized("could not authenticate")
         return self._public[index]
+
+
+def _check_project(key: BloomreachKey, project: str, verb: str) -> None:
+    if project not in key.projects:
+        raise BloomreachError(
+            403,
+            "project_not_allowed",
+            f"key {key.id} may not {verb} this project: check the project token",
+        )
 
 
 def _unauthorized(detail: str) -> BloomreachError:

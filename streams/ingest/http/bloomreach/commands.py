@@ -16,21 +16,22 @@ from typing import Any
 
 import orjson
 
+from streams.codecs.customer_ids import customer_id_of
 from streams.codecs.events import EventDecoder
 from streams.codecs.integers import dumps_event, loads_exact, out_of_range, wide_integer_path
 from streams.codecs.timestamps import to_epoch_ms
 from streams.errors import InvalidEventError
 from streams.ingest.binding import SourceBinding
-from streams.ingest.http.bloomreach.answers import BloomreachError, failure
+from streams.ingest.http.bloomreach.answers import BloomreachError
 from streams.ingest.track import (
     CUSTOMERS,
     SYSTEM_TIME,
     TrackOptions,
-    customer_id_of,
     parse_track_body,
 )
 from streams.logs import clip_name
 from streams.model import UNKNOWN_TS
+from streams.web.bloomreach import failure
 
 CUSTOMER_EVENTS = "customers/events"
 COMMAND_FIELDS = frozenset({"name", "data", "command_id"})

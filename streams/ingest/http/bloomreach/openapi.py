@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.ingest.http.openapi import json_answer, schema_ref
+from streams.web.bloomreach import API_CUSTOMER, EXPORT_ONE
 
 JSON = "application/json"
 SECURITY: list[dict[str, list[str]]] = [
@@ -68,8 +69,76 @@ def _post(
     }
 
 
+READ_FAILURES = {
+    "401": json_answer("Access key not provided, or not one configured.", "BloomreachFailure"),
+    "403": json_answer(
+        "A public key (reading needs a private one), or a project not the key's.",
+        "BloomreachFailure",
+    ),
+    "404": json_answer("Customer does not exist.", "BloomreachFailure"),
+    "502": json_answer("The owning worker refused this service's token.", "BloomreachFailure"),
+    "503": json_answer(
+        "No worker serves the customer right now (restoring, moving, not answering): retry.",
+        "BloomreachFailure",
+        retry_after=True,
+    ),
+}
+CUSTOMER_ID = {
+    "name": "customer_id",
+    "in": "path",
+    "required": True,
+    "description": "The customer key (the first configured id kind's value).",
+    "schema": {"type": "string", "minLength": 1},
+}
+INCLUDE_TIMESTAMPS = {
+    "name": "include_timestamps",
+    "in": "query",
+    "required": False,
+    "description": "`1`: each property as `{value, last_update}` (seconds, `-1` when unknown).",
+    "schema": {"type": "string", "enum": ["0", "1"]},
+}
+
+
+def _read_paths() -> dict[str, Any]:
+    return {
+        API_CUSTOMER: {
+            "get": {
+                "summary": "Bloomreach: a customer's properties",
+                "description": "Asked of the worker that owns the customer; the customer "
+                "properties synchronization's formats.",
+                "operationId": "bloomreachGetCustomer",
+                "parameters": [CUSTOMER_ID, INCLUDE_TIMESTAMPS],
+                "security": [{"BloomreachBasic": []}],
+                "responses": {
+                    "200": json_answer("The customer's properties.", "BloomreachCustomerDocument"),
+                    **READ_FAILURES,
+                },
+            }
+        },
+        EXPORT_ONE: {
+            "post": {
+                "summary": "Bloomreach: export one customer",
+                "description": "The customer the first configured id kind of `customer_ids` "
+                "names, asked of the worker that owns it; `events` is always empty.",
+                "operationId": "bloomreachExportOne",
+                "parameters": [PROJECT_TOKEN],
+                "security": [{"BloomreachBasic": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": schema_ref("BloomreachExportOne")}},
+                },
+                "responses": {
+                    "200": json_answer("The customer.", "BloomreachExportOneAnswer"),
+                    **{**BODY_FAILURES, **READ_FAILURES},
+                },
+            }
+        },
+    }
+
+
 def bloomreach_paths(prefix: str, max_commands: int) -> dict[str, Any]:
     return {
+        **_read_paths(),
         f"{prefix}/batch": {
             "post": _post(
                 "Bloomreach batch commands: customers, customers/events, system/time",
@@ -228,6 +297,26 @@ def bloomreach_components(id_kinds: Sequence[str]) -> dict[str, dict[str, Any]]:
                 "type": "object",
                 "required": ["success", "time"],
                 "properties": {"success": {"const": True}, "time": {"type": "number"}},
+            },
+            "BloomreachExportOne": {
+                "type": "object",
+                "required": ["customer_ids"],
+                "properties": {"customer_ids": customer_ids},
+            },
+            "BloomreachCustomerDocument": {
+                "type": "object",
+                "required": ["properties"],
+                "properties": {"properties": {"type": "object"}},
+            },
+            "BloomreachExportOneAnswer": {
+                "type": "object",
+                "required": ["success", "ids", "properties", "events"],
+                "properties": {
+                    "success": {"const": True},
+                    "ids": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "properties": {"type": "object"},
+                    "events": {"type": "array", "maxItems": 0},
+                },
             },
             "BloomreachFailure": {
                 "type": "object",

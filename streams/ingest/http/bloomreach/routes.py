@@ -1,5 +1,8 @@
 """The Bloomreach feature: ``/track/v2/projects/{project_token}/`` ``batch``, ``customers``,
-``customers/events`` and ``system/time``, as Bloomreach Engagement answers them.
+``customers/events`` and ``system/time``, as Bloomreach Engagement answers them; and its read
+routes ``GET /api/customers/{id}`` and ``POST /data/v2/projects/{project_token}/customers/
+export-one``, asked of the worker that owns the customer (found as the workers find it, asked
+with the first of ``STREAMS_API_TOKENS``) and translated by :mod:`streams.web.bloomreach`.
 
 As on ``/track/batch``, the answer waits for Kafka's acknowledgement of every record (change
 events to the input topic, customer events to ``customer_events_topic``); any record Kafka did
@@ -39,6 +42,17 @@ from streams.ingest.http.responses import JSON, json_response
 from streams.ingest.producer import IngestProducer, Record
 from streams.ingest.track import CUSTOMERS, TrackOptions
 from streams.validation import validation_problems
+from streams.web.answer import ProfileAnswer
+from streams.web.bloomreach import (
+    API_CUSTOMER_ROUTE,
+    EXPORT_ONE,
+    ReadRequestError,
+    customer_document,
+    export_one_customer,
+    export_one_document,
+)
+from streams.web.owners import OwnerClient
+from streams.web.routing import OwnerDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +66,8 @@ class BloomreachHandler:
         self._auth = BloomreachAuth(section.keys)
         self._producer = context.producer
         settings = context.settings
+        self._settings = settings
+        self._owners: tuple[OwnerClient, OwnerDirectory] | None = None  # made on the first read
         self._events_topic = settings.customer_events_topic or None
         self._decoder = EventDecoder.from_settings(settings)
         self._options = TrackOptions(tuple(section.id_kinds), section.max_commands)
@@ -85,11 +101,49 @@ class BloomreachHandler:
         self._auth.caller(request, request.match_info["project_token"])
         return json_response({"success": True, "time": time.time()})
 
+    async def get_customer(self, request: web.Request) -> web.Response:
+        key_id = self._auth.reader(request, None)
+        customer_id = request.match_info["customer_id"]
+        answer = await self._ask_owner(
+            key_id, customer_id, request.query.get("include_timestamps") == "1"
+        )
+        return customer_document(answer).response()
+
+    async def export_one(self, request: web.Request) -> web.Response:
+        key_id = self._auth.reader(request, request.match_info["project_token"])
+        try:
+            kind, customer_id = export_one_customer(await _body(request), self._section.id_kinds)
+        except ReadRequestError as exc:
+            raise BloomreachError(400, exc.reason, exc.detail or exc.reason) from exc
+        answer = await self._ask_owner(key_id, customer_id, False)
+        return export_one_document(answer, kind, customer_id).response()
+
+    async def _ask_owner(self, key_id: str, customer_id: str, with_ts: bool) -> ProfileAnswer:
+        if self._owners is None:
+            directory = OwnerDirectory(self._settings)
+            self._owners = OwnerClient(self._settings, directory), directory
+        tokens = self._settings.api_tokens
+        token = tokens[0].get_secret_value() if tokens else None
+        answer = await self._owners[0].ask_owner(customer_id, with_ts, token)
+        if answer.status == 401:  # the service's token, not the caller's key: not theirs to fix
+            logger.warning("bloomreach read refused by the owner key=%s", key_id)
+            raise BloomreachError(
+                502,
+                "owner_refused",
+                "the owning worker refused this service's token: streams serve needs one of "
+                "the workers' STREAMS_API_TOKENS",
+            )
+        return answer
+
+    async def close(self, app: web.Application) -> None:
+        if self._owners is not None:
+            client, directory = self._owners
+            await client.close()
+            directory.close()
+
     async def _read(self, request: web.Request) -> tuple[Caller, bytes]:
         caller = self._auth.caller(request, request.match_info["project_token"])
-        if request.content_type != JSON:
-            raise BloomreachError(415, "unsupported_media_type", f"Content-Type must be {JSON}")
-        return caller, await read_body(request, request.client_max_size)
+        return caller, await _body(request)
 
     async def _run(self, request: web.Request, caller: Caller, commands: list[Any]) -> Commands:
         """Run ``commands``; return once Kafka acknowledged every record (else a 503)."""
@@ -125,6 +179,12 @@ class BloomreachHandler:
         return done
 
 
+async def _body(request: web.Request) -> bytes:
+    if request.content_type != JSON:
+        raise BloomreachError(415, "unsupported_media_type", f"Content-Type must be {JSON}")
+    return await read_body(request, request.client_max_size)
+
+
 def _single(done: Commands) -> web.Response:
     """A single-command route: Bloomreach answers its failure as a 400."""
     [result] = done.results
@@ -157,7 +217,10 @@ def build_feature(section: Mapping[str, Any], context: FeatureContext) -> Featur
             web.post(f"{PREFIX}/customers", shaped(handler.customers)),
             web.post(f"{PREFIX}/customers/events", shaped(handler.customer_events)),
             web.get(f"{PREFIX}/system/time", shaped(handler.system_time), allow_head=False),
+            web.get(API_CUSTOMER_ROUTE, shaped(handler.get_customer), allow_head=False),
+            web.post(EXPORT_ONE, shaped(handler.export_one)),
         ],
         openapi_paths=bloomreach_paths(PREFIX, options.max_commands),
         openapi_components=bloomreach_components(options.id_kinds),
+        on_cleanup=[handler.close],
     )
