@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from streams.cli.dlq import dlq_app
 from streams.cli.ingest import ingest_app
 from streams.cli.startup import check_kafka, command_settings, fail, kafka_settings
+from streams.cli.tail import tail
 from streams.errors import StreamsError
 
 app = typer.Typer(
@@ -22,6 +24,8 @@ profile_app = typer.Typer(help="Query customer profiles on a worker.", no_args_i
 app.add_typer(topics_app, name="topics")
 app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(dlq_app, name="dlq")
+topics_app.command("tail")(tail)
 
 
 @app.command()
