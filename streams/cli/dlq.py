@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from typing import Annotated
 
 import orjson
@@ -63,12 +64,13 @@ def _chosen(
     """The matching letters, in partition and offset order; exit 2 for a missing topic."""
     letters: list[StoredLetter] = []
     try:
-        for message in read_whole_topic(settings, topic, console, purpose="dlq"):
-            letter = StoredLetter.from_message(message)
-            if chosen(letter):
-                letters.append(letter)
-                if limit is not None and len(letters) >= limit:
-                    break
+        with closing(read_whole_topic(settings, topic, console, purpose="dlq")) as messages:
+            for message in messages:
+                letter = StoredLetter.from_message(message)
+                if chosen(letter):
+                    letters.append(letter)
+                    if limit is not None and len(letters) >= limit:
+                        break
     except TopicNotFoundError as exc:
         raise fail(exc, EXIT_USAGE) from exc
     except StreamsError as exc:

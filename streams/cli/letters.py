@@ -4,7 +4,7 @@ with a progress bar on stderr, and dead letters as JSON-ready records."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ def reader(settings: Settings, purpose: str) -> Consumer:
 
 def read_whole_topic(
     settings: Settings, topic: str, console: Console, *, purpose: str
-) -> Iterator[Message]:
+) -> Generator[Message]:
     """Every record of ``topic`` from its start to its end now (never waits for new ones),
     partition by partition, with a progress bar on ``console``. A missing topic raises
     ``TopicNotFoundError``."""

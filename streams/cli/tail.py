@@ -31,17 +31,22 @@ def _decoder(settings: Settings, topic: str) -> Callable[[Message], dict[str, An
     name; anything else as JSON or Avro when it is, else escaped bytes."""
     if topic == settings.dlq_topic or topic.endswith("-dlq"):
         return lambda message: letter_document(StoredLetter.from_message(message))
-    value: Decoder
+    value: Decoder = _any_value
     if topic == settings.upserts_topic:
         codec = UpsertCodec(settings.output_format, kernel=settings.kernel)
         value = lambda data: upsert_record(codec.decode(data))  # noqa: E731
     elif topic == settings.changelog_topic:
-        value = lambda data: _state(data)  # noqa: E731
-    else:
-        value = lambda data: readable(data).value  # noqa: E731
-    return lambda message: {
-        "value": None if message.value() is None else value(message.value() or b"")
-    }
+        value = _state
+
+    def decode(message: Message) -> dict[str, Any]:
+        data = message.value()
+        return {"value": None if data is None else value(data)}  # None: a tombstone
+
+    return decode
+
+
+def _any_value(data: bytes) -> Any:
+    return readable(data).value
 
 
 def _state(data: bytes) -> dict[str, Any]:
