@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from streams.cli.dlq import dlq_app
 from streams.cli.ingest import ingest_app
 from streams.cli.startup import (
     apply_global_options,
@@ -15,6 +16,7 @@ from streams.cli.startup import (
     fail,
     kafka_settings,
 )
+from streams.cli.tail import tail
 from streams.errors import StreamsError
 
 app = typer.Typer(
@@ -28,6 +30,8 @@ profile_app = typer.Typer(help="Query customer profiles on a worker.", no_args_i
 app.add_typer(topics_app, name="topics")
 app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(dlq_app, name="dlq")
+topics_app.command("tail")(tail)
 
 
 def _print_version(value: bool) -> None:
