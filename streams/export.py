@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import IO, Literal
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.atomic_files import atomic_writer
 from streams.codecs.timestamps import ms_to_seconds
-from streams.errors import KafkaUnavailableError, StoppedError, StreamsError
+from streams.errors import StoppedError
 from streams.kafka.clients import reader_config
-from streams.kafka.reading import read_range
-from streams.kafka.topics import kafka_error_text
+from streams.kafka.reading import partition_ends, read_range
 from streams.merge import MergePolicy, join_profiles
 from streams.model import Profile
 from streams.settings import Settings
@@ -83,37 +82,13 @@ def profile_row(profile: Profile, include_timestamps: bool) -> dict[str, object]
     }
 
 
-def _partitions(settings: Settings, consumer: Consumer) -> list[int]:
-    try:
-        metadata = consumer.list_topics(settings.changelog_topic, timeout=30)
-    except KafkaException as exc:
-        raise KafkaUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap_servers} did not list "
-            f"{settings.changelog_topic}: {kafka_error_text(exc)}"
-        ) from exc
-    topic = metadata.topics.get(settings.changelog_topic)
-    if topic is None or topic.error is not None:
-        raise StreamsError(f"changelog topic {settings.changelog_topic} not found")
-    return sorted(topic.partitions)
-
-
-def _total_records(settings: Settings, consumer: Consumer, partitions: list[int]) -> int:
-    total = 0
-    for partition in partitions:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(settings.changelog_topic, partition), timeout=30
-        )
-        total += max(high - low, 0)
-    return total
-
-
 def iter_profiles(
     settings: Settings, on_record: Callable[[], None] = lambda: None
 ) -> Iterator[tuple[str, Profile]]:
     """Every customer with at least one set property, partition by partition."""
     consumer = Consumer(reader_config(settings, **{"group.id": f"export-{uuid.uuid4().hex}"}))
     try:
-        for partition in _partitions(settings, consumer):
+        for partition in partition_ends(consumer, settings.changelog_topic):
             profiles = read_partition(settings, consumer, partition, on_record)
             for customer in sorted(profiles):
                 profile = profiles[customer]
@@ -201,7 +176,8 @@ def export_profiles(
         columns = sorted(names)
     probe = Consumer(reader_config(settings, **{"group.id": f"export-{uuid.uuid4().hex}"}))
     try:
-        total = _total_records(settings, probe, _partitions(settings, probe))
+        ends = partition_ends(probe, settings.changelog_topic).values()
+        total = sum(max(high - low, 0) for low, high in ends)
     finally:
         probe.close()
     progress = Progress(
