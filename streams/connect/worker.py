@@ -23,9 +23,9 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
-from streams.connect.records import Rejection, SinkRecord, WriteResult
-from streams.connect.sink import BatchingSink
-from streams.errors import DeliveryError, InvalidEventError
+from streams.connect.records import RawRecord, Rejection, WriteResult, decoded
+from streams.connect.sink import RawBatchingSink, Sink
+from streams.errors import DeliveryError
 from streams.httpclient.backoff import Backoff
 from streams.kafka.batch_delivery import BatchDelivery
 from streams.kafka.clients import consumer_config, producer_config
@@ -58,7 +58,7 @@ class _InFlight:
 
 
 class ConnectorWorker:
-    def __init__(self, config: ConnectorConfig, settings: Settings, sink: BatchingSink) -> None:
+    def __init__(self, config: ConnectorConfig, settings: Settings, sink: Sink) -> None:
         self.config = config
         self.settings = settings
         self.sink = sink
@@ -138,6 +138,7 @@ class ConnectorWorker:
             self._begin()
 
     def _add(self, messages: Sequence[Message]) -> None:
+        raw: list[RawRecord] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -146,20 +147,29 @@ class ConnectorWorker:
                 logger.warning("connector=%s consumer error: %s", self.config.name, error.str())
                 continue
             partition, offset = message.partition() or 0, message.offset() or 0
-            value = message.value() or b""
-            if self._batch_started is None:
-                self._batch_started = time.monotonic()
             self._offsets[partition] = offset + 1
-            self.totals.consumed += 1
-            topic, key = message.topic() or "", message.key()
-            try:
-                upsert = self._codec.decode(value)
-            except InvalidEventError as exc:
-                self._letters.append(
-                    self._dlq_record(topic, partition, offset, key, value, "bad_upsert", exc.detail)
+            raw.append(
+                RawRecord(
+                    message.topic() or "", partition, offset, message.key(), message.value() or b""
                 )
-                continue
-            self.sink.add(SinkRecord(topic, partition, offset, key, value, upsert))
+            )
+        if not raw:
+            return
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+        self.totals.consumed += len(raw)
+        sink = self.sink
+        if isinstance(sink, RawBatchingSink):
+            sink.extend(raw)
+            return
+        records = []
+        for record in raw:
+            outcome = decoded(record, self._codec)
+            if isinstance(outcome, Rejection):
+                self._letters.append(self._rejected(outcome))
+            else:
+                records.append(outcome)
+        sink.extend(records)
 
     def _due(self) -> bool:
         if self._batch_started is None:
