@@ -166,16 +166,17 @@ def test_manifests_are_valid_kubernetes_objects(path: Path) -> None:
 
 def test_the_validator_rejects_what_the_api_server_would_reject() -> None:
     """Guard against a permissive check: a misspelled field and a wrong type must fail."""
+    check = validate()
     from kubernetes_validate.utils import ValidationError
 
     typo = yaml.safe_load(yaml.safe_dump(worker()))
     typo["spec"]["servicename"] = typo["spec"].pop("serviceName")
     with pytest.raises(ValidationError):
-        validate()(typo, KUBERNETES_VERSION, strict=True)
+        check(typo, KUBERNETES_VERSION, strict=True)
     wrong_type = yaml.safe_load(yaml.safe_dump(worker()))
     wrong_type["spec"]["replicas"] = "three"
     with pytest.raises(ValidationError):
-        validate()(wrong_type, KUBERNETES_VERSION, strict=True)
+        check(wrong_type, KUBERNETES_VERSION, strict=True)
 
 
 def test_kustomization_applies_every_manifest_but_the_secret_example() -> None:
