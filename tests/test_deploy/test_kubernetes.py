@@ -352,3 +352,25 @@ def test_service_ports_are_container_ports() -> None:
         ports = {p["name"] for c in pod_spec(workload)["containers"] for p in c.get("ports", [])}
         for port in doc["spec"]["ports"]:
             assert port["targetPort"] in ports, doc["metadata"]["name"]
+
+
+def listening_port(container: dict[str, Any]) -> str | None:
+    """The port the container's command listens on, as its arguments and settings say."""
+    args = container["args"]
+    if args[0] == "serve":
+        return str(args[args.index("--port") + 1])
+    if args[0] == "connect":
+        return env_values(container)["STREAMS_CONNECTOR_WEB_PORT"]
+    return env_values(container)["STREAMS_WEB_PORT"]
+
+
+def test_probes_ask_the_port_each_process_listens_on() -> None:
+    for _, container in containers():
+        if container["args"][0] == "topics":
+            continue
+        (port,) = container["ports"]
+        assert str(port["containerPort"]) == listening_port(container), container["name"]
+        for probe in ("readinessProbe", "livenessProbe"):
+            action = container[probe].get("httpGet") or container[probe]["tcpSocket"]
+            assert action["port"] == port["name"], f"{container['name']} {probe}"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health"
