@@ -41,8 +41,8 @@ Processes = Annotated[
     int,
     typer.Option(
         min=1,
-        help="Members of the group to run here, one process each: member I gets "
-        "DATA_DIR/member-I and port PORT+I (default 1: this process).",
+        help="Members of the group to run here, one process each; member I gets its own "
+        "data dir (DATA_DIR/member-I) and ports (PORT+I). 1: this process alone.",
     ),
 ]
 
@@ -224,8 +224,7 @@ def connect(
     config: Annotated[Path, typer.Option("--config", help="The connector's TOML file.")],
     processes: Processes = 1,
 ) -> None:
-    """Run one connector worker (or --processes of them): deliver profile-upserts to a
-    destination.
+    """Run a connector worker (or --processes of them): deliver profile-upserts to a destination.
 
     Sink types (the file's type) and their example configuration files:
     postgres (PostgreSQL, connectors/postgres.example.toml),

@@ -4,18 +4,14 @@ signals forwarded, a member's death never leaves a smaller group, SIGKILL after 
 from __future__ import annotations
 
 import json
-import os
-import queue
-import re
 import signal
-import subprocess
 import sys
-import threading
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.test_supervisor.conftest import StartSupervised
+from tests.test_supervisor.supervised import Supervised, gone
 
 # A member: says where it is on stderr, something on stdout, then waits for a signal.
 CHILD = """
@@ -52,78 +48,33 @@ sys.exit(Supervisor(members, stop_timeout=spec["stop_timeout"]).run())
 """
 
 
-class Supervised:
-    """The supervisor as a process: its stdout read line by line, its stderr kept whole."""
+@pytest.fixture
+def supervised(start_supervised: StartSupervised) -> Callable[..., Supervised]:
+    """``supervised(count, stop_timeout=..., **env)``: the supervisor of ``count`` stand-ins."""
 
-    def __init__(self, count: int, *, stop_timeout: float = 30, **env: str) -> None:
+    def start(count: int, *, stop_timeout: float = 30, **env: str) -> Supervised:
         spec = {"child": CHILD, "count": count, "env": env, "stop_timeout": stop_timeout}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", DRIVER, json.dumps(spec)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.seen: list[str] = []
+        return start_supervised([sys.executable, "-c", DRIVER, json.dumps(spec)])
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def line_matching(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no line matched {pattern!r} in {self.seen}") from None
-            self.seen.append(line)
-            if (match := re.fullmatch(pattern, line)) is not None:
-                return match
-
-    def members(self, count: int) -> list[tuple[int, int, str, str]]:
-        """The table's rows once every member is up: index, pid, url, data dir."""
-        self.line_matching(f"{count} members up:")
-        header = self.line_matching(r"member\s+pid\s+url\s+data dir")
-        assert header
-        return [
-            (int(m[1]), int(m[2]), m[3], m[4])
-            for m in (self.line_matching(r"(\d+)\s+(\d+)\s+(\S+)\s+(\S+)") for _ in range(count))
-        ]
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        code = self.process.wait(timeout)
-        assert self.process.stderr is not None
-        return code, self.process.stderr.read()
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    return start
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_one_view_of_every_member_and_a_signal_stops_them_all(signum):
-    supervised = Supervised(2)
-    rows = supervised.members(2)
-    assert [(index, url, data_dir) for index, _, url, data_dir in rows] == [
+def test_one_view_of_every_member_and_a_signal_stops_them_all(supervised, signum):
+    group = supervised(2)
+    rows = group.members(2)
+    assert [(row.index, row.url, row.data_dir) for row in rows] == [
         (0, "http://fake:7000", "d/member-0"),
         (1, "http://fake:7001", "d/member-1"),
     ]
-    supervised.process.send_signal(signum)
-    code, err = supervised.finish()
-    assert code == 0, err
-    out = supervised.seen + list(supervised.lines.queue)
+    group.process.send_signal(signum)
+    code, lines = group.finish()
+    assert code == 0, lines
+    out = group.output()
     assert "[0] hello from 0" in out
     assert "[1] hello from 1" in out
-    lines = err.splitlines()
     assert f"stopping 2 members ({signum.name})" in lines
-    for index, pid, _, _ in rows:
+    for index, pid in ((row.index, row.pid) for row in rows):
         assert f"[{index}] level=INFO up url=http://fake:{7000 + index}" in lines
         assert f"[{index}] bye on {signum.name}" in lines, "the same signal, forwarded"
         assert f"member {index} (pid {pid}) stopped: exited with code 0" in lines
@@ -133,13 +84,11 @@ def test_one_view_of_every_member_and_a_signal_stops_them_all(signum):
         assert gone(pid)
 
 
-def test_a_member_that_ends_on_its_own_is_named_and_the_others_are_stopped():
-    supervised = Supervised(2, FAKE_MODE="die")
-    rows = supervised.members(2)
-    code, err = supervised.finish()
+def test_a_member_that_ends_on_its_own_is_named_and_the_others_are_stopped(supervised):
+    group = supervised(2, FAKE_MODE="die")
+    first, second = (row.pid for row in group.members(2))
+    code, lines = group.finish()
     assert code == 1
-    lines = err.splitlines()
-    (_, first, _, _), (_, second, _, _) = rows
     assert lines.index("[1] giving up") < lines.index(
         f"error: member 1 (pid {second}) exited with code 3; stopping the other members"
     )
@@ -149,13 +98,12 @@ def test_a_member_that_ends_on_its_own_is_named_and_the_others_are_stopped():
     assert gone(second)
 
 
-def test_a_member_that_ignores_the_signal_is_killed_after_the_timeout():
-    supervised = Supervised(2, stop_timeout=2, FAKE_MODE="stubborn")
-    (_, first, _, _), (_, second, _, _) = supervised.members(2)
-    supervised.process.send_signal(signal.SIGTERM)
-    code, err = supervised.finish()
+def test_a_member_that_ignores_the_signal_is_killed_after_the_timeout(supervised):
+    group = supervised(2, stop_timeout=2, FAKE_MODE="stubborn")
+    first, second = (row.pid for row in group.members(2))
+    group.process.send_signal(signal.SIGTERM)
+    code, lines = group.finish()
     assert code == 1, "a member that had to be killed did not stop cleanly"
-    lines = err.splitlines()
     assert f"error: member 0 (pid {first}) did not stop within 2 s: killed" in lines
     assert f"member 1 (pid {second}) stopped: exited with code 0" in lines
     assert gone(first)
