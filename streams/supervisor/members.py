@@ -23,7 +23,7 @@ MAX_PORT = 65535
 # The connector's HTTP server (its Settings field connector_web_port and this default).
 CONNECTOR_WEB_PORT_ENV = "STREAMS_CONNECTOR_WEB_PORT"
 DEFAULT_CONNECTOR_WEB_PORT = 6067
-# A worker says this once its query API is bound and it has joined the group.
+# A worker says this once its query API is bound and its processor has started.
 WORKER_READY = re.compile(r"\bworker started url=(?P<url>\S+)")
 
 

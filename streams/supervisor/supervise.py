@@ -55,16 +55,10 @@ def exit_description(code: int) -> str:
 
 class Supervisor:
     def __init__(
-        self,
-        members: Sequence[Member],
-        *,
-        out: TextIO | None = None,
-        err: TextIO | None = None,
-        stop_timeout: float = STOP_TIMEOUT_SECONDS,
+        self, members: Sequence[Member], *, stop_timeout: float = STOP_TIMEOUT_SECONDS
     ) -> None:
         self._members = members
-        self._out = out if out is not None else sys.stdout
-        self._err = err if err is not None else sys.stderr
+        self._out, self._err = sys.stdout, sys.stderr
         self._stop_timeout = stop_timeout
         self._children: list[_Child] = []
         self._lock = threading.Lock()  # one line at a time, whole
@@ -79,7 +73,12 @@ class Supervisor:
             for member in self._members:
                 if self._requested is not None:
                     break
-                self._children.append(self._start(member))
+                try:
+                    self._children.append(self._start(member))
+                except OSError as exc:
+                    self._write(self._err, f"error: member {member.index} did not start: {exc}")
+                    self._stop_all(signal.SIGTERM)
+                    return 1
             return self._watch()
         finally:
             for signum, handler in previous.items():

@@ -15,6 +15,7 @@ from streams.logs import configure_logging
 from streams.settings import Settings
 from streams.supervisor.members import (
     WORKER_READY,
+    Member,
     connector_members,
     idle_members_warning,
     member_port,
@@ -128,3 +129,32 @@ def test_fewer_than_one_process_is_refused(command):
     assert "Invalid value for '--processes': Input should be greater than or equal to 1" in (
         result.output
     )
+
+
+def test_the_command_hands_its_options_to_the_members_and_warns_of_idle_ones(monkeypatch, tmp_path):
+    handed: list[list[Member]] = []
+
+    class Recorded:
+        def __init__(self, members: list[Member]) -> None:
+            handed.append(members)
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr("streams.cli.main.check_kafka", lambda settings: None)
+    monkeypatch.setattr("streams.supervisor.supervise.Supervisor", Recorded)
+    result = CliRunner().invoke(
+        app,
+        ["worker", "--processes", "3", "--data-dir", str(tmp_path), "--web-port", "7000"],
+        env={"STREAMS_PARTITIONS": "2", "COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: 3 processes for the 2 partitions of profile-changes: 1 member will" in (
+        result.output
+    )
+    (members,) = handed
+    assert [(m.data_dir, m.env["STREAMS_WEB_PORT"]) for m in members] == [
+        (tmp_path / "member-0", "7000"),
+        (tmp_path / "member-1", "7001"),
+        (tmp_path / "member-2", "7002"),
+    ]

@@ -4,6 +4,7 @@ signals forwarded, a member's death never leaves a smaller group, SIGKILL after 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -40,8 +41,9 @@ from streams.supervisor.members import Member
 from streams.supervisor.supervise import Supervisor
 spec = json.loads(sys.argv[1])
 members = [
-    Member(i, (sys.executable, "-c", spec["child"]), {"FAKE_INDEX": str(i), **spec["env"]},
-           Path(f"d/member-{i}"), re.compile(r"up url=(?P<url>\\S+)"))
+    Member(i, (sys.executable, "-c", spec["child"]) if i != spec["missing"] else ("/nonexistent",),
+           {"FAKE_INDEX": str(i), **spec["env"]}, Path(f"d/member-{i}"),
+           re.compile(r"up url=(?P<url>\\S+)"))
     for i in range(spec["count"])
 ]
 sys.exit(Supervisor(members, stop_timeout=spec["stop_timeout"]).run())
@@ -50,10 +52,19 @@ sys.exit(Supervisor(members, stop_timeout=spec["stop_timeout"]).run())
 
 @pytest.fixture
 def supervised(start_supervised: StartSupervised) -> Callable[..., Supervised]:
-    """``supervised(count, stop_timeout=..., **env)``: the supervisor of ``count`` stand-ins."""
+    """``supervised(count, stop_timeout=..., missing=I, **env)``: the supervisor of ``count``
+    stand-ins (member ``missing`` names a program that does not exist)."""
 
-    def start(count: int, *, stop_timeout: float = 30, **env: str) -> Supervised:
-        spec = {"child": CHILD, "count": count, "env": env, "stop_timeout": stop_timeout}
+    def start(
+        count: int, *, stop_timeout: float = 30, missing: int | None = None, **env: str
+    ) -> Supervised:
+        spec = {
+            "child": CHILD,
+            "count": count,
+            "env": env,
+            "stop_timeout": stop_timeout,
+            "missing": missing,
+        }
         return start_supervised([sys.executable, "-c", DRIVER, json.dumps(spec)])
 
     return start
@@ -107,3 +118,16 @@ def test_a_member_that_ignores_the_signal_is_killed_after_the_timeout(supervised
     assert f"error: member 0 (pid {first}) did not stop within 2 s: killed" in lines
     assert f"member 1 (pid {second}) stopped: exited with code 0" in lines
     assert gone(first)
+
+
+def test_a_member_that_cannot_start_stops_those_already_started(supervised):
+    group = supervised(2, missing=1)
+    code, lines = group.finish()
+    assert code == 1
+    assert "error: member 1 did not start: [Errno 2] No such file or directory: '/nonexistent'" in (
+        lines
+    )
+    pattern = re.compile(r"member 0 \(pid (\d+)\) stopped: .*")
+    stopped = [match for line in lines if (match := pattern.fullmatch(line)) is not None]
+    assert len(stopped) == 1, lines
+    assert gone(int(stopped[0][1]))
