@@ -23,8 +23,9 @@ MAX_PORT = 65535
 # The connector's HTTP server (its Settings field connector_web_port and this default).
 CONNECTOR_WEB_PORT_ENV = "STREAMS_CONNECTOR_WEB_PORT"
 DEFAULT_CONNECTOR_WEB_PORT = 6067
-# A worker says this once its query API is bound and its processor has started.
-WORKER_READY = re.compile(r"\bworker started url=(?P<url>\S+)")
+# A worker says this once its query API is bound and its processor has started. A URL ends at
+# a blank or, in a JSON log line, at the message's closing quote.
+WORKER_READY = re.compile(r'\bworker started url=(?P<url>[^\s"]+)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,9 @@ def connector_members(
         raise SettingsError([f"{CONNECTOR_WEB_PORT_ENV}: expected an integer, got {raw[:40]!r}"])
     base = int(raw)
     _check_ports(CONNECTOR_WEB_PORT_ENV, base, count)
-    # A connector has joined its group once it is assigned partitions (none, when idle).
-    ready = re.compile(rf"\bconnector={re.escape(name)} assigned=")
+    # A connector serving HTTP says where once started; one without is up once it is assigned
+    # partitions (none, when idle).
+    ready = re.compile(rf'\bconnector={re.escape(name)} (?:started url=(?P<url>[^\s"]+)|assigned=)')
     argv = command("connect", name, "--config", str(config))
     return [
         Member(index, argv, {CONNECTOR_WEB_PORT_ENV: str(member_port(base, index))}, None, ready)

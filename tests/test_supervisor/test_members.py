@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -112,6 +113,22 @@ def test_ready_lines_are_what_the_members_log():
     assert ready.search(connector_line) is not None
     other = connector_members("file", Path("f.toml"), 1, {})[0].ready
     assert other.search(connector_line) is None, "another connector's line"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-12-02 14:30:37,917 level=INFO logger=x connector=files started url=http://h:6068",
+        json.dumps({"level": "INFO", "message": "connector=files started url=http://h:6068"}),
+    ],
+)
+def test_a_url_is_read_from_text_and_json_log_lines(line):
+    match = connector_members("files", Path("f.toml"), 1, {})[0].ready.search(line)
+    assert match is not None
+    assert match.group("url") == "http://h:6068"
+    worker = WORKER_READY.search(json.dumps({"message": "worker started url=http://h:6066"}))
+    assert worker is not None
+    assert worker.group("url") == "http://h:6066"
 
 
 def test_more_members_than_partitions_is_a_warning_not_an_error():
