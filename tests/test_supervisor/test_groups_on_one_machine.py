@@ -112,10 +112,14 @@ def test_two_workers_from_one_command_split_the_partitions_and_stop_together(
     assert set(owners) == {f"profile-streams-worker@{row.url}" for row in rows}
 
     events = [
-        {"customer_id": f"c-{n}", "source": "crm", "update_timestamp": 1_700_000_000 + n,
-         "properties": {"city": "Brno"}}
+        {
+            "customer_id": f"c-{n}",
+            "source": "crm",
+            "update_timestamp": T0 // 1000 + n,
+            "properties": {"city": "Brno"},
+        }
         for n in range(200)
-    ]  # fmt: skip
+    ]
     produce_events(settings, events)
     wait_until(lambda: caught_up(settings), timeout=120)
     assert all(metric(row.url, "streams_events_in_total") > 0 for row in rows), "both process"
