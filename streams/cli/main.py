@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from streams.cli.startup import (
 from streams.cli.tail import tail
 from streams.errors import StreamsError
 
+if TYPE_CHECKING:
+    from streams.supervisor.members import Member
+
 app = typer.Typer(
     name="streams",
     help="Profile Streams: per-property last-writer-wins customer profiles over Kafka.",
@@ -32,6 +35,16 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(dlq_app, name="dlq")
 topics_app.command("tail")(tail)
+
+
+Processes = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Members of the group to run here, one process each; member I gets its own "
+        "data dir (DATA_DIR/member-I) and ports (PORT+I). 1: this process alone.",
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -115,8 +128,9 @@ def worker(
     data_dir: Annotated[Path | None, typer.Option(help="Local state directory.")] = None,
     web_port: Annotated[int | None, typer.Option(help="Port of the query/metrics API.")] = None,
     web_host: Annotated[str | None, typer.Option(help="Interface of the query API.")] = None,
+    processes: Processes = 1,
 ) -> None:
-    """Run one processor worker; replicas share the input partitions."""
+    """Run one processor worker (or --processes of them); replicas share the input partitions."""
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -132,6 +146,14 @@ def worker(
     except StreamsError as exc:
         raise fail(exc) from exc
     check_kafka(settings)
+    if processes > 1:
+        from streams.supervisor.members import worker_members
+
+        try:
+            members = worker_members(settings, processes)
+        except StreamsError as exc:
+            raise fail(exc) from exc
+        raise typer.Exit(code=_supervise(members, settings.partitions, settings.input_topic))
     from streams.processor.runner import run_worker
 
     try:
@@ -200,8 +222,9 @@ def produce(
 def connect(
     name: Annotated[str, typer.Argument(help="Connector name (its consumer group).")],
     config: Annotated[Path, typer.Option("--config", help="The connector's TOML file.")],
+    processes: Processes = 1,
 ) -> None:
-    """Run one connector worker: deliver profile-upserts to a destination.
+    """Run a connector worker (or --processes of them): deliver profile-upserts to a destination.
 
     Sink types (the file's type) and their example configuration files:
     postgres (PostgreSQL, connectors/postgres.example.toml),
@@ -210,6 +233,16 @@ def connect(
     README.md's Connectors section describes every option.
     """
     settings = kafka_settings(config=config)
+    if processes > 1:
+        from streams.connect.config import load_config
+        from streams.supervisor.members import connector_members
+
+        try:
+            load_config(config, name)  # one error line rather than one per member
+            members = connector_members(name, config, processes)
+        except StreamsError as exc:
+            raise fail(exc) from exc
+        raise typer.Exit(code=_supervise(members, settings.partitions, settings.upserts_topic))
     from streams.connect.runner import run_connector
 
     try:
@@ -313,6 +346,16 @@ def demo(
     except StreamsError as exc:
         raise fail(exc) from exc
     raise typer.Exit(code=code)
+
+
+def _supervise(members: list[Member], partitions: int, topic: str) -> int:
+    """Run ``members`` as one group until a signal or one member's end: the exit code."""
+    from streams.supervisor.members import idle_members_warning
+    from streams.supervisor.supervise import Supervisor
+
+    if (warning := idle_members_warning(len(members), partitions, topic)) is not None:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    return Supervisor(members).run()
 
 
 def main() -> None:
