@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
+    # A connector's /health, /metrics and /status (on web_host; 0: any free port).
+    connector_web_port: int = Field(default=6067, ge=0, le=65535)
     advertised_url: str | None = None
     # GET /customers/{id} needs one of these (comma list); without any, a worker serves only
     # on a loopback address unless allow_unauthenticated says otherwise.

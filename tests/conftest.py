@@ -101,6 +101,7 @@ def streams_settings(kafka_bootstrap: str, tmp_path: Path) -> SettingsFactory:
             partitions=TEST_PARTITIONS,
             session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
             web_port=0,  # any free port: tests never collide with a running worker
+            connector_web_port=0,
         )
         values.update(overrides)
         settings = Settings(**values)

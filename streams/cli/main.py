@@ -223,6 +223,13 @@ def connect(
     name: Annotated[str, typer.Argument(help="Connector name (its consumer group).")],
     config: Annotated[Path, typer.Option("--config", help="The connector's TOML file.")],
     processes: Processes = 1,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of /health, /metrics and /status (0: any free; member I of "
+            "--processes: PORT+I)."
+        ),
+    ] = None,
 ) -> None:
     """Run a connector worker (or --processes of them): deliver profile-upserts to a destination.
 
@@ -232,14 +239,19 @@ def connect(
     file (JSONL or CSV files, connectors/file.example.toml).
     README.md's Connectors section describes every option.
     """
-    settings = kafka_settings(config=config)
+    overrides = {} if port is None else {"connector_web_port": port}
+    settings = kafka_settings(config=config, **overrides)
     if processes > 1:
-        from streams.connect.config import load_config
-        from streams.supervisor.members import connector_members
+        import os
 
+        from streams.connect.config import load_config
+        from streams.supervisor.members import CONNECTOR_WEB_PORT_ENV, connector_members
+
+        # Members count their ports from the one this command chose (--port, the settings).
+        environ = {**os.environ, CONNECTOR_WEB_PORT_ENV: str(settings.connector_web_port)}
         try:
             load_config(config, name)  # one error line rather than one per member
-            members = connector_members(name, config, processes)
+            members = connector_members(name, config, processes, environ)
         except StreamsError as exc:
             raise fail(exc) from exc
         raise typer.Exit(code=_supervise(members, settings.partitions, settings.upserts_topic))

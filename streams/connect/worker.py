@@ -8,6 +8,9 @@ One batch may be in flight: a sink that returns early from ``begin_write`` (Post
 server merges a sent batch on its own) has its outcome collected when the next batch is due or
 the topic runs dry, so the worker consumes and decodes the next batch meanwhile. Its offsets
 are committed only once that outcome is in.
+
+Its counts, state and per-partition progress are read by other threads through ``status()``
+(``/health``, ``/status``, ``/metrics``); progress is refreshed at most once a second.
 """
 
 from __future__ import annotations
@@ -16,35 +19,36 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
+from streams.connect.metrics import ConnectorMetrics
 from streams.connect.records import RawRecord, Rejection, WriteResult, decoded
 from streams.connect.sink import RawBatchingSink, Sink
+from streams.connect.status import (
+    ConnectorCounts,
+    ConnectorState,
+    ConnectorStatus,
+    PartitionProgress,
+)
 from streams.errors import DeliveryError
 from streams.httpclient.backoff import Backoff
 from streams.kafka.batch_delivery import BatchDelivery
 from streams.kafka.clients import consumer_config, producer_config
-from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, dead_letter_headers
+from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, REASON_HEADER, dead_letter_headers
 from streams.kafka.output_records import OutputRecord, fitted_letter
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.1
-
-
-@dataclass(slots=True)
-class ConnectorCounts:
-    consumed: int = 0
-    written: int = 0
-    rejected: int = 0
-    batches: int = 0
-    retries: int = 0
+PROGRESS_REFRESH_SECONDS = 1.0
+# Asking the broker (committed offsets at assignment, watermarks while paused) waits this long.
+BROKER_QUERY_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -55,15 +59,27 @@ class _InFlight:
     records: int
     offsets: dict[int, int]
     letters: list[OutputRecord]
+    # The first offset of the batch in each partition: where delivery stands until it settles.
+    starts: dict[int, int] = field(default_factory=dict)
+    began: float = 0.0
 
 
 class ConnectorWorker:
-    def __init__(self, config: ConnectorConfig, settings: Settings, sink: Sink) -> None:
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        settings: Settings,
+        sink: Sink,
+        *,
+        client_id: str | None = None,
+    ) -> None:
         self.config = config
         self.settings = settings
         self.sink = sink
         self.totals = ConnectorCounts()
         self.error: BaseException | None = None
+        self.started_at = time.time()
+        self.metrics = ConnectorMetrics(config.name, self.status)
         self.dlq_topic = config.dead_letter_topic(settings)
         self._codec = UpsertCodec(settings.output_format, kernel=settings.kernel)
         self._backoff = Backoff(config.retry)
@@ -74,7 +90,7 @@ class ConnectorWorker:
                 settings,
                 **{
                     "group.id": config.group_id(),
-                    "client.id": f"profile-streams-connect-{config.name}",
+                    "client.id": client_id or f"profile-streams-connect-{config.name}",
                     # Eager: a revocation takes every partition, so an unflushed batch can
                     # simply be dropped and replayed by whoever owns the partitions next.
                     "partition.assignment.strategy": "range",
@@ -86,18 +102,45 @@ class ConnectorWorker:
             self._producer, flush_timeout=settings.delivery_timeout_ms / 1000 + 5
         )
         self._offsets: dict[int, int] = {}
+        self._starts: dict[int, int] = {}  # of the buffered batch, as _InFlight.starts
         # Dead letters of the buffered batch (undecodable upserts; refusals whose parking failed)
         self._letters: list[OutputRecord] = []
         self._in_flight: _InFlight | None = None
         self._batch_started: float | None = None
         self._retry_at: float | None = None
         self._paused = False
+        self._running = False
+        self._partitions: frozenset[int] = frozenset()
+        self._delivered: dict[int, int] = {}  # next offset to deliver, by committed offsets
+        self._progress: tuple[PartitionProgress, ...] = ()
+        self._progress_at = float("-inf")
 
     def stop(self) -> None:
         self._stop.set()
 
+    def status(self) -> ConnectorStatus:
+        """A snapshot for another thread: counts copied, progress as last refreshed."""
+        return ConnectorStatus(
+            name=self.config.name,
+            topic=self.settings.upserts_topic,
+            state=self._state(),
+            started_at=self.started_at,
+            counts=self.totals.copy(),
+            partitions=self._progress,
+            error=type(self.error).__name__ if self.error is not None else None,
+        )
+
     def wait_assigned(self, timeout: float) -> bool:
         return self._assigned.wait(timeout)
+
+    def _state(self) -> ConnectorState:
+        if self._stop.is_set() or self.error is not None:
+            return "stopping"
+        if not self._running or not self._assigned.is_set():
+            return "starting"  # the sink's setup, then joining the group
+        if self._retry_at is not None:
+            return "retrying"
+        return "running"
 
     def run(self) -> None:
         """Run until ``stop()``; a final flush and commit happen on the way out."""
@@ -106,8 +149,10 @@ class ConnectorWorker:
             self._consumer.subscribe(
                 [self.settings.upserts_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
             )
+            self._running = True
             while not self._stop.is_set():
                 self._step()
+                self._refresh_progress()
             self._flush_once()
         except BaseException as exc:
             self.error = exc
@@ -147,6 +192,7 @@ class ConnectorWorker:
                 logger.warning("connector=%s consumer error: %s", self.config.name, error.str())
                 continue
             partition, offset = message.partition() or 0, message.offset() or 0
+            self._starts.setdefault(partition, offset)
             self._offsets[partition] = offset + 1
             raw.append(
                 RawRecord(
@@ -195,15 +241,17 @@ class ConnectorWorker:
     def _begin(self) -> None:
         """Hand the buffered batch to the sink; its outcome is collected by ``_settle``."""
         records, offsets, letters = self.sink.buffered, self._offsets, self._letters
-        self._offsets, self._letters = {}, []
+        starts, began = self._starts, time.monotonic()
+        self._offsets, self._letters, self._starts = {}, [], {}
         try:
             settle = self.sink.begin_flush()
         except (RetryableSinkError, DeliveryError) as exc:
-            self._offsets, self._letters = offsets, letters  # the sink kept the records
+            # The sink kept the records
+            self._offsets, self._letters, self._starts = offsets, letters, starts
             self._failed(exc)
             return
         self._batch_started = None
-        self._in_flight = _InFlight(settle, records, offsets, letters)
+        self._in_flight = _InFlight(settle, records, offsets, letters, starts, began)
 
     def _settle(self) -> bool:
         """Wait for the batch in flight, park its dead letters and commit its offsets. On a
@@ -221,14 +269,21 @@ class ConnectorWorker:
             # Later offsets win; letters not parked wait for the retry (a refusal would not be
             # reported again: the sink already accepted the rest of its batch).
             self._offsets = {**flight.offsets, **self._offsets}
+            self._starts = {**self._starts, **flight.starts}  # earlier offsets win
             self._letters = [*letters, *self._letters]
             if self._batch_started is None:
                 self._batch_started = time.monotonic()
             self._failed(exc)
             return False
         self._commit(flight.offsets)
+        self._delivered.update(flight.offsets)
+        self.metrics.delivery.observe(time.monotonic() - flight.began)
         self.totals.batches += 1
         self.totals.rejected += len(letters)
+        by_reason = self.totals.rejected_by_reason
+        for letter in letters:
+            reason = _reason(letter)
+            by_reason[reason] = by_reason.get(reason, 0) + 1
         self._retry_at = None
         self._backoff.reset()
         self._resume()
@@ -322,6 +377,9 @@ class ConnectorWorker:
             self._paused = False
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._partitions = frozenset(tp.partition for tp in partitions)
+        self._delivered = self._committed(partitions)
+        self._progress_at = float("-inf")
         self._assigned.set()
         logger.info(
             "connector=%s assigned=%s", self.config.name, sorted(tp.partition for tp in partitions)
@@ -341,9 +399,57 @@ class ConnectorWorker:
             self.sink.discard()
             self._letters = []
             self._offsets = {}
+            self._starts = {}
             self._batch_started = None
             self._retry_at = None
         self._paused = False
+        self._partitions = frozenset()
+        self._progress = ()
+
+    def _committed(self, partitions: list[TopicPartition]) -> dict[int, int]:
+        """Where delivery stands in newly assigned partitions: their committed offsets (once
+        per rebalance; a partition never committed is known once something is consumed)."""
+        if not partitions:
+            return {}
+        try:
+            committed = self._consumer.committed(partitions, timeout=BROKER_QUERY_TIMEOUT_SECONDS)
+        except KafkaException as exc:
+            logger.warning("connector=%s committed offsets unknown: %s", self.config.name, exc)
+            return {}
+        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+
+    def _refresh_progress(self) -> None:
+        """Per-partition position and end, at most once a second: the next offset to deliver
+        is the first undelivered one consumed, else the consumer's position, else the last
+        commit. Watermarks come from fetch responses, or from the broker while paused (no
+        fetches then)."""
+        now = time.monotonic()
+        if now - self._progress_at < PROGRESS_REFRESH_SECONDS:
+            return
+        self._progress_at = now
+        topic = self.settings.upserts_topic
+        try:
+            positions = self._consumer.position(
+                [TopicPartition(topic, p) for p in sorted(self._partitions)]
+            )
+        except KafkaException:
+            return
+        flight = self._in_flight
+        pending = {**self._starts, **(flight.starts if flight is not None else {})}
+        progress = []
+        for tp in positions:
+            position = pending.get(tp.partition)
+            if position is None:
+                position = tp.offset if tp.offset >= 0 else self._delivered.get(tp.partition)
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    tp, timeout=BROKER_QUERY_TIMEOUT_SECONDS, cached=not self._paused
+                )
+            except KafkaException:
+                high = -1
+            end = high if high >= 0 else None
+            progress.append(PartitionProgress(tp.partition, position, end, self._paused))
+        self._progress = tuple(progress)
 
     def _close(self) -> None:
         try:
@@ -361,3 +467,10 @@ class ConnectorWorker:
             self.totals.batches,
             self.totals.retries,
         )
+
+
+def _reason(letter: OutputRecord) -> str:
+    for name, value in letter.headers or ():
+        if name == REASON_HEADER and value is not None:
+            return value.decode(errors="replace")
+    return "unknown"

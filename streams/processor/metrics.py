@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 
 from streams.processor.records import BatchCounts
+from streams.web.metrics import process_registry, render
 
 
 class WorkerMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = process_registry()
         r = self.registry
         self.events_in = Counter("streams_events_in", "Input records consumed.", registry=r)
         self.applied = Counter(
@@ -55,5 +56,4 @@ class WorkerMetrics:
             self.rejected.labels(reason=reason).inc(count)
 
     def render(self) -> bytes:
-        rendered: bytes = generate_latest(self.registry)
-        return rendered
+        return render(self.registry)

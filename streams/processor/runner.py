@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
-import socket
 import threading
-from collections.abc import Coroutine
-from concurrent.futures import Future
-from typing import Any, TypeVar
-
-from aiohttp import web
 
 from streams.kafka.topics import verify_topics
 from streams.logs import configure_logging
@@ -22,10 +15,9 @@ from streams.state.store import StateStores
 from streams.web.app import ProfileApi
 from streams.web.auth import check_exposure
 from streams.web.routing import OwnerDirectory, worker_client_id
+from streams.web.server import BackgroundServer, service_url
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class WorkerService:
@@ -35,9 +27,7 @@ class WorkerService:
         self.settings = settings
         self.url = ""
         self.worker: ProcessorWorker | None = None
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._server = BackgroundServer("worker-http")
         self._directory: OwnerDirectory | None = None
         self._processor_thread: threading.Thread | None = None
         self._stopped = False
@@ -61,10 +51,11 @@ class WorkerService:
         verify_topics(self.settings)
         stores = StateStores.from_settings(self.settings)
         metrics = WorkerMetrics()
-        self._loop_thread.start()
-        port = self._call(self._bind(stores, metrics))
-        self.url = self.settings.advertised_url or _default_url(self.settings.web_host, port)
-        self._api.set_self_url(self.url)
+        self._directory = OwnerDirectory(self.settings)
+        api = ProfileApi(self.settings, self, stores, metrics.render, self._directory, self_url="")
+        port = self._server.start(api.application, self.settings.web_host, self.settings.web_port)
+        self.url = service_url(self.settings, port)
+        api.set_self_url(self.url)
         self.worker = ProcessorWorker(
             self.settings, client_id=worker_client_id(self.url), stores=stores, metrics=metrics
         )
@@ -88,12 +79,9 @@ class WorkerService:
             self.worker.stop()
         if self._processor_thread is not None:
             self._processor_thread.join(timeout)
-        if self._runner is not None:
-            self._call(self._runner.cleanup())
+        self._server.stop(timeout)
         if self._directory is not None:
             self._directory.close()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop_thread.join(timeout)
 
     def _run_processor(self) -> None:
         assert self.worker is not None
@@ -101,31 +89,6 @@ class WorkerService:
             self.worker.run()
         except BaseException:  # already logged and kept in worker.error
             return
-
-    async def _bind(self, stores: StateStores, metrics: WorkerMetrics) -> int:
-        self._directory = OwnerDirectory(self.settings)
-        self._api = ProfileApi(
-            self.settings, self, stores, metrics.render, self._directory, self_url=""
-        )
-        self._runner = web.AppRunner(self._api.application(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        port: int = sockets[0].getsockname()[1] if sockets else self.settings.web_port
-        return port
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result()
-
-
-def _default_url(host: str, port: int) -> str:
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.gethostname()
-    return f"http://{host}:{port}"
 
 
 def run_worker(settings: Settings) -> int:

@@ -15,7 +15,6 @@ from typing import Protocol
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.codecs.timestamps import ms_to_seconds
 from streams.settings import Settings
@@ -32,6 +31,7 @@ from streams.web.bloomreach import (
     export_one_document,
     failure_answer,
 )
+from streams.web.metrics import guarded_metrics
 from streams.web.owners import OwnerClient
 from streams.web.routing import OwnerDirectory
 
@@ -156,11 +156,7 @@ class ProfileApi:
         return _json(body, status=200 if alive else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        if self._settings.metrics_require_token:
-            authorize(request, self._settings)
-        response = web.Response(body=self._render_metrics())
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
+        return guarded_metrics(request, self._settings, self._render_metrics)
 
     async def _close_session(self, app: web.Application) -> None:
         await self._owners.close()

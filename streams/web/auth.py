@@ -33,10 +33,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(settings: Settings) -> None:
-    """Raise ConfigError, naming the settings, for a query API open to the network."""
+def check_metrics_tokens(settings: Settings) -> None:
+    """Raise ConfigError when ``/metrics`` should need a token but none is configured."""
     if settings.metrics_require_token and not settings.api_tokens:
         raise ConfigError("STREAMS_METRICS_REQUIRE_TOKEN=true needs STREAMS_API_TOKENS")
+
+
+def check_exposure(settings: Settings) -> None:
+    """Raise ConfigError, naming the settings, for a query API open to the network."""
+    check_metrics_tokens(settings)
     if settings.api_tokens or is_loopback(settings.web_host):
         return
     if settings.allow_unauthenticated:

@@ -1,7 +1,7 @@
 """Who owns a partition: read from the consumer group itself, no coordinator of our own.
 
 Every worker puts its advertised URL into its Kafka ``client.id``; the group description
-then maps partitions to member URLs.
+then maps partitions to member URLs. A connector does the same with its own prefix.
 """
 
 from __future__ import annotations
@@ -19,15 +19,21 @@ from streams.settings import Settings
 logger = logging.getLogger(__name__)
 
 CLIENT_ID_PREFIX = "profile-streams-worker@"
+CONNECTOR_CLIENT_ID_PREFIX = "profile-streams-connector@"
 
 
 def worker_client_id(url: str) -> str:
     return f"{CLIENT_ID_PREFIX}{url}"
 
 
-def url_from_client_id(client_id: str) -> str | None:
-    if client_id.startswith(CLIENT_ID_PREFIX):
-        return client_id[len(CLIENT_ID_PREFIX) :]
+def connector_client_id(url: str) -> str:
+    return f"{CONNECTOR_CLIENT_ID_PREFIX}{url}"
+
+
+def url_from_client_id(client_id: str, prefix: str = CLIENT_ID_PREFIX) -> str | None:
+    """The URL in a member's ``client.id`` of ``prefix`` (a worker's by default), or None."""
+    if client_id.startswith(prefix):
+        return client_id[len(prefix) :]
     return None
 
 

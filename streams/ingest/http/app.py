@@ -9,12 +9,13 @@ connection, so a refused upload is never read into memory.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import Counter, Histogram
 
 from streams.ingest.http.body import (
     BODY_READER_KEY,
@@ -27,6 +28,7 @@ from streams.ingest.http.openapi import compose_document, error_response
 from streams.ingest.http.responses import error, json_response
 from streams.ingest.producer import IngestProducer
 from streams.settings import Settings
+from streams.web.metrics import process_registry, prometheus_response, render
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +45,25 @@ _REASONS = {
     415: "unsupported_media_type",
 }
 _PASSED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+# Anything else a client sends as a method is one label value, not a new series per word.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class IngestMetrics:
-    """Prometheus counters of one application (its own registry: apps in tests do not mix)."""
+    """Prometheus metrics of one application (its own registry: apps in tests do not mix)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = process_registry()
         self.requests = Counter(
             "streams_ingest_http_requests",
             "HTTP requests by route template and status.",
             ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "streams_http_request_seconds",
+            "Time to answer a request, by route template, method and status.",
+            ["route", "method", "status"],
             registry=self.registry,
         )
         self.accepted = Counter(
@@ -70,7 +80,12 @@ class IngestMetrics:
         )
 
     def render(self) -> bytes:
-        return bytes(generate_latest(self.registry))
+        return render(self.registry)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        method = method if method in _METHODS else "OTHER"
+        self.latency.labels(route, method, str(status)).observe(seconds)
 
 
 METRICS_KEY = web.AppKey("ingest_metrics", IngestMetrics)
@@ -113,28 +128,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    # The route template, never the path: ids in paths must not become label values.
     route = request.match_info.route.resource
     label = route.canonical if route is not None else "unmatched"
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         response = exc if exc.content_type == "application/json" else _as_json(request, exc)
-        _finish(request, response, label)
+        _finish(request, response, label, started)
         if response is exc:
             raise
         return response
     finally:
         request.app[BODY_READER_KEY].release(request)
-    _finish(request, response, label)
+    _finish(request, response, label, started)
     return response
 
 
-def _finish(request: web.Request, response: web.StreamResponse, label: str) -> None:
+def _finish(request: web.Request, response: web.StreamResponse, label: str, started: float) -> None:
     if not request.content.is_eof():
         # Answered before the body was read (401, 408, 413, 503): the connection closes
         # after at most LINGER_SECONDS of discarding, so a refused upload costs no memory.
         response.force_close()
-    request.app[METRICS_KEY].requests.labels(label, str(response.status)).inc()
+    seconds = time.perf_counter() - started
+    request.app[METRICS_KEY].observe(label, request.method, response.status, seconds)
 
 
 def _as_json(request: web.Request, exc: web.HTTPException) -> web.Response:
@@ -157,9 +175,7 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    response = web.Response(body=request.app[METRICS_KEY].render())
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+    return prometheus_response(request.app[METRICS_KEY].render())
 
 
 async def _openapi(request: web.Request) -> web.Response:
@@ -194,7 +210,7 @@ CORE_PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics (requests, accepted and rejected commands)",
+            "summary": "Prometheus metrics (requests, latency, accepted and rejected commands)",
             "operationId": "metrics",
             "responses": {
                 "200": {

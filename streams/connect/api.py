@@ -1,0 +1,68 @@
+"""A connector's HTTP endpoints: GET /health, /metrics and /status.
+
+``/health`` answers 200 while the connector runs (assigned, its sink taking batches) and 503
+with the reason otherwise: starting, retrying after a sink failure, stopping, failed.
+``/status`` is the JSON every worker and connector serves (totals, dead letters by reason,
+per-partition position, end and lag). ``/metrics`` needs a token only with
+``STREAMS_METRICS_REQUIRE_TOKEN``; nothing here serves personal data.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from aiohttp import web
+
+from streams.connect.status import ConnectorStatus
+from streams.settings import Settings
+from streams.web.answer import json_answer
+from streams.web.metrics import guarded_metrics
+
+
+class ConnectorView(Protocol):
+    """What the endpoints ask of the connector served."""
+
+    @property
+    def url(self) -> str: ...
+
+    def status(self) -> ConnectorStatus | None:
+        """None before the worker exists."""
+
+    def render_metrics(self) -> bytes: ...
+
+
+class ConnectorApi:
+    def __init__(self, settings: Settings, connector: ConnectorView) -> None:
+        self._settings = settings
+        self._connector = connector
+
+    def application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/status", self.status)
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        status = self._connector.status()
+        body: dict[str, object]
+        if status is not None and status.state == "running":
+            body = {"status": "ok", "connector": status.name, "url": self._connector.url}
+            body["partitions"] = [p.partition for p in status.partitions]
+            return json_answer(body).response()
+        body = {"status": "unavailable", "url": self._connector.url, "reason": "starting"}
+        if status is not None:
+            body.update(connector=status.name, state=status.state, reason=status.state)
+            if status.error is not None:
+                body.update(reason="failed", error=status.error)
+        return json_answer(body, 503).response()
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return guarded_metrics(request, self._settings, self._connector.render_metrics)
+
+    async def status(self, request: web.Request) -> web.Response:
+        status = self._connector.status()
+        if status is None:
+            return json_answer({"error": "not started", "reason": "starting"}, 503).response()
+        return json_answer(status.document(self._connector.url, time.time())).response()
