@@ -18,7 +18,11 @@ import pytest
 
 from streams.broker.embedded import EmbeddedKafka
 from streams.broker.jars import BrokerUnavailableError, ensure_jars
-from streams.kafka.topics import create_topics
+from streams.connect.config import BatchConfig, ConnectorConfig
+from streams.connect.runner import ConnectorService
+from streams.connect.sink import BatchingSink
+from streams.httpclient.backoff import RetryConfig
+from streams.kafka.topics import create_topics, ensure_topic
 from streams.logs import configure_logging
 from streams.processor.runner import WorkerService
 from streams.settings import Settings
@@ -171,6 +175,43 @@ def start_worker() -> Iterator[Callable[[Settings], WorkerService]]:
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def start_connector() -> Iterator[Callable[..., ConnectorService]]:
+    """``start(settings, sink, retry=RetryConfig(...), **batch)``: an in-process connector
+    (with its HTTP endpoints) that joined its group; stopped after the test."""
+    started: list[ConnectorService] = []
+
+    def start(
+        settings: Settings, sink: BatchingSink, retry: RetryConfig | None = None, **batch: Any
+    ) -> ConnectorService:
+        config = ConnectorConfig(
+            name=f"test-{uuid.uuid4().hex[:SUFFIX_LENGTH]}",
+            type="file",
+            batch=BatchConfig(**{"max_records": 100, "max_wait_ms": 200, **batch}),
+            retry=retry or RetryConfig(initial_backoff_ms=20, max_backoff_ms=100),
+        )
+        ensure_topic(settings, config.dead_letter_topic(settings))
+        service = ConnectorService(config, settings, sink)
+        started.append(service)
+        service.start()
+        assert service.worker is not None
+        assert service.worker.wait_assigned(ASSIGN_TIMEOUT), "connector got no partitions"
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of Prometheus's promtool (Debian's prometheus package)."""
+    path = shutil.which("promtool")
+    if path is None:
+        unavailable("promtool", "not found on PATH (apt-get install prometheus)")
+    return path
 
 
 @pytest.fixture

@@ -252,3 +252,29 @@ def test_streams_serve_starts_answers_and_stops_on_sigterm(streams_settings, tmp
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     assert [r.key for r in read_topic(settings, settings.input_topic)] == [b"s-1"]
+
+
+def test_request_latency_is_labelled_by_route_template_never_by_path(streams_settings) -> None:
+    settings = streams_settings()
+    properties = [{"from_path": "name", "to_property": "name"}]
+    webhook = {"tokens": ["hook-1"], "id_field": "id", "properties": properties}
+    sections = {**SECTIONS, "webhooks": {"crm": webhook}}
+    with running_service(settings, sections) as url, httpx.Client(base_url=url) as client:
+        assert client.post("/webhooks/customer-8f3a2c", json={}).status_code == 404
+        command = {"commands": [{"name": "system/time"}]}
+        assert client.post("/track/batch", json=command, headers=AUTH).status_code == 200
+        assert client.request("PROPFIND", "/track/batch").status_code == 405
+        metrics = client.get("/metrics").text
+    series = {
+        line.split(" ")[0]
+        for line in metrics.splitlines()
+        if line.startswith("streams_http_request_seconds_count")
+    }
+    assert series == {
+        'streams_http_request_seconds_count{method="POST",route="/webhooks/{source}",status="404"}',
+        'streams_http_request_seconds_count{method="POST",route="/track/batch",status="200"}',
+        'streams_http_request_seconds_count{method="OTHER",route="unmatched",status="405"}',
+    }
+    assert "customer-8f3a2c" not in metrics
+    assert 'streams_http_request_seconds_bucket{le="0.005",method="POST"' in metrics
+    assert "process_cpu_seconds_total" in metrics
