@@ -51,7 +51,12 @@ class ConnectorService:
         check_metrics_tokens(self.settings)
         api = ConnectorApi(self.settings, self)
         settings = self.settings
-        port = self._server.start(api.application, settings.web_host, settings.connector_web_port)
+        port = self._server.start(
+            api.application,
+            settings.web_host,
+            settings.connector_web_port,
+            "STREAMS_CONNECTOR_WEB_PORT (--port)",
+        )
         self.url = service_url(settings, port)
         self.worker = ConnectorWorker(
             self.config, settings, self.sink, client_id=connector_client_id(self.url)

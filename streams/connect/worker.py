@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.1
 PROGRESS_REFRESH_SECONDS = 1.0
 # Asking the broker (committed offsets at assignment, watermarks while paused) waits this long.
-BROKER_QUERY_TIMEOUT_SECONDS = 2.0
+BROKER_QUERY_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -419,9 +419,10 @@ class ConnectorWorker:
         return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
 
     def _refresh_progress(self) -> None:
-        """Per-partition position and end, at most once a second: the next offset to deliver
-        is the first undelivered one consumed, else the consumer's position, else the last
-        commit. Watermarks come from fetch responses, or from the broker while paused (no
+        """Per-partition position and end, at most once a second. The position (the next
+        offset to deliver) is the first undelivered one consumed, else the consumer's position,
+        else the last commit, else (never committed: ``auto.offset.reset`` is earliest) the low
+        watermark. Watermarks come from fetch responses, or from the broker while paused (no
         fetches then)."""
         now = time.monotonic()
         if now - self._progress_at < PROGRESS_REFRESH_SECONDS:
@@ -436,18 +437,25 @@ class ConnectorWorker:
             return
         flight = self._in_flight
         pending = {**self._starts, **(flight.starts if flight is not None else {})}
+        ends = {p.partition: p.end for p in self._progress}
+        ask_broker = self._paused
         progress = []
         for tp in positions:
-            position = pending.get(tp.partition)
-            if position is None:
-                position = tp.offset if tp.offset >= 0 else self._delivered.get(tp.partition)
             try:
-                _, high = self._consumer.get_watermark_offsets(
-                    tp, timeout=BROKER_QUERY_TIMEOUT_SECONDS, cached=not self._paused
+                low, high = self._consumer.get_watermark_offsets(
+                    tp, timeout=BROKER_QUERY_TIMEOUT_SECONDS, cached=not ask_broker
                 )
             except KafkaException:
-                high = -1
-            end = high if high >= 0 else None
+                # The broker does not answer: keep the last ends, and ask no more this time.
+                low, high, ask_broker = -1, -1, False
+            known = (
+                pending.get(tp.partition),
+                tp.offset if tp.offset >= 0 else None,
+                self._delivered.get(tp.partition),
+                low if low >= 0 else None,
+            )
+            position = next((offset for offset in known if offset is not None), None)
+            end = high if high >= 0 else ends.get(tp.partition)
             progress.append(PartitionProgress(tp.partition, position, end, self._paused))
         self._progress = tuple(progress)
 

@@ -53,7 +53,10 @@ class WorkerService:
         metrics = WorkerMetrics()
         self._directory = OwnerDirectory(self.settings)
         api = ProfileApi(self.settings, self, stores, metrics.render, self._directory, self_url="")
-        port = self._server.start(api.application, self.settings.web_host, self.settings.web_port)
+        settings = self.settings
+        port = self._server.start(
+            api.application, settings.web_host, settings.web_port, "STREAMS_WEB_PORT (--web-port)"
+        )
         self.url = service_url(self.settings, port)
         api.set_self_url(self.url)
         self.worker = ProcessorWorker(

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from streams.errors import StreamsError
 from streams.settings import Settings
 
 T = TypeVar("T")
@@ -23,11 +24,21 @@ class BackgroundServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._runner: web.AppRunner | None = None
 
-    def start(self, make_app: Callable[[], web.Application], host: str, port: int) -> int:
+    def start(
+        self, make_app: Callable[[], web.Application], host: str, port: int, setting: str
+    ) -> int:
         """Build the application on the server's loop and listen; the port bound is returned
-        (``port`` 0: a free one)."""
+        (``port`` 0: a free one). A port that cannot be had is a StreamsError naming
+        ``setting``, the variable that chose it."""
         self._thread.start()
-        return self.call(self._bind(make_app, host, port))
+        try:
+            return self.call(self._bind(make_app, host, port))
+        except OSError as exc:
+            self.stop(timeout=5.0)
+            raise StreamsError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another "
+                f"port with {setting} (0: any free one)"
+            ) from exc
 
     def stop(self, timeout: float) -> None:
         """Run the application's cleanup, then end the loop. Idempotent."""

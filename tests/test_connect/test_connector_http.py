@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
+import socket
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -12,11 +16,12 @@ from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError
 from streams.connect.runner import ConnectorService
 from streams.connect.sinks.file import FileSink
-from streams.errors import ConfigError
+from streams.errors import ConfigError, StreamsError
 from streams.httpclient.backoff import RetryConfig
 from streams.testing import MemorySink, wait_until
 from streams.web.routing import CONNECTOR_CLIENT_ID_PREFIX, url_from_client_id
 from tests.test_connect.test_worker import produce_upserts, upserts
+from tests.test_processor.cluster import free_port, settings_env
 
 PARTITION_KEYS = {"topic", "partition", "position", "end", "lag", "state"}
 
@@ -26,7 +31,11 @@ def get(url: str, **headers: str) -> httpx.Response:
 
 
 def health(service: ConnectorService) -> int:
-    return get(f"{service.url}/health").status_code
+    return health_of(service.url)
+
+
+def health_of(url: str) -> int:
+    return get(f"{url}/health").status_code
 
 
 def sample(metrics: str, name: str, **labels: str) -> float | None:
@@ -171,7 +180,7 @@ def test_status_matches_the_interface_and_its_lag_drains_to_zero(streams_setting
 def test_lag_counts_what_is_not_delivered_while_the_sink_fails(streams_settings, start_connector):
     settings = streams_settings()
     sink = MemorySink(settings)
-    sink.fail_next = [RetryableSinkError("down")] * 100
+    sink.fail_next = [RetryableSinkError("down")] * 100_000  # until cleared below
     service = start_connector(
         settings, sink, retry=RetryConfig(initial_backoff_ms=50, max_backoff_ms=100)
     )
@@ -215,3 +224,49 @@ def test_metrics_requiring_a_token_without_tokens_is_refused(streams_settings):
     config = ConnectorConfig(name="refused", type="file")
     with pytest.raises(ConfigError, match="STREAMS_API_TOKENS"):
         ConnectorService(config, settings, MemorySink(settings)).start()
+
+
+def test_a_port_in_use_is_refused_naming_the_setting(streams_settings):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = streams_settings(connector_web_port=taken.getsockname()[1])
+        config = ConnectorConfig(name="port-taken", type="file")
+        with pytest.raises(StreamsError, match="STREAMS_CONNECTOR_WEB_PORT"):
+            ConnectorService(config, settings, MemorySink(settings)).start()
+
+
+def test_streams_connect_serves_on_its_port_and_stops_on_sigterm(streams_settings, tmp_path):
+    settings = streams_settings()
+    config = tmp_path / "files.toml"
+    config.write_text(
+        f'name = "files"\ntype = "file"\n[sink]\ndirectory = "{tmp_path / "out"}"\n',
+        encoding="utf-8",
+    )
+    port = free_port()
+    command = [sys.executable, "-m", "streams.cli.main", "connect", "files"]
+    log = (tmp_path / "connect.log").open("wb")
+    process = subprocess.Popen(
+        [*command, "--config", str(config), "--port", str(port)],
+        env=settings_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def healthy() -> bool:
+            try:
+                return health_of(f"http://127.0.0.1:{port}") == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy)
+        produce_upserts(settings, upserts(10, 10))
+        url = f"http://127.0.0.1:{port}/status"
+        wait_until(lambda: get(url).json()["totals"]["delivered"] == 10)
+        assert get(url).json()["url"] == f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        log.close()
+    assert code == 0, (tmp_path / "connect.log").read_text()
