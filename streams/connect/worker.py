@@ -9,8 +9,8 @@ server merges a sent batch on its own) has its outcome collected when the next b
 the topic runs dry, so the worker consumes and decodes the next batch meanwhile. Its offsets
 are committed only once that outcome is in.
 
-Its counts, state and per-partition progress are read by other threads through ``status()``
-(``/health``, ``/status``, ``/metrics``); progress is refreshed at most once a second.
+Its counts, state and per-partition progress (:mod:`streams.connect.progress`) are read by
+other threads through ``status()``: ``/health``, ``/status``, ``/metrics``.
 """
 
 from __future__ import annotations
@@ -27,14 +27,10 @@ from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
 from streams.connect.metrics import ConnectorMetrics
+from streams.connect.progress import DeliveryProgress
 from streams.connect.records import RawRecord, Rejection, WriteResult, decoded
 from streams.connect.sink import RawBatchingSink, Sink
-from streams.connect.status import (
-    ConnectorCounts,
-    ConnectorState,
-    ConnectorStatus,
-    PartitionProgress,
-)
+from streams.connect.status import ConnectorCounts, ConnectorState, ConnectorStatus
 from streams.errors import DeliveryError
 from streams.httpclient.backoff import Backoff
 from streams.kafka.batch_delivery import BatchDelivery
@@ -46,9 +42,6 @@ from streams.settings import Settings
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.1
-PROGRESS_REFRESH_SECONDS = 1.0
-# Asking the broker (committed offsets at assignment, watermarks while paused) waits this long.
-BROKER_QUERY_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -110,10 +103,7 @@ class ConnectorWorker:
         self._retry_at: float | None = None
         self._paused = False
         self._running = False
-        self._partitions: frozenset[int] = frozenset()
-        self._delivered: dict[int, int] = {}  # next offset to deliver, by committed offsets
-        self._progress: tuple[PartitionProgress, ...] = ()
-        self._progress_at = float("-inf")
+        self._progress = DeliveryProgress(self._consumer, settings.upserts_topic)
 
     def stop(self) -> None:
         self._stop.set()
@@ -126,7 +116,7 @@ class ConnectorWorker:
             state=self._state(),
             started_at=self.started_at,
             counts=self.totals.copy(),
-            partitions=self._progress,
+            partitions=self._progress.snapshot,
             error=type(self.error).__name__ if self.error is not None else None,
         )
 
@@ -246,7 +236,7 @@ class ConnectorWorker:
         try:
             settle = self.sink.begin_flush()
         except (RetryableSinkError, DeliveryError) as exc:
-            # The sink kept the records
+            # The sink kept the records.
             self._offsets, self._letters, self._starts = offsets, letters, starts
             self._failed(exc)
             return
@@ -276,7 +266,7 @@ class ConnectorWorker:
             self._failed(exc)
             return False
         self._commit(flight.offsets)
-        self._delivered.update(flight.offsets)
+        self._progress.delivered(flight.offsets)
         self.metrics.delivery.observe(time.monotonic() - flight.began)
         self.totals.batches += 1
         self.totals.rejected += len(letters)
@@ -377,9 +367,7 @@ class ConnectorWorker:
             self._paused = False
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._partitions = frozenset(tp.partition for tp in partitions)
-        self._delivered = self._committed(partitions)
-        self._progress_at = float("-inf")
+        self._progress.assigned(partitions)
         self._assigned.set()
         logger.info(
             "connector=%s assigned=%s", self.config.name, sorted(tp.partition for tp in partitions)
@@ -403,61 +391,13 @@ class ConnectorWorker:
             self._batch_started = None
             self._retry_at = None
         self._paused = False
-        self._partitions = frozenset()
-        self._progress = ()
-
-    def _committed(self, partitions: list[TopicPartition]) -> dict[int, int]:
-        """Where delivery stands in newly assigned partitions: their committed offsets (once
-        per rebalance; a partition never committed is known once something is consumed)."""
-        if not partitions:
-            return {}
-        try:
-            committed = self._consumer.committed(partitions, timeout=BROKER_QUERY_TIMEOUT_SECONDS)
-        except KafkaException as exc:
-            logger.warning("connector=%s committed offsets unknown: %s", self.config.name, exc)
-            return {}
-        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+        self._progress.revoked()
 
     def _refresh_progress(self) -> None:
-        """Per-partition position and end, at most once a second. The position (the next
-        offset to deliver) is the first undelivered one consumed, else the consumer's position,
-        else the last commit, else (never committed: ``auto.offset.reset`` is earliest) the low
-        watermark. Watermarks come from fetch responses, or from the broker while paused (no
-        fetches then)."""
-        now = time.monotonic()
-        if now - self._progress_at < PROGRESS_REFRESH_SECONDS:
-            return
-        self._progress_at = now
-        topic = self.settings.upserts_topic
-        try:
-            positions = self._consumer.position(
-                [TopicPartition(topic, p) for p in sorted(self._partitions)]
-            )
-        except KafkaException:
-            return
         flight = self._in_flight
+        # Undelivered records start in the batch in flight, else in the buffered one.
         pending = {**self._starts, **(flight.starts if flight is not None else {})}
-        ends = {p.partition: p.end for p in self._progress}
-        ask_broker = self._paused
-        progress = []
-        for tp in positions:
-            try:
-                low, high = self._consumer.get_watermark_offsets(
-                    tp, timeout=BROKER_QUERY_TIMEOUT_SECONDS, cached=not ask_broker
-                )
-            except KafkaException:
-                # The broker does not answer: keep the last ends, and ask no more this time.
-                low, high, ask_broker = -1, -1, False
-            known = (
-                pending.get(tp.partition),
-                tp.offset if tp.offset >= 0 else None,
-                self._delivered.get(tp.partition),
-                low if low >= 0 else None,
-            )
-            position = next((offset for offset in known if offset is not None), None)
-            end = high if high >= 0 else ends.get(tp.partition)
-            progress.append(PartitionProgress(tp.partition, position, end, self._paused))
-        self._progress = tuple(progress)
+        self._progress.refresh(pending, self._paused)
 
     def _close(self) -> None:
         try:
