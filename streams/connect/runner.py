@@ -90,7 +90,6 @@ def run_connector(name: str, config_path: Path, settings: Settings) -> int:
     """Run until SIGINT/SIGTERM (final flush and commit) or a fatal error (exit code 1)."""
     configure_logging(settings.log_level)
     config = load_config(config_path, name)
-    check_metrics_tokens(settings)
     verify_topics(settings)
     ensure_topic(settings, config.dead_letter_topic(settings))
     service = ConnectorService(config, settings, build_sink(config, settings))
