@@ -11,9 +11,6 @@ from pydantic import AliasChoices
 
 from streams.settings import Settings
 
-# Names of settings that helpers add on other branches, allowed here until they are merged.
-# TODO(merge): remove once Settings has connector_web_port (branch opsmetrics, INTERFACE.md).
-PENDING_SETTINGS = frozenset({"STREAMS_CONNECTOR_WEB_PORT"})
 # What streams.config_files expands in a config file's values.
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -40,7 +40,6 @@ from streams.settings import Settings
 from streams.web.auth import check_exposure
 from tests.prerequisites import unavailable
 from tests.test_deploy.settings_names import (
-    PENDING_SETTINGS,
     config_variables,
     settings_env_names,
 )
@@ -486,7 +485,7 @@ def test_streams_services_run_real_cli_commands() -> None:
 def test_every_streams_variable_is_a_setting(name: str) -> None:
     svc = service(name)
     config = command_config(svc)
-    known = settings_env_names() | PENDING_SETTINGS
+    known = settings_env_names()
     known |= config_variables(config.read_text()) if config is not None else set()
     env = environment(svc)
     unknown = sorted(var for var in env if var.startswith("STREAMS_") and var not in known)

@@ -1,6 +1,6 @@
 """The Grafana dashboard (deploy/grafana/dashboards/profile-streams.json) plots only metrics the
 processes export: every metric name in its PromQL is a sample name of a worker's registry,
-serve's, or (until their branches are merged) the names agreed in INTERFACE.md."""
+serve's or a connector's."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry
 
+from streams.connect.metrics import ConnectorMetrics
+from streams.connect.status import ConnectorCounts, ConnectorStatus, PartitionProgress
 from streams.ingest.http.app import IngestMetrics
 from streams.processor.metrics import WorkerMetrics
 
@@ -34,22 +36,13 @@ _KEYWORDS |= {"and", "or", "unless", "inf", "nan"}
 _IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 
 
-def pending_registry() -> CollectorRegistry:
-    """The metrics INTERFACE.md agrees on that are built on other branches.
-
-    TODO(merge): replace with the connector's and serve's real registries (branch opsmetrics)
-    and drop what they export from this list.
-    """
-    r = CollectorRegistry()
-    Counter("streams_connector_batches", "", ["connector"], registry=r)
-    Counter("streams_connector_records", "", ["connector"], registry=r)
-    Counter("streams_connector_retries", "", ["connector"], registry=r)
-    Counter("streams_connector_rejected", "", ["connector", "reason"], registry=r)
-    Gauge("streams_connector_lag", "", ["connector", "partition"], registry=r)
-    Histogram("streams_connector_delivery_seconds", "", ["connector"], registry=r)
-    Histogram("streams_http_request_seconds", "", ["route", "method", "status"], registry=r)
-    ProcessCollector(registry=r)  # every process's registry carries it (INTERFACE.md)
-    return r
+def connector_registry() -> CollectorRegistry:
+    """A connector's registry; its counts and lag are read from the worker's status when
+    collected, so this one reports a partition and a dead letter's reason."""
+    counts = ConnectorCounts(rejected_by_reason={"bad_upsert": 1})
+    status = ConnectorStatus("c", "t", "running", 0.0, counts, (PartitionProgress(0, 1, 2),))
+    registry: CollectorRegistry = ConnectorMetrics("c", lambda: status).registry
+    return registry
 
 
 def sample_names(registry: CollectorRegistry) -> set[str]:
@@ -61,7 +54,7 @@ def sample_names(registry: CollectorRegistry) -> set[str]:
 
 @cache
 def exported() -> frozenset[str]:
-    registries = [WorkerMetrics().registry, IngestMetrics().registry, pending_registry()]
+    registries = [WorkerMetrics().registry, IngestMetrics().registry, connector_registry()]
     return frozenset(name for registry in registries for name in sample_names(registry))
 
 

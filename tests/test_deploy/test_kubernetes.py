@@ -26,7 +26,6 @@ from streams.processor.runner import WorkerService
 from streams.settings import Settings
 from tests.prerequisites import unavailable
 from tests.test_deploy.settings_names import (
-    PENDING_SETTINGS,
     config_variables,
     settings_env_names,
 )
@@ -276,7 +275,7 @@ def test_every_container_runs_the_one_image() -> None:
 
 
 def test_every_streams_variable_is_a_setting() -> None:
-    known = settings_env_names() | PENDING_SETTINGS
+    known = settings_env_names()
     for workload, container in containers():
         config = container_config(workload, container)
         allowed = known | (config_variables(config) if config is not None else set())
