@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     rocksdb_max_open_files: int = Field(default=256, ge=20)
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("source_priority", "api_tokens", "bloomreach_id_kinds", mode="before")
     @classmethod
