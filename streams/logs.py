@@ -125,7 +125,7 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 class RedactingFilter(logging.Filter):
     """:func:`redact` on a record's message (arguments included), exception and stack text, and
-    on its ``extra=`` fields that are text.
+    on its ``extra=`` fields: numbers and booleans stay, anything else becomes redacted text.
 
     Installed on handlers, so it sees the records of every logger that propagates to them.
     A traceback keeps its newlines (it is read as a block); any other control is escaped."""
@@ -147,8 +147,8 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info, keep_newlines=True)
         for key, value in extra_fields(record).items():
-            if isinstance(value, str):
-                setattr(record, key, redact(value))
+            if not isinstance(value, int | float | None):  # bool is an int
+                setattr(record, key, redact(str(value)))
         return True
 
 

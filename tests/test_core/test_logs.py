@@ -149,7 +149,14 @@ def test_json_lines_are_redacted_and_stay_one_line_each():
 
     def emit() -> None:
         log.warning("login marian.galik@example.com password=hunter2 id=%s", "x\n{forged}\u2028")
-        log.info("sent", extra={"url": "https://bob:s3cr3t@crm.example/x?email=ada@example.com"})
+        log.info(
+            "sent",
+            extra={
+                "url": "https://bob:s3cr3t@crm.example/x?email=ada@example.com",
+                "to": ["ada@example.com"],
+                "count": 2,
+            },
+        )
         try:
             raise ValueError("cannot reach postgresql://app:hunter2@db/crm as ada@example.com")
         except ValueError:
@@ -162,6 +169,7 @@ def test_json_lines_are_redacted_and_stay_one_line_each():
         assert secret not in text
     assert lines[0]["message"] == ("login m***@example.com password=*** id=x\\n{forged}\\u2028")
     assert lines[1]["url"] == "https://bob:***@crm.example/x?email=a***@example.com"
+    assert (lines[1]["to"], lines[1]["count"]) == ("['a***@example.com']", 2)
     assert "postgresql://app:***@db/crm as a***@example.com" in str(lines[2]["traceback"])
 
 
