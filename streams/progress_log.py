@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 class ProgressLog:
     """Progress lines every ``interval`` seconds (0: none) and a summary line, both INFO, both
-    starting with ``label`` (``processor``, ``connector=crm``). The rate is of the first
+    starting with ``label`` (``worker``, ``connector=crm``). The rate is of the first
     counter given (events, records)."""
 
     def __init__(

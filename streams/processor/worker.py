@@ -89,7 +89,7 @@ class ProcessorWorker:
         self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
         self._lag: dict[int, int] = {}  # by owned partition, as of the last refresh
-        self._progress = ProgressLog(logger, "processor", settings.progress_log_seconds)
+        self._progress = ProgressLog(logger, "worker", settings.progress_log_seconds)
         # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
         self._flight: list[_InFlight] = []
         # After a refusal or an outage: one batch at a time until one goes through cleanly.

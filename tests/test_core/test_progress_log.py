@@ -31,7 +31,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_a_line_is_due_every_interval_with_the_figures_since_the_last_and_in_total(caplog, clock):
     caplog.set_level(logging.INFO, logger=LOGGER)
-    progress = ProgressLog(logging.getLogger(LOGGER), "processor", 30, clock=clock)
+    progress = ProgressLog(logging.getLogger(LOGGER), "worker", 30, clock=clock)
     clock.now += 29.9
     assert not progress.due()
     clock.now += 0.1
@@ -41,9 +41,9 @@ def test_a_line_is_due_every_interval_with_the_figures_since_the_last_and_in_tot
     clock.now += 20
     progress.report({"events": 700, "rejected": 2}, lag=0, partitions=3)
     assert lines(caplog) == [
-        "processor progress events=600 events_total=600 rejected=2 rejected_total=2 "
+        "worker progress events=600 events_total=600 rejected=2 rejected_total=2 "
         "events_per_s=20.0 lag=40 partitions=3",
-        "processor progress events=100 events_total=700 rejected=0 rejected_total=2 "
+        "worker progress events=100 events_total=700 rejected=0 rejected_total=2 "
         "events_per_s=5.0 lag=0 partitions=3",
     ]
     # The next line is due an interval after the last, not on a fixed grid.
@@ -67,6 +67,6 @@ def test_the_summary_says_totals_duration_and_mean_rate(caplog, clock):
 
 
 def test_an_interval_of_zero_never_reports(clock):
-    progress = ProgressLog(logging.getLogger(LOGGER), "processor", 0, clock=clock)
+    progress = ProgressLog(logging.getLogger(LOGGER), "worker", 0, clock=clock)
     clock.now += 1e9
     assert not progress.due()

@@ -28,7 +28,7 @@ def lines(caplog: pytest.LogCaptureFixture, kind: str) -> list[logging.LogRecord
     return [
         record
         for record in caplog.records
-        if record.name == WORKER_LOGGER and record.getMessage().startswith(f"processor {kind} ")
+        if record.name == WORKER_LOGGER and record.getMessage().startswith(f"worker {kind} ")
     ]
 
 
@@ -64,7 +64,7 @@ def test_progress_lines_count_events_and_the_stop_sums_up(streams_settings, star
     service.stop()
     (summary,) = figures(caplog, "summary")
     assert summary["text"].startswith(
-        f"processor summary events={totals.events_in} applied=8 stale=1 rejected=1 duration_s="
+        f"worker summary events={totals.events_in} applied=8 stale=1 rejected=1 duration_s="
     )
     assert summary["duration_s"] > 0
     assert summary["events_per_s"] > 0
