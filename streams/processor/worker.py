@@ -376,7 +376,6 @@ class ProcessorWorker:
             self._drain()
         except Exception:
             logger.exception("batches in flight not finished: they are replayed on restart")
-        self._progress.summary(self._progress_counts())
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
@@ -385,6 +384,7 @@ class ProcessorWorker:
         self._changelog_producer.flush(self.settings.delivery_timeout_ms / 1000)
         self._owned = frozenset()
         self.stores.close()
+        self._progress.summary(self._progress_counts())
 
 
 @dataclass(slots=True)
