@@ -16,11 +16,11 @@ EXIT_USAGE = 2
 
 
 def apply_global_options(
-    *, bootstrap_servers: str | None, log_level: str | None, log_format: str | None = None
+    *, bootstrap_servers: str | None, log_level: str | None, log_format: str | None
 ) -> None:
     """``--bootstrap-servers``, ``--log-level`` and ``--log-format`` set the environment
     variables they stand for, so every settings read of the command (and of the processes it
-    starts) sees them, and checks them."""
+    starts) sees them; the settings check them like any variable."""
     import os
 
     for variable, value in (

@@ -98,6 +98,6 @@ def admin_client(
 ) -> AdminClient:
     """An admin client whose librdkafka lines (connection refusals and such) go to Python
     logging, not stderr."""
-    # error_cb: a callable
+    # Any: the overrides may hold a callable (error_cb).
     config: dict[str, Any] = {**_client_config(settings), "logger": logger, **overrides}
     return AdminClient(config)
