@@ -94,7 +94,7 @@ class ConnectorWorker:
         self._batch_started: float | None = None
         self._retry_at: float | None = None
         self._paused = False
-        self._progress = ProgressLog(
+        self._progress_log = ProgressLog(
             logger, f"connector={config.name}", settings.progress_log_seconds
         )
 
@@ -113,7 +113,7 @@ class ConnectorWorker:
             )
             while not self._stop.is_set():
                 self._step()
-                if self._progress.due():
+                if self._progress_log.due():
                     self._report_progress()
             self._flush_once()
         except BaseException as exc:
@@ -147,7 +147,7 @@ class ConnectorWorker:
     def _report_progress(self) -> None:
         assigned = [tp.partition for tp in self._consumer.assignment()]
         lag = partition_lag(self._consumer, self.settings.upserts_topic, assigned)
-        self._progress.report(self._progress_counts(), lag=sum(lag.values()))
+        self._progress_log.report(self._progress_counts(), lag=sum(lag.values()))
 
     def _progress_counts(self) -> dict[str, int]:
         totals = self.totals
@@ -364,4 +364,4 @@ class ConnectorWorker:
             logger.warning("connector=%s consumer close: %s", self.config.name, exc)
         self._producer.flush(self.settings.delivery_timeout_ms / 1000)
         self.sink.close()
-        self._progress.summary(self._progress_counts())
+        self._progress_log.summary(self._progress_counts())

@@ -89,7 +89,7 @@ class ProcessorWorker:
         self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
         self._lag: dict[int, int] = {}  # by owned partition, as of the last refresh
-        self._progress = ProgressLog(logger, "worker", settings.progress_log_seconds)
+        self._progress_log = ProgressLog(logger, "worker", settings.progress_log_seconds)
         # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
         self._flight: list[_InFlight] = []
         # After a refusal or an outage: one batch at a time until one goes through cleanly.
@@ -131,7 +131,7 @@ class ProcessorWorker:
                     self._drain()
                     self._idle_trim.idle()
                 self._refresh_lag()
-                if self._progress.due():
+                if self._progress_log.due():
                     self._report_progress()
         except BaseException as exc:
             self.error = exc
@@ -360,7 +360,7 @@ class ProcessorWorker:
     def _report_progress(self) -> None:
         owned = self._owned
         lag = sum(self._lag.get(partition, 0) for partition in owned)
-        self._progress.report(self._progress_counts(), lag=lag, partitions=len(owned))
+        self._progress_log.report(self._progress_counts(), lag=lag, partitions=len(owned))
 
     def _progress_counts(self) -> dict[str, int]:
         totals = self.totals
@@ -384,7 +384,7 @@ class ProcessorWorker:
         self._changelog_producer.flush(self.settings.delivery_timeout_ms / 1000)
         self._owned = frozenset()
         self.stores.close()
-        self._progress.summary(self._progress_counts())
+        self._progress_log.summary(self._progress_counts())
 
 
 @dataclass(slots=True)
