@@ -71,6 +71,9 @@ class ConnectorWorker:
         self._backoff = Backoff(config.retry)
         self._stop = threading.Event()
         self._assigned = threading.Event()
+        self._progress_log = ProgressLog(
+            logger, f"connector={config.name}", settings.progress_log_seconds
+        )
         self._consumer = Consumer(
             consumer_config(
                 settings,
@@ -94,9 +97,6 @@ class ConnectorWorker:
         self._batch_started: float | None = None
         self._retry_at: float | None = None
         self._paused = False
-        self._progress_log = ProgressLog(
-            logger, f"connector={config.name}", settings.progress_log_seconds
-        )
 
     def stop(self) -> None:
         self._stop.set()
