@@ -71,9 +71,17 @@ def main_options(
         str | None,
         typer.Option(help="DEBUG, INFO, WARNING or ERROR (instead of $STREAMS_LOG_LEVEL)."),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="text (key=value) or json: one object a line (instead of $STREAMS_LOG_FORMAT)."
+        ),
+    ] = None,
 ) -> None:
     """Profile Streams: per-property last-writer-wins customer profiles over Kafka."""
-    apply_global_options(bootstrap_servers=bootstrap_servers, log_level=log_level)
+    apply_global_options(
+        bootstrap_servers=bootstrap_servers, log_level=log_level, log_format=log_format
+    )
 
 
 @app.command()

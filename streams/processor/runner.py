@@ -130,7 +130,7 @@ def _default_url(host: str, port: int) -> str:
 
 def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM or a processor failure; the exit code says which."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     service = WorkerService(settings)
     service.start()
     stopped = threading.Event()

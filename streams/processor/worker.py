@@ -17,12 +17,14 @@ from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.batch_delivery import BatchDelivery, Refusal, Reports
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, refusal_reason
+from streams.kafka.lag import partition_lag
 from streams.kafka.output_records import Origin, OutputRecord
 from streams.kafka.topics import message_limit
 from streams.memory import IdleTrim
 from streams.processor.kernel import batch_processor
 from streams.processor.metrics import WorkerMetrics
 from streams.processor.records import BatchCounts, BatchResult, InputRecord
+from streams.progress_log import ProgressLog
 from streams.settings import STATE_RECORD_HEADROOM, Settings
 from streams.state.restore import restore_partitions
 from streams.state.store import StateStores
@@ -86,6 +88,8 @@ class ProcessorWorker:
         )
         self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
+        self._lag: dict[int, int] = {}  # by owned partition, as of the last refresh
+        self._progress_log = ProgressLog(logger, "worker", settings.progress_log_seconds)
         # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
         self._flight: list[_InFlight] = []
         # After a refusal or an outage: one batch at a time until one goes through cleanly.
@@ -127,6 +131,8 @@ class ProcessorWorker:
                     self._drain()
                     self._idle_trim.idle()
                 self._refresh_lag()
+                if self._progress_log.due():
+                    self._report_progress()
         except BaseException as exc:
             self.error = exc
             logger.exception("processor stopped by an error")
@@ -336,6 +342,7 @@ class ProcessorWorker:
         self._owned = self._owned - {tp.partition for tp in partitions}
         self.metrics.assigned.set(len(self._owned))
         for tp in partitions:
+            self._lag.pop(tp.partition, None)
             with contextlib.suppress(KeyError):
                 self.metrics.lag.remove(str(tp.partition))
         logger.info("revoked partitions=%s owned=%s", _ids(partitions), sorted(self._owned))
@@ -345,15 +352,24 @@ class ProcessorWorker:
         if now - self._lag_refreshed < LAG_REFRESH_SECONDS or not self._owned:
             return
         self._lag_refreshed = now
-        topic = self.settings.input_topic
-        try:
-            positions = self._consumer.position([TopicPartition(topic, p) for p in self._owned])
-        except KafkaException:
-            return
-        for tp in positions:
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and tp.offset >= 0:
-                self.metrics.lag.labels(partition=str(tp.partition)).set(max(high - tp.offset, 0))
+        lag = partition_lag(self._consumer, self.settings.input_topic, self._owned)
+        self._lag.update(lag)
+        for partition, behind in lag.items():
+            self.metrics.lag.labels(partition=str(partition)).set(behind)
+
+    def _report_progress(self) -> None:
+        owned = self._owned
+        lag = sum(self._lag.get(partition, 0) for partition in owned)
+        self._progress_log.report(self._progress_counts(), lag=lag, partitions=len(owned))
+
+    def _progress_counts(self) -> dict[str, int]:
+        totals = self.totals
+        return {
+            "events": totals.events_in,
+            "applied": totals.applied,
+            "stale": totals.stale_events,
+            "rejected": sum(totals.rejected.values()),
+        }
 
     def _shutdown(self) -> None:
         try:
@@ -368,6 +384,7 @@ class ProcessorWorker:
         self._changelog_producer.flush(self.settings.delivery_timeout_ms / 1000)
         self._owned = frozenset()
         self.stores.close()
+        self._progress_log.summary(self._progress_counts())
 
 
 @dataclass(slots=True)
