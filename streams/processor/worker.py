@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -17,7 +17,7 @@ from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.batch_delivery import BatchDelivery, Refusal, Reports
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, refusal_reason
-from streams.kafka.lag import partition_lag
+from streams.kafka.lag import Offsets, lag_of, partition_offsets
 from streams.kafka.output_records import Origin, OutputRecord
 from streams.kafka.topics import message_limit
 from streams.memory import IdleTrim
@@ -67,6 +67,8 @@ class ProcessorWorker:
         self.error: BaseException | None = None
         self._owned: frozenset[int] = frozenset()
         self._restoring: frozenset[int] = frozenset()
+        # partition -> (position, end), refreshed with the lag: what /status shows.
+        self._offsets: Offsets = {}
         self._assigned_once = threading.Event()
         self._stop = threading.Event()
         self._retry_backoff = retry_backoff_seconds
@@ -88,7 +90,6 @@ class ProcessorWorker:
         )
         self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
-        self._lag: dict[int, int] = {}  # by owned partition, as of the last refresh
         self._progress_log = ProgressLog(logger, "worker", settings.progress_log_seconds)
         # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
         self._flight: list[_InFlight] = []
@@ -105,6 +106,21 @@ class ProcessorWorker:
     def restoring_partitions(self) -> frozenset[int]:
         """Assigned, their state still being restored from the changelog."""
         return self._restoring
+
+    @property
+    def partition_offsets(self) -> Mapping[int, tuple[int | None, int | None]]:
+        """Owned partition -> (next offset to process, end), None while unknown; at most
+        ``LAG_REFRESH_SECONDS`` old."""
+        return self._offsets
+
+    @property
+    def retrying(self) -> bool:
+        """After a refusal or an outage: batches are replayed one at a time."""
+        return self._careful
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def wait_assigned(self, timeout: float) -> bool:
         """True once the worker received (and restored) its first assignment."""
@@ -340,9 +356,9 @@ class ProcessorWorker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._drain()  # commit what is done while the partitions are still ours
         self._owned = self._owned - {tp.partition for tp in partitions}
+        self._offsets = {p: o for p, o in self._offsets.items() if p in self._owned}
         self.metrics.assigned.set(len(self._owned))
         for tp in partitions:
-            self._lag.pop(tp.partition, None)
             with contextlib.suppress(KeyError):
                 self.metrics.lag.remove(str(tp.partition))
         logger.info("revoked partitions=%s owned=%s", _ids(partitions), sorted(self._owned))
@@ -352,14 +368,14 @@ class ProcessorWorker:
         if now - self._lag_refreshed < LAG_REFRESH_SECONDS or not self._owned:
             return
         self._lag_refreshed = now
-        lag = partition_lag(self._consumer, self.settings.input_topic, self._owned)
-        self._lag.update(lag)
-        for partition, behind in lag.items():
+        offsets = partition_offsets(self._consumer, self.settings.input_topic, self._owned)
+        self._offsets = offsets  # replaced whole: the HTTP thread reads it
+        for partition, behind in lag_of(offsets).items():
             self.metrics.lag.labels(partition=str(partition)).set(behind)
 
     def _report_progress(self) -> None:
         owned = self._owned
-        lag = sum(self._lag.get(partition, 0) for partition in owned)
+        lag = sum(lag_of(self._offsets).values())
         self._progress_log.report(self._progress_counts(), lag=lag, partitions=len(owned))
 
     def _progress_counts(self) -> dict[str, int]:

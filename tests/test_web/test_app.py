@@ -32,6 +32,7 @@ NEIGHBOUR = next(  # a customer of the same partition, never stored
     if partition_for(name.encode(), PARTITIONS) == HOME
 )
 RENDERED = b"# rendered by the worker\nstreams_events_in_total 7.0\n"
+STATUS = {"kind": "worker", "name": "g", "totals": {"events_in": 7}}
 PROFILE = Profile(
     {
         "city": PropertyState("Brno", 1_700_000_000_500, "crm"),
@@ -76,7 +77,15 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
         )
         directory = OwnerDirectory(settings)
         directory.close()
-        api = ProfileApi(settings, worker, stores, lambda: RENDERED, directory, self_url="")
+        api = ProfileApi(
+            settings,
+            worker,
+            stores,
+            lambda: RENDERED,
+            directory,
+            self_url="",
+            status=lambda: STATUS,
+        )
         threads.append(AppThread(api.application(), "query-api").start())
         return threads[-1].url
 
@@ -135,6 +144,21 @@ def test_metrics_are_what_the_worker_renders(serve: Serve) -> None:
     guarded = serve(FakeWorker(), api_tokens="s3cret", metrics_require_token=True)
     assert get(f"{guarded}/metrics")[0] == 401
     assert get(f"{guarded}/metrics", {"Authorization": "Bearer s3cret"})[2] == RENDERED
+
+
+def test_status_is_what_the_worker_hands_over_and_guarded_like_metrics(serve: Serve) -> None:
+    status, headers, body = get(f"{serve(FakeWorker())}/status")
+    assert (status, orjson.loads(body)) == (200, STATUS)
+    assert headers["Content-Type"] == "application/json"
+    guarded = serve(FakeWorker(), api_tokens="s3cret", metrics_require_token=True)
+    assert get(f"{guarded}/status")[0] == 401
+    assert orjson.loads(get(f"{guarded}/status", {"X-API-Key": "s3cret"})[2]) == STATUS
+    # The page holds no figures: open, and it may load nothing but ./status.
+    status, headers, body = get(f"{guarded}/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert b'fetch("./status"' in body
 
 
 def test_bloomreach_reads_translate_the_profile_answer(serve: Serve) -> None:
