@@ -16,6 +16,7 @@ from streams.cli.startup import (
     fail,
     kafka_settings,
 )
+from streams.cli.status import status_command
 from streams.cli.tail import tail
 from streams.errors import StreamsError
 
@@ -35,6 +36,7 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(dlq_app, name="dlq")
 topics_app.command("tail")(tail)
+app.command("status")(status_command)
 
 
 Processes = Annotated[

@@ -50,6 +50,7 @@ COMMANDS = {
     "ingest changelog": ["ingest", "changelog", str(SAMPLES / "maestro_changelog.txt")],
     "topics create": ["topics", "create"],
     "topics check": ["topics", "check"],
+    "status": ["status"],
     "demo": ["demo", "--once"],  # with KAFKA_BOOTSTRAP_SERVERS set it uses that Kafka
 }
 
