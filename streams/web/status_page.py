@@ -26,6 +26,7 @@ PAGE = """<!doctype html>
 <style>
   :root { --fg: #1d2430; --muted: #6b7280; --line: #e5e7eb; --bg: #f8fafc; --card: #fff; }
   * { box-sizing: border-box; }
+  [hidden] { display: none !important; }
   body { margin: 0; font: 14px/1.4 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
   header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 12px;
            padding: 12px 20px; background: var(--card); border-bottom: 1px solid var(--line); }
@@ -75,7 +76,7 @@ PAGE = """<!doctype html>
       <div id="flow-in">-<span>in per s</span></div>
       <div id="flow-out">-<span>out per s</span></div>
       <div id="flow-lag">-<span>total lag</span></div>
-      <div id="flow-up">-<span>up since</span></div>
+      <div id="flow-up">-<span>up for</span></div>
     </div>
   </section>
   <section class="card">
@@ -135,6 +136,14 @@ function fill(body, rows) {
   }
 }
 
+function duration(seconds) {
+  const s = Math.max(Math.floor(seconds), 0);
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min";
+  if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
+}
+
 function ratesBetween(a, b) {
   if (!a || a.started_at !== b.started_at || a.url !== b.url || b.now <= a.now) return null;
   const rates = {};
@@ -164,7 +173,7 @@ function render(doc, rates) {
   $("flow-out").firstChild.textContent = rate(shown[outName]);
   const lag = totalLag(doc);
   $("flow-lag").firstChild.textContent = lag === null ? "-" : grouped(lag);
-  $("flow-up").firstChild.textContent = new Date(doc.started_at * 1000).toLocaleString();
+  $("flow-up").firstChild.textContent = duration(doc.now - doc.started_at);
   fill($("totals"), Object.entries(doc.totals).map(([name, total]) => (row) => {
     row.id = "total-" + name;
     cell(row, name.replaceAll("_", " "));

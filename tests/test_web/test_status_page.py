@@ -129,6 +129,8 @@ def test_the_page_shows_a_connectors_status_and_charts_its_rates(tmp_path: Path)
     assert int(totals["batches"][0]) >= 11
     assert page.by_id("flow-in").text().startswith("10")
     assert page.by_id("flow-lag").text().startswith("40")
+    assert page.by_id("flow-up").text().startswith("3 min")  # 200 s and a few polls
+    assert "hidden" in page.by_id("auth").attrs  # /status needed no token
     dlq = [cells(row) for row in page.by_id("dlq").iter("tr")]
     assert dlq == [["nul_character", "3"], ["refused_by_postgres", "1"]]
     partitions = [cells(row) for row in page.by_id("partitions").iter("tr")]
@@ -145,3 +147,16 @@ def test_the_page_says_when_status_is_unreachable(tmp_path: Path) -> None:
         page = parse(dump_dom(f"{url}/", tmp_path / "chromium"))
     assert page.by_id("state").text() == "unreachable"
     assert page.by_id("error").text() == "status unavailable: HTTP 404"
+
+
+def test_the_page_asks_for_a_token_when_status_needs_one(tmp_path: Path) -> None:
+    async def guarded(request: web.Request) -> web.Response:
+        raise web.HTTPUnauthorized
+
+    app = web.Application()
+    app.router.add_get("/", status_page)
+    app.router.add_get("/status", guarded)
+    with AppThread(app, "guarded-status") as url:
+        page = parse(dump_dom(f"{url}/", tmp_path / "chromium"))
+    assert "hidden" not in page.by_id("auth").attrs
+    assert page.by_id("error").text().startswith("status unavailable: 401")
