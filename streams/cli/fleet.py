@@ -124,24 +124,20 @@ def gather(
     )
     fetch = fetch or status_fetcher(settings)
     answers = fetch(urls) if urls else {}
-    group_statuses = [_group_status(settings, g, answers, previous) for g in chosen]
+    members = {g.group: _members(g, answers, previous) for g in chosen}
     ends, problems = _ends(consumer, chosen, settings, timeout)
-    partitions = [
-        p
-        for g, status in zip(chosen, group_statuses, strict=True)
-        for p in _partitions(settings, g, status, ends)
-    ]
-    with_lag = [
+    partitions = [p for g in chosen for p in _partitions(settings, g, members[g.group], ends)]
+    statuses = [
         GroupStatus(
-            s.group,
-            s.kind,
-            s.state,
-            s.members,
-            _sum(p.lag for p in partitions if p.group == s.group),
+            g.group,
+            _group_kind(settings, g),
+            g.state,
+            members[g.group],
+            _sum(p.lag for p in partitions if p.group == g.group),
         )
-        for s in group_statuses
+        for g in chosen
     ]
-    return FleetStatus(time.time(), tuple(with_lag), tuple(partitions), tuple(problems))
+    return FleetStatus(time.time(), tuple(statuses), tuple(partitions), tuple(problems))
 
 
 def _group_kind(settings: Settings, facts: GroupFacts) -> GroupKind:
@@ -155,12 +151,11 @@ def _group_kind(settings: Settings, facts: GroupFacts) -> GroupKind:
     return "other"
 
 
-def _group_status(
-    settings: Settings,
+def _members(
     facts: GroupFacts,
     answers: Mapping[str, Mapping[str, Any] | str],
     previous: FleetStatus | None,
-) -> GroupStatus:
+) -> tuple[MemberStatus, ...]:
     members = []
     for member in facts.members:
         endpoint = endpoint_from_client_id(member.client_id)
@@ -175,8 +170,7 @@ def _group_status(
                 facts.group, member.client_id, kind, url, member.assignment, document, error, rates
             )
         )
-    members.sort(key=lambda m: (m.label, m.client_id))
-    return GroupStatus(facts.group, _group_kind(settings, facts), facts.state, tuple(members), None)
+    return tuple(sorted(members, key=lambda m: (m.label, m.client_id)))
 
 
 def rates_between(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, float]:
@@ -222,10 +216,10 @@ def _ends(
 def _partitions(
     settings: Settings,
     facts: GroupFacts,
-    status: GroupStatus,
+    members: Sequence[MemberStatus],
     ends: Mapping[str, Mapping[int, int]],
 ) -> list[PartitionStatus]:
-    owners = {tp: m for m in status.members for tp in m.assignment}
+    owners = {tp: m for m in members for tp in m.assignment}
     topics = {topic for topic, _ in facts.committed} | {topic for topic, _ in owners}
     if facts.group == settings.group_id:
         topics.add(settings.input_topic)
@@ -286,7 +280,7 @@ def fetch_status(url: str, token: str | None, timeout: float) -> Mapping[str, An
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            document = orjson.loads(response.read())
+            body = response.read()
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}" + (
             " (needs a token of STREAMS_API_TOKENS)" if exc.code == 401 else ""
@@ -294,6 +288,20 @@ def fetch_status(url: str, token: str | None, timeout: float) -> Mapping[str, An
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)  # URLError wraps the socket's error
         return f"unreachable: {getattr(reason, 'strerror', None) or reason}"
-    if not isinstance(document, dict) or not isinstance(document.get("totals"), dict):
-        return "not a status document"
-    return document
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "unreachable: not JSON"
+    return document if _is_status(document) else "not a status document"
+
+
+def _is_status(document: object) -> bool:
+    """Has what is read of it, of the right types (an endpoint may answer anything)."""
+    if not isinstance(document, dict):
+        return False
+    number = (int, float)
+    shapes: dict[str, type | tuple[type, ...]] = {"now": number, "started_at": number}
+    shapes |= {"state": str, "totals": dict, "dlq_by_reason": dict, "partitions": list}
+    if not all(isinstance(document.get(key), shape) for key, shape in shapes.items()):
+        return False
+    return all(isinstance(p, dict) for p in document["partitions"])

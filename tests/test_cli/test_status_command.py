@@ -9,15 +9,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
-from streams.cli.fleet import FleetStatus, gather, rates_between
+from streams.cli.fleet import FleetStatus, fetch_status, gather, rates_between
 from streams.cli.main import app
 from streams.kafka.clients import admin_client, consumer_config, reader_config
 from streams.settings import Settings
 from streams.testing import produce_events, read_topic, wait_until
 from streams.web.routing import CONNECTOR_CLIENT_ID_PREFIX
+from tests.app_thread import AppThread
 
 T0 = 1_700_000_000
 EVENTS = [
@@ -34,6 +36,30 @@ def test_rates_come_from_two_samples_of_one_run() -> None:
     assert rates_between(before, before) == {}  # one cached document: no time passed
     assert rates_between({**before, "started_at": 0.5}, after) == {}  # restarted
     assert rates_between(None, after) == {}
+
+
+def test_a_member_answering_anything_but_its_status_is_said_so() -> None:
+    answers = {
+        "/a/status": web.json_response({"kind": "worker", "totals": {}}),  # half a document
+        "/b/status": web.Response(text="<html>a proxy's page</html>"),
+        "/c/status": web.json_response({"error": "unauthorized"}, status=401),
+    }
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer t0ken":
+            raise web.HTTPForbidden
+        return answers[request.path]
+
+    app = web.Application()
+    app.router.add_get("/{member}/status", answer)
+    with AppThread(app, "members") as url:
+        assert fetch_status(f"{url}/a", "t0ken", 5) == "not a status document"
+        assert fetch_status(f"{url}/b", "t0ken", 5) == "unreachable: not JSON"
+        assert fetch_status(f"{url}/c", "t0ken", 5) == (
+            "HTTP 401 (needs a token of STREAMS_API_TOKENS)"
+        )
+    assert fetch_status(url, None, 5) == "unreachable: Connection refused"
+    assert fetch_status("file:///etc/passwd", None, 5) == "not an http(s) URL"
 
 
 @pytest.fixture
