@@ -126,6 +126,7 @@ def gather(
     answers = fetch(urls) if urls else {}
     members = {g.group: _members(g, answers, previous) for g in chosen}
     ends, problems = _ends(consumer, chosen, settings, timeout)
+    problems += [f"group {g.group}: {g.error}" for g in chosen if g.error is not None]
     partitions = [p for g in chosen for p in _partitions(settings, g, members[g.group], ends)]
     statuses = [
         GroupStatus(

@@ -3,8 +3,10 @@ committed offsets. ``streams status`` reads them to show each group's lag and ow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -12,6 +14,15 @@ from confluent_kafka.admin import AdminClient
 from streams.errors import KafkaUnavailableError
 
 TopicPartitionKey = tuple[str, int]
+# A group's coordinator moving or loading (a fresh cluster, a broker restarting) answers soon.
+_COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+COORDINATOR_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +38,7 @@ class GroupFacts:
     state: str  # Kafka's, lower case: stable, empty, preparing_rebalancing, dead, ...
     members: tuple[GroupMember, ...]
     committed: Mapping[TopicPartitionKey, int]
+    error: str | None = None  # why Kafka told nothing of the group (state "unknown")
 
 
 def group_names(admin: AdminClient, *, timeout: float) -> list[str]:
@@ -42,35 +54,50 @@ def describe_groups(
     admin: AdminClient, groups: Iterable[str], *, timeout: float
 ) -> dict[str, GroupFacts]:
     """Members and committed offsets of ``groups`` (a group Kafka does not know is ``dead``
-    with neither)."""
-    wanted = sorted(set(groups))
-    if not wanted:
-        return {}
-    try:
-        futures = admin.describe_consumer_groups(wanted, request_timeout=timeout)
-        descriptions = {group: future.result(timeout=timeout) for group, future in futures.items()}
-        facts: dict[str, GroupFacts] = {}
-        for group in wanted:
-            description = descriptions[group]
-            members = tuple(
-                GroupMember(
-                    member.client_id,
-                    member.host,
-                    tuple(
-                        sorted(
-                            (tp.topic, tp.partition) for tp in member.assignment.topic_partitions
-                        )
-                    )
-                    if member.assignment is not None
-                    else (),
-                )
-                for member in description.members
-            )
-            state = description.state.name.lower() if description.state is not None else "unknown"
-            facts[group] = GroupFacts(group, state, members, _committed(admin, group, timeout))
-        return facts
-    except (KafkaException, TimeoutError) as exc:
-        raise _unavailable("describe consumer groups", exc) from exc
+    with neither). A group whose coordinator is still moving or loading is asked again
+    until ``timeout``; one that stays unanswered has its ``error`` said, not raised."""
+    deadline = time.monotonic() + timeout
+    facts: dict[str, GroupFacts] = {}
+    pending = sorted(set(groups))
+    while pending:
+        failed: dict[str, KafkaError] = {}
+        futures = admin.describe_consumer_groups(pending, request_timeout=timeout)
+        for group in pending:
+            try:
+                description = futures[group].result(timeout=timeout)
+                committed = _committed(admin, group, timeout)
+            except KafkaException as exc:
+                failed[group] = _kafka_error(exc)
+                continue
+            except TimeoutError as exc:
+                raise _unavailable(f"describe consumer group {group}", exc) from exc
+            facts[group] = _facts(description, committed)
+        retried = {g for g, e in failed.items() if e.code() in _COORDINATOR_MOVING}
+        if not retried or time.monotonic() + COORDINATOR_RETRY_SECONDS > deadline:
+            for group, error in failed.items():
+                facts[group] = GroupFacts(group, "unknown", (), {}, error.str())
+            break
+        for group in failed.keys() - retried:
+            facts[group] = GroupFacts(group, "unknown", (), {}, failed[group].str())
+        pending = sorted(retried)
+        time.sleep(COORDINATOR_RETRY_SECONDS)
+    return {group: facts[group] for group in sorted(facts)}
+
+
+def _facts(description: Any, committed: dict[TopicPartitionKey, int]) -> GroupFacts:
+    """``description``: a ConsumerGroupDescription (not exported for type checkers)."""
+    members = tuple(
+        GroupMember(
+            member.client_id,
+            member.host,
+            tuple(sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions))
+            if member.assignment is not None
+            else (),
+        )
+        for member in description.members
+    )
+    state = description.state.name.lower() if description.state is not None else "unknown"
+    return GroupFacts(description.group_id, state, members, committed)
 
 
 def _committed(admin: AdminClient, group: str, timeout: float) -> dict[TopicPartitionKey, int]:
@@ -83,6 +110,11 @@ def _committed(admin: AdminClient, group: str, timeout: float) -> dict[TopicPart
         for tp in offsets.topic_partitions or ()
         if tp.error is None and tp.offset >= 0
     }
+
+
+def _kafka_error(exc: KafkaException) -> KafkaError:
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
 
 
 def _unavailable(what: str, exc: Exception) -> KafkaUnavailableError:

@@ -197,3 +197,36 @@ def _starts(line: str, cells: tuple[str | None, ...]) -> bool:
     row = [cell.strip() for cell in line.split("│")[1:-1]]
     head = row[: len(cells)]
     return len(head) == len(cells) and all(c in (None, h) for h, c in zip(head, cells, strict=True))
+
+
+def test_watch_redraws_says_a_kafka_failure_and_ends_on_ctrl_c(streams_settings, monkeypatch):
+    """Each round is drawn; a round Kafka fails is said and the next one asked again."""
+    import streams.cli.status as status_module
+    from streams.errors import KafkaUnavailableError
+
+    settings = streams_settings()
+    real_gather = status_module.gather
+    rounds: list[str] = []
+
+    def gather(*args: Any, **kwargs: Any) -> FleetStatus:
+        rounds.append("gather")
+        if len(rounds) == 2:
+            raise KafkaUnavailableError("Kafka did not list consumer groups: gone for a moment")
+        return real_gather(*args, **kwargs)
+
+    def sleep(seconds: float) -> None:
+        if len(rounds) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(status_module, "gather", gather)
+    monkeypatch.setattr(status_module.time, "sleep", sleep)
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "STREAMS_GROUP_ID": settings.group_id,
+        "STREAMS_INPUT_TOPIC": settings.input_topic,
+    }
+    result = CliRunner().invoke(app, ["status", "--watch"], env=env)
+    assert result.exit_code == 0, result.output
+    assert len(rounds) == 3
+    assert "Consumer groups" in result.output
+    assert settings.group_id in result.output
