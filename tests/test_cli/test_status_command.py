@@ -205,21 +205,22 @@ def test_watch_redraws_says_a_kafka_failure_and_ends_on_ctrl_c(streams_settings,
     from streams.errors import KafkaUnavailableError
 
     settings = streams_settings()
-    real_gather = status_module.gather
+    real_gather = status_module.__dict__["gather"]
     rounds: list[str] = []
 
     def gather(*args: Any, **kwargs: Any) -> FleetStatus:
         rounds.append("gather")
         if len(rounds) == 2:
             raise KafkaUnavailableError("Kafka did not list consumer groups: gone for a moment")
-        return real_gather(*args, **kwargs)
+        figures: FleetStatus = real_gather(*args, **kwargs)
+        return figures
 
     def sleep(seconds: float) -> None:
         if len(rounds) == 3:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(status_module, "gather", gather)
-    monkeypatch.setattr(status_module.time, "sleep", sleep)
+    monkeypatch.setattr("streams.cli.status.time.sleep", sleep)
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "STREAMS_GROUP_ID": settings.group_id,
