@@ -14,9 +14,8 @@ def worker_figures(worker: ProcessorWorker | None, *, stopping: bool) -> StatusF
     """``worker`` None: not started yet. ``stopping``: the service is stopping or its
     processor has ended."""
     if worker is None:
-        return StatusFigures(
-            "starting" if not stopping else "stopping", dict.fromkeys(TOTALS, 0), {}, []
-        )
+        state: ProcessState = "stopping" if stopping else "starting"
+        return StatusFigures(state, dict.fromkeys(TOTALS, 0), {}, [])
     totals = worker.totals
     rejected = dict(totals.rejected)  # one copy: the processor thread updates it
     counts = {
