@@ -369,6 +369,8 @@ class ProcessorWorker:
             return
         self._lag_refreshed = now
         offsets = partition_offsets(self._consumer, self.settings.input_topic, self._owned)
+        if not offsets:  # the consumer could not say (a rebalance under way): keep the last
+            return
         self._offsets = offsets  # replaced whole: the HTTP thread reads it
         for partition, behind in lag_of(offsets).items():
             self.metrics.lag.labels(partition=str(partition)).set(behind)
