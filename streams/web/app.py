@@ -1,11 +1,12 @@
-"""aiohttp application of a worker: GET /customers/{id}, /health, /metrics, /status (and its
-page at /), and Bloomreach's read routes (``GET /api/customers/{id}``,
+"""aiohttp application of a worker: GET /customers/{id}, /health, /ready, /metrics, /status
+(and its page at /), and Bloomreach's read routes (``GET /api/customers/{id}``,
 ``POST /data/v2/projects/{token}/customers/export-one``, translated by
 :mod:`streams.web.bloomreach`).
 
 ``/customers`` and the Bloomreach routes need a token of ``STREAMS_API_TOKENS`` when any is
 configured (``/metrics`` and ``/status`` too with ``STREAMS_METRICS_REQUIRE_TOKEN``); ``/health``
-is always open for probes, and so is the status page, which holds no figures of its own.
+(alive) and ``/ready`` (serving: no partition restoring) are always open for probes, and so is
+the status page, which holds no figures of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from streams.web.routing import OwnerDirectory
 from streams.web.status_page import status_page
 
 logger = logging.getLogger(__name__)
+
+
+# The worker serves its partitions in these; "retrying" is a delivery failure being retried.
+READY_STATES = ("running", "retrying")
 
 
 class WorkerState(Protocol):
@@ -85,6 +90,7 @@ class ProfileApi:
         app.router.add_get(API_CUSTOMER_ROUTE, self.get_bloomreach_customer)
         app.router.add_post(EXPORT_ONE, self.export_one)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/ready", self.ready)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/status", self.status)
         app.router.add_get("/", status_page)
@@ -162,6 +168,13 @@ class ProfileApi:
             "partitions": sorted(self._worker.owned_partitions | self._worker.restoring_partitions),
         }
         return _json(body, status=200 if alive else 503)
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """200 once the worker has its partitions and none is restoring (a readiness probe:
+        a rolling update waits for it), 503 with the state otherwise."""
+        state = self._status().get("state")
+        ready = state in READY_STATES
+        return _json({"ready": ready, "state": state}, status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         if self._settings.metrics_require_token:

@@ -70,7 +70,9 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
     stores.open(HOME).write({STORED.encode(): encode_profile(PROFILE)}, None)
     threads: list[AppThread] = []
 
-    def start(worker: FakeWorker, **overrides: Any) -> str:
+    def start(
+        worker: FakeWorker, status: Callable[[], dict[str, Any]] = lambda: STATUS, **overrides: Any
+    ) -> str:
         # Nothing listens on port 1: the closed directory knows no owner without asking.
         settings = Settings(
             kafka_bootstrap_servers="127.0.0.1:1", partitions=PARTITIONS, **overrides
@@ -84,7 +86,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
             lambda: RENDERED,
             directory,
             self_url="",
-            status=lambda: STATUS,
+            status=status,
         )
         threads.append(AppThread(api.application(), "query-api").start())
         return threads[-1].url
@@ -135,6 +137,26 @@ def test_health_reports_the_worker_handed_over(serve: Serve) -> None:
     worker.alive = False
     status, _, body = get(f"{url}/health")
     assert (status, orjson.loads(body)["status"]) == (503, "failed")
+
+
+def test_ready_only_while_the_worker_serves_its_partitions(serve: Serve) -> None:
+    document = {**STATUS, "state": "starting"}
+    url = serve(FakeWorker(), status=lambda: document)
+    for state, code in [
+        ("starting", 503),
+        ("restoring", 503),
+        ("running", 200),
+        ("retrying", 200),
+        ("stopping", 503),
+    ]:
+        document["state"] = state
+        status, _, body = get(f"{url}/ready")
+        assert (status, orjson.loads(body)) == (code, {"ready": code == 200, "state": state})
+    # Open for probes even where /status needs a token.
+    guarded = serve(
+        FakeWorker(), status=lambda: document, api_tokens="s3cret", metrics_require_token=True
+    )
+    assert get(f"{guarded}/ready")[0] == 503
 
 
 def test_metrics_are_what_the_worker_renders(serve: Serve) -> None:
