@@ -16,6 +16,7 @@ from streams.cli.startup import (
     fail,
     kafka_settings,
 )
+from streams.cli.status import status_command
 from streams.cli.tail import tail
 from streams.errors import StreamsError
 
@@ -35,6 +36,7 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(dlq_app, name="dlq")
 topics_app.command("tail")(tail)
+app.command("status")(status_command)
 
 
 Processes = Annotated[
@@ -71,9 +73,17 @@ def main_options(
         str | None,
         typer.Option(help="DEBUG, INFO, WARNING or ERROR (instead of $STREAMS_LOG_LEVEL)."),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="text (key=value) or json: one object a line (instead of $STREAMS_LOG_FORMAT)."
+        ),
+    ] = None,
 ) -> None:
     """Profile Streams: per-property last-writer-wins customer profiles over Kafka."""
-    apply_global_options(bootstrap_servers=bootstrap_servers, log_level=log_level)
+    apply_global_options(
+        bootstrap_servers=bootstrap_servers, log_level=log_level, log_format=log_format
+    )
 
 
 @app.command()

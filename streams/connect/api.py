@@ -1,15 +1,16 @@
-"""A connector's HTTP endpoints: GET /health, /metrics and /status.
+"""A connector's HTTP endpoints: GET /health, /metrics, /status and the status page at /.
 
 ``/health`` answers 200 while the connector runs (assigned, its sink taking batches) and 503
 with the reason otherwise: starting, retrying after a sink failure, stopping, failed.
 ``/status`` is the JSON every worker and connector serves (totals, dead letters by reason,
-per-partition position, end and lag). ``/metrics`` needs a token only with
-``STREAMS_METRICS_REQUIRE_TOKEN``; nothing here serves personal data.
+per-partition position, end and lag; :mod:`streams.web.status`). ``/metrics`` and ``/status``
+need a token only with ``STREAMS_METRICS_REQUIRE_TOKEN``, as a worker's; nothing here serves
+personal data.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
@@ -17,7 +18,9 @@ from aiohttp import web
 from streams.connect.status import ConnectorStatus
 from streams.settings import Settings
 from streams.web.answer import json_answer
+from streams.web.auth import authorize
 from streams.web.metrics import guarded_metrics
+from streams.web.status_page import status_page
 
 
 class ConnectorView(Protocol):
@@ -28,6 +31,9 @@ class ConnectorView(Protocol):
 
     def status(self) -> ConnectorStatus | None:
         """None before the worker exists."""
+
+    def status_document(self) -> Mapping[str, object]:
+        """The JSON of ``GET /status``."""
 
     def render_metrics(self) -> bytes: ...
 
@@ -42,6 +48,7 @@ class ConnectorApi:
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/status", self.status)
+        app.router.add_get("/", status_page)
         return app
 
     async def health(self, request: web.Request) -> web.Response:
@@ -62,7 +69,6 @@ class ConnectorApi:
         return guarded_metrics(request, self._settings, self._connector.render_metrics)
 
     async def status(self, request: web.Request) -> web.Response:
-        status = self._connector.status()
-        if status is None:
-            return json_answer({"error": "not started", "reason": "starting"}, 503).response()
-        return json_answer(status.document(self._connector.url, time.time())).response()
+        if self._settings.metrics_require_token:
+            authorize(request, self._settings)
+        return json_answer(self._connector.status_document()).response()

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.connect.status import PartitionProgress
+from streams.web.status import PartitionFigures, PartitionState
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class DeliveryProgress:
         self._partitions: list[int] = []
         self._delivered: dict[int, int] = {}  # next offset to deliver, as committed
         self._refreshed_at = float("-inf")
-        self.snapshot: tuple[PartitionProgress, ...] = ()
+        self.snapshot: tuple[PartitionFigures, ...] = ()
 
     def assigned(self, partitions: list[TopicPartition]) -> None:
         """New partitions: their committed offsets, asked once per rebalance."""
@@ -84,5 +84,6 @@ class DeliveryProgress:
             )
             position = next((offset for offset in known if offset is not None), None)
             end = high if high >= 0 else ends.get(tp.partition)
-            progress.append(PartitionProgress(tp.partition, position, end, paused))
+            state: PartitionState = "paused" if paused else "owned"
+            progress.append(PartitionFigures(self._topic, tp.partition, state, position, end))
         self.snapshot = tuple(progress)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from streams.connect.api import ConnectorApi
@@ -19,6 +20,7 @@ from streams.settings import Settings
 from streams.web.auth import check_metrics_tokens
 from streams.web.routing import connector_client_id
 from streams.web.server import BackgroundServer, service_url
+from streams.web.status import StatusFigures, StatusSource
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class ConnectorService:
         self._server = BackgroundServer(f"connector-{config.name}-http")
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._status = StatusSource("connector", config.name, self._status_figures)
 
     @property
     def alive(self) -> bool:
@@ -43,6 +46,9 @@ class ConnectorService:
 
     def status(self) -> ConnectorStatus | None:
         return self.worker.status() if self.worker is not None else None
+
+    def status_document(self) -> Mapping[str, object]:
+        return self._status.document()
 
     def render_metrics(self) -> bytes:
         return self.worker.metrics.render() if self.worker is not None else b""
@@ -58,6 +64,7 @@ class ConnectorService:
             "STREAMS_CONNECTOR_WEB_PORT (--port)",
         )
         self.url = service_url(settings, port)
+        self._status.url = self.url
         self.worker = ConnectorWorker(
             self.config, settings, self.sink, client_id=connector_client_id(self.url)
         )
@@ -78,6 +85,12 @@ class ConnectorService:
             self._thread.join(timeout)
         self._server.stop(timeout)
 
+    def _status_figures(self) -> StatusFigures:
+        status = self.status()
+        if status is None:
+            return StatusFigures("starting", {}, {}, ())
+        return status.figures()
+
     @staticmethod
     def _run(worker: ConnectorWorker) -> None:
         try:
@@ -88,7 +101,7 @@ class ConnectorService:
 
 def run_connector(name: str, config_path: Path, settings: Settings) -> int:
     """Run until SIGINT/SIGTERM (final flush and commit) or a fatal error (exit code 1)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     config = load_config(config_path, name)
     verify_topics(settings)
     ensure_topic(settings, config.dead_letter_topic(settings))

@@ -1,10 +1,12 @@
 """What a connector says about itself: counts, state and per-partition progress, one snapshot
-read by ``/health``, ``/status`` and ``/metrics``."""
+read by ``/health``, ``/status`` (through :mod:`streams.web.status`) and ``/metrics``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from streams.web.status import PartitionFigures, StatusFigures
 
 ConnectorState = Literal["starting", "running", "retrying", "stopping"]
 
@@ -34,53 +36,19 @@ class ConnectorCounts:
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionProgress:
-    """``position``: the next upsert to deliver (consumed but undelivered ones included);
-    ``end``: the partition's high watermark. None while unknown."""
-
-    partition: int
-    position: int | None
-    end: int | None
-    paused: bool = False
-
-    @property
-    def lag(self) -> int | None:
-        if self.position is None or self.end is None:
-            return None
-        return max(self.end - self.position, 0)
-
-
-@dataclass(frozen=True, slots=True)
 class ConnectorStatus:
     name: str
     topic: str
     state: ConnectorState
     started_at: float
     counts: ConnectorCounts
-    partitions: tuple[PartitionProgress, ...]
+    partitions: tuple[PartitionFigures, ...]
     # The type of the error that stopped the connector (its message stays in the log).
     error: str | None = None
 
-    def document(self, url: str, now: float) -> dict[str, object]:
-        """The JSON of ``GET /status`` (docs: the interface shared with workers)."""
-        return {
-            "kind": "connector",
-            "name": self.name,
-            "url": url,
-            "state": self.state,
-            "started_at": self.started_at,
-            "now": now,
-            "totals": self.counts.totals(),
-            "dlq_by_reason": dict(sorted(self.counts.rejected_by_reason.items())),
-            "partitions": [
-                {
-                    "topic": self.topic,
-                    "partition": p.partition,
-                    "position": p.position,
-                    "end": p.end,
-                    "lag": p.lag,
-                    "state": "paused" if p.paused else "owned",
-                }
-                for p in self.partitions
-            ],
-        }
+    def figures(self) -> StatusFigures:
+        """What ``GET /status`` shows (:mod:`streams.web.status` assembles the document)."""
+        counts = self.counts
+        return StatusFigures(
+            self.state, counts.totals(), counts.rejected_by_reason, self.partitions
+        )

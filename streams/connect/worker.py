@@ -37,6 +37,7 @@ from streams.kafka.batch_delivery import BatchDelivery
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, REASON_HEADER, dead_letter_headers
 from streams.kafka.output_records import OutputRecord, fitted_letter
+from streams.progress_log import ProgressLog
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class ConnectorWorker:
         self._backoff = Backoff(config.retry)
         self._stop = threading.Event()
         self._assigned = threading.Event()
+        self._progress_log = ProgressLog(
+            logger, f"connector={config.name}", settings.progress_log_seconds
+        )
         self._consumer = Consumer(
             consumer_config(
                 settings,
@@ -143,6 +147,8 @@ class ConnectorWorker:
             while not self._stop.is_set():
                 self._step()
                 self._refresh_progress()
+                if self._progress_log.due():
+                    self._report_progress()
             self._flush_once()
         except BaseException as exc:
             self.error = exc
@@ -171,6 +177,20 @@ class ConnectorWorker:
             self._settle()
         if self._in_flight is None and self._retry_at is None and self._due():
             self._begin()
+
+    def _report_progress(self) -> None:
+        lag = sum(p.lag or 0 for p in self._progress.snapshot)
+        self._progress_log.report(self._progress_counts(), lag=lag)
+
+    def _progress_counts(self) -> dict[str, int]:
+        totals = self.totals
+        return {
+            "records": totals.consumed,
+            "batches": totals.batches,
+            "delivered": totals.written,
+            "retries": totals.retries,
+            "rejected": totals.rejected,
+        }
 
     def _add(self, messages: Sequence[Message]) -> None:
         raw: list[RawRecord] = []
@@ -406,15 +426,7 @@ class ConnectorWorker:
             logger.warning("connector=%s consumer close: %s", self.config.name, exc)
         self._producer.flush(self.settings.delivery_timeout_ms / 1000)
         self.sink.close()
-        logger.info(
-            "connector=%s summary consumed=%d written=%d rejected=%d batches=%d retries=%d",
-            self.config.name,
-            self.totals.consumed,
-            self.totals.written,
-            self.totals.rejected,
-            self.totals.batches,
-            self.totals.retries,
-        )
+        self._progress_log.summary(self._progress_counts())
 
 
 def _reason(letter: OutputRecord) -> str:

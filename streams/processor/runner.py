@@ -9,6 +9,7 @@ import threading
 from streams.kafka.topics import verify_topics
 from streams.logs import configure_logging
 from streams.processor.metrics import WorkerMetrics
+from streams.processor.status import worker_figures
 from streams.processor.worker import ProcessorWorker
 from streams.settings import Settings
 from streams.state.store import StateStores
@@ -16,6 +17,7 @@ from streams.web.app import ProfileApi
 from streams.web.auth import check_exposure
 from streams.web.routing import OwnerDirectory, worker_client_id
 from streams.web.server import BackgroundServer, service_url
+from streams.web.status import StatusFigures, StatusSource
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class WorkerService:
         self._directory: OwnerDirectory | None = None
         self._processor_thread: threading.Thread | None = None
         self._stopped = False
+        self._status = StatusSource("worker", settings.group_id, self._status_figures)
 
     @property
     def owned_partitions(self) -> frozenset[int]:
@@ -52,13 +55,22 @@ class WorkerService:
         stores = StateStores.from_settings(self.settings)
         metrics = WorkerMetrics()
         self._directory = OwnerDirectory(self.settings)
-        api = ProfileApi(self.settings, self, stores, metrics.render, self._directory, self_url="")
+        api = ProfileApi(
+            self.settings,
+            self,
+            stores,
+            metrics.render,
+            self._directory,
+            self_url="",
+            status=self._status.document,
+        )
         settings = self.settings
         port = self._server.start(
             api.application, settings.web_host, settings.web_port, "STREAMS_WEB_PORT (--web-port)"
         )
         self.url = service_url(self.settings, port)
         api.set_self_url(self.url)
+        self._status.url = self.url
         self.worker = ProcessorWorker(
             self.settings, client_id=worker_client_id(self.url), stores=stores, metrics=metrics
         )
@@ -86,6 +98,10 @@ class WorkerService:
         if self._directory is not None:
             self._directory.close()
 
+    def _status_figures(self) -> StatusFigures:
+        ended = self._processor_thread is not None and not self.alive
+        return worker_figures(self.worker, stopping=self._stopped or ended)
+
     def _run_processor(self) -> None:
         assert self.worker is not None
         try:
@@ -96,7 +112,7 @@ class WorkerService:
 
 def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM or a processor failure; the exit code says which."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     service = WorkerService(settings)
     service.start()
     stopped = threading.Event()

@@ -1,7 +1,7 @@
 """Who owns a partition: read from the consumer group itself, no coordinator of our own.
 
 Every worker puts its advertised URL into its Kafka ``client.id``; the group description
-then maps partitions to member URLs. A connector does the same with its own prefix.
+then maps partitions to member URLs.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from confluent_kafka.admin import AdminClient
 
 from streams.kafka.clients import admin_client
 from streams.settings import Settings
+from streams.web.status import Kind
 
 logger = logging.getLogger(__name__)
 
 CLIENT_ID_PREFIX = "profile-streams-worker@"
+# Connectors name their HTTP server the same way, so `streams status` finds every endpoint.
 CONNECTOR_CLIENT_ID_PREFIX = "profile-streams-connector@"
 
 
@@ -30,10 +32,18 @@ def connector_client_id(url: str) -> str:
     return f"{CONNECTOR_CLIENT_ID_PREFIX}{url}"
 
 
-def url_from_client_id(client_id: str, prefix: str = CLIENT_ID_PREFIX) -> str | None:
-    """The URL in a member's ``client.id`` of ``prefix`` (a worker's by default), or None."""
-    if client_id.startswith(prefix):
-        return client_id[len(prefix) :]
+def url_from_client_id(client_id: str) -> str | None:
+    if client_id.startswith(CLIENT_ID_PREFIX):
+        return client_id[len(CLIENT_ID_PREFIX) :]
+    return None
+
+
+def endpoint_from_client_id(client_id: str) -> tuple[Kind, str] | None:
+    """``("worker" | "connector", url)`` of a member of ours, None for any other client."""
+    if client_id.startswith(CLIENT_ID_PREFIX):
+        return "worker", client_id[len(CLIENT_ID_PREFIX) :]
+    if client_id.startswith(CONNECTOR_CLIENT_ID_PREFIX):
+        return "connector", client_id[len(CONNECTOR_CLIENT_ID_PREFIX) :]
     return None
 
 

@@ -19,7 +19,7 @@ from streams.connect.sinks.file import FileSink
 from streams.errors import ConfigError, StreamsError
 from streams.httpclient.backoff import RetryConfig
 from streams.testing import MemorySink, wait_until
-from streams.web.routing import CONNECTOR_CLIENT_ID_PREFIX, url_from_client_id
+from streams.web.routing import CONNECTOR_CLIENT_ID_PREFIX, endpoint_from_client_id
 from tests.test_connect.test_worker import produce_upserts, upserts
 from tests.test_processor.cluster import free_port, settings_env
 
@@ -202,20 +202,21 @@ def test_the_consumer_names_the_connector_url_in_its_group(streams_settings, sta
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     group = ConnectorConfig(name=service.config.name, type="file").group_id()
     description = admin.describe_consumer_groups([group])[group].result(timeout=30)
-    urls = [
-        url_from_client_id(member.client_id, CONNECTOR_CLIENT_ID_PREFIX)
-        for member in description.members
-    ]
-    assert urls == [service.url]
+    endpoints = [endpoint_from_client_id(member.client_id) for member in description.members]
+    assert endpoints == [("connector", service.url)]
+    assert description.members[0].client_id.startswith(CONNECTOR_CLIENT_ID_PREFIX)
 
 
-def test_metrics_need_a_token_when_configured(streams_settings, start_connector):
+def test_metrics_and_status_need_a_token_when_configured(streams_settings, start_connector):
     settings = streams_settings(api_tokens="s3cret", metrics_require_token=True)
     service = start_connector(settings, MemorySink(settings))
     assert get(f"{service.url}/metrics").status_code == 401
+    assert get(f"{service.url}/status").status_code == 401
     answer = get(f"{service.url}/metrics", Authorization="Bearer s3cret")
     assert answer.status_code == 200
     assert "streams_connector_records_total" in answer.text
+    status = get(f"{service.url}/status", Authorization="Bearer s3cret")
+    assert status.json()["kind"] == "connector"
     assert health(service) == 200, "health stays open"
 
 

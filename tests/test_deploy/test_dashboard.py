@@ -15,9 +15,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.connect.metrics import ConnectorMetrics
-from streams.connect.status import ConnectorCounts, ConnectorStatus, PartitionProgress
+from streams.connect.status import ConnectorCounts, ConnectorStatus
 from streams.ingest.http.app import IngestMetrics
 from streams.processor.metrics import WorkerMetrics
+from streams.web.status import PartitionFigures
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "profile-streams.json"
@@ -40,7 +41,8 @@ def connector_registry() -> CollectorRegistry:
     """A connector's registry; its counts and lag are read from the worker's status when
     collected, so this one reports a partition and a dead letter's reason."""
     counts = ConnectorCounts(rejected_by_reason={"bad_upsert": 1})
-    status = ConnectorStatus("c", "t", "running", 0.0, counts, (PartitionProgress(0, 1, 2),))
+    partition = PartitionFigures("t", 0, "owned", 1, 2)
+    status = ConnectorStatus("c", "t", "running", 0.0, counts, (partition,))
     registry: CollectorRegistry = ConnectorMetrics("c", lambda: status).registry
     return registry
 

@@ -226,10 +226,10 @@ def test_each_worker_keeps_its_state_on_its_own_volume() -> None:
     assert pod_spec(worker())["securityContext"]["fsGroup"] == 10001  # the image's user
 
 
-def test_workers_start_in_parallel_and_are_ready_on_health() -> None:
+def test_workers_start_in_parallel_and_are_ready_once_restored() -> None:
     assert worker()["spec"]["podManagementPolicy"] == "Parallel"
     readiness = worker_container()["readinessProbe"]
-    assert readiness["httpGet"]["path"] == "/health"
+    assert readiness["httpGet"]["path"] == "/ready"  # 503 while a partition restores
     liveness = worker_container()["livenessProbe"]
     assert liveness != readiness, "a restoring worker is alive: liveness must not wait for it"
     assert "httpGet" not in liveness or liveness["httpGet"]["path"] != "/health"
@@ -372,4 +372,5 @@ def test_probes_ask_the_port_each_process_listens_on() -> None:
         for probe in ("readinessProbe", "livenessProbe"):
             action = container[probe].get("httpGet") or container[probe]["tcpSocket"]
             assert action["port"] == port["name"], f"{container['name']} {probe}"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+        ready = "/ready" if container["args"][0] == "worker" else "/health"
+        assert container["readinessProbe"]["httpGet"]["path"] == ready
