@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from streams.cli.startup import (
 )
 from streams.cli.tail import tail
 from streams.errors import StreamsError
+from streams.settings import Settings
 
 app = typer.Typer(
     name="streams",
@@ -110,11 +112,29 @@ def topics_check() -> None:
     typer.echo("topics ok")
 
 
+class Engine(StrEnum):
+    DEFAULT = "default"
+    FAUST = "faust"
+
+
+def _run_engine(engine: Engine, settings: Settings) -> int:
+    if engine is Engine.FAUST:
+        from streams.faust.worker import run_faust_worker
+
+        return run_faust_worker(settings)
+    from streams.processor.runner import run_worker
+
+    return run_worker(settings)
+
+
 @app.command()
 def worker(
     data_dir: Annotated[Path | None, typer.Option(help="Local state directory.")] = None,
     web_port: Annotated[int | None, typer.Option(help="Port of the query/metrics API.")] = None,
     web_host: Annotated[str | None, typer.Option(help="Interface of the query API.")] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="default: batched confluent-kafka loop; faust: a Faust app.")
+    ] = Engine.DEFAULT,
 ) -> None:
     """Run one processor worker; replicas share the input partitions."""
     overrides: dict[str, Any] = {}
@@ -132,10 +152,8 @@ def worker(
     except StreamsError as exc:
         raise fail(exc) from exc
     check_kafka(settings)
-    from streams.processor.runner import run_worker
-
     try:
-        code = run_worker(settings)
+        code = _run_engine(engine, settings)
     except StreamsError as exc:
         raise fail(exc) from exc
     raise typer.Exit(code=code)
