@@ -1,0 +1,192 @@
+"""``streams worker --engine faust`` on the real broker: for the same input it writes what the
+default engine writes (upserts, stale records, dead letters, changelog states, decoded and
+compared), answers the same query, and loses no accepted change across a kill -9."""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.codecs.upserts import UpsertCodec
+from streams.merge import MergePolicy
+from streams.settings import Settings
+from streams.testing import produce_events, read_topic, wait_until
+from tests.test_processor.cluster import (
+    WorkerProcess,
+    canon,
+    caught_up,
+    changelog_profiles,
+    expected_profiles,
+    replayed_profiles,
+    spawn_worker,
+    workload,
+)
+
+pytestmark = pytest.mark.slow
+
+PRIORITY = ["crm", "web"]
+T0 = 1_700_000_000
+# Headers that name the topic set or the moment, not the decision.
+RUN_HEADERS = frozenset({"dlq.topic", "dlq.timestamp"})
+
+
+def fetch(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def answers(url: str) -> bool:
+    """The worker serves queries: it owns partitions (an unknown customer is a 404)."""
+    try:
+        return fetch(f"{url}/customers/probe")[0] == 404
+    except (OSError, ValueError):  # not listening yet, or not the query API's answer yet
+        return False
+
+
+def mixed_input(seed: int) -> list[Any]:
+    """Out of order, duplicated, stale and malformed."""
+    rnd = random.Random(seed)
+    events: list[Any] = list(workload(1500, 120, seed=seed))
+    events += rnd.sample(events, 300)  # duplicates
+    rnd.shuffle(events)
+    future = time.time() + 86_400
+    events += [
+        {
+            "customer_id": "solo",
+            "source": "crm",
+            "update_timestamp": T0 + 50,
+            "properties": {"city": "Brno"},
+        },
+        {  # stale against the one above
+            "customer_id": "solo",
+            "source": "web",
+            "update_timestamp": T0 + 10,
+            "properties": {"city": "Praha", "vip": True},
+        },
+        orjson.dumps({"customer_id": "c-2", "source": "web", "properties": {"a": [1]}}),
+        orjson.dumps(
+            {"customer_id": "c-3", "source": "web", "update_timestamp": future, "properties": {}}
+        ),
+        # Keyless, so last: the producer picks their partitions (and the offsets after them).
+        b'{"customer_id": "c-1", "source": "web", "properties": {',
+        b"not json at all",
+    ]
+    return events
+
+
+def topic_contents(settings: Settings) -> dict[str, Any]:
+    """Every output topic decoded, with what differs between two runs of one input taken
+    out: the processing time, the topic names, the input's timestamps."""
+    codec = UpsertCodec(settings.output_format)
+    upserts: dict[int, list[Any]] = defaultdict(list)
+    for record in read_topic(settings, settings.upserts_topic):
+        assert record.value is not None
+        upsert = codec.decode(record.value)
+        upserts[record.partition].append(upsert._replace(processed_at=0))
+    stale: dict[int, list[Any]] = defaultdict(list)
+    for record in read_topic(settings, settings.stale_topic):
+        decoded = orjson.loads(record.value or b"")
+        decoded.pop("processed_at")
+        stale[record.partition].append((record.key, decoded))
+    letters = []
+    for record in read_topic(settings, settings.dlq_topic):
+        assert record.headers["dlq.topic"] == settings.input_topic.encode()
+        headers = {k: v for k, v in record.headers.items() if k not in RUN_HEADERS}
+        if record.key is None:  # a keyless record's partition is the producer's choice
+            headers = {k: v for k, v in headers.items() if k not in ("dlq.partition", "dlq.offset")}
+        letters.append((record.key, record.value, sorted(headers.items())))
+    return {
+        "upserts": dict(upserts),
+        "stale": dict(stale),
+        "dlq": sorted(letters, key=repr),
+        "states": canon(changelog_profiles(settings, MergePolicy(settings.priorities()))),
+    }
+
+
+def test_the_faust_engine_writes_what_the_default_engine_writes_and_answers_alike(
+    streams_settings, start_worker, tmp_path
+):
+    events = mixed_input(seed=11)
+    default = streams_settings(source_priority=PRIORITY, batch_max_events=200)
+    faust = streams_settings(source_priority=PRIORITY, batch_max_events=200)
+    service = start_worker(default)
+    worker = spawn_worker(faust, tmp_path / "faust", tmp_path / "faust.log", engine="faust")
+    try:
+        wait_until(lambda: answers(worker.url), timeout=90)
+        produce_events(default, events)
+        produce_events(faust, events)
+        wait_until(lambda: caught_up(default) and caught_up(faust), timeout=180)
+
+        expected = topic_contents(default)
+        assert expected["upserts"] and expected["stale"] and len(expected["dlq"]) == 4
+        assert topic_contents(faust) == expected
+
+        for customer in ("solo", "c-7", "c-42", "nobody"):
+            for query in ("", "?include_timestamps=1"):
+                path = f"/customers/{customer}{query}"
+                assert fetch(worker.url + path) == fetch(service.url + path), path
+        assert fetch(f"{worker.url}/customers/solo")[1] == {
+            "properties": {"city": "Brno", "vip": True}
+        }
+    finally:
+        assert worker.stop() == 0, worker.log.read_text()[-3000:]
+
+
+def test_kill_9_mid_stream_then_restart_loses_no_accepted_change(streams_settings, tmp_path):
+    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500)
+    events = workload(30_000, 1000, seed=12)
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(settings, tmp_path / "w", log, engine="faust")
+    try:
+        wait_until(lambda: answers(worker.url), timeout=90)
+        produce_events(settings, events)
+        wait_until(lambda: _upserts(settings) > 3000, timeout=120)
+        worker.kill9()
+        assert not caught_up(settings), "the kill must land mid-stream"
+        worker = spawn_worker(settings, tmp_path / "w", log, engine="faust")
+        wait_until(lambda: caught_up(settings), timeout=240)
+        policy = MergePolicy(settings.priorities())
+        expected = canon(expected_profiles(events, policy))
+        assert canon(changelog_profiles(settings, policy)) == expected
+        assert canon(replayed_profiles(settings, policy)) == expected
+        wait_until(lambda: fetch(f"{worker.url}/customers/c-7")[0] == 200, timeout=60)
+        state = expected_profiles(events, policy)["c-7"]
+        assert fetch(f"{worker.url}/customers/c-7")[1] == {
+            "properties": {
+                n: s.value for n, s in sorted(state.properties.items()) if s.value is not None
+            }
+        }
+    finally:
+        assert worker.stop() in (0, -9), log.read_text()[-3000:]
+
+
+def _upserts(settings: Settings) -> int:
+    return len(read_topic(settings, settings.upserts_topic))
+
+
+def test_a_changelog_partitioned_unlike_the_input_stops_the_worker_before_it_starts(
+    streams_settings, tmp_path
+):
+    from streams.kafka.topics import ensure_topic
+
+    settings = streams_settings()
+    other = settings.model_copy(
+        update={"changelog_topic": f"{settings.changelog_topic}-x", "partitions": 2}
+    )
+    ensure_topic(other, other.changelog_topic)
+    wrong = settings.model_copy(update={"changelog_topic": other.changelog_topic})
+    worker: WorkerProcess = spawn_worker(wrong, tmp_path / "w", tmp_path / "w.log", engine="faust")
+    code = worker.process.wait(120)
+    output = worker.log.read_text()
+    assert code != 0
+    assert f"topic {other.changelog_topic} has 2 partitions" in output
