@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from streams.faust.batches import FaustBatches
@@ -52,6 +53,7 @@ def install(app: faust.App, settings: Settings, *, create_topics: bool = True) -
     app starts. The app's consumer group is its id; its offsets are committed only for
     events whose outputs Kafka acknowledged."""
     prepare_topics(settings, create=create_topics)
+    Path(app.conf.datadir).parent.mkdir(parents=True, exist_ok=True)  # Faust makes one level
     source = app.topic(
         settings.input_topic,
         key_type=bytes,

@@ -81,7 +81,6 @@ def _default_url(host: str, port: int) -> str:
 def faust_app(settings: Settings) -> faust.App:
     """The app ``streams worker --engine faust`` runs: id (and consumer group)
     ``STREAMS_GROUP_ID``, the processor installed."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only its own dir
     app = faust.App(settings.group_id, **app_config(settings))
     install(app, settings)
     return app

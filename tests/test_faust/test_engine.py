@@ -128,7 +128,9 @@ def test_the_faust_engine_writes_what_the_default_engine_writes_and_answers_alik
         wait_until(lambda: caught_up(default) and caught_up(faust), timeout=180)
 
         expected = topic_contents(default)
-        assert expected["upserts"] and expected["stale"] and len(expected["dlq"]) == 4
+        assert expected["upserts"]
+        assert expected["stale"]
+        assert len(expected["dlq"]) == 4
         assert topic_contents(faust) == expected
 
         for customer in ("solo", "c-7", "c-42", "nobody"):
