@@ -240,3 +240,44 @@ def test_a_refused_output_stops_the_worker_without_committing_its_batch(
         assert canon(changelog_profiles(settings, policy)) == expected
     finally:
         assert worker.stop() == 0, log.read_text()[-3000:]
+
+
+def test_two_faust_replicas_route_queries_to_the_owner_and_survive_a_kill(
+    streams_settings, tmp_path
+):
+    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500)
+    events = workload(20_000, 500, seed=13)
+    policy = MergePolicy(settings.priorities())
+    a = spawn_worker(settings, tmp_path / "a", tmp_path / "a.log", engine="faust")
+    b = spawn_worker(settings, tmp_path / "b", tmp_path / "b.log", engine="faust")
+    try:
+        wait_until(lambda: answers(a.url) and answers(b.url), timeout=120)
+        produce_events(settings, events[:5000])
+        wait_until(lambda: caught_up(settings), timeout=120)
+        # Every customer answers on either worker: the owner from its table, the other
+        # through table_route.
+        expected = expected_profiles(events[:5000], policy)
+        for index in range(30):
+            customer = f"c-{index}"
+            values = {
+                n: s.value
+                for n, s in sorted(expected[customer].properties.items())
+                if s.value is not None
+            }
+            for worker in (a, b):
+                assert fetch(f"{worker.url}/customers/{customer}") == (
+                    200,
+                    {"properties": values},
+                ), (worker.url, customer)
+
+        before = _upserts(settings)
+        produce_events(settings, events[5000:])
+        wait_until(lambda: _upserts(settings) > before + 300, timeout=120)
+        b.kill9()
+        wait_until(lambda: caught_up(settings), timeout=240)
+        state = canon(expected_profiles(events, policy))
+        assert canon(changelog_profiles(settings, policy)) == state
+        assert canon(replayed_profiles(settings, policy)) == state
+    finally:
+        a.stop()
+        b.stop()
