@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -117,14 +118,15 @@ class Engine(StrEnum):
     FAUST = "faust"
 
 
-def _run_engine(engine: Engine, settings: Settings) -> int:
+def _engine_runner(engine: Engine) -> Callable[[Settings], int]:
+    """The engine's ``run(settings)``; a missing driver (faust) raises here, before Kafka."""
     if engine is Engine.FAUST:
         from streams.faust.worker import run_faust_worker
 
-        return run_faust_worker(settings)
+        return run_faust_worker
     from streams.processor.runner import run_worker
 
-    return run_worker(settings)
+    return run_worker
 
 
 @app.command()
@@ -149,11 +151,12 @@ def worker(
 
     try:
         check_exposure(settings)  # a settings mistake is said before Kafka is asked
+        run = _engine_runner(engine)
     except StreamsError as exc:
         raise fail(exc) from exc
     check_kafka(settings)
     try:
-        code = _run_engine(engine, settings)
+        code = run(settings)
     except StreamsError as exc:
         raise fail(exc) from exc
     raise typer.Exit(code=code)
