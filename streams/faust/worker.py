@@ -26,6 +26,11 @@ def app_config(settings: Settings, *, web_port: int | None = None) -> dict[str, 
     """faust.App keyword arguments from the settings: broker, group timeouts, producer limits,
     web server, RocksDB under ``STREAMS_DATA_DIR``. A user's own app may take them too."""
     port = settings.web_port if web_port is None else web_port
+    if port == 0:
+        raise ConfigError(
+            "the Faust engine needs a fixed STREAMS_WEB_PORT (or --web-port): its URL names "
+            "the worker to the others, which forward queries to it"
+        )
     session = settings.session_timeout_ms / 1000
     config: dict[str, Any] = {
         "broker": ";".join(
