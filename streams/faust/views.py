@@ -54,8 +54,9 @@ def add_views(app: Any, table: Any, settings: Settings) -> None:
 
 
 def _recovering(app: Any) -> bool:
-    """Tables still being restored (after a rebalance) answer nothing yet."""
-    return bool(getattr(app, "in_recovery", False))
+    """From a rebalance's start until the active tables are restored, the local store may
+    miss customers: answer nothing from it yet (a 404 would be wrong)."""
+    return bool(app.rebalancing) or not app.tables.actives_ready
 
 
 def _response(view: Any, answer: ProfileAnswer) -> Any:
