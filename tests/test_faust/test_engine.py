@@ -84,6 +84,27 @@ def mixed_input(seed: int) -> list[Any]:
     return events
 
 
+def produce_misplaced(settings: Settings) -> None:
+    """A customer's event on another partition than its own, as a producer with another
+    partitioner would put it: the processor moves it home."""
+    from confluent_kafka import Producer
+
+    from streams.kafka.partitioner import partition_for
+
+    home = partition_for(b"moved", settings.partitions)
+    event = {"customer_id": "moved", "source": "web", "update_timestamp": T0, "properties": {}}
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    producer.produce(
+        settings.input_topic,
+        orjson.dumps(event),
+        b"moved",
+        partition=(home + 1) % settings.partitions,
+        timestamp=T0 * 1000 + 123,
+        headers=[("trace", b"t-1")],
+    )
+    assert producer.flush(30) == 0
+
+
 def topic_contents(settings: Settings) -> dict[str, Any]:
     """Every output topic decoded, with what differs between two runs of one input taken
     out: the processing time, the topic names, the input's timestamps."""
@@ -105,7 +126,13 @@ def topic_contents(settings: Settings) -> dict[str, Any]:
         if record.key is None:  # a keyless record's partition is the producer's choice
             headers = {k: v for k, v in headers.items() if k not in ("dlq.partition", "dlq.offset")}
         letters.append((record.key, record.value, sorted(headers.items())))
+    rerouted = [
+        (r.partition, r.key, r.value, sorted(r.headers.items()))
+        for r in read_topic(settings, settings.input_topic)
+        if "rerouted.from" in r.headers
+    ]
     return {
+        "rerouted": rerouted,
         "upserts": dict(upserts),
         "stale": dict(stale),
         "dlq": sorted(letters, key=repr),
@@ -125,14 +152,16 @@ def test_the_faust_engine_writes_what_the_default_engine_writes_and_answers_alik
     worker = spawn_worker(faust, tmp_path / "faust", tmp_path / "faust.log", engine="faust")
     try:
         wait_until(lambda: answers(worker.url), timeout=90)
-        produce_events(default, events)
-        produce_events(faust, events)
+        for settings in (default, faust):
+            produce_events(settings, events)
+            produce_misplaced(settings)
         wait_until(lambda: caught_up(default) and caught_up(faust), timeout=180)
 
         expected = topic_contents(default)
         assert expected["upserts"]
         assert expected["stale"]
         assert len(expected["dlq"]) == 4
+        assert len(expected["rerouted"]) == 1
         assert topic_contents(faust) == expected
 
         for customer in ("solo", "c-7", "c-42", "nobody"):
