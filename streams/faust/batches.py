@@ -23,6 +23,7 @@ from streams.faust.store import TableStates
 from streams.kafka.output_records import OutputRecord
 from streams.optional import requires
 from streams.processor.kernel import batch_processor
+from streams.processor.metrics import WorkerMetrics
 from streams.processor.records import BatchCounts, BatchResult, InputRecord
 from streams.settings import Settings
 
@@ -43,6 +44,7 @@ class FaustBatches:
     def __init__(self, settings: Settings, app: Any, table: Any) -> None:
         self.settings = settings
         self.totals = BatchCounts()
+        self.metrics = WorkerMetrics()  # the default engine's, on this engine's /metrics
         self._app = app
         self._table = table
         self._states = TableStates(table)
@@ -51,6 +53,7 @@ class FaustBatches:
     async def handle(self, events: Sequence[Any]) -> None:
         """Process ``events`` (Faust events of the input topic) to the end; their messages
         are acked by ``take_events`` afterwards, unless this raises."""
+        started = time.perf_counter()
         messages = [event.message for event in events]
         for message in messages:
             message.incref()  # held until the outputs and states are delivered
@@ -61,6 +64,8 @@ class FaustBatches:
         await self._deliver(result.outputs)
         await self._write_states(result)
         self.totals.add(result.counts)
+        self.metrics.record(result.counts)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
         for message in messages:
             message.decref()
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import ClientError
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.faust.store import TableStates
 from streams.kafka.partitioner import partition_for
 from streams.optional import requires
+from streams.processor.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.web.answer import ProfileAnswer, stored_profile_answer, unavailable
 from streams.web.auth import authorize
@@ -23,10 +26,12 @@ with requires("faust", "the Faust engine"):
 logger = logging.getLogger(__name__)
 
 CUSTOMER_ROUTE = "/customers/{customer_id}"
+HEALTH_ROUTE = "/health"
+METRICS_ROUTE = "/metrics"
 
 
-def add_views(app: Any, table: Any, settings: Settings) -> None:
-    """Add the query route to ``app``'s web server."""
+def add_views(app: Any, table: Any, settings: Settings, metrics: WorkerMetrics) -> None:
+    """Add the query route, ``/health`` and ``/metrics`` to ``app``'s web server."""
     states = TableStates(table)
 
     async def answer_here(view: Any, request: Any, customer_id: str) -> Any:
@@ -51,6 +56,27 @@ def add_views(app: Any, table: Any, settings: Settings) -> None:
             return _response(view, unavailable("owner_unavailable", "the owner did not answer"))
 
     app.page(CUSTOMER_ROUTE, name="streams-customer")(customer)
+
+    async def health(view: Any, request: Any) -> Any:
+        """As the default engine's: always open, the input partitions assigned here."""
+        partitions = sorted(_input_partitions(app, settings))
+        body = {"status": "ok", "worker": str(app.conf.canonical_url), "partitions": partitions}
+        return view.bytes(orjson.dumps(body), content_type="application/json")
+
+    async def render_metrics(view: Any, request: Any) -> Any:
+        if settings.metrics_require_token:
+            authorize(request, settings)
+        metrics.assigned.set(len(_input_partitions(app, settings)))
+        return view.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.page(HEALTH_ROUTE, name="streams-health")(health)
+    app.page(METRICS_ROUTE, name="streams-metrics")(render_metrics)
+
+
+def _input_partitions(app: Any, settings: Settings) -> set[int]:
+    """The input partitions assigned to this worker (restoring ones included)."""
+    actives = app.assignor.assigned_actives()
+    return {tp.partition for tp in actives if tp.topic == settings.input_topic}
 
 
 def _recovering(app: Any) -> bool:

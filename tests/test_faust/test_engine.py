@@ -53,6 +53,24 @@ def answers(url: str) -> bool:
         return False
 
 
+COUNTERS = (
+    "streams_events_in_total",
+    "streams_events_applied_total",
+    "streams_events_stale_total",
+    "streams_stale_writes_total",
+    "streams_upserts_out_total",
+    "streams_events_rerouted_total",
+)
+
+
+def metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in {url}/metrics")
+
+
 def mixed_input(seed: int) -> list[Any]:
     """Out of order, duplicated, stale and malformed."""
     rnd = random.Random(seed)
@@ -168,6 +186,13 @@ def test_the_faust_engine_writes_what_the_default_engine_writes_and_answers_alik
             for query in ("", "?include_timestamps=1"):
                 path = f"/customers/{customer}{query}"
                 assert fetch(worker.url + path) == fetch(service.url + path), path
+        assert fetch(f"{worker.url}/health") == (
+            200,
+            {"status": "ok", "worker": worker.url, "partitions": list(range(faust.partitions))},
+        )
+        for counter in COUNTERS:
+            assert metric(worker.url, counter) == metric(service.url, counter), counter
+        assert metric(worker.url, "streams_events_in_total") == len(events) + 2  # + moved
         assert fetch(f"{worker.url}/customers/solo")[1] == {
             "properties": {"city": "Brno", "vip": True}
         }
