@@ -80,3 +80,22 @@ def test_the_example_app_mounts_the_processor_beside_its_own_agent(streams_setti
         app.terminate()
         code = app.wait(60)
         assert code == 0, log.read_text()[-3000:]
+
+
+def test_install_refuses_missing_topics_it_may_not_create_naming_them(kafka_bootstrap, tmp_path):
+    import faust
+
+    from streams.errors import StreamsError
+    from streams.faust import app_config, install
+    from streams.settings import Settings
+
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        input_topic="never-created-input",
+        data_dir=tmp_path,
+        web_port=free_port(),
+    )
+    app = faust.App("install-test", **app_config(settings))
+    with pytest.raises(StreamsError, match="never-created-input"):
+        install(app, settings, create_topics=False)
+    assert not app.agents, "nothing is added to an app whose topics are wrong"
