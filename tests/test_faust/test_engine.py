@@ -32,23 +32,27 @@ from tests.test_processor.cluster import (
 pytestmark = pytest.mark.slow
 
 PRIORITY = ["crm", "web"]
+TOKEN = "replica-token"
 T0 = 1_700_000_000
 # Headers that name the topic set or the moment, not the decision.
 RUN_HEADERS = frozenset({"dlq.topic", "dlq.timestamp"})
 
 
-def fetch(url: str) -> tuple[int, Any]:
+def fetch(url: str, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=10
+        ) as response:
             return response.status, orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, orjson.loads(exc.read())
 
 
-def answers(url: str) -> bool:
+def answers(url: str, token: str | None = None) -> bool:
     """The worker serves queries: it owns partitions (an unknown customer is a 404)."""
     try:
-        return fetch(f"{url}/customers/probe")[0] == 404
+        return fetch(f"{url}/customers/probe", token)[0] == 404
     except (OSError, ValueError):  # not listening yet, or not the query API's answer yet
         return False
 
@@ -301,17 +305,19 @@ def test_a_refused_output_stops_the_worker_without_committing_its_batch(
 def test_two_faust_replicas_route_queries_to_the_owner_and_survive_a_kill(
     streams_settings, tmp_path
 ):
-    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500)
+    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500, api_tokens=TOKEN)
     events = workload(20_000, 500, seed=13)
     policy = MergePolicy(settings.priorities())
     a = spawn_worker(settings, tmp_path / "a", tmp_path / "a.log", engine="faust")
     b = spawn_worker(settings, tmp_path / "b", tmp_path / "b.log", engine="faust")
     try:
-        wait_until(lambda: answers(a.url) and answers(b.url), timeout=120)
+        wait_until(lambda: answers(a.url, TOKEN) and answers(b.url, TOKEN), timeout=120)
         produce_events(settings, events[:5000])
         wait_until(lambda: caught_up(settings), timeout=120)
         # Every customer answers on either worker: the owner from its table, the other
-        # through table_route.
+        # through table_route (with the caller's token, checked by both).
+        status, body = fetch(f"{a.url}/customers/c-1")
+        assert (status, body["reason"]) == (401, "unauthorized")
         expected = expected_profiles(events[:5000], policy)
         for index in range(30):
             customer = f"c-{index}"
@@ -321,7 +327,7 @@ def test_two_faust_replicas_route_queries_to_the_owner_and_survive_a_kill(
                 if s.value is not None
             }
             for worker in (a, b):
-                assert fetch(f"{worker.url}/customers/{customer}") == (
+                assert fetch(f"{worker.url}/customers/{customer}", TOKEN) == (
                     200,
                     {"properties": values},
                 ), (worker.url, customer)
