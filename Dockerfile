@@ -3,7 +3,8 @@
 #   docker build -t profile-streams .
 #   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 -e STREAMS_API_TOKENS profile-streams  # a worker
 #   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=broker:9092 profile-streams topics create
-# docker-compose.yml builds this image for its `topics` and `worker` services.
+# docker-compose.yml builds this image for its `topics`, `worker`, `serve` and
+# `postgres-connector` services; deploy/kubernetes/ runs it too.
 #
 # The build stage compiles the Rust kernel (native/, imported as streams._native) with a Rust
 # toolchain copied from the official rust image and Debian's gcc as its linker, builds the

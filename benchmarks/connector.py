@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import Result, Spec, contender_main, now, run_worker
 from streams.connect.config import build_sink, load_config
-from streams.connect.records import SinkRecord, WriteResult
-from streams.connect.sink import BatchingSink
+from streams.connect.records import WriteResult
+from streams.connect.sink import Sink
 from streams.connect.worker import ConnectorWorker
 from streams.kafka.topics import ensure_topic
 from streams.settings import Settings
@@ -30,17 +31,17 @@ class _Clock:
     """From the first record the sink is given to the settled write that completes ``target``
     (the worker may consume the next batch while a write is in flight)."""
 
-    def __init__(self, sink: BatchingSink, target: int) -> None:
+    def __init__(self, sink: Sink, target: int) -> None:
         self.first: float | None = None
         self.last: float | None = None
         self.written = 0
         self.done = threading.Event()
-        add, begin_flush = sink.add, sink.begin_flush
+        extend, begin_flush = sink.extend, sink.begin_flush
 
-        def added(record: SinkRecord) -> None:
-            if self.first is None:
+        def extended(records: Sequence[Any]) -> None:
+            if self.first is None and records:
                 self.first = now()
-            add(record)
+            extend(records)
 
         def begun() -> Callable[[], WriteResult]:
             batch = sink.buffered
@@ -56,7 +57,7 @@ class _Clock:
 
             return settled
 
-        sink.add = added  # type: ignore[method-assign]
+        sink.extend = extended  # type: ignore[method-assign]
         sink.begin_flush = begun  # type: ignore[method-assign]
 
 

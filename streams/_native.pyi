@@ -22,6 +22,10 @@ def copy_rows(singles: dict[str, Upsert], profiles: dict[str, Profile]) -> bytes
     deleted_at) per row FoldedBatch.rows yields, in its order; None when a value is not one the
     Rust code writes exactly."""
 
+def suspect_upserts(upserts: list[Upsert]) -> list[int]:
+    """The positions of the upserts ``copy_rows`` might not write exactly: every one the
+    PostgreSQL sink's ``refusal`` refuses is among them."""
+
 class Contributors:
     def table(self) -> dict[tuple[int, bytes], list[int]]: ...
 
@@ -74,6 +78,14 @@ class UpsertDecoder(Generic[_Record]):
     def decode(self, data: bytes) -> _Record | None:
         """The upsert, or None for anything the Python reference is left to decode (another
         schema version, a malformed message, a number or a shape it might read otherwise)."""
+    def copy_text(
+        self, values: list[bytes], shares: int
+    ) -> tuple[list[bytes], list[int], list[list[int]]] | None:
+        """The PostgreSQL sink's staging rows straight from the messages: per share its COPY
+        text (the rows ``upsert_row`` makes of the customers with one plain, storable upsert
+        in the batch), the positions left to the Python fold (deletes, repeated customers,
+        what ``refusal`` might refuse), and per share the positions behind its rows. None
+        when a message is not one the crate reads (the batch is then decoded in Python)."""
 
 class CsvFast:
     """The submodule ``streams._native.csvfast`` (native/src/csvfast/): the bootstrap's CSV and

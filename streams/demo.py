@@ -60,7 +60,9 @@ def _free(port: int) -> bool:
 
 
 def run_demo(*, once: bool = False, sample: Path = SAMPLE, snapshot: Path = SNAPSHOT) -> int:
-    configure_logging(os.environ.get("STREAMS_LOG_LEVEL", "WARNING"))
+    configure_logging(
+        os.environ.get("STREAMS_LOG_LEVEL", "WARNING"), log_format=Settings().log_format
+    )
     console = Console()
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -1,18 +1,23 @@
-"""Logging setup: ``key=value`` lines, redacted on the way out.
+"""Logging setup: ``key=value`` lines or JSON objects, one a line, redacted on the way out.
 
-Whatever logger a record comes from (ours, ``httpx`` with its request URLs, ``aiohttp.access``),
-the handler :func:`configure_logging` installs passes it through :class:`RedactingFilter`:
-passwords in URLs and connection strings, values of secret-looking query parameters and bearer
-tokens become ``***``, email addresses keep their first letter and domain, and control
-characters are escaped, so a request can neither leak a secret into the log nor forge a line.
+Whatever logger a record comes from (ours, ``httpx`` with its request URLs, ``aiohttp.access``,
+``librdkafka``), the handler :func:`configure_logging` installs passes it through
+:class:`RedactingFilter` before either format: passwords in URLs and connection strings, values
+of secret-looking query parameters and bearer tokens become ``***``, email addresses keep their
+first letter and domain, and control characters are escaped, so a request can neither leak a
+secret into the log nor forge a line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+LogFormat = Literal["text", "json"]
 
 NAME_CLIP = 48  # characters of a name echoed in an error detail
 MASK = "***"
@@ -109,8 +114,18 @@ def clip_name(name: str, limit: int = NAME_CLIP) -> str:
     return name if len(name) <= limit else f"{name[:limit]}..."
 
 
+# What every LogRecord has; anything else on a record came through ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a record was given with ``extra=`` (``logger.info(..., extra={...})``)."""
+    return {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRIBUTES}
+
+
 class RedactingFilter(logging.Filter):
-    """:func:`redact` on a record's message (arguments included), exception and stack text.
+    """:func:`redact` on a record's message (arguments included), exception and stack text, and
+    on its ``extra=`` fields: numbers and booleans stay, anything else becomes redacted text.
 
     Installed on handlers, so it sees the records of every logger that propagates to them.
     A traceback keeps its newlines (it is read as a block); any other control is escaped."""
@@ -131,14 +146,45 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text, keep_newlines=True)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, keep_newlines=True)
+        for key, value in extra_fields(record).items():
+            if not isinstance(value, int | float | None):  # bool is an int
+                setattr(record, key, redact(str(value)))
         return True
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """One handler on the root logger (to ``stream``, stderr by default), redacting."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``ts`` (ISO-8601, UTC), ``level``, ``logger``, ``message``, the
+    record's ``extra=`` fields, and ``traceback`` / ``stack`` when it has them. Non-ASCII is
+    escaped too: no character of a value can break the line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in extra_fields(record).items():
+            entry.setdefault(key, value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["traceback"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(
+    level: str = "INFO", stream: TextIO | None = None, *, log_format: LogFormat = "text"
+) -> None:
+    """One handler on the root logger (to ``stream``, stderr by default), redacting, writing
+    ``key=value`` text or JSON lines."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(
-        logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     )
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

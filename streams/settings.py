@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     rocksdb_max_open_files: int = Field(default=256, ge=20)
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # A worker's and a connector's progress line every this many seconds (0: none).
+    progress_log_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("source_priority", "api_tokens", "bloomreach_id_kinds", mode="before")
     @classmethod

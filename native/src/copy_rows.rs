@@ -10,13 +10,16 @@
 //! None, and the sink encodes that share in Python.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use crate::hashing::FastMap;
 use crate::json_out;
+use crate::upsert_in::{Scalar, Wire};
 
 /// `Upsert` fields (a named tuple): customer_id, op, properties, deleted_at, source, ...
 const UPSERT_CUSTOMER: usize = 0;
 const UPSERT_PROPERTIES: usize = 2;
+const UPSERT_DELETED_AT: usize = 3;
 const UPSERT_SOURCE: usize = 4;
 const UPSERT_FIELDS: usize = 7;
 /// `PropertyState` fields: value, last_update, source.
@@ -75,6 +78,117 @@ pub fn copy_rows<'py>(
         Err(Stop::Unencodable) => Ok(None),
         Err(Stop::Error(error)) => Err(error),
     }
+}
+
+/// The positions of the `upserts` (a list of `Upsert`) that this module might not write
+/// exactly: every upsert the sink's `refusal` refuses is among them (a NUL, a lone surrogate,
+/// a non-finite float, an integer or timestamp beyond 64 bits), and so is anything of an
+/// unusual type. The sink runs its Python `refusal` on these alone.
+#[pyfunction]
+pub fn suspect_upserts(upserts: &Bound<'_, PyList>) -> PyResult<Vec<usize>> {
+    let mut suspects = Vec::new();
+    for (index, upsert) in upserts.iter().enumerate() {
+        match screen(upsert) {
+            Ok(()) => {}
+            Err(Stop::Unencodable) => suspects.push(index),
+            Err(Stop::Error(error)) => return Err(error),
+        }
+    }
+    Ok(suspects)
+}
+
+/// Whether `write_singles` (or `write_profiles`, after a fold) writes every field of this
+/// upsert exactly, its watermark included.
+fn screen(upsert: Bound<'_, PyAny>) -> Step<()> {
+    let upsert = upsert.cast_into::<PyTuple>().map_err(PyErr::from)?;
+    if upsert.len() != UPSERT_FIELDS {
+        return Err(Stop::Unencodable);
+    }
+    text(&upsert.get_item(UPSERT_CUSTOMER)?)?;
+    text(&upsert.get_item(UPSERT_SOURCE)?)?;
+    let deleted_at = upsert.get_item(UPSERT_DELETED_AT)?;
+    if !deleted_at.is_none() {
+        int(&deleted_at)?;
+    }
+    let properties = upsert.get_item(UPSERT_PROPERTIES)?;
+    for (name, state) in exact_dict(&properties)?.iter() {
+        text(&name)?;
+        let state = property_state(state)?;
+        value(&state.get_item(0)?)?;
+        int(&state.get_item(1)?)?;
+        text(&state.get_item(2)?)?;
+    }
+    Ok(())
+}
+
+/// A batch's staging rows written straight from its messages (`UpsertDecoder.copy_text`).
+pub(crate) struct WireRows {
+    pub(crate) texts: Vec<Vec<u8>>,
+    /// Per share, the positions of the messages its rows came from.
+    pub(crate) placed: Vec<Vec<usize>>,
+    /// The positions the sink folds in Python: deletes, every message of a customer seen more
+    /// than once, and what `refusal` might refuse (a NUL, a non-finite float).
+    pub(crate) to_fold: Vec<usize>,
+}
+
+/// The rows of the customers with one plain upsert in the batch, dealt round-robin over
+/// `shares`, each exactly the row `upsert_row` makes of it; an upsert without properties has
+/// no row (and no position anywhere: there is nothing to write).
+pub(crate) fn wire_rows(wires: &[Wire<'_>], shares: usize) -> WireRows {
+    let mut seen: FastMap<&str, u32> = FastMap::default();
+    for wire in wires {
+        *seen.entry(&wire.customer_id).or_default() += 1;
+    }
+    let mut rows = WireRows {
+        texts: (0..shares)
+            .map(|_| Vec::with_capacity(ROW_BYTES * wires.len() / shares))
+            .collect(),
+        placed: vec![Vec::new(); shares],
+        to_fold: Vec::new(),
+    };
+    let mut next = 0;
+    for (index, wire) in wires.iter().enumerate() {
+        if wire.delete || seen[wire.customer_id.as_ref()] > 1 || !storable(wire) {
+            rows.to_fold.push(index);
+            continue;
+        }
+        if wire.properties.is_empty() {
+            continue;
+        }
+        let share = next % shares;
+        next += 1;
+        rows.placed[share].push(index);
+        let out = &mut rows.texts[share];
+        let json = row_start(&wire.customer_id, out);
+        for (at, (name, scalar, last_update)) in wire.properties.iter().enumerate() {
+            let value = match scalar {
+                Scalar::Null => Value::Null,
+                Scalar::Bool(b) => Value::Bool(*b),
+                Scalar::Int(i) => Value::Int(*i),
+                Scalar::Float(f) => Value::Float(*f),
+                Scalar::Str(s) => Value::Str(s),
+            };
+            entry(at, name, &value, *last_update, &wire.source, out);
+        }
+        row_end(json, None, out);
+    }
+    rows
+}
+
+/// Whether `refusal` lets every field through: text without NUL (Rust strings are valid
+/// UTF-8, so no lone surrogate), finite floats (64-bit integers and timestamps by type).
+fn storable(wire: &Wire<'_>) -> bool {
+    let clean = |text: &str| memchr::memchr(0, text.as_bytes()).is_none();
+    clean(&wire.customer_id)
+        && clean(&wire.source)
+        && wire.properties.iter().all(|(name, value, _)| {
+            clean(name)
+                && match value {
+                    Scalar::Float(f) => f.is_finite(),
+                    Scalar::Str(s) => clean(s),
+                    _ => true,
+                }
+        })
 }
 
 fn write_singles(singles: &Bound<'_, PyDict>, out: &mut Vec<u8>) -> Step<()> {

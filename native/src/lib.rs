@@ -35,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(records::input_records, m)?)?;
     m.add_function(wrap_pyfunction!(records::changelog_records, m)?)?;
     m.add_function(wrap_pyfunction!(copy_rows::copy_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_rows::suspect_upserts, m)?)?;
     m.add_class::<kernel::Kernel>()?;
     m.add_class::<kernel::Contributors>()?;
     m.add_class::<upsert_in::UpsertDecoder>()?;

@@ -12,17 +12,19 @@ use std::sync::Mutex;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyString, PyType};
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyString, PyType};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::avro_in::{HEADER_SIZE, MARKER};
+use crate::copy_rows::wire_rows;
 use crate::hashing::FastMap;
 use crate::records::{new_record, record_class, untrack};
 use crate::upsert_out::UPSERT_V1;
 
 /// A property value as the reference types it.
-enum Scalar<'a> {
+pub(crate) enum Scalar<'a> {
     Null,
     Bool(bool),
     Int(i64),
@@ -31,12 +33,12 @@ enum Scalar<'a> {
 }
 
 /// An upsert's fields as read, strings borrowed from the message where they can be.
-struct Wire<'a> {
-    customer_id: Cow<'a, str>,
-    delete: bool,
-    properties: Vec<(Cow<'a, str>, Scalar<'a>, i64)>,
+pub(crate) struct Wire<'a> {
+    pub(crate) customer_id: Cow<'a, str>,
+    pub(crate) delete: bool,
+    pub(crate) properties: Vec<(Cow<'a, str>, Scalar<'a>, i64)>,
     deleted_at: Option<i64>,
-    source: Cow<'a, str>,
+    pub(crate) source: Cow<'a, str>,
     event_id: Option<Cow<'a, str>>,
     processed_at: i64,
 }
@@ -86,22 +88,46 @@ impl UpsertDecoder {
 
     /// The upsert in `data`, or None for the reference to decode.
     fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let wire = if data.starts_with(&MARKER) {
+        match self.wire(data) {
+            Some(wire) => self.build(py, wire),
+            None => Ok(None),
+        }
+    }
+
+    /// The PostgreSQL sink's staging rows straight from a batch of upsert messages, with the
+    /// GIL released (`copy_rows::wire_rows`): `(texts, to_fold, placed)`, one COPY text and
+    /// one list of message positions per share, and the positions left to the Python fold.
+    /// None when a message is not one this reads: the sink then decodes the batch in Python.
+    fn copy_text<'py>(
+        &self,
+        py: Python<'py>,
+        values: Vec<PyBackedBytes>,
+        shares: usize,
+    ) -> Option<CopyText<'py>> {
+        let rows = py.detach(|| {
+            let wires: Option<Vec<Wire<'_>>> = values.iter().map(|v| self.wire(v)).collect();
+            wires.map(|wires| wire_rows(&wires, shares.max(1)))
+        })?;
+        let texts = rows.texts.iter().map(|t| PyBytes::new(py, t)).collect();
+        Some((texts, rows.to_fold, rows.placed))
+    }
+}
+
+/// What `copy_text` answers: per share its COPY text and the messages in it, then the rest.
+type CopyText<'py> = (Vec<Bound<'py, PyBytes>>, Vec<usize>, Vec<Vec<usize>>);
+
+impl UpsertDecoder {
+    fn wire<'a>(&self, data: &'a [u8]) -> Option<Wire<'a>> {
+        if data.starts_with(&MARKER) {
             match &self.header {
                 Some(header) if data.starts_with(header) => read_avro(data),
                 _ => None,
             }
         } else {
             read_json(data)
-        };
-        match wire {
-            Some(wire) => self.build(py, wire),
-            None => Ok(None),
         }
     }
-}
 
-impl UpsertDecoder {
     fn build<'py>(&self, py: Python<'py>, wire: Wire<'_>) -> PyResult<Option<Bound<'py, PyAny>>> {
         // Not waited for: a collection during this call may run Python code that lets another
         // thread in here, which would then hold the GIL waiting for this thread.

@@ -60,7 +60,7 @@ def run_bootstrap(
     err = console or Console(stderr=True)
     settings = settings or Settings()
     if not logging.getLogger().handlers:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, log_format=settings.log_format)
     if job_id is None:
         job_id = _new_job_id()  # the start's log line and the summary name it
     with _sigterm_interrupts():

@@ -67,7 +67,7 @@ def amqp(
     except StreamsError as exc:
         raise _fail(str(exc)) from exc
     check_kafka(settings)  # after the options: a usage error is said even with Kafka down
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     try:
         stats = asyncio.run(run_until_signalled(AmqpSource(parsed, settings)))
     except (AmqpUnavailableError, KafkaUnavailableError) as exc:
@@ -112,7 +112,7 @@ def changelog(
     from streams.ingest.changelog_runner import run_changelog
     from streams.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     options = ChangeLogOptions(
         timezone=zone,
         source=source,

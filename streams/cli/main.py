@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,9 +18,13 @@ from streams.cli.startup import (
     fail,
     kafka_settings,
 )
+from streams.cli.status import status_command
 from streams.cli.tail import tail
-from streams.errors import StreamsError
+from streams.errors import ConfigError, StreamsError
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.supervisor.members import Member
 
 app = typer.Typer(
     name="streams",
@@ -35,6 +39,17 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(dlq_app, name="dlq")
 topics_app.command("tail")(tail)
+app.command("status")(status_command)
+
+
+Processes = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Members of the group to run here, one process each; member I gets its own "
+        "data dir (DATA_DIR/member-I) and ports (PORT+I). 1: this process alone.",
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -61,9 +76,17 @@ def main_options(
         str | None,
         typer.Option(help="DEBUG, INFO, WARNING or ERROR (instead of $STREAMS_LOG_LEVEL)."),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="text (key=value) or json: one object a line (instead of $STREAMS_LOG_FORMAT)."
+        ),
+    ] = None,
 ) -> None:
     """Profile Streams: per-property last-writer-wins customer profiles over Kafka."""
-    apply_global_options(bootstrap_servers=bootstrap_servers, log_level=log_level)
+    apply_global_options(
+        bootstrap_servers=bootstrap_servers, log_level=log_level, log_format=log_format
+    )
 
 
 @app.command()
@@ -137,8 +160,9 @@ def worker(
     engine: Annotated[
         Engine, typer.Option(help="default: batched confluent-kafka loop; faust: a Faust app.")
     ] = Engine.DEFAULT,
+    processes: Processes = 1,
 ) -> None:
-    """Run one processor worker; replicas share the input partitions."""
+    """Run one processor worker (or --processes of them); replicas share the input partitions."""
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -151,10 +175,23 @@ def worker(
 
     try:
         check_exposure(settings)  # a settings mistake is said before Kafka is asked
+        if processes > 1 and engine is Engine.FAUST:
+            raise ConfigError(
+                "--processes supervises workers of the default engine: start Faust workers "
+                "one per command (--engine faust, each its own --data-dir and --web-port)"
+            )
         run = _engine_runner(engine)
     except StreamsError as exc:
         raise fail(exc) from exc
     check_kafka(settings)
+    if processes > 1:
+        from streams.supervisor.members import worker_members
+
+        try:
+            members = worker_members(settings, processes)
+        except StreamsError as exc:
+            raise fail(exc) from exc
+        raise typer.Exit(code=_supervise(members, settings.partitions, settings.input_topic))
     try:
         code = run(settings)
     except StreamsError as exc:
@@ -221,8 +258,9 @@ def produce(
 def connect(
     name: Annotated[str, typer.Argument(help="Connector name (its consumer group).")],
     config: Annotated[Path, typer.Option("--config", help="The connector's TOML file.")],
+    processes: Processes = 1,
 ) -> None:
-    """Run one connector worker: deliver profile-upserts to a destination.
+    """Run a connector worker (or --processes of them): deliver profile-upserts to a destination.
 
     Sink types (the file's type) and their example configuration files:
     postgres (PostgreSQL, connectors/postgres.example.toml),
@@ -231,6 +269,16 @@ def connect(
     README.md's Connectors section describes every option.
     """
     settings = kafka_settings(config=config)
+    if processes > 1:
+        from streams.connect.config import load_config
+        from streams.supervisor.members import connector_members
+
+        try:
+            load_config(config, name)  # one error line rather than one per member
+            members = connector_members(name, config, processes)
+        except StreamsError as exc:
+            raise fail(exc) from exc
+        raise typer.Exit(code=_supervise(members, settings.partitions, settings.upserts_topic))
     from streams.connect.runner import run_connector
 
     try:
@@ -334,6 +382,16 @@ def demo(
     except StreamsError as exc:
         raise fail(exc) from exc
     raise typer.Exit(code=code)
+
+
+def _supervise(members: list[Member], partitions: int, topic: str) -> int:
+    """Run ``members`` as one group until a signal or one member's end: the exit code."""
+    from streams.supervisor.members import idle_members_warning
+    from streams.supervisor.supervise import Supervisor
+
+    if (warning := idle_members_warning(len(members), partitions, topic)) is not None:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    return Supervisor(members).run()
 
 
 def main() -> None:

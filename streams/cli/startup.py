@@ -15,15 +15,21 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def apply_global_options(*, bootstrap_servers: str | None, log_level: str | None) -> None:
-    """``--bootstrap-servers`` and ``--log-level`` set the environment variables they stand
-    for, so every settings read of the command (and of the processes it starts) sees them."""
+def apply_global_options(
+    *, bootstrap_servers: str | None, log_level: str | None, log_format: str | None
+) -> None:
+    """``--bootstrap-servers``, ``--log-level`` and ``--log-format`` set the environment
+    variables they stand for, so every settings read of the command (and of the processes it
+    starts) sees them; the settings check them like any variable."""
     import os
 
-    if bootstrap_servers is not None:
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
-    if log_level is not None:
-        os.environ["STREAMS_LOG_LEVEL"] = log_level
+    for variable, value in (
+        ("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers),
+        ("STREAMS_LOG_LEVEL", log_level),
+        ("STREAMS_LOG_FORMAT", log_format),
+    ):
+        if value is not None:
+            os.environ[variable] = value
 
 
 def command_settings(*, config: Path | None = None, **overrides: Any) -> Settings:
@@ -42,20 +48,22 @@ def command_settings(*, config: Path | None = None, **overrides: Any) -> Setting
         settings = load_settings(**overrides)
     except SettingsError as exc:
         raise fail(exc) from exc
-    quiet_redacted_logging(settings.log_level)
+    quiet_redacted_logging(settings)
     return settings
 
 
-def quiet_redacted_logging(level: str) -> None:
+def quiet_redacted_logging(settings: Settings) -> None:
     """Warnings and errors through the redacting handler from the start: a command's own
     service (worker, serve, connect) configures its level again when it starts."""
     import logging
 
     from streams.logs import configure_logging
 
-    wanted = logging.getLevelName(level.upper())
+    wanted = logging.getLevelName(settings.log_level.upper())
     severity = wanted if isinstance(wanted, int) else logging.INFO
-    configure_logging(logging.getLevelName(max(severity, logging.WARNING)))
+    configure_logging(
+        logging.getLevelName(max(severity, logging.WARNING)), log_format=settings.log_format
+    )
 
 
 def check_kafka(settings: Settings) -> None:

@@ -52,6 +52,11 @@ class UpsertCodec:
     def fmt(self) -> Literal["avro", "json"]:
         return "avro" if self._avro else "json"
 
+    @property
+    def native(self) -> UpsertDecoder[Upsert] | None:
+        """The crate's reader behind ``decode``; None on the reference kernel."""
+        return self._native
+
     def encode(self, upsert: Upsert) -> bytes:
         """The wire form; ``PropertyState.source`` is not carried (it is the upsert's source)."""
         if self._avro:

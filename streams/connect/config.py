@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streams.config_files import read_toml
 from streams.connect.errors import SinkConfigError
-from streams.connect.sink import BatchingSink
+from streams.connect.sink import Sink
 from streams.errors import ConfigError
 from streams.httpclient.backoff import RetryConfig
 from streams.optional import driver_of, missing_driver
@@ -57,9 +57,7 @@ class ConnectorConfig(BaseModel):
 
 
 class SinkFactory(Protocol):
-    def __call__(
-        self, options: Mapping[str, Any], *, name: str, settings: Settings
-    ) -> BatchingSink: ...
+    def __call__(self, options: Mapping[str, Any], *, name: str, settings: Settings) -> Sink: ...
 
 
 def load_config(path: Path, name: str | None = None) -> ConnectorConfig:
@@ -77,7 +75,7 @@ def load_config(path: Path, name: str | None = None) -> ConnectorConfig:
     return config
 
 
-def build_sink(config: ConnectorConfig, settings: Settings) -> BatchingSink:
+def build_sink(config: ConnectorConfig, settings: Settings) -> Sink:
     module_name, class_name = SINK_CLASSES[config.type].split(":")
     try:
         module = importlib.import_module(module_name)

@@ -5,7 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from streams.codecs.upserts import UpsertCodec
+from streams.errors import InvalidEventError
 from streams.model import Upsert
+
+
+class RawRecord(NamedTuple):
+    """One message of ``profile-upserts``, not decoded yet (for a sink that decodes itself)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
 
 
 class SinkRecord(NamedTuple):
@@ -26,7 +38,7 @@ class SinkRecord(NamedTuple):
 class Rejection(NamedTuple):
     """A record the destination refused for good, and its reason (goes to the DLQ)."""
 
-    record: SinkRecord
+    record: RawRecord | SinkRecord
     reason: str
     detail: str = ""
 
@@ -36,3 +48,15 @@ class WriteResult:
     """What a successful ``write`` reports: every record not rejected was accepted."""
 
     rejected: list[Rejection] = field(default_factory=list)
+
+
+BAD_UPSERT = "bad_upsert"
+
+
+def decoded(record: RawRecord, codec: UpsertCodec) -> SinkRecord | Rejection:
+    """The record with its upsert, or its rejection when the bytes are not an upsert."""
+    try:
+        upsert = codec.decode(record.value)
+    except InvalidEventError as exc:
+        return Rejection(record, BAD_UPSERT, exc.detail)
+    return SinkRecord(*record, upsert)

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 def run_connector(name: str, config_path: Path, settings: Settings) -> int:
     """Run until SIGINT/SIGTERM (final flush and commit) or a fatal error (exit code 1)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     config = load_config(config_path, name)
     verify_topics(settings)
     ensure_topic(settings, config.dead_letter_topic(settings))

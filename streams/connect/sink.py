@@ -1,14 +1,23 @@
-"""The sink contract: ``add(record)`` and ``flush()``; a concrete sink writes only ``write``."""
+"""The sink contract: ``add(record)`` and ``flush()``; a concrete sink writes only ``write``.
+
+Most sinks are given decoded upserts (``BatchingSink``); a sink that gains by reading the
+messages itself (PostgreSQL: most rows go from message bytes to COPY text with no Python
+object per upsert) takes them as they came (``RawBatchingSink``) and rejects undecodable ones
+with ``records.BAD_UPSERT``, as the worker does for the others.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
-from streams.connect.records import SinkRecord, WriteResult
+from streams.connect.records import RawRecord, SinkRecord, WriteResult
+
+R = TypeVar("R", RawRecord, SinkRecord)
 
 
-class BatchingSink(ABC):
+class BufferedSink(ABC, Generic[R]):
     """Buffers records; ``flush`` hands the whole buffer to ``write`` once.
 
     Contract for subclasses:
@@ -25,18 +34,23 @@ class BatchingSink(ABC):
     name: str = "sink"
 
     def __init__(self) -> None:
-        self._buffer: list[SinkRecord] = []
+        self._buffer: list[R] = []
         self._bytes = 0
 
-    def setup(self) -> None:  # noqa: B027 - optional hook
+    def setup(self) -> None:
         """Connect, create tables, fetch tokens: anything that does I/O before the first write."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
-    def add(self, record: SinkRecord) -> None:
+    def add(self, record: R) -> None:
         self._buffer.append(record)
         self._bytes += len(record.value)
+
+    def extend(self, records: Sequence[R]) -> None:
+        """``add`` each of ``records``, in order."""
+        for record in records:
+            self.add(record)
 
     @property
     def buffered(self) -> int:
@@ -73,8 +87,8 @@ class BatchingSink(ABC):
 
         return settle
 
-    def _restore(self, batch: list[SinkRecord], size: int) -> None:
-        self._buffer = [*batch, *self._buffer]
+    def _restore(self, batch: list[R], size: int) -> None:
+        self._buffer = batch + self._buffer
         self._bytes += size
 
     def discard(self) -> None:
@@ -83,13 +97,24 @@ class BatchingSink(ABC):
         self._bytes = 0
 
     @abstractmethod
-    def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
+    def write(self, batch: Sequence[R]) -> WriteResult:
         """Deliver ``batch`` (in partition order per customer); see the class contract."""
 
-    def begin_write(self, batch: Sequence[SinkRecord]) -> Callable[[], WriteResult]:
+    def begin_write(self, batch: Sequence[R]) -> Callable[[], WriteResult]:
         """``write`` in two steps: start delivering, then (the returned call) wait for the
         outcome. A destination that works on its own once given the batch (a database
         executing sent statements) returns early, so the worker consumes the next batch
         meanwhile; the default writes at once."""
         result = self.write(batch)
         return lambda: result
+
+
+class BatchingSink(BufferedSink[SinkRecord]):
+    """A sink given decoded upserts."""
+
+
+class RawBatchingSink(BufferedSink[RawRecord]):
+    """A sink given the messages as they came, which decodes them itself."""
+
+
+Sink = BatchingSink | RawBatchingSink

@@ -23,14 +23,16 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
-from streams.connect.records import Rejection, SinkRecord, WriteResult
-from streams.connect.sink import BatchingSink
-from streams.errors import DeliveryError, InvalidEventError
+from streams.connect.records import RawRecord, Rejection, WriteResult, decoded
+from streams.connect.sink import RawBatchingSink, Sink
+from streams.errors import DeliveryError
 from streams.httpclient.backoff import Backoff
 from streams.kafka.batch_delivery import BatchDelivery
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, dead_letter_headers
+from streams.kafka.lag import partition_lag
 from streams.kafka.output_records import OutputRecord, fitted_letter
+from streams.progress_log import ProgressLog
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class _InFlight:
 
 
 class ConnectorWorker:
-    def __init__(self, config: ConnectorConfig, settings: Settings, sink: BatchingSink) -> None:
+    def __init__(self, config: ConnectorConfig, settings: Settings, sink: Sink) -> None:
         self.config = config
         self.settings = settings
         self.sink = sink
@@ -69,6 +71,9 @@ class ConnectorWorker:
         self._backoff = Backoff(config.retry)
         self._stop = threading.Event()
         self._assigned = threading.Event()
+        self._progress_log = ProgressLog(
+            logger, f"connector={config.name}", settings.progress_log_seconds
+        )
         self._consumer = Consumer(
             consumer_config(
                 settings,
@@ -108,6 +113,8 @@ class ConnectorWorker:
             )
             while not self._stop.is_set():
                 self._step()
+                if self._progress_log.due():
+                    self._report_progress()
             self._flush_once()
         except BaseException as exc:
             self.error = exc
@@ -137,7 +144,23 @@ class ConnectorWorker:
         if self._in_flight is None and self._retry_at is None and self._due():
             self._begin()
 
+    def _report_progress(self) -> None:
+        assigned = [tp.partition for tp in self._consumer.assignment()]
+        lag = partition_lag(self._consumer, self.settings.upserts_topic, assigned)
+        self._progress_log.report(self._progress_counts(), lag=sum(lag.values()))
+
+    def _progress_counts(self) -> dict[str, int]:
+        totals = self.totals
+        return {
+            "records": totals.consumed,
+            "batches": totals.batches,
+            "delivered": totals.written,
+            "retries": totals.retries,
+            "rejected": totals.rejected,
+        }
+
     def _add(self, messages: Sequence[Message]) -> None:
+        raw: list[RawRecord] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -146,20 +169,29 @@ class ConnectorWorker:
                 logger.warning("connector=%s consumer error: %s", self.config.name, error.str())
                 continue
             partition, offset = message.partition() or 0, message.offset() or 0
-            value = message.value() or b""
-            if self._batch_started is None:
-                self._batch_started = time.monotonic()
             self._offsets[partition] = offset + 1
-            self.totals.consumed += 1
-            topic, key = message.topic() or "", message.key()
-            try:
-                upsert = self._codec.decode(value)
-            except InvalidEventError as exc:
-                self._letters.append(
-                    self._dlq_record(topic, partition, offset, key, value, "bad_upsert", exc.detail)
+            raw.append(
+                RawRecord(
+                    message.topic() or "", partition, offset, message.key(), message.value() or b""
                 )
-                continue
-            self.sink.add(SinkRecord(topic, partition, offset, key, value, upsert))
+            )
+        if not raw:
+            return
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+        self.totals.consumed += len(raw)
+        sink = self.sink
+        if isinstance(sink, RawBatchingSink):
+            sink.extend(raw)
+            return
+        records = []
+        for record in raw:
+            outcome = decoded(record, self._codec)
+            if isinstance(outcome, Rejection):
+                self._letters.append(self._rejected(outcome))
+            else:
+                records.append(outcome)
+        sink.extend(records)
 
     def _due(self) -> bool:
         if self._batch_started is None:
@@ -342,12 +374,4 @@ class ConnectorWorker:
             logger.warning("connector=%s consumer close: %s", self.config.name, exc)
         self._producer.flush(self.settings.delivery_timeout_ms / 1000)
         self.sink.close()
-        logger.info(
-            "connector=%s summary consumed=%d written=%d rejected=%d batches=%d retries=%d",
-            self.config.name,
-            self.totals.consumed,
-            self.totals.written,
-            self.totals.rejected,
-            self.totals.batches,
-            self.totals.retries,
-        )
+        self._progress_log.summary(self._progress_counts())

@@ -186,7 +186,7 @@ def run_serve(
     port: int | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM; 0 after a clean shutdown."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     sections = load_sections(config_path)
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
     options = server_options(sections, **overrides)

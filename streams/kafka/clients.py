@@ -11,8 +11,11 @@ from streams.settings import Settings
 
 KafkaConfig = dict[str, object]
 
-# librdkafka's own log lines go through Python logging (levels, formatting, email masking),
-# warnings and errors only: its info lines would drown a worker's log at STREAMS_LOG_LEVEL=DEBUG.
+# librdkafka's own log lines go through Python logging (the handler configure_logging installs:
+# its format, text or JSON, and redaction), warnings and errors only: its info lines would
+# drown a worker's log at STREAMS_LOG_LEVEL=DEBUG. confluent-kafka maps their syslog levels
+# (3 error, 4 warning, 6 info...) to logging's and hands them over in the client's poll(),
+# consume() and flush() calls: lines of connection events, none per record.
 LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
 LIBRDKAFKA_LOGGER.setLevel(logging.WARNING)
 
@@ -28,11 +31,15 @@ class TransientRetryFilter(logging.Filter):
 LIBRDKAFKA_LOGGER.addFilter(TransientRetryFilter())
 
 
+def _client_config(settings: Settings) -> KafkaConfig:
+    """What every client shares: the connection and security settings, and the logger."""
+    return {**settings.kafka_config(), "logger": LIBRDKAFKA_LOGGER}
+
+
 def producer_config(settings: Settings, **overrides: object) -> KafkaConfig:
     """Idempotent, fully acknowledged producer with the Java-compatible partitioner."""
     config: KafkaConfig = {
-        **settings.kafka_config(),
-        "logger": LIBRDKAFKA_LOGGER,
+        **_client_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -50,8 +57,7 @@ def producer_config(settings: Settings, **overrides: object) -> KafkaConfig:
 def consumer_config(settings: Settings, **overrides: object) -> KafkaConfig:
     """Group consumer that commits only what was processed (never automatically)."""
     config: KafkaConfig = {
-        **settings.kafka_config(),
-        "logger": LIBRDKAFKA_LOGGER,
+        **_client_config(settings),
         "group.id": settings.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -71,8 +77,7 @@ def consumer_config(settings: Settings, **overrides: object) -> KafkaConfig:
 def reader_config(settings: Settings, **overrides: object) -> KafkaConfig:
     """Consumer for assigned (not subscribed) reads such as state restore."""
     config: KafkaConfig = {
-        **settings.kafka_config(),
-        "logger": LIBRDKAFKA_LOGGER,
+        **_client_config(settings),
         "group.id": f"{settings.group_id}-reader",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
@@ -93,5 +98,6 @@ def admin_client(
 ) -> AdminClient:
     """An admin client whose librdkafka lines (connection refusals and such) go to Python
     logging, not stderr."""
-    config: dict[str, Any] = {**settings.kafka_config(), **overrides}  # error_cb: a callable
-    return AdminClient(config, logger=logger)
+    # Any: the overrides may hold a callable (error_cb).
+    config: dict[str, Any] = {**_client_config(settings), "logger": logger, **overrides}
+    return AdminClient(config)

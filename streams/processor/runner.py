@@ -16,12 +16,14 @@ from aiohttp import web
 from streams.kafka.topics import verify_topics
 from streams.logs import configure_logging
 from streams.processor.metrics import WorkerMetrics
+from streams.processor.status import worker_figures
 from streams.processor.worker import ProcessorWorker
 from streams.settings import Settings
 from streams.state.store import StateStores
 from streams.web.app import ProfileApi
 from streams.web.auth import check_exposure
 from streams.web.routing import OwnerDirectory, worker_client_id
+from streams.web.status import StatusFigures, StatusSource
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class WorkerService:
         self._directory: OwnerDirectory | None = None
         self._processor_thread: threading.Thread | None = None
         self._stopped = False
+        self._status = StatusSource("worker", settings.group_id, self._status_figures)
 
     @property
     def owned_partitions(self) -> frozenset[int]:
@@ -65,6 +68,7 @@ class WorkerService:
         port = self._call(self._bind(stores, metrics))
         self.url = self.settings.advertised_url or _default_url(self.settings.web_host, port)
         self._api.set_self_url(self.url)
+        self._status.url = self.url
         self.worker = ProcessorWorker(
             self.settings, client_id=worker_client_id(self.url), stores=stores, metrics=metrics
         )
@@ -95,6 +99,10 @@ class WorkerService:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join(timeout)
 
+    def _status_figures(self) -> StatusFigures:
+        ended = self._processor_thread is not None and not self.alive
+        return worker_figures(self.worker, stopping=self._stopped or ended)
+
     def _run_processor(self) -> None:
         assert self.worker is not None
         try:
@@ -105,7 +113,13 @@ class WorkerService:
     async def _bind(self, stores: StateStores, metrics: WorkerMetrics) -> int:
         self._directory = OwnerDirectory(self.settings)
         self._api = ProfileApi(
-            self.settings, self, stores, metrics.render, self._directory, self_url=""
+            self.settings,
+            self,
+            stores,
+            metrics.render,
+            self._directory,
+            self_url="",
+            status=self._status.document,
         )
         self._runner = web.AppRunner(self._api.application(), access_log=None)
         await self._runner.setup()
@@ -130,7 +144,7 @@ def _default_url(host: str, port: int) -> str:
 
 def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM or a processor failure; the exit code says which."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     service = WorkerService(settings)
     service.start()
     stopped = threading.Event()

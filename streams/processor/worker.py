@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -17,12 +17,14 @@ from streams.errors import DeliveryError, InvalidEventError
 from streams.kafka.batch_delivery import BatchDelivery, Refusal, Reports
 from streams.kafka.clients import consumer_config, producer_config
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, refusal_reason
+from streams.kafka.lag import Offsets, lag_of, partition_offsets
 from streams.kafka.output_records import Origin, OutputRecord
 from streams.kafka.topics import message_limit
 from streams.memory import IdleTrim
 from streams.processor.kernel import batch_processor
 from streams.processor.metrics import WorkerMetrics
 from streams.processor.records import BatchCounts, BatchResult, InputRecord
+from streams.progress_log import ProgressLog
 from streams.settings import STATE_RECORD_HEADROOM, Settings
 from streams.state.restore import restore_partitions
 from streams.state.store import StateStores
@@ -65,6 +67,8 @@ class ProcessorWorker:
         self.error: BaseException | None = None
         self._owned: frozenset[int] = frozenset()
         self._restoring: frozenset[int] = frozenset()
+        # partition -> (position, end), refreshed with the lag: what /status shows.
+        self._offsets: Offsets = {}
         self._assigned_once = threading.Event()
         self._stop = threading.Event()
         self._retry_backoff = retry_backoff_seconds
@@ -86,6 +90,7 @@ class ProcessorWorker:
         )
         self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
+        self._progress_log = ProgressLog(logger, "worker", settings.progress_log_seconds)
         # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
         self._flight: list[_InFlight] = []
         # After a refusal or an outage: one batch at a time until one goes through cleanly.
@@ -101,6 +106,21 @@ class ProcessorWorker:
     def restoring_partitions(self) -> frozenset[int]:
         """Assigned, their state still being restored from the changelog."""
         return self._restoring
+
+    @property
+    def partition_offsets(self) -> Mapping[int, tuple[int | None, int | None]]:
+        """Owned partition -> (next offset to process, end), None while unknown; at most
+        ``LAG_REFRESH_SECONDS`` old."""
+        return self._offsets
+
+    @property
+    def retrying(self) -> bool:
+        """After a refusal or an outage: batches are replayed one at a time."""
+        return self._careful
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def wait_assigned(self, timeout: float) -> bool:
         """True once the worker received (and restored) its first assignment."""
@@ -127,6 +147,8 @@ class ProcessorWorker:
                     self._drain()
                     self._idle_trim.idle()
                 self._refresh_lag()
+                if self._progress_log.due():
+                    self._report_progress()
         except BaseException as exc:
             self.error = exc
             logger.exception("processor stopped by an error")
@@ -334,6 +356,7 @@ class ProcessorWorker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._drain()  # commit what is done while the partitions are still ours
         self._owned = self._owned - {tp.partition for tp in partitions}
+        self._offsets = {p: o for p, o in self._offsets.items() if p in self._owned}
         self.metrics.assigned.set(len(self._owned))
         for tp in partitions:
             with contextlib.suppress(KeyError):
@@ -345,15 +368,26 @@ class ProcessorWorker:
         if now - self._lag_refreshed < LAG_REFRESH_SECONDS or not self._owned:
             return
         self._lag_refreshed = now
-        topic = self.settings.input_topic
-        try:
-            positions = self._consumer.position([TopicPartition(topic, p) for p in self._owned])
-        except KafkaException:
+        offsets = partition_offsets(self._consumer, self.settings.input_topic, self._owned)
+        if not offsets:  # the consumer could not say (a rebalance under way): keep the last
             return
-        for tp in positions:
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and tp.offset >= 0:
-                self.metrics.lag.labels(partition=str(tp.partition)).set(max(high - tp.offset, 0))
+        self._offsets = offsets  # replaced whole: the HTTP thread reads it
+        for partition, behind in lag_of(offsets).items():
+            self.metrics.lag.labels(partition=str(partition)).set(behind)
+
+    def _report_progress(self) -> None:
+        owned = self._owned
+        lag = sum(lag_of(self._offsets).values())
+        self._progress_log.report(self._progress_counts(), lag=lag, partitions=len(owned))
+
+    def _progress_counts(self) -> dict[str, int]:
+        totals = self.totals
+        return {
+            "events": totals.events_in,
+            "applied": totals.applied,
+            "stale": totals.stale_events,
+            "rejected": sum(totals.rejected.values()),
+        }
 
     def _shutdown(self) -> None:
         try:
@@ -368,6 +402,7 @@ class ProcessorWorker:
         self._changelog_producer.flush(self.settings.delivery_timeout_ms / 1000)
         self._owned = frozenset()
         self.stores.close()
+        self._progress_log.summary(self._progress_counts())
 
 
 @dataclass(slots=True)

@@ -1,16 +1,18 @@
-"""aiohttp application of a worker: GET /customers/{id}, /health, /metrics, and Bloomreach's read
-routes (``GET /api/customers/{id}``, ``POST /data/v2/projects/{token}/customers/export-one``,
-translated by :mod:`streams.web.bloomreach`).
+"""aiohttp application of a worker: GET /customers/{id}, /health, /ready, /metrics, /status
+(and its page at /), and Bloomreach's read routes (``GET /api/customers/{id}``,
+``POST /data/v2/projects/{token}/customers/export-one``, translated by
+:mod:`streams.web.bloomreach`).
 
 ``/customers`` and the Bloomreach routes need a token of ``STREAMS_API_TOKENS`` when any is
-configured (``/metrics`` too with ``STREAMS_METRICS_REQUIRE_TOKEN``); ``/health`` is always open
-for probes.
+configured (``/metrics`` and ``/status`` too with ``STREAMS_METRICS_REQUIRE_TOKEN``); ``/health``
+(alive) and ``/ready`` (serving: no partition restoring) are always open for probes, and so is
+the status page, which holds no figures of its own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import orjson
@@ -32,8 +34,13 @@ from streams.web.bloomreach import (
 )
 from streams.web.owners import OwnerClient
 from streams.web.routing import OwnerDirectory
+from streams.web.status_page import status_page
 
 logger = logging.getLogger(__name__)
+
+
+# The worker serves its partitions in these; "retrying" is a delivery failure being retried.
+READY_STATES = ("running", "retrying")
 
 
 class WorkerState(Protocol):
@@ -50,7 +57,8 @@ class WorkerState(Protocol):
 
 
 class ProfileApi:
-    """Serves what its worker hands it: the worker's state, its stores, its rendered metrics."""
+    """Serves what its worker hands it: the worker's state, its stores, its rendered metrics,
+    its status document."""
 
     def __init__(
         self,
@@ -60,11 +68,14 @@ class ProfileApi:
         render_metrics: Callable[[], bytes],
         directory: OwnerDirectory,
         self_url: str,
+        *,
+        status: Callable[[], Mapping[str, object]],
     ) -> None:
         self._settings = settings
         self._worker = worker
         self._stores = stores
         self._render_metrics = render_metrics
+        self._status = status
         self._self_url = self_url
         self._owners = OwnerClient(settings, directory)
 
@@ -77,7 +88,10 @@ class ProfileApi:
         app.router.add_get(API_CUSTOMER_ROUTE, self.get_bloomreach_customer)
         app.router.add_post(EXPORT_ONE, self.export_one)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/ready", self.ready)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/status", self.status)
+        app.router.add_get("/", status_page)
         app.on_cleanup.append(self._close_session)
         return app
 
@@ -140,12 +154,24 @@ class ProfileApi:
         }
         return _json(body, status=200 if alive else 503)
 
+    async def ready(self, request: web.Request) -> web.Response:
+        """200 once the worker has its partitions and none is restoring (a readiness probe:
+        a rolling update waits for it), 503 with the state otherwise."""
+        state = self._status().get("state")
+        ready = state in READY_STATES
+        return _json({"ready": ready, "state": state}, status=200 if ready else 503)
+
     async def metrics(self, request: web.Request) -> web.Response:
         if self._settings.metrics_require_token:
             authorize(request, self._settings)
         response = web.Response(body=self._render_metrics())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
+
+    async def status(self, request: web.Request) -> web.Response:
+        if self._settings.metrics_require_token:
+            authorize(request, self._settings)
+        return _json(self._status())
 
     async def _close_session(self, app: web.Application) -> None:
         await self._owners.close()

@@ -15,10 +15,13 @@ from confluent_kafka.admin import AdminClient
 
 from streams.kafka.clients import admin_client
 from streams.settings import Settings
+from streams.web.status import Kind
 
 logger = logging.getLogger(__name__)
 
 CLIENT_ID_PREFIX = "profile-streams-worker@"
+# Connectors name their HTTP server the same way, so `streams status` finds every endpoint.
+CONNECTOR_CLIENT_ID_PREFIX = "profile-streams-connector@"
 
 
 def worker_client_id(url: str) -> str:
@@ -28,6 +31,15 @@ def worker_client_id(url: str) -> str:
 def url_from_client_id(client_id: str) -> str | None:
     if client_id.startswith(CLIENT_ID_PREFIX):
         return client_id[len(CLIENT_ID_PREFIX) :]
+    return None
+
+
+def endpoint_from_client_id(client_id: str) -> tuple[Kind, str] | None:
+    """``("worker" | "connector", url)`` of a member of ours, None for any other client."""
+    if client_id.startswith(CLIENT_ID_PREFIX):
+        return "worker", client_id[len(CLIENT_ID_PREFIX) :]
+    if client_id.startswith(CONNECTOR_CLIENT_ID_PREFIX):
+        return "connector", client_id[len(CONNECTOR_CLIENT_ID_PREFIX) :]
     return None
 
 

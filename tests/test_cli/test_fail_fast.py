@@ -50,6 +50,7 @@ COMMANDS = {
     "ingest changelog": ["ingest", "changelog", str(SAMPLES / "maestro_changelog.txt")],
     "topics create": ["topics", "create"],
     "topics check": ["topics", "check"],
+    "status": ["status"],
     "demo": ["demo", "--once"],  # with KAFKA_BOOTSTRAP_SERVERS set it uses that Kafka
 }
 
@@ -194,17 +195,46 @@ def test_every_command_logs_through_the_redacting_handler_from_the_start(capsys,
 def test_global_options_stand_for_their_environment_variables(
     closed_address, monkeypatch: pytest.MonkeyPatch
 ):
-    """``--bootstrap-servers`` and ``--log-level``, before any command, win over the
-    environment and reach every settings read of the command."""
+    """``--bootstrap-servers``, ``--log-level`` and ``--log-format``, before any command, win
+    over the environment and reach every settings read of the command."""
     from streams.settings import Settings
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # restored after the test
     monkeypatch.setenv("STREAMS_LOG_LEVEL", "INFO")
+    monkeypatch.setenv("STREAMS_LOG_FORMAT", "text")
     monkeypatch.setenv("STREAMS_KAFKA_CONNECT_TIMEOUT_SECONDS", SHORT_CONNECT_TIMEOUT)
     result = CliRunner().invoke(
-        app, ["--bootstrap-servers", closed_address, "--log-level", "DEBUG", "topics", "check"]
+        app,
+        [
+            *("--bootstrap-servers", closed_address),
+            *("--log-level", "DEBUG", "--log-format", "json"),
+            *("topics", "check"),
+        ],
     )
     assert result.exit_code == 1, result.output
     assert f"Kafka at {closed_address} is unreachable" in result.output
     settings = Settings()
     assert (settings.kafka_bootstrap_servers, settings.log_level) == (closed_address, "DEBUG")
+    assert settings.log_format == "json"
+
+
+def test_a_log_format_other_than_text_or_json_is_a_usage_error(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STREAMS_LOG_FORMAT", "text")  # restored: the option sets it
+    result = CliRunner().invoke(app, ["--log-format", "yaml", "topics", "check"])
+    assert result.exit_code == 2
+    assert "error: STREAMS_LOG_FORMAT: expected 'text' or 'json', got 'yaml'" in result.output
+
+
+def test_json_logs_from_the_start_are_redacted_objects(capsys, monkeypatch):
+    import json
+    import logging
+
+    from streams.cli.startup import command_settings
+
+    monkeypatch.setenv("STREAMS_LOG_FORMAT", "json")
+    command_settings()
+    logging.getLogger("httpx").warning("GET https://h/x?token=abc&to=anna.person@example.com")
+    (line,) = capsys.readouterr().err.splitlines()
+    entry = json.loads(line)
+    assert (entry["level"], entry["logger"]) == ("WARNING", "httpx")
+    assert entry["message"] == "GET https://h/x?token=***&to=a***@example.com"

@@ -25,7 +25,7 @@ from streams._native import copy_rows
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import build_sink, load_config
 from streams.connect.errors import RetryableSinkError, SinkConfigError
-from streams.connect.records import SinkRecord
+from streams.connect.records import RawRecord, SinkRecord
 from streams.connect.sinks.postgres import sink as postgres_module
 from streams.connect.sinks.postgres import sql as q
 from streams.connect.sinks.postgres.sink import REFUSED, PostgresSink, refusal
@@ -60,6 +60,16 @@ def record(upsert: Upsert, offset: int = 0) -> SinkRecord:
 
 def records(upserts: Iterable[Upsert]) -> list[SinkRecord]:
     return [record(upsert, offset) for offset, upsert in enumerate(upserts)]
+
+
+def as_given(batch: list[SinkRecord], messages: bool) -> list[Any]:
+    """The batch as the worker gives it (the messages, which the sink decodes: most rows go
+    from their bytes to COPY text in Rust), or decoded."""
+    return [RawRecord(*r[:5]) for r in batch] if messages else batch
+
+
+# The sink takes messages from the worker and decoded records from other callers.
+BOTH_FORMS = pytest.mark.parametrize("messages", [False, True], ids=["decoded", "messages"])
 
 
 def change(customer: str, source: str = "crm", /, **properties: tuple[Value, int]) -> Upsert:
@@ -171,6 +181,7 @@ def upserts(draw: st.DrawFn) -> Upsert:
 # --- properties (algebraic claims) --------------------------------------------------------------
 
 
+@BOTH_FORMS
 @DB_EXAMPLES
 @given(
     history=st.lists(upserts(), max_size=16),
@@ -178,15 +189,20 @@ def upserts(draw: st.DrawFn) -> Upsert:
     cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=5),
 )
 def test_any_order_duplicates_and_batching_end_in_the_processor_state(
-    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, history, rnd, cuts
+    postgres_sink_factory: PostgresSinkFactory,
+    postgres_query: Query,
+    history,
+    rnd,
+    cuts,
+    messages: bool,
 ):
     sink = postgres_sink_factory()
     delivered = history + rnd.sample(history, k=len(history) // 2)  # at-least-once: duplicates
     rnd.shuffle(delivered)
-    write_all(sink, split(records(delivered), cuts))
+    write_all(sink, split(as_given(records(delivered), messages), cuts))
     expected = processor_state(history, sink.policy)
     assert table_state(postgres_query, sink) == expected
-    write_all(sink, split(records(history), cuts))  # a replay from an older offset
+    write_all(sink, split(as_given(records(history), messages), cuts))  # a replay
     assert table_state(postgres_query, sink) == expected
 
 
@@ -229,16 +245,20 @@ def _row(profile: Profile) -> tuple[str, int | None]:
     return properties, deleted_at
 
 
+@BOTH_FORMS
 @DB_EXAMPLES
 @given(history=st.lists(upserts(), min_size=1, max_size=24), seed=st.integers(0, 2**32))
 def test_two_racing_replicas_end_in_the_merge_of_everything(
-    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, history, seed
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, history, seed, messages
 ):
     first = postgres_sink_factory()
     second = postgres_sink_factory(table=first.options.table)
     rnd = random.Random(seed)
     batches = [
-        split(records(rnd.sample(history, len(history))), [rnd.randrange(25), rnd.randrange(25)])
+        split(
+            as_given(records(rnd.sample(history, len(history))), messages),
+            [rnd.randrange(25), rnd.randrange(25)],
+        )
         for _ in range(2)
     ]
     try:
@@ -334,12 +354,13 @@ def _versions(query: Query, sink: PostgresSink) -> list[tuple[Any, ...]]:
     )
 
 
+@BOTH_FORMS
 def test_duplicates_within_a_batch(
-    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, messages: bool
 ):
     sink = postgres_sink_factory()
     history = [change("c-1", city=("Brno", 10)), change("c-1", city=("Praha", 9))]
-    write_all(sink, [records(history * 3)])
+    write_all(sink, [as_given(records(history * 3), messages)])
     assert table_state(postgres_query, sink) == processor_state(history, sink.policy)
     assert _values(postgres_query, sink) == {"c-1": {"city": "Brno"}}
 
@@ -413,8 +434,9 @@ def test_null_unsets_a_property(postgres_sink_factory: PostgresSinkFactory, post
     assert table_state(postgres_query, sink)["c-1"][1]["city"][0] == 2
 
 
+@BOTH_FORMS
 def test_records_postgres_cannot_store_are_rejected_and_the_rest_written(
-    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query
+    postgres_sink_factory: PostgresSinkFactory, postgres_query: Query, messages: bool
 ):
     sink = postgres_sink_factory()
     good = [change("c-1", name=("Marian", 5)), change("c-2", city=("Zlin", 5))]
@@ -424,7 +446,7 @@ def test_records_postgres_cannot_store_are_rejected_and_the_rest_written(
         change("c-2", **{"ci\x00ty": ("Brno", 5)}),
         change("c-\x00", city=("Brno", 5)),
     ]
-    result = sink.write(records([good[0], *bad, good[1]]))
+    result = sink.write(as_given(records([good[0], *bad, good[1]]), messages))
     assert [(r.record.offset, r.reason) for r in result.rejected] == [
         (1, "nul_character"),
         (2, "non_finite_float"),
@@ -434,15 +456,18 @@ def test_records_postgres_cannot_store_are_rejected_and_the_rest_written(
     assert table_state(postgres_query, sink) == processor_state(good, sink.policy)
 
 
+@BOTH_FORMS
 def test_a_row_the_server_refuses_is_isolated(
     postgres_sink_factory: PostgresSinkFactory,
     postgres_query: Query,
     monkeypatch: pytest.MonkeyPatch,
+    messages: bool,
 ):
     monkeypatch.setattr(postgres_module, "refusal", lambda upsert: None)  # let it reach the server
     sink = postgres_sink_factory()
     good = [change("c-1", name=("Marian", 5)), change("c-2", city=("Zlin", 5))]
-    result = sink.write(records([good[0], change("c-1", city=("Br\x00no", 6)), good[1]]))
+    batch = records([good[0], change("c-1", city=("Br\x00no", 6)), good[1]])
+    result = sink.write(as_given(batch, messages))
     assert [(r.record.offset, r.reason) for r in result.rejected] == [(1, REFUSED)]
     assert result.rejected[0].detail.startswith("22P05")  # untranslatable character
     assert table_state(postgres_query, sink) == processor_state(good, sink.policy)

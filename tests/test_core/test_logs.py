@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
-from streams.logs import escape_controls, mask_dsn, mask_emails, redact
+from streams.logs import configure_logging, escape_controls, mask_dsn, mask_emails, redact
 from streams.settings import Settings
 
 NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
@@ -99,6 +102,75 @@ def test_the_configured_handler_redacts_every_logger(configured_log):
     assert "id=x\\nlevel=ERROR forged\\x00" in text
     assert not any("forged" in line and "id=x" not in line for line in text.splitlines())
     assert "postgresql://app:***@db/crm" in text
+
+
+def json_log_lines(emit) -> list[dict[str, object]]:
+    """What ``emit()`` logs through ``configure_logging(log_format="json")``, parsed line by
+    line (every line must be one JSON object)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream, log_format="json")
+    try:
+        emit()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_time_level_logger_message_extra_fields_and_traceback():
+    log = logging.getLogger("streams.test")
+
+    def emit() -> None:
+        log.info("progress events=%d", 5, extra={"events": 5, "events_per_s": 2.5})
+        try:
+            raise ValueError("broken")
+        except ValueError:
+            log.exception("failed batch=%d", 7)
+
+    progress, failure = json_log_lines(emit)
+    assert datetime.fromisoformat(str(progress.pop("ts"))).utcoffset() == UTC.utcoffset(None)
+    assert progress == {
+        "level": "INFO",
+        "logger": "streams.test",
+        "message": "progress events=5",
+        "events": 5,
+        "events_per_s": 2.5,
+    }
+    assert (failure["level"], failure["message"]) == ("ERROR", "failed batch=7")
+    traceback = str(failure["traceback"])
+    assert traceback.startswith("Traceback (most recent call last):")
+    assert traceback.endswith("ValueError: broken")
+
+
+def test_json_lines_are_redacted_and_stay_one_line_each():
+    log = logging.getLogger("streams.test")
+
+    def emit() -> None:
+        log.warning("login marian.galik@example.com password=hunter2 id=%s", "x\n{forged}\u2028")
+        log.info(
+            "sent",
+            extra={
+                "url": "https://bob:s3cr3t@crm.example/x?email=ada@example.com",
+                "to": ["ada@example.com"],
+                "count": 2,
+            },
+        )
+        try:
+            raise ValueError("cannot reach postgresql://app:hunter2@db/crm as ada@example.com")
+        except ValueError:
+            log.exception("failed")
+
+    lines = json_log_lines(emit)
+    assert len(lines) == 3
+    text = json.dumps(lines)
+    for secret in ("hunter2", "s3cr3t", "marian.galik", "ada@"):
+        assert secret not in text
+    assert lines[0]["message"] == ("login m***@example.com password=*** id=x\\n{forged}\\u2028")
+    assert lines[1]["url"] == "https://bob:***@crm.example/x?email=a***@example.com"
+    assert (lines[1]["to"], lines[1]["count"]) == ("['a***@example.com']", 2)
+    assert "postgresql://app:***@db/crm as a***@example.com" in str(lines[2]["traceback"])
 
 
 def test_secrets_print_masked():

@@ -4,8 +4,11 @@ The compose file is validated against the Compose Specification's JSON schema as
 check-jsonschema (``check_jsonschema/builtin_schemas/vendor/compose-spec.json``, Apache-2.0, from
 github.com/compose-spec/compose-spec), after Compose's own ``${VAR:-default}`` interpolation.
 The schema cannot see cross-references or this project's invariants, so those are checked too:
-the Kafka image matches the embedded broker's version, the worker scales, every ``STREAMS_*``
-variable is a real setting, and the image runs the ``streams`` console script.
+the Kafka image matches the embedded broker's version, the worker and the connector scale, every
+``STREAMS_*`` variable is a real setting (or a ``${NAME}`` of the config file the service is
+given), published ports are this machine's only, Prometheus scrapes every Profile Streams
+service on the port it serves, Grafana gets its data source and the dashboard, and the image
+runs the ``streams`` console script.
 """
 
 from __future__ import annotations
@@ -30,26 +33,39 @@ import jsonschema
 import pytest
 import typer.main
 import yaml
-from pydantic import AliasChoices
 
 from streams.cli.main import app
 from streams.codecs.avro import SCHEMAS_DIR_ENV
 from streams.settings import Settings
 from streams.web.auth import check_exposure
 from tests.prerequisites import unavailable
+from tests.test_deploy.settings_names import (
+    PENDING_SETTINGS,
+    config_variables,
+    settings_env_names,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 POM = ROOT / "streams" / "broker" / "pom.xml"
 PYPROJECT = ROOT / "pyproject.toml"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 
 SCHEMA_DIST = "check-jsonschema"
 SCHEMA_PATH = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
-STREAMS_SERVICES = ("topics", "worker")
+STREAMS_SERVICES = ("topics", "worker", "serve", "postgres-connector")
+# Replicas of these share a consumer group: `docker compose up --scale NAME=N`.
+SCALED_SERVICES = ("worker", "postgres-connector")
 WEB_PORT = "6066"
+SERVE_PORT = "8080"
+CONNECTOR_PORT = "6067"  # Settings.connector_web_port's default (INTERFACE.md)
 # What Compose refuses to run without (``${NAME:?...}``), as an operator would set it.
-REQUIRED_ENV = {"STREAMS_API_TOKENS": "compose-test-token"}
+REQUIRED_ENV = {
+    "STREAMS_API_TOKENS": "compose-test-token",
+    "STREAMS_TRACK_API_KEY": "compose-test-track-key",
+}
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}, ${NAME:+alt}, ${NAME+alt}
 _BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
@@ -141,16 +157,30 @@ def volume_targets(svc: Mapping[str, Any]) -> Iterator[tuple[str | None, str]]:
             yield parts[0], parts[1]
 
 
-def settings_env_names() -> set[str]:
-    """Every environment variable name that Settings reads."""
-    prefix = Settings.model_config.get("env_prefix", "")
-    names: set[str] = set()
-    for field_name, field in Settings.model_fields.items():
-        names.add(f"{prefix}{field_name}".upper())
-        alias = field.validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
-        names.update(choice.upper() for choice in choices if isinstance(choice, str))
-    return names
+def bind_mounts(svc: Mapping[str, Any]) -> dict[str, Path]:
+    """Target -> the repository file or directory a service mounts there (``./`` sources)."""
+    return {
+        target: ROOT / source
+        for source, target in volume_targets(svc)
+        if source is not None and source.startswith("./")
+    }
+
+
+def command_config(svc: Mapping[str, Any]) -> Path | None:
+    """The repository file a service's ``--config`` names, through its bind mount."""
+    words = [str(word) for word in svc.get("command") or []]
+    if "--config" not in words:
+        return None
+    return bind_mounts(svc)[words[words.index("--config") + 1]]
+
+
+def published(svc: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) of a service's short-syntax `ports`."""
+    entries = []
+    for entry in svc.get("ports") or []:
+        host_ip, host_port, container_port = str(entry).rsplit(":", 2)
+        entries.append((host_ip, host_port, container_port))
+    return entries
 
 
 @cache
@@ -274,15 +304,20 @@ def runs(stage: Stage) -> list[str]:
     return [args for keyword, args in stage.instructions if keyword == "RUN"]
 
 
-def cli_command(path: list[str]) -> object | None:
-    """The `streams` CLI's command at `path`, or None. (Typer vendors its own click: duck-type.)"""
+def cli_command(words: list[str]) -> object | None:
+    """The `streams` CLI's command that `words` run (its arguments and options follow it), or
+    None. (Typer vendors its own click: duck-type.)"""
     command: object | None = typer.main.get_command(app)
-    for word in path:
+    for word in words:
         subcommands = getattr(command, "commands", None)
         if not isinstance(subcommands, dict):
-            return None
+            break  # a command, not a group: the rest are its arguments and options
         command = subcommands.get(word)
     return command
+
+
+def option_names(command: object) -> set[str]:
+    return {opt for param in getattr(command, "params", []) for opt in getattr(param, "opts", [])}
 
 
 # ---------------------------------------------------------------- the schema
@@ -434,24 +469,77 @@ def test_worker_query_api_takes_its_tokens_from_the_environment() -> None:
     assert "STREAMS_ALLOW_UNAUTHENTICATED" not in environment(service("worker"))
 
 
-def test_worker_and_topics_run_real_cli_commands() -> None:
+def test_streams_services_run_real_cli_commands() -> None:
     for name in STREAMS_SERVICES:
         svc = service(name)
         assert svc["build"]["context"] == ".", f"{name} builds this repository's Dockerfile"
+        assert svc["image"] == service("worker")["image"], "one image for every streams service"
         words = svc.get("command") or dockerfile_exec_form("CMD")
         command = cli_command(list(words))
         assert command is not None, f"{name}: `streams {' '.join(words)}` is not a CLI command"
         assert not hasattr(command, "commands"), f"{name}: `{' '.join(words)}` is a group"
+        options = {word for word in words if word.startswith("--")}
+        assert options <= option_names(command), f"{name}: unknown options in {words}"
 
 
 @pytest.mark.parametrize("name", STREAMS_SERVICES)
 def test_every_streams_variable_is_a_setting(name: str) -> None:
-    known = settings_env_names()
-    env = environment(service(name))
+    svc = service(name)
+    config = command_config(svc)
+    known = settings_env_names() | PENDING_SETTINGS
+    known |= config_variables(config.read_text()) if config is not None else set()
+    env = environment(svc)
     unknown = sorted(var for var in env if var.startswith("STREAMS_") and var not in known)
     # Settings ignores unknown STREAMS_* variables, so a typo would silently do nothing.
     assert not unknown, f"{name} sets variables no Settings field reads: {unknown}"
     assert env.get("KAFKA_BOOTSTRAP_SERVERS") == "kafka:9092"
+
+
+@pytest.mark.parametrize("name", ["serve", "postgres-connector"])
+def test_config_files_are_mounted_and_their_variables_set(name: str) -> None:
+    svc = service(name)
+    for target, source in bind_mounts(svc).items():
+        assert source.exists(), f"{name} mounts {source}, which is missing"
+        assert any(entry.endswith(":ro") for entry in svc["volumes"] if target in entry)
+    config = command_config(svc)
+    assert config is not None, f"{name} runs with a repository config"
+    assert config.is_file(), config
+    env = environment(svc)
+    missing = sorted(var for var in config_variables(config.read_text()) if not env.get(var))
+    assert not missing, f"{config.name} refers to variables {name} does not set: {missing}"
+
+
+def test_the_connector_writes_into_the_postgres_service() -> None:
+    dsn = environment(service("postgres-connector"))["STREAMS_POSTGRES_DSN"] or ""
+    postgres = environment(service("postgres"))
+    user, password, db = (
+        postgres[key] for key in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+    )
+    assert dsn == f"postgresql://{user}:{password}@postgres:5432/{db}"
+    assert depends_on(service("postgres-connector"))["postgres"] == "service_healthy"
+    raw = environment(compose_raw()["services"]["postgres-connector"])["STREAMS_POSTGRES_DSN"]
+    assert raw is not None
+    assert "${POSTGRES_PASSWORD" in raw, "one password for both services"
+
+
+def test_published_ports_are_this_machines_only_and_distinct() -> None:
+    host_ports: list[str] = []
+    for name, svc in compose()["services"].items():
+        for host_ip, host_port, _ in published(svc):
+            assert host_ip == "127.0.0.1", f"{name} publishes {host_port} beyond this machine"
+            host_ports.append(host_port)
+    assert len(host_ports) == len(set(host_ports)), f"two services publish one port: {host_ports}"
+    assert {port for _, port, _ in published(service("serve"))} == {SERVE_PORT}
+    assert {port for _, port, _ in published(service("prometheus"))} == {"9090"}
+    assert {port for _, port, _ in published(service("grafana"))} == {"3000"}
+
+
+@pytest.mark.parametrize("name", SCALED_SERVICES)
+def test_scaled_services_have_no_container_name_and_no_published_port(name: str) -> None:
+    svc = service(name)
+    assert "container_name" not in svc, "replicas cannot share one container name"
+    assert not svc.get("ports"), "replicas cannot share one host port: use expose"
+    assert "profiles" not in svc, "`docker compose up` runs the whole pipeline"
 
 
 @pytest.mark.parametrize("name", STREAMS_SERVICES)
@@ -467,16 +555,91 @@ def test_service_environment_parses_into_settings(
             monkeypatch.setenv(var, value)
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "kafka:9092"
-    if name == "worker":  # bound to 0.0.0.0, so it starts only with the tokens
+    if name in ("worker", "postgres-connector"):  # on 0.0.0.0: they start only with tokens
         assert [token.get_secret_value() for token in settings.api_tokens] == ["compose-test-token"]
         check_exposure(settings)
 
 
-def test_topics_and_worker_agree_on_the_topic_layout() -> None:
+def test_every_streams_service_agrees_on_the_topic_layout() -> None:
     topic_vars = re.compile(r"STREAMS_(.*_TOPIC|PARTITIONS|REPLICATION_FACTOR)$")
-    topics_env = {k: v for k, v in environment(service("topics")).items() if topic_vars.match(k)}
-    worker_env = {k: v for k, v in environment(service("worker")).items() if topic_vars.match(k)}
-    assert topics_env == worker_env
+    layouts = {
+        name: {k: v for k, v in environment(service(name)).items() if topic_vars.match(k)}
+        for name in STREAMS_SERVICES
+    }
+    assert all(layout == layouts["topics"] for layout in layouts.values()), layouts
+    assert all(
+        depends_on(service(name)).get("topics") == "service_completed_successfully"
+        for name in STREAMS_SERVICES
+        if name != "topics"
+    ), "every process waits for the topics it checks at start"
+
+
+# ---------------------------------------------------------------- Prometheus and Grafana
+
+
+def scrape_jobs() -> dict[str, list[dict[str, Any]]]:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    return {job["job_name"]: job.get("dns_sd_configs", []) for job in config["scrape_configs"]}
+
+
+def test_prometheus_scrapes_every_replica_of_every_streams_service() -> None:
+    prometheus = service("prometheus")
+    assert bind_mounts(prometheus)["/etc/prometheus/prometheus.yml"] == PROMETHEUS_CONFIG
+    served = {"worker": WEB_PORT, "serve": SERVE_PORT, "postgres-connector": CONNECTOR_PORT}
+    found: dict[str, str] = {}
+    for job, discoveries in scrape_jobs().items():
+        assert discoveries, f"{job}: Docker's DNS finds replicas, not a fixed target list"
+        for discovery in discoveries:
+            assert discovery["type"] == "A"
+            for name in discovery["names"]:
+                found[name] = str(discovery["port"])
+    assert found == served
+    # The port each one serves /metrics on, as the compose file and its settings say.
+    assert WEB_PORT in [str(port) for port in service("worker")["expose"]]
+    assert [container for _, _, container in published(service("serve"))] == [SERVE_PORT]
+    connector = service("postgres-connector")
+    assert environment(connector)["STREAMS_CONNECTOR_WEB_PORT"] == CONNECTOR_PORT
+    assert CONNECTOR_PORT in [str(port) for port in connector["expose"]]
+    assert f"127.0.0.1:{CONNECTOR_PORT}/health" in " ".join(connector["healthcheck"]["test"])
+
+
+def test_promtool_accepts_the_prometheus_config() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        unavailable("promtool", "not on PATH (Debian's prometheus package)")
+    result = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    grafana = service("grafana")
+    mounts = bind_mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA_PROVISIONING
+    sources = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    (datasource,) = sources["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load(
+        (GRAFANA_PROVISIONING / "dashboards" / "profile-streams.yml").read_text()
+    )
+    (provider,) = providers["providers"]
+    dashboards = mounts[provider["options"]["path"]]
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] or ""
+    home_file = dashboards / Path(home).relative_to(provider["options"]["path"])
+    assert home_file.name == "profile-streams.json"
+    assert home_file.is_file()
+    dashboard = json.loads(home_file.read_text())
+    used = {
+        target["datasource"]["uid"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    }
+    assert used == {datasource["uid"]}
 
 
 def test_postgres_keeps_its_data_where_postgres_18_images_put_it() -> None:

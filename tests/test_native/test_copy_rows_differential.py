@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from streams._native import copy_rows
-from streams.connect.sinks.postgres.sink import FoldedBatch
+from streams._native import copy_rows, suspect_upserts
+from streams.connect.records import SinkRecord
+from streams.connect.sinks.postgres.sink import FoldedBatch, fold, refusal
+from streams.merge import MergePolicy
 from streams.model import Op, Profile, PropertyState, Upsert
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -202,3 +204,81 @@ def test_a_watermark_beyond_64_bits_is_left_to_python(deleted_at: Any) -> None:
     share = FoldedBatch([])
     share.profiles["c-1"] = Profile({}, deleted_at)
     assert copy_rows(share.singles, share.profiles) is None
+
+
+# ----- suspect_upserts: the screen that spares the sink's Python refusal() on most records -----
+
+unstorable_values = st.sampled_from(
+    [float("nan"), float("inf"), -float("inf"), 2**63, I64_MIN - 1, "\ud800", "a\x00b"]
+)
+maybe_bad_text = texts | st.sampled_from(["\x00", "c\x00", "\udc80", "ok\ud83d"])
+
+
+@st.composite
+def any_upserts(draw: st.DrawFn) -> Upsert:
+    """Upserts of every kind the sink meets, storable or not (refusal() says which)."""
+    properties = draw(
+        st.dictionaries(
+            maybe_bad_text,
+            st.builds(
+                PropertyState,
+                values | unstorable_values | st.sampled_from([_Int(3), _Str("s")]),
+                timestamps | st.sampled_from([2**63, I64_MIN - 1]),
+                maybe_bad_text,
+            ),
+            max_size=4,
+        )
+    )
+    return Upsert(
+        customer_id=draw(maybe_bad_text),
+        op=draw(st.sampled_from([Op.UPSERT, Op.DELETE])),
+        properties=properties,
+        deleted_at=draw(st.none() | timestamps | st.sampled_from([2**63, I64_MIN - 1])),
+        source=draw(maybe_bad_text),
+        event_id=None,
+        processed_at=0,
+    )
+
+
+@hypothesis_settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(upserts=st.lists(any_upserts(), max_size=8))
+def test_every_refused_upsert_is_a_suspect_and_every_other_one_is_written(
+    upserts: list[Upsert],
+) -> None:
+    suspects = set(suspect_upserts(upserts))
+    refused = {index for index, upsert in enumerate(upserts) if refusal(upsert) is not None}
+    assert refused <= suspects
+    for index, upsert in enumerate(upserts):
+        if index in suspects or upsert.op is not Op.UPSERT:
+            continue
+        share = FoldedBatch([])
+        share.singles[upsert.customer_id] = upsert
+        assert copy_rows(share.singles, share.profiles) is not None
+
+
+def test_a_screened_fold_refuses_what_the_reference_refuses() -> None:
+    policy = MergePolicy({})
+    good = Upsert("c-1", Op.UPSERT, {"a": PropertyState(1, 5, "crm")}, None, "crm", None, 0)
+    records = [
+        SinkRecord("t", 0, offset, None, b"", upsert)
+        for offset, upsert in enumerate(
+            [
+                good,
+                good._replace(customer_id="c-2", source="s\x00"),
+                good._replace(customer_id="c-3", properties={"a": PropertyState(2**63, 5, "x")}),
+                good._replace(customer_id="c-4", deleted_at=2**63),
+                good._replace(properties={"b": PropertyState(float("nan"), 6, "crm")}),
+                good._replace(customer_id="c-5", properties={"a": PropertyState(_Int(1), 5, "x")}),
+            ]
+        )
+    ]
+    screened, reference = fold(records, policy, screened=True), fold(records, policy)
+    assert [(r.record.offset, r.reason) for r in screened.rejected] == [
+        (1, "nul_character"),
+        (2, "integer_out_of_range"),
+        (3, "timestamp_out_of_range"),
+        (4, "non_finite_float"),
+    ]
+    assert screened.rejected == reference.rejected
+    assert screened.singles == reference.singles
+    assert screened.profiles == reference.profiles

@@ -64,9 +64,12 @@ def test_a_restored_partition_answers_while_another_still_restores(
         assert cast(list[int], health["partitions"]) == list(range(settings.partitions))
         assert replica.worker is not None
         assert not replica.worker.wait_assigned(0)
+        # Readiness (a rolling update's gate) waits for every partition.
+        assert get_json(f"{replica.url}/ready")[:2] == (503, {"ready": False, "state": "restoring"})
 
         gate.set()
         wait_until(lambda: get_json(f"{replica.url}/customers/c-1")[0] == 200, timeout=60)
+        wait_until(lambda: get_json(f"{replica.url}/ready")[0] == 200, timeout=30)
         assert get_json(f"{replica.url}/customers/c-1")[1] == {"properties": {"n": "c-1"}}
         assert replica.worker.wait_assigned(30)
         assert replica.owned_partitions == frozenset(range(settings.partitions))

@@ -32,6 +32,7 @@ NEIGHBOUR = next(  # a customer of the same partition, never stored
     if partition_for(name.encode(), PARTITIONS) == HOME
 )
 RENDERED = b"# rendered by the worker\nstreams_events_in_total 7.0\n"
+STATUS = {"kind": "worker", "name": "g", "totals": {"events_in": 7}}
 PROFILE = Profile(
     {
         "city": PropertyState("Brno", 1_700_000_000_500, "crm"),
@@ -69,14 +70,24 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
     stores.open(HOME).write({STORED.encode(): encode_profile(PROFILE)}, None)
     threads: list[AppThread] = []
 
-    def start(worker: FakeWorker, **overrides: Any) -> str:
+    def start(
+        worker: FakeWorker, status: Callable[[], dict[str, Any]] = lambda: STATUS, **overrides: Any
+    ) -> str:
         # Nothing listens on port 1: the closed directory knows no owner without asking.
         settings = Settings(
             kafka_bootstrap_servers="127.0.0.1:1", partitions=PARTITIONS, **overrides
         )
         directory = OwnerDirectory(settings)
         directory.close()
-        api = ProfileApi(settings, worker, stores, lambda: RENDERED, directory, self_url="")
+        api = ProfileApi(
+            settings,
+            worker,
+            stores,
+            lambda: RENDERED,
+            directory,
+            self_url="",
+            status=status,
+        )
         threads.append(AppThread(api.application(), "query-api").start())
         return threads[-1].url
 
@@ -128,6 +139,26 @@ def test_health_reports_the_worker_handed_over(serve: Serve) -> None:
     assert (status, orjson.loads(body)["status"]) == (503, "failed")
 
 
+def test_ready_only_while_the_worker_serves_its_partitions(serve: Serve) -> None:
+    document = {**STATUS, "state": "starting"}
+    url = serve(FakeWorker(), status=lambda: document)
+    for state, code in [
+        ("starting", 503),
+        ("restoring", 503),
+        ("running", 200),
+        ("retrying", 200),
+        ("stopping", 503),
+    ]:
+        document["state"] = state
+        status, _, body = get(f"{url}/ready")
+        assert (status, orjson.loads(body)) == (code, {"ready": code == 200, "state": state})
+    # Open for probes even where /status needs a token.
+    guarded = serve(
+        FakeWorker(), status=lambda: document, api_tokens="s3cret", metrics_require_token=True
+    )
+    assert get(f"{guarded}/ready")[0] == 503
+
+
 def test_metrics_are_what_the_worker_renders(serve: Serve) -> None:
     status, headers, body = get(f"{serve(FakeWorker())}/metrics")
     assert (status, body) == (200, RENDERED)
@@ -135,6 +166,21 @@ def test_metrics_are_what_the_worker_renders(serve: Serve) -> None:
     guarded = serve(FakeWorker(), api_tokens="s3cret", metrics_require_token=True)
     assert get(f"{guarded}/metrics")[0] == 401
     assert get(f"{guarded}/metrics", {"Authorization": "Bearer s3cret"})[2] == RENDERED
+
+
+def test_status_is_what_the_worker_hands_over_and_guarded_like_metrics(serve: Serve) -> None:
+    status, headers, body = get(f"{serve(FakeWorker())}/status")
+    assert (status, orjson.loads(body)) == (200, STATUS)
+    assert headers["Content-Type"] == "application/json"
+    guarded = serve(FakeWorker(), api_tokens="s3cret", metrics_require_token=True)
+    assert get(f"{guarded}/status")[0] == 401
+    assert orjson.loads(get(f"{guarded}/status", {"X-API-Key": "s3cret"})[2]) == STATUS
+    # The page holds no figures: open, and it may load nothing but ./status.
+    status, headers, body = get(f"{guarded}/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert b'fetch("./status"' in body
 
 
 def test_bloomreach_reads_translate_the_profile_answer(serve: Serve) -> None:

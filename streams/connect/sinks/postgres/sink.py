@@ -1,13 +1,16 @@
 """PostgreSQL sink: each batch is folded per customer, then merged by set-based upserts.
 
 The customers of a batch are dealt over a few sessions; each copies its share into a staging
-table and merges it with one statement, committed without waiting for Python, so the server
-merges one share while Python encodes and copies the next.
+table and merges it with one statement, all sessions at once from threads of their own, so the
+server works on every share while the worker consumes the next batch.
 
-Rows are encoded by the Rust crate (``streams._native.copy_rows``) as COPY text, a few hundred
-customers at a time; ``STREAMS_KERNEL=python`` selects ``sql``'s ``upsert_row`` and
-``profile_row``, the reference, which also do any part holding a value the Rust code does not
-write exactly.
+The sink takes the messages as they came: the Rust crate writes the COPY text of every
+customer with one plain upsert in the batch straight from its bytes
+(``UpsertDecoder.copy_text``), and only the others (deletes, customers seen more than once,
+values PostgreSQL may refuse) are decoded and folded in Python, their rows written by
+``streams._native.copy_rows``. ``STREAMS_KERNEL=python`` selects the reference for all:
+decoding, ``fold`` and ``sql``'s ``upsert_row`` and ``profile_row``, which also write any
+part holding a value the Rust code does not write exactly.
 
 The table keeps, per customer and property, the value, its timestamp and its tie-break rank,
 so the database keeps the same winner as the processor whatever order, duplicates or replays
@@ -20,7 +23,9 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import islice
@@ -28,10 +33,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from streams._native import copy_rows
+from streams._native import copy_rows, suspect_upserts
+from streams.codecs.upserts import UpsertCodec
 from streams.connect.errors import RetryableSinkError, SinkConfigError, SinkError
-from streams.connect.records import Rejection, SinkRecord, WriteResult
-from streams.connect.sink import BatchingSink
+from streams.connect.records import RawRecord, Rejection, SinkRecord, WriteResult, decoded
+from streams.connect.sink import RawBatchingSink
 from streams.connect.sinks.postgres import sql as q
 from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, upsert_as_event
@@ -117,16 +123,19 @@ class FoldedBatch:
     """A batch merged per customer in memory, plus the records refused before any I/O.
 
     Most customers appear once in a batch: their upsert is kept as it is (``singles``) and
-    encoded straight from its properties; the others are folded into a profile.
+    encoded straight from its properties; the others are folded into a profile. A share may
+    also carry rows the crate wrote straight from the messages (``text``, from ``wired``).
     """
 
     batch: Sequence[SinkRecord]
     singles: dict[str, Upsert] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
+    text: bytes = b""
+    wired: Sequence[RawRecord] = ()
 
     def __len__(self) -> int:
-        return len(self.singles) + len(self.profiles)
+        return len(self.singles) + len(self.profiles) + len(self.wired)
 
     def rows(self) -> Iterator[q.Row]:
         upsert_row = q.upsert_row
@@ -181,16 +190,25 @@ def _profile_of(upsert: Upsert) -> Profile:
     )
 
 
-def fold(batch: Sequence[SinkRecord], policy: MergePolicy) -> FoldedBatch:
-    """Apply every storable record to one in-memory profile per customer (the processor's merge)."""
+def fold(
+    batch: Sequence[SinkRecord], policy: MergePolicy, *, screened: bool = False
+) -> FoldedBatch:
+    """Apply every storable record to one in-memory profile per customer (the processor's merge).
+
+    ``screened``: ``refusal`` runs only on the records the Rust encoder singles out
+    (``suspect_upserts``, which holds every refused one among its suspects), not on all."""
     folded = FoldedBatch(batch)
-    singles, profiles = folded.singles, folded.profiles
-    for record in batch:
+    singles, profiles, rejected = folded.singles, folded.profiles, folded.rejected
+    suspects: Container[int] | None = None
+    if screened:
+        suspects = frozenset(suspect_upserts([record.upsert for record in batch]))
+    for index, record in enumerate(batch):
         upsert = record.upsert
-        reason = refusal(upsert)
-        if reason is not None:
-            folded.rejected.append(Rejection(record, reason))
-            continue
+        if suspects is None or index in suspects:
+            reason = refusal(upsert)
+            if reason is not None:
+                rejected.append(Rejection(record, reason))
+                continue
         customer_id = upsert.customer_id
         profile = profiles.get(customer_id)
         if profile is None:
@@ -206,7 +224,7 @@ def fold(batch: Sequence[SinkRecord], policy: MergePolicy) -> FoldedBatch:
     return folded
 
 
-class PostgresSink(BatchingSink):
+class PostgresSink(RawBatchingSink):
     """Writes profiles to ``<schema>.<table>``; plain values in the ``<table>_values`` view."""
 
     def __init__(self, options: Mapping[str, Any], *, name: str, settings: Settings) -> None:
@@ -227,11 +245,13 @@ class PostgresSink(BatchingSink):
         self.policy = MergePolicy(settings.priorities())
         self._priorities = {"priorities": q.priorities_json(self.policy.priorities)}
         self._native_rows = settings.kernel == "native"
+        self._codec = UpsertCodec(settings.output_format, kernel=settings.kernel)
         self._names = q.identifiers(self.options.db_schema, self.options.table)
         self._copy_sql = q.statement(q.COPY_STAGING, self._names)
         self._upsert_sql = q.upsert_from_staging(self._names)
         self._upsert_one_sql = q.upsert_one_row(self._names)
         self._conns: list[Connection] = []
+        self._senders = self._new_senders()
         self._migrated = False
 
     @property
@@ -249,23 +269,30 @@ class PostgresSink(BatchingSink):
         )
 
     def close(self) -> None:
+        self._senders.shutdown()
+        self._senders = self._new_senders()  # idle until used: a closed sink may be set up again
         self._drop_connection()
 
-    def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
+    def _new_senders(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.options.sessions, f"postgres-{self.name}"[:32])
+
+    def write(self, batch: Sequence[RawRecord | SinkRecord]) -> WriteResult:
         return self.begin_write(batch)()
 
-    def begin_write(self, batch: Sequence[SinkRecord]) -> Callable[[], WriteResult]:
+    def begin_write(self, batch: Sequence[RawRecord | SinkRecord]) -> Callable[[], WriteResult]:
         """Fold, copy and send every share's merge and COMMIT; the returned call waits for the
-        server's answers (and isolates refused rows). The server merges meanwhile."""
+        server's answers (and isolates refused rows). The server merges meanwhile. Records
+        come as messages (from the worker) or decoded (``SinkRecord``)."""
         started = time.perf_counter()
-        folded = fold(batch, self.policy)
-        sent = self._guarded(lambda: self._send_shares(folded)) if folded else []
+        shares, rejected = self._shares(batch)
+        sending = self._guarded(lambda: self._send_shares(shares)) if shares else []
 
         def finish() -> WriteResult:
-            if sent:
-                folded.rejected.extend(self._guarded(lambda: self._collect(sent)))
-            if folded.rejected:
-                reasons = Counter(rejection.reason for rejection in folded.rejected)
+            if sending:
+                sent = self._guarded(lambda: self._sent(sending))
+                rejected.extend(self._guarded(lambda: self._collect(sent)))
+            if rejected:
+                reasons = Counter(rejection.reason for rejection in rejected)
                 logger.warning(
                     "postgres sink rejected name=%s reasons=%s", self.name, dict(reasons)
                 )
@@ -273,13 +300,65 @@ class PostgresSink(BatchingSink):
                 "postgres sink wrote name=%s records=%d customers=%d rejected=%d ms=%.1f",
                 self.name,
                 len(batch),
-                len(folded),
-                len(folded.rejected),
+                sum(map(len, shares)),
+                len(rejected),
                 (time.perf_counter() - started) * 1000,
             )
-            return WriteResult(folded.rejected)
+            return WriteResult(rejected)
 
         return finish
+
+    def _shares(
+        self, batch: Sequence[RawRecord | SinkRecord]
+    ) -> tuple[list[FoldedBatch], list[Rejection]]:
+        """The batch's customers dealt over the sessions, and the records refused before any
+        I/O. The crate writes the rows of the customers with one plain upsert straight from
+        their messages; the rest are decoded and folded here (all of them on the reference
+        kernel, or when a message is not one the crate reads)."""
+        count = self.options.sessions
+        native = self._codec.native if self._native_rows else None
+        messages = [record for record in batch if isinstance(record, RawRecord)]
+        wire = None
+        if native is not None and messages and len(messages) == len(batch):
+            wire = native.copy_text([message.value for message in messages], count)
+        if wire is None:
+            records, rejected = self._decoded(batch)
+            folded = fold(records, self.policy, screened=self._native_rows)
+            return folded.shares(count), [*rejected, *folded.rejected]
+        texts, to_fold, placed = wire
+        records, rejected = self._decoded([messages[index] for index in to_fold])
+        folded = fold(records, self.policy, screened=True)
+        shares = folded.shares(count)
+        shares += [FoldedBatch(records) for _ in range(count - len(shares))]
+        for share, text, positions in zip(shares, texts, placed, strict=True):
+            share.text = text
+            share.wired = [messages[index] for index in positions]
+        return [share for share in shares if share], [*rejected, *folded.rejected]
+
+    def _decoded(
+        self, batch: Sequence[RawRecord | SinkRecord]
+    ) -> tuple[list[SinkRecord], list[Rejection]]:
+        records: list[SinkRecord] = []
+        rejected: list[Rejection] = []
+        for record in batch:
+            outcome = record if isinstance(record, SinkRecord) else decoded(record, self._codec)
+            if isinstance(outcome, Rejection):
+                rejected.append(outcome)
+            else:
+                records.append(outcome)
+        return records, rejected
+
+    def _unwired(self, share: FoldedBatch) -> FoldedBatch:
+        """The share with the customers behind its crate-written rows decoded and folded too
+        (the rare paths: a session not in UTF-8, a row the server refuses)."""
+        if not share.wired:
+            return share
+        records, _ = self._decoded(share.wired)  # the crate read them: the reference does too
+        merged = fold(records, self.policy)  # one upsert per customer: all singles
+        merged.singles.update(share.singles)
+        merged.profiles.update(share.profiles)
+        merged.batch = [*share.batch, *records]
+        return merged
 
     def _guarded(self, action: Callable[[], T]) -> T:
         try:
@@ -329,17 +408,28 @@ class PostgresSink(BatchingSink):
             raise
         return conn
 
-    def _send_shares(self, folded: FoldedBatch) -> list[_Sent]:
-        """Each share of the customers is merged in a session and transaction of its own: the
-        server merges one share while Python encodes and copies the next."""
+    def _send_shares(self, shares: list[FoldedBatch]) -> list[Future[_Sent]]:
+        """Each share of the customers is copied and merged in a session and transaction of its
+        own, all at once (a thread per session, waiting on the server with the GIL released):
+        the server works on every share while the worker consumes the next batch."""
         try:
-            sent = []
-            for index, share in enumerate(folded.shares(self.options.sessions)):
-                conn = self._connection(index)
-                sent.append((conn, share, self._send(conn, share)))
-            return sent
+            conns = [self._connection(index) for index in range(len(shares))]
         except BaseException:
-            self._drop_connection()  # sessions may be mid-transaction or mid-pipeline
+            self._drop_connection()
+            raise
+        return [
+            self._senders.submit(lambda c, s: (c, s, self._send(c, s)), conn, share)
+            for conn, share in zip(conns, shares, strict=True)
+        ]
+
+    def _sent(self, sending: list[Future[_Sent]]) -> list[_Sent]:
+        """Every share's copy, once all are done; after a failure the sessions may be
+        mid-transaction or mid-pipeline: they are dropped."""
+        wait_for(sending)
+        try:
+            return [future.result() for future in sending]
+        except BaseException:
+            self._drop_connection()
             raise
 
     def _collect(self, sent: list[_Sent]) -> list[Rejection]:
@@ -378,9 +468,11 @@ class PostgresSink(BatchingSink):
         selected or the session is not in UTF-8 (the Rust text is); a part the Rust encoder
         does not write is the Python one's."""
         if not self._native_rows or conn.info.encoding != "utf-8":
-            for row in share.rows():
+            for row in self._unwired(share).rows():
                 copy.write_row(row)
             return
+        if share.text:
+            copy.write(share.text)
         for part in share.parts(NATIVE_PART):
             text = self._copy_text(part)
             if text is None:
@@ -416,6 +508,7 @@ class PostgresSink(BatchingSink):
     def _upsert_isolated(self, conn: Connection, folded: FoldedBatch) -> list[Rejection]:
         """Row by row in savepoints; a refused customer row is retried record by record."""
         rejected: list[Rejection] = []
+        folded = self._unwired(folded)
         with conn.transaction(), conn.cursor() as cursor:
             customers = folded.customers()
             for customer_id in sorted(customers):
