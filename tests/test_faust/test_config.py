@@ -36,3 +36,13 @@ def test_any_free_port_is_refused_as_other_workers_could_not_reach_it():
 def test_an_ssl_broker_is_refused_with_the_engine_to_use():
     with pytest.raises(ConfigError, match="default engine"):
         app_config(Settings(kafka_security_protocol="SSL", web_port=6070))
+
+
+def test_streams_worker_runs_faust_workers_one_per_command():
+    from typer.testing import CliRunner
+
+    from streams.cli.main import app
+
+    result = CliRunner().invoke(app, ["worker", "--engine", "faust", "--processes", "2"])
+    assert result.exit_code == 1, result.output
+    assert "error: --processes supervises workers of the default engine" in result.output
