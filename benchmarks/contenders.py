@@ -54,7 +54,13 @@ QUIX = Contender(
     "benchmarks.quix_app",
 )
 PROCESSOR = Contender("processor", "Profile Streams processor (full path)", "benchmarks.processor")
-CONTENDERS = (PASSTHROUGH, FAUST_NAIVE, FAUST_BATCH, QUIX, PROCESSOR)
+FAUST_ENGINE = Contender(
+    "faust-engine",
+    "Profile Streams processor, Faust engine (streams worker --engine faust)",
+    "benchmarks.faust_engine",
+    long_running=True,
+)
+CONTENDERS = (PASSTHROUGH, FAUST_NAIVE, FAUST_BATCH, QUIX, PROCESSOR, FAUST_ENGINE)
 
 
 def run_contender(

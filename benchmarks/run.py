@@ -28,6 +28,7 @@ from benchmarks.common import Result, Spec
 from benchmarks.contenders import (
     CONTENDERS,
     FAUST_BATCH,
+    FAUST_ENGINE,
     FAUST_NAIVE,
     PASSTHROUGH,
     PROCESSOR,
@@ -192,6 +193,8 @@ def run_scenario(
             result = run_contender(contender, spec, work_dir / "contender.log", python)
         if result.error is None:
             console.print(f"{result.rate:,.0f} events/s in {result.seconds:.2f} s")
+            if contender is FAUST_ENGINE:
+                console.print(f"    time split: {result.details.get('phases')}")
         else:
             console.print("[bold red]FAILED[/bold red]")
             ok = False

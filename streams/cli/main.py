@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,7 +20,8 @@ from streams.cli.startup import (
 )
 from streams.cli.status import status_command
 from streams.cli.tail import tail
-from streams.errors import StreamsError
+from streams.errors import ConfigError, StreamsError
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.supervisor.members import Member
@@ -133,11 +136,30 @@ def topics_check() -> None:
     typer.echo("topics ok")
 
 
+class Engine(StrEnum):
+    DEFAULT = "default"
+    FAUST = "faust"
+
+
+def _engine_runner(engine: Engine) -> Callable[[Settings], int]:
+    """The engine's ``run(settings)``; a missing driver (faust) raises here, before Kafka."""
+    if engine is Engine.FAUST:
+        from streams.faust.worker import run_faust_worker
+
+        return run_faust_worker
+    from streams.processor.runner import run_worker
+
+    return run_worker
+
+
 @app.command()
 def worker(
     data_dir: Annotated[Path | None, typer.Option(help="Local state directory.")] = None,
     web_port: Annotated[int | None, typer.Option(help="Port of the query/metrics API.")] = None,
     web_host: Annotated[str | None, typer.Option(help="Interface of the query API.")] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="default: batched confluent-kafka loop; faust: a Faust app.")
+    ] = Engine.DEFAULT,
     processes: Processes = 1,
 ) -> None:
     """Run one processor worker (or --processes of them); replicas share the input partitions."""
@@ -153,6 +175,12 @@ def worker(
 
     try:
         check_exposure(settings)  # a settings mistake is said before Kafka is asked
+        if processes > 1 and engine is Engine.FAUST:
+            raise ConfigError(
+                "--processes supervises workers of the default engine: start Faust workers "
+                "one per command (--engine faust, each its own --data-dir and --web-port)"
+            )
+        run = _engine_runner(engine)
     except StreamsError as exc:
         raise fail(exc) from exc
     check_kafka(settings)
@@ -164,10 +192,8 @@ def worker(
         except StreamsError as exc:
             raise fail(exc) from exc
         raise typer.Exit(code=_supervise(members, settings.partitions, settings.input_topic))
-    from streams.processor.runner import run_worker
-
     try:
-        code = run_worker(settings)
+        code = run(settings)
     except StreamsError as exc:
         raise fail(exc) from exc
     raise typer.Exit(code=code)

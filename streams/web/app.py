@@ -18,11 +18,9 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from streams.codecs.timestamps import ms_to_seconds
 from streams.settings import Settings
-from streams.state.codec import decode_profile
 from streams.state.store import StateStores
-from streams.web.answer import ProfileAnswer, json_answer, unavailable
+from streams.web.answer import ProfileAnswer, stored_profile_answer, unavailable
 from streams.web.auth import authorize
 from streams.web.bloomreach import (
     API_CUSTOMER_ROUTE,
@@ -144,20 +142,7 @@ class ProfileApi:
 
     def _answer_locally(self, partition: int, key: bytes, with_ts: bool) -> ProfileAnswer:
         store = self._stores.get(partition)
-        raw = store.get(key) if store is not None else None
-        if raw is None:
-            return json_answer({"error": "customer not found", "reason": "not_found"}, status=404)
-        profile = decode_profile(raw)
-        properties: dict[str, object] = {}
-        for name, state in sorted(profile.properties.items()):
-            if state.value is None:
-                continue
-            properties[name] = (
-                {"value": state.value, "last_update": ms_to_seconds(state.last_update)}
-                if with_ts
-                else state.value
-            )
-        return json_answer({"properties": properties})
+        return stored_profile_answer(store.get(key) if store is not None else None, with_ts)
 
     async def health(self, request: web.Request) -> web.Response:
         alive = self._worker.alive

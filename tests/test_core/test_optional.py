@@ -136,3 +136,29 @@ def test_the_faust_contender_without_faust_names_the_faust_extra(monkeypatch):
         importlib.import_module("benchmarks.faust_agents")
     assert str(raised.value).startswith("the Faust contender needs faust-streaming (")
     assert str(raised.value).endswith("pip install 'profile-streams[faust]'")
+
+
+FAUST_ENGINE = (
+    "streams.faust",
+    "streams.faust.batches",
+    "streams.faust.install",
+    "streams.faust.views",
+    "streams.faust.worker",
+)
+
+
+def test_the_faust_engine_without_faust_names_the_faust_extra(monkeypatch):
+    without(monkeypatch, "faust", *FAUST_ENGINE)
+    with pytest.raises(MissingDriverError) as raised:
+        importlib.import_module("streams.faust")
+    assert str(raised.value).startswith("the Faust engine needs faust-streaming (")
+    assert str(raised.value).endswith("pip install 'profile-streams[faust]'")
+
+
+def test_streams_worker_engine_faust_without_faust_exits_with_one_line(monkeypatch):
+    without(monkeypatch, "faust", *FAUST_ENGINE)
+    result = CliRunner().invoke(app, ["worker", "--engine", "faust"])
+    assert result.exit_code == 1, result.output  # as the worker's other ConfigErrors
+    assert isinstance(result.exception, SystemExit)  # no traceback, and Kafka not asked
+    assert "error: the Faust engine needs faust-streaming" in result.output
+    assert "pip install 'profile-streams[faust]'" in result.output

@@ -77,7 +77,9 @@ class WorkerProcess:
         return 0.0
 
 
-def spawn_worker(settings: Settings, data_dir: Path, log: Path) -> WorkerProcess:
+def spawn_worker(
+    settings: Settings, data_dir: Path, log: Path, engine: str = "default"
+) -> WorkerProcess:
     port = free_port()
     command = [
         sys.executable,
@@ -88,6 +90,8 @@ def spawn_worker(settings: Settings, data_dir: Path, log: Path) -> WorkerProcess
         str(data_dir),
         "--web-port",
         str(port),
+        "--engine",
+        engine,
     ]
     handle = log.open("ab")
     process = subprocess.Popen(command, env=settings_env(settings), stdout=handle, stderr=handle)

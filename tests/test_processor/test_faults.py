@@ -134,16 +134,28 @@ def _owned(url: str) -> list[int]:
         return partitions
 
 
-def test_worker_refuses_to_start_on_a_mis_partitioned_topic(streams_settings, tmp_path):
+@pytest.mark.parametrize("engine", ["default", "faust"])
+def test_worker_refuses_to_start_on_a_mis_partitioned_topic(streams_settings, tmp_path, engine):
     import subprocess
     import sys
 
-    from tests.test_processor.cluster import settings_env
+    from tests.test_processor.cluster import free_port, settings_env
 
     settings = streams_settings()
     wrong = settings.model_copy(update={"partitions": settings.partitions * 2})
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli.main", "worker", "--data-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "streams.cli.main",
+            "worker",
+            "--data-dir",
+            str(tmp_path),
+            "--web-port",
+            str(free_port()),
+            "--engine",
+            engine,
+        ],
         env=settings_env(wrong),
         capture_output=True,
         text=True,
