@@ -12,6 +12,7 @@ table of those rows (``bench_table()``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -242,3 +243,18 @@ def bench_table(
             ", ".join(f"{s:.2f}" for s in row.rounds),
         )
     return out
+
+
+def faust_contender_main(build_app: Callable[[Spec], Any], name: str) -> None:
+    """A Faust contender's entry point: its app from the spec (a failure to build it is written
+    as the result), run as a Faust worker without web."""
+    spec = Spec.from_argv()
+    try:
+        app = build_app(spec)
+    except Exception as exc:
+        write_result(spec, Result(0, 0.0, error=f"{type(exc).__name__}: {exc}"))
+        raise
+    logging.getLogger("faust").setLevel(logging.WARNING)
+    # app.main() parses sys.argv; loglevel names are crit/error/warn/info/debug.
+    sys.argv = [name, "worker", "-l", "warn", "--without-web"]
+    app.main()

@@ -10,14 +10,12 @@ then stops this process with SIGTERM (the worker leaves its group on the way out
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from benchmarks.common import PARTITIONS, Result, Spec, now, write_result
+from benchmarks.common import PARTITIONS, Result, Spec, faust_contender_main, now, write_result
 from benchmarks.data import create_topic
 from streams.optional import requires
 
@@ -108,16 +106,7 @@ def build_app(spec: Spec) -> faust.App:
 
 
 def main() -> None:
-    spec = Spec.from_argv()
-    try:
-        app = build_app(spec)
-    except Exception as exc:
-        write_result(spec, Result(0, 0.0, error=f"{type(exc).__name__}: {exc}"))
-        raise
-    logging.getLogger("faust").setLevel(logging.WARNING)
-    # app.main() parses sys.argv; loglevel names are crit/error/warn/info/debug.
-    sys.argv = ["bench-faust", "worker", "-l", "warn", "--without-web"]
-    app.main()
+    faust_contender_main(build_app, "bench-faust")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,10 @@ acked offsets on its own interval). The parent stops this process with SIGTERM a
 
 from __future__ import annotations
 
-import logging
-import sys
 from dataclasses import asdict
 from typing import Any
 
-from benchmarks.common import Result, Spec, now, write_result
+from benchmarks.common import Result, Spec, faust_contender_main, now, write_result
 from benchmarks.processor import worker_settings
 from streams.optional import requires
 
@@ -95,15 +93,7 @@ class _Phases:
 
 
 def main() -> None:
-    spec = Spec.from_argv()
-    try:
-        app = build_app(spec)
-    except Exception as exc:
-        write_result(spec, Result(0, 0.0, error=f"{type(exc).__name__}: {exc}"))
-        raise
-    logging.getLogger("faust").setLevel(logging.WARNING)
-    sys.argv = ["bench-faust-engine", "worker", "-l", "warn", "--without-web"]
-    app.main()
+    faust_contender_main(build_app, "bench-faust-engine")
 
 
 if __name__ == "__main__":
