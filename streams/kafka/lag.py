@@ -31,8 +31,3 @@ def lag_of(offsets: Offsets) -> dict[int, int]:
         for partition, (position, end) in offsets.items()
         if position is not None and end is not None
     }
-
-
-def partition_lag(consumer: Consumer, topic: str, partitions: Iterable[int]) -> dict[int, int]:
-    """``lag_of`` the consumer's ``partition_offsets``."""
-    return lag_of(partition_offsets(consumer, topic, partitions))
