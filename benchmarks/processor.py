@@ -57,8 +57,10 @@ class _Phases:
 
     def __init__(self, worker: ProcessorWorker) -> None:
         self.seconds: dict[str, float] = {}
-        self._wrap(worker._batch, "process", "decode+merge+encode (incl. state reads)")
-        self._wrap(worker._batch, "_load", "state reads (rocksdict get_many)")
+        # The merge runs on a thread of its own, overlapping the steps after it.
+        self._wrap(worker._batch, "process", "merge thread: decode+merge+encode (incl. reads)")
+        self._wrap(worker._batch, "_load", "merge thread: state reads (rocksdict get_many)")
+        self._wrap(worker, "_merged", "waiting for the merge thread")
         self._wrap(worker._delivery, "start", "produce (outputs, changelog)")
         self._wrap(worker._delivery, "wait", "waiting for Kafka's acknowledgements")
         self._wrap(worker, "_commit", "offset commit")

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -48,7 +49,12 @@ class ProcessorWorker:
     Batches overlap: while one batch's outputs (and the one before's changelog records) are on
     their way to Kafka, the next batch is merged on top of their states. A state is still
     written locally, and an offset committed, only once Kafka has the batch's outputs and then
-    its changelog records."""
+    its changelog records.
+
+    Under load (full batches) the merge runs on a thread of its own: the kernel releases the
+    GIL for most of it, so this thread produces the previous batch's outputs and consumes the
+    next batch meanwhile. Stores and batches in flight change only while no merge runs; a
+    batch that is not full is handed off at once, so a quiet input waits for no next batch."""
 
     def __init__(
         self,
@@ -93,6 +99,11 @@ class ProcessorWorker:
         self._progress_log = ProgressLog(logger, "worker", settings.progress_log_seconds)
         # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
         self._flight: list[_InFlight] = []
+        # The batch being merged on the merge thread, and the states of the one being handed
+        # from it to the batches in flight: the merge reads them as if in flight.
+        self._merger = ThreadPoolExecutor(1, thread_name_prefix=f"{client_id}-merge")
+        self._merging: _Merging | None = None
+        self._handing: dict[int, dict[bytes, bytes]] = {}
         # After a refusal or an outage: one batch at a time until one goes through cleanly.
         self._careful = False
         self._idle_trim = IdleTrim()
@@ -177,12 +188,42 @@ class ProcessorWorker:
             self._drain()
             self._handle_alone(records)
             return
-        started = time.perf_counter()
-        result = self._batch.process(records)
-        if not self._settle(records):
-            return
+        previous, self._merging = self._merging, None
+        result = None
+        if previous is not None:
+            result = self._merged(previous)
+            if not self._settle([*previous.records, *records]):
+                return
+            self._handing = result.states
+        self._merging = _Merging(
+            records, time.perf_counter(), self._merger.submit(self._batch.process, records)
+        )
+        if previous is not None and result is not None:
+            self._send(previous, result)
+        if len(records) < self.settings.batch_max_events:
+            self._finish_merge()  # the input keeps up: no next batch to overlap with
+
+    def _send(self, merged: _Merging, result: BatchResult) -> None:
+        """A merged batch's outputs to Kafka: it joins the batches in flight."""
         reports = self._delivery.start(result.outputs, track_offsets=False)
-        self._flight.append(_InFlight(records, result, started, reports))
+        self._flight.append(_InFlight(merged.records, result, merged.started, reports))
+        self._handing = {}
+
+    @staticmethod
+    def _merged(merging: _Merging) -> BatchResult:
+        """Waits for the merge thread's result; its error is raised here."""
+        return merging.future.result()
+
+    def _finish_merge(self) -> bool:
+        """Wait for the batch being merged and send it; False as ``_settle``."""
+        merging, self._merging = self._merging, None
+        if merging is None:
+            return True
+        result = self._merged(merging)
+        if not self._settle(merging.records):
+            return False
+        self._send(merging, result)
+        return True
 
     def _records(self, messages: list[Message], records: list[InputRecord]) -> None:
         """Appends ``messages``' records (of those without an error) to ``records``."""
@@ -237,7 +278,9 @@ class ProcessorWorker:
         return True
 
     def _drain(self) -> None:
-        """Finish every batch in flight (idle, rebalance, stop)."""
+        """Finish the batch being merged and every batch in flight (idle, rebalance, stop)."""
+        if not self._finish_merge():
+            return
         while self._flight and self._settle():
             pass
 
@@ -302,14 +345,23 @@ class ProcessorWorker:
 
     def _load_states(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
         """From the local store, or from a batch in flight (the newest has it): its states are
-        written once Kafka has them."""
-        found = self.stores.open(partition).get_many(keys)
-        overlays = [
+        written once Kafka has them. Runs on the merge thread: the batch being handed off is
+        read before the batches in flight, which it joins before it stops being handed off,
+        and both before the store, which a batch is written to before it leaves the flight."""
+        handing = self._handing.get(partition)
+        layers = [
             states for flight in self._flight if (states := flight.result.states.get(partition))
         ]
-        if not overlays:
+        if handing:
+            layers.append(handing)
+        found = self.stores.open(partition).get_many(keys)
+        if not layers:
             return found
-        newest = overlays[0] if len(overlays) == 1 else {**overlays[0], **overlays[1]}
+        newest = layers[0]
+        if len(layers) > 1:
+            newest = {}
+            for layer in layers:  # oldest first: newer states replace older ones
+                newest.update(layer)
         get = newest.get
         return [get(key, state) for key, state in zip(keys, found, strict=True)]
 
@@ -338,6 +390,7 @@ class ProcessorWorker:
                     logger.warning("seek partition=%d failed: %s", partition, exc)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._finish_merge()  # restores write stores, which a merge must not be reading
         assigned = frozenset(tp.partition for tp in partitions)
         self._restoring = self._restoring | assigned
         try:
@@ -394,6 +447,7 @@ class ProcessorWorker:
             self._drain()
         except Exception:
             logger.exception("batches in flight not finished: they are replayed on restart")
+        self._merger.shutdown()
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
@@ -403,6 +457,15 @@ class ProcessorWorker:
         self._owned = frozenset()
         self.stores.close()
         self._progress_log.summary(self._progress_counts())
+
+
+@dataclass(slots=True)
+class _Merging:
+    """A batch on the merge thread."""
+
+    records: Sequence[InputRecord]
+    started: float
+    future: Future[BatchResult]
 
 
 @dataclass(slots=True)
