@@ -2,7 +2,7 @@
 //! current schema as reader. Written by hand for the two layouts the kernel knows: the Avro
 //! crates read maps into hash maps, which lose the order properties must keep.
 
-use crate::hashing::OrderedMap;
+use crate::doc_map::DocMap;
 
 use crate::doc::Doc;
 use crate::validate::{Reject, Verdict};
@@ -119,7 +119,7 @@ impl Reader<'_> {
     }
 
     fn map(&mut self, branches: &[&str]) -> Read<Doc> {
-        let mut out = OrderedMap::default();
+        let mut out = DocMap::default();
         loop {
             let mut count = self.long()?;
             if count == 0 {
@@ -177,9 +177,9 @@ fn read_fields(r: &mut Reader<'_>, layout: Layout) -> Read<Doc> {
     let property_timestamps = if layout == Layout::V1 {
         r.map(&TIMESTAMP_VALUES)?
     } else {
-        Doc::Map(OrderedMap::default())
+        Doc::Map(DocMap::default())
     };
-    let mut fields = OrderedMap::with_capacity_and_hasher(7, Default::default());
+    let mut fields = DocMap::with_capacity(7);
     fields.insert("customer_id".to_string(), customer_id);
     fields.insert("source".to_string(), source);
     fields.insert("event_id".to_string(), event_id);

@@ -13,8 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::hashing::FastMap;
+use crate::json_in::Scalar;
 use crate::json_out;
-use crate::upsert_in::{Scalar, Wire};
+use crate::upsert_in::Wire;
 
 /// `Upsert` fields (a named tuple): customer_id, op, properties, deleted_at, source, ...
 const UPSERT_CUSTOMER: usize = 0;

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::hashing::OrderedMap;
+use crate::doc_map::DocMap;
 
 #[derive(Clone, Debug)]
 pub enum Doc {
@@ -19,7 +19,7 @@ pub enum Doc {
     Str(String),
     List(Vec<Doc>),
     /// Keys in first-seen order, a repeated key keeping its first place and last value.
-    Map(OrderedMap<String, Doc>),
+    Map(DocMap<Doc>),
 }
 
 impl Doc {
@@ -147,7 +147,7 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
-        let mut out = OrderedMap::default();
+        let mut out = DocMap::default();
         let Some(first) = map.next_key::<String>()? else {
             return Ok(Doc::Map(out));
         };

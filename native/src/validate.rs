@@ -2,7 +2,8 @@
 //! same order, so the first rule an event breaks gives the same reason on both paths.
 
 use crate::doc::Doc;
-use crate::hashing::{FastMap, OrderedMap};
+use crate::doc_map::DocMap;
+use crate::hashing::FastMap;
 use crate::timestamps::{to_epoch_ms, MAX_SECONDS, UNKNOWN_TS};
 use crate::value::Value;
 
@@ -158,7 +159,7 @@ pub fn validate(
     };
 
     let properties = match map.swap_remove("properties") {
-        None => OrderedMap::default(),
+        None => DocMap::default(),
         Some(Doc::Map(properties)) => properties,
         Some(_) => return Err(reject("bad_type", "properties must be an object")),
     };
@@ -215,10 +216,7 @@ pub fn validate(
     })
 }
 
-fn check_values(
-    properties: OrderedMap<String, Doc>,
-    limits: &Limits,
-) -> Result<Vec<(String, Value)>, Verdict> {
+fn check_values(properties: DocMap<Doc>, limits: &Limits) -> Result<Vec<(String, Value)>, Verdict> {
     if properties.len() > limits.max_properties {
         return Err(reject(
             "too_many_properties",

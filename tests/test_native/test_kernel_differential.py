@@ -160,3 +160,30 @@ def test_states_at_the_size_limit_alike(writes: list[tuple[str, int, int]], fmt:
     settings = _settings(output_format=fmt, max_state_bytes=1024)
     expected = run(BatchProcessor, settings, batch, {})
     assert_same(expected, run(NativeBatchProcessor, settings, batch, {}))
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 17, 40])
+def test_events_of_many_properties_and_a_repeated_name_alike(count: int) -> None:
+    # The kernel keeps a document's objects in a vector up to 16 entries and hashes larger
+    # ones: both sides of that line, and a repeated name (its first place, its last value).
+    import orjson
+
+    from streams.kafka.partitioner import partition_for
+
+    properties = ",".join(f'"p{i}":{i}' for i in range(count))
+    batch = []
+    for offset, customer in enumerate(["c-1", "c-2"]):
+        key = customer.encode()
+        value = (
+            f'{{"customer_id":"{customer}","source":"web","update_timestamp":1700000000,'
+            f'"properties":{{"p0":"first",{properties},"p{count - 1}":"last"}}}}'
+        ).encode()
+        orjson.loads(value)  # valid JSON
+        batch.append(InputRecord(partition_for(key, PARTITIONS), offset, key, value, NOW_MS))
+    stored = {
+        b"c-2": orjson.dumps({"p": {f"p{i}": [i, 1, "crm"] for i in range(count)}, "d": None})
+    }
+    settings = _settings(output_format="json")
+    expected = run(BatchProcessor, settings, batch, stored)
+    assert expected.counts.applied == 2
+    assert_same(expected, run(NativeBatchProcessor, settings, batch, stored))

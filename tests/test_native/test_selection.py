@@ -54,8 +54,8 @@ def test_a_kernel_failure_hands_the_batch_to_the_reference(
     record = InputRecord(partition, 0, key, orjson.dumps(event), 1_700_000_000_000)
 
     def broken_state(_partition: int, keys: list[bytes]) -> list[bytes | None]:
-        # Valid JSON for the reference's orjson, an object key the kernel will not read.
-        return [b'{"p":{"$serde_json::private::Number":[1,5,"crm"]},"d":null}'] * len(keys)
+        # Valid for the reference (a Python int), a stored value the kernel does not take.
+        return [b'{"p":{"a":[18446744073709551615,5,"crm"]},"d":null}'] * len(keys)
 
     native = NativeBatchProcessor(Settings(), broken_state, lambda: 1_700_000_100_000)
     reference = BatchProcessor(Settings(), broken_state, lambda: 1_700_000_100_000)
