@@ -62,8 +62,8 @@ class _Phases:
     def __init__(self, batches: Any) -> None:
         self.seconds: dict[str, float] = {}
         self._wrap_sync(batches._batch, "process", "decode+merge+encode (incl. state reads)")
-        self._wrap_async(batches, "_deliver", "outputs sent and acknowledged")
-        self._wrap_async(batches, "_write_states", "changelog acknowledged, store written")
+        self._wrap_async(batches._delivery, "send", "outputs, then changelog, acknowledged")
+        self._wrap_sync(batches, "_write_states", "store written")
 
     def _wrap_sync(self, owner: Any, name: str, label: str) -> None:
         original, seconds = getattr(owner, name), self.seconds

@@ -70,5 +70,5 @@ def test_an_unknown_driver_is_a_settings_error_naming_the_choices(monkeypatch):
 def test_the_confluent_driver_is_refused_with_why_and_what_to_use():
     """faust-streaming's confluent driver never fetches (tests/test_faust hung without an
     assignment) and drops headers: a worker that hangs silently would be worse."""
-    with pytest.raises(ConfigError, match="never starts fetching.*use aiokafka"):
+    with pytest.raises(ConfigError, match=r"never starts fetching.*use aiokafka"):
         app_config(Settings(faust_driver="confluent", web_port=6070))
