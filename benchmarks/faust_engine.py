@@ -69,10 +69,10 @@ class _Phases:
         original, seconds = getattr(owner, name), self.seconds
         seconds[label] = 0.0
 
-        def timed(*args: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
             started = now()
             try:
-                return original(*args)
+                return original(*args, **kwargs)
             finally:
                 seconds[label] += now() - started
 
@@ -82,10 +82,10 @@ class _Phases:
         original, seconds = getattr(owner, name), self.seconds
         seconds[label] = 0.0
 
-        async def timed(*args: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
             started = now()
             try:
-                return await original(*args)
+                return await original(*args, **kwargs)
             finally:
                 seconds[label] += now() - started
 
