@@ -62,17 +62,17 @@ class _Phases:
     def __init__(self, batches: Any) -> None:
         self.seconds: dict[str, float] = {}
         self._wrap_sync(batches._batch, "process", "decode+merge+encode (incl. state reads)")
-        self._wrap_async(batches, "_deliver", "outputs sent and acknowledged")
-        self._wrap_async(batches, "_write_states", "changelog acknowledged, store written")
+        self._wrap_async(batches._delivery, "send", "outputs, then changelog, acknowledged")
+        self._wrap_sync(batches, "_write_states", "store written")
 
     def _wrap_sync(self, owner: Any, name: str, label: str) -> None:
         original, seconds = getattr(owner, name), self.seconds
         seconds[label] = 0.0
 
-        def timed(*args: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
             started = now()
             try:
-                return original(*args)
+                return original(*args, **kwargs)
             finally:
                 seconds[label] += now() - started
 
@@ -82,10 +82,10 @@ class _Phases:
         original, seconds = getattr(owner, name), self.seconds
         seconds[label] = 0.0
 
-        async def timed(*args: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
             started = now()
             try:
-                return await original(*args)
+                return await original(*args, **kwargs)
             finally:
                 seconds[label] += now() - started
 

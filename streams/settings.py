@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Who does a batch's per-event work, the connectors' upsert decoding and the PostgreSQL
     # sink's rows: the Rust kernel, or the Python reference (debugging).
     kernel: Literal["native", "python"] = "native"
+    # The Faust engine's Kafka client (faust-streaming's drivers): aiokafka, or confluent-kafka
+    # (``confluent://``); benchmarks/README.md says which and why.
+    faust_driver: Literal["aiokafka", "confluent"] = "aiokafka"
     source_priority: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_clock_skew_seconds: float = Field(default=300.0, ge=0)
     max_event_bytes: int = Field(default=256 * 1024, ge=256)

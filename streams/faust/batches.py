@@ -1,14 +1,17 @@
 """One ``take_events`` batch through the processor's kernel, in the default engine's order:
 merge, deliver the outputs (upserts, stale records, dead letters, reroutes), deliver the new
 states to the table's changelog, write them to the table's store, and only then let Faust
-ack the events.
+ack the events. A record Kafka refuses for good is parked as the default engine parks it
+(:class:`~streams.processor.parking.Parking`): after ``STREAMS_PRODUCE_ATTEMPTS`` its input
+goes to the DLQ with the refusal's reason and is not merged, and the batch is done again.
 
 ``take_events`` acks a batch's events when the agent's loop body is left, also when it is
 left by an error, and Faust commits acked offsets (on an agent error too): a failed delivery
 would lose accepted changes (faust-streaming#606 is the same family: offsets committed past
 events still being processed). So each event's message holds one more reference while its
-batch is processed, released only after delivery: an error leaves it unacked and the batch
-is replayed from the last commit, which the idempotent merge absorbs.
+batch is processed, released only after delivery: an error (Kafka unavailable) leaves it
+unacked, the app stops, and the batch is replayed from the last commit, which the idempotent
+merge absorbs.
 """
 
 from __future__ import annotations
@@ -16,14 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from streams._native import changelog_records
+from streams.errors import DeliveryError
+from streams.faust.delivery import FaustDelivery
 from streams.faust.store import TableStates
 from streams.kafka.output_records import OutputRecord
 from streams.optional import requires
 from streams.processor.kernel import batch_processor
 from streams.processor.metrics import WorkerMetrics
+from streams.processor.parking import Parking, state_limited
 from streams.processor.records import BatchCounts, BatchResult, InputRecord
 from streams.settings import Settings
 
@@ -45,10 +52,11 @@ class FaustBatches:
         self.settings = settings
         self.totals = BatchCounts()
         self.metrics = WorkerMetrics()  # the default engine's, on this engine's /metrics
-        self._app = app
-        self._table = table
         self._states = TableStates(table)
-        self._batch = batch_processor(settings, self._states.get_many, _now_ms)
+        self._changelog_topic = table.changelog_topic.get_topic_name()
+        # States capped to what the changelog topic takes, as in the default engine.
+        self._batch = batch_processor(state_limited(settings), self._states.get_many, _now_ms)
+        self._delivery = FaustDelivery(app)
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Process ``events`` (Faust events of the input topic) to the end; their messages
@@ -58,52 +66,52 @@ class FaustBatches:
         for message in messages:
             message.incref()  # held until the outputs and states are delivered
         records = [_input_record(message) for message in messages]
-        loop = asyncio.get_running_loop()
-        # The kernel releases the GIL; off the loop, heartbeats and fetches go on meanwhile.
-        result: BatchResult = await loop.run_in_executor(None, self._batch.process, records)
-        await self._deliver(result.outputs)
-        await self._write_states(result)
+        try:
+            result, changelog, delivered = await self._deliver(records)
+        except DeliveryError:
+            self.metrics.delivery_failures.inc()
+            raise
+        self._write_states(result, changelog, delivered)
         self.totals.add(result.counts)
         self.metrics.record(result.counts)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         for message in messages:
             message.decref()
 
-    async def _deliver(self, outputs: Sequence[OutputRecord]) -> None:
-        """Send every output and wait for Kafka's acknowledgement of each; a refusal raises."""
-        producer = self._app.producer
-        pending: list[Awaitable[Any]] = []
-        for record in outputs:
-            pending.append(
-                await producer.send(
-                    record.topic,
-                    record.key,
-                    record.value,
-                    record.partition,
-                    _seconds(record.timestamp_ms),
-                    list(record.headers) if record.headers else None,
-                )
+    async def _deliver(
+        self, records: Sequence[InputRecord]
+    ) -> tuple[BatchResult, list[OutputRecord], list[Any]]:
+        """Merge, then outputs and (only once all are acknowledged) the new states to the
+        changelog; a refusal merges the batch again with what to park, as the default
+        engine's ``_handle_alone`` does. Returns the result, its changelog records and their
+        metadata."""
+        loop = asyncio.get_running_loop()
+        parking = Parking(self.settings)
+        while True:
+            # The kernel releases the GIL; off the loop, heartbeats and fetches go on meanwhile.
+            result: BatchResult = await loop.run_in_executor(
+                None, self._batch.process, records, parking.parked, parking.shrunk
             )
-        if pending:
-            await asyncio.gather(*pending)
+            refused, _ = await self._delivery.send(result.outputs, one_at_a_time=parking.isolating)
+            if not refused:
+                changelog = changelog_records(self._changelog_topic, result.states, OutputRecord)
+                refused, delivered = await self._delivery.send(
+                    changelog, one_at_a_time=parking.isolating
+                )
+                if not refused:
+                    return result, changelog, delivered
+            parking.count(refused, result)
 
-    async def _write_states(self, result: BatchResult) -> None:
-        """New states to the changelog, then (acknowledged) to the store with their offsets."""
-        producer = self._app.producer
-        topic = self._table.changelog_topic.get_topic_name()
-        sent: list[tuple[int, bytes, Awaitable[Any]]] = []
-        for partition, states in result.states.items():
-            for key, state in states.items():
-                future = await producer.send(topic, key, state, partition, None, None)
-                sent.append((partition, key, future))
-        if not sent:
-            return
-        delivered = await asyncio.gather(*(future for _, _, future in sent))
+    def _write_states(
+        self, result: BatchResult, changelog: Sequence[OutputRecord], delivered: Sequence[Any]
+    ) -> None:
+        """The acknowledged states to the store, with the offsets the changelog gave them."""
         offsets: dict[int, dict[bytes, int]] = {}
         tps: dict[int, Any] = {}
-        for (partition, key, _), metadata in zip(sent, delivered, strict=True):
-            offsets.setdefault(partition, {})[key] = metadata.offset
-            tps[partition] = metadata.topic_partition
+        for record, metadata in zip(changelog, delivered, strict=True):
+            assert record.key is not None
+            offsets.setdefault(record.partition, {})[record.key] = metadata.offset
+            tps[record.partition] = metadata.topic_partition
         for partition, states in result.states.items():
             self._states.write(_tp(tps[partition]), states, offsets[partition])
 
@@ -120,12 +128,6 @@ def _input_record(message: Any) -> InputRecord:
         round(message.timestamp * 1000),
         headers or None,
     )
-
-
-def _seconds(timestamp_ms: int | None) -> float | None:
-    """Faust's producer takes seconds and truncates ``seconds * 1000``: half a millisecond
-    more lands on the same millisecond whatever the float error."""
-    return None if timestamp_ms is None else (timestamp_ms + 0.5) / 1000
 
 
 def _tp(topic_partition: Any) -> Any:

@@ -18,6 +18,19 @@ with requires("faust", "the Faust engine"):
 
 logger = logging.getLogger(__name__)
 
+# STREAMS_FAUST_DRIVER -> the scheme of Faust's broker URLs that picks the driver.
+DRIVER_SCHEMES = {"aiokafka": "kafka", "confluent": "confluent"}
+# Why ``confluent://`` is refused (faust-streaming 0.15.3, tried 2026-12-02 with
+# tests/test_faust): the broker assigns the partitions, but confluent-kafka hands them over
+# only inside consume(), which only Faust's fetcher calls, and the fetcher starts only after
+# the first assignment: the worker never processes anything. Its producer also drops the
+# records' headers and timestamps, so dead letters would lose their reason.
+CONFLUENT_REFUSED = (
+    "STREAMS_FAUST_DRIVER=confluent: faust-streaming {version}'s confluent driver never "
+    "starts fetching (it learns its partitions only from the fetcher, which waits for them) "
+    "and drops record headers, which dead letters need: use aiokafka (the default)"
+)
+
 # A member's heartbeats per session timeout, as Kafka's clients recommend (at least three).
 HEARTBEATS_PER_SESSION = 10
 
@@ -31,10 +44,13 @@ def app_config(settings: Settings, *, web_port: int | None = None) -> dict[str, 
             "the Faust engine needs a fixed STREAMS_WEB_PORT (or --web-port): its URL names "
             "the worker to the others, which forward queries to it"
         )
+    if settings.faust_driver == "confluent":
+        raise ConfigError(CONFLUENT_REFUSED.format(version=faust.__version__))
     session = settings.session_timeout_ms / 1000
+    scheme = DRIVER_SCHEMES[settings.faust_driver]
     config: dict[str, Any] = {
         "broker": ";".join(
-            f"kafka://{server.strip()}"
+            f"{scheme}://{server.strip()}"
             for server in settings.kafka_bootstrap_servers.split(",")
             if server.strip()
         ),

@@ -46,3 +46,29 @@ def test_streams_worker_runs_faust_workers_one_per_command():
     result = CliRunner().invoke(app, ["worker", "--engine", "faust", "--processes", "2"])
     assert result.exit_code == 1, result.output
     assert "error: --processes supervises workers of the default engine" in result.output
+
+
+def test_the_driver_is_aiokafka_unless_the_setting_says_otherwise(tmp_path):
+    config = app_config(Settings(kafka_bootstrap_servers="k1:9092", web_port=6070))
+    assert config["broker"] == "kafka://k1:9092"  # faust-streaming's aiokafka driver
+    explicit = Settings(kafka_bootstrap_servers="k1:9092", web_port=6070, faust_driver="aiokafka")
+    assert app_config(explicit)["broker"] == "kafka://k1:9092"
+
+
+def test_an_unknown_driver_is_a_settings_error_naming_the_choices(monkeypatch):
+    from streams.config_check import load_settings
+    from streams.errors import SettingsError
+
+    monkeypatch.setenv("STREAMS_FAUST_DRIVER", "librdkafka")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert str(error.value) == (
+        "STREAMS_FAUST_DRIVER: expected 'aiokafka' or 'confluent', got 'librdkafka'"
+    )
+
+
+def test_the_confluent_driver_is_refused_with_why_and_what_to_use():
+    """faust-streaming's confluent driver never fetches (tests/test_faust hung without an
+    assignment) and drops headers: a worker that hangs silently would be worse."""
+    with pytest.raises(ConfigError, match=r"never starts fetching.*use aiokafka"):
+        app_config(Settings(faust_driver="confluent", web_port=6070))
