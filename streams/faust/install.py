@@ -93,7 +93,7 @@ def install(app: faust.App, settings: Settings, *, create_topics: bool = True) -
         async for events in stream.take_events(limit, within):
             await batches.handle(events)
 
-    add_views(app, table, settings, batches.metrics)
+    add_views(app, table, settings, batches.metrics, batches.totals)
     logger.info(
         "faust engine installed app=%s input=%s changelog=%s kernel=%s",
         app.conf.id, settings.input_topic, settings.changelog_topic, settings.kernel,

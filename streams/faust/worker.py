@@ -12,6 +12,7 @@ from streams.faust.install import install
 from streams.logs import configure_logging
 from streams.optional import requires
 from streams.settings import Settings
+from streams.web.routing import worker_client_id
 
 with requires("faust", "the Faust engine"):
     import faust
@@ -32,6 +33,7 @@ def app_config(settings: Settings, *, web_port: int | None = None) -> dict[str, 
             "the worker to the others, which forward queries to it"
         )
     session = settings.session_timeout_ms / 1000
+    url = settings.advertised_url or _default_url(settings.web_host, port)
     config: dict[str, Any] = {
         "broker": ";".join(
             f"kafka://{server.strip()}"
@@ -55,7 +57,10 @@ def app_config(settings: Settings, *, web_port: int | None = None) -> dict[str, 
         "table_standby_replicas": 1,
         "web_host": settings.web_host,
         "web_port": port,
-        "canonical_url": settings.advertised_url or _default_url(settings.web_host, port),
+        "canonical_url": url,
+        # The default workers' client id: `streams serve` and `streams status` find the owner
+        # of a partition, and every worker, in the consumer group's description.
+        "broker_client_id": worker_client_id(url),
     }
     return config
 
