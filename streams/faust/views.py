@@ -157,7 +157,12 @@ def add_views(
     async def render_metrics(view: Any, request: web.Request) -> web.Response:
         if settings.metrics_require_token:
             authorize(request, settings)
-        metrics.assigned.set(len(input_partitions(app, settings)))
+        figures = faust_figures(app, settings, totals)
+        metrics.assigned.set(len(figures.partitions))
+        metrics.lag.clear()  # the partitions assigned now, as the default worker keeps it
+        for partition in figures.partitions:
+            if partition.lag is not None:
+                metrics.lag.labels(partition=str(partition.partition)).set(partition.lag)
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def render_status(view: Any, request: web.Request) -> web.Response:

@@ -94,7 +94,7 @@ class ProcessorWorker:
             flush_timeout=settings.delivery_timeout_ms / 1000 + 5,
             offsets_producer=self._changelog_producer,
         )
-        self._batch = batch_processor(_state_limited(settings), self._load_states, _now_ms)
+        self._batch = batch_processor(state_limited(settings), self._load_states, _now_ms)
         self._lag_refreshed = 0.0
         self._progress_log = ProgressLog(logger, "worker", settings.progress_log_seconds)
         # Batches whose outputs or changelog records Kafka has not confirmed yet, oldest first.
@@ -535,7 +535,7 @@ class _Parking:
         return [record.origin]
 
 
-def _state_limited(settings: Settings) -> Settings:
+def state_limited(settings: Settings) -> Settings:
     """``settings`` with ``max_state_bytes`` lowered to what the changelog topic accepts: a
     state it refused would park events whose upserts were already delivered."""
     limit = message_limit(settings, settings.changelog_topic)
