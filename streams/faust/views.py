@@ -54,7 +54,7 @@ STATUS_ROUTE = "/status"
 
 class FaustOwners:
     """Partition -> owning worker URL from Faust's assignment (every member's actives, as the
-    assignor shares them), for :class:`OwnerClient`."""
+    assignor shares them): the :class:`~streams.web.owners.Owners` of :class:`OwnerClient`."""
 
     def __init__(self, app: Any, table: Any) -> None:
         self._app = app
@@ -107,9 +107,10 @@ def add_views(
         url=str(app.conf.canonical_url),
     )
 
-    @app.on_before_shutdown.connect
-    async def _close_owner_client(app: Any, **kwargs: Any) -> None:
+    async def close_owner_client(app: Any, **kwargs: Any) -> None:
         await profiles.close()
+
+    app.on_before_shutdown.connect(close_owner_client)
 
     async def customer(view: Any, request: web.Request, customer_id: str) -> web.Response:
         token = authorize(request, settings)
@@ -127,7 +128,7 @@ def add_views(
         answer = await profiles.answer(request, customer_id, with_ts, token)
         return customer_document(answer).response()
 
-    class ExportOne(View):  # type: ignore[misc]  # a POST route: a View class
+    class ExportOne(View):  # a POST route: a View class
         async def post(self, request: web.Request, project_token: str) -> web.Response:
             try:
                 token = authorize(request, settings)
