@@ -61,4 +61,6 @@ def _partition(app: Any, settings: Settings, partition: int, state: ProcessState
         end = consumer.highwater(tp)
     except Exception:  # not fetched from yet
         end = None
+    if position is None and end == 0:
+        position = 0  # an empty partition: nothing read, nothing behind
     return PartitionFigures(settings.input_topic, partition, "owned", position, end)

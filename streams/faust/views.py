@@ -1,6 +1,6 @@
 """The default worker's HTTP API (:mod:`streams.web.app`) as Faust web views, answering
 alike: ``GET /customers/{id}``, Bloomreach's ``GET /api/customers/{id}`` and export-one,
-``/health``, ``/ready``, ``/metrics`` and ``/status``.
+``/health``, ``/ready``, ``/metrics``, ``/status`` and its page at ``/``.
 
 A customer of a partition assigned here is answered from the table's store
 (:func:`streams.web.answer.stored_profile_answer`); any other is asked of its owner, found
@@ -39,6 +39,7 @@ from streams.web.bloomreach import (
 )
 from streams.web.owners import OwnerClient
 from streams.web.status import StatusSource
+from streams.web.status_page import status_page
 
 with requires("faust", "the Faust engine"):
     from faust.web import View
@@ -50,6 +51,7 @@ HEALTH_ROUTE = "/health"
 READY_ROUTE = "/ready"
 METRICS_ROUTE = "/metrics"
 STATUS_ROUTE = "/status"
+PAGE_ROUTE = "/"
 
 
 class FaustOwners:
@@ -178,6 +180,11 @@ def add_views(
     app.page(READY_ROUTE, name="streams-ready")(ready)
     app.page(METRICS_ROUTE, name="streams-metrics")(render_metrics)
     app.page(STATUS_ROUTE, name="streams-status")(render_status)
+
+    async def page(view: Any, request: web.Request) -> web.Response:
+        return await status_page(request)  # reads /status in the browser, as the default's
+
+    app.page(PAGE_ROUTE, name="streams-status-page")(page)
 
 
 def _json(body: object, status: int = 200) -> web.Response:

@@ -114,6 +114,8 @@ def test_without_tokens_a_loopback_worker_stays_open(streams_settings, engine_wo
     status, _, body = get(f"{worker.url}/customers/nobody")
     assert status == 404
     assert orjson.loads(body) == {"error": "customer not found", "reason": "not_found"}
+    status, headers, _ = get(f"{worker.url}/")  # the status page, reading /status
+    assert (status, headers["Content-Type"].split(";")[0]) == (200, "text/html")
 
 
 def clean_env(**variables: str) -> dict[str, str]:
