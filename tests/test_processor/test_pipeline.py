@@ -3,6 +3,7 @@ letters out, and the query API's answers."""
 
 from __future__ import annotations
 
+import random
 import time
 import urllib.error
 import urllib.request
@@ -11,8 +12,17 @@ import orjson
 import pytest
 
 from streams.codecs.events import encode_change_event_avro
+from streams.merge import MergePolicy
 from streams.model import Op
 from streams.testing import produce_events, read_topic, read_upserts, wait_until
+from tests.test_processor.cluster import (
+    canon,
+    caught_up,
+    changelog_profiles,
+    expected_profiles,
+    replayed_profiles,
+    workload,
+)
 
 T0 = 1_700_000_000
 
@@ -252,3 +262,30 @@ def test_upserts_are_avro_single_object_encoded_by_default(streams_settings, eng
     assert record.value is not None
     assert record.value[:2] == b"\xc3\x01"
     assert record.key == b"c-8"
+
+
+def test_shuffled_and_duplicated_input_converges_to_the_merge_of_every_event(
+    streams_settings, engine_worker
+):
+    """The merge is order-free and idempotent end to end: the state (changelog), a replay of
+    the upserts and the query API all equal the merge of the events in their original order."""
+    settings = streams_settings(source_priority=["crm", "web"], batch_max_events=200)
+    worker = engine_worker.start(settings)
+    events = workload(3000, 150, seed=21)
+    rnd = random.Random(21)
+    shuffled = events + rnd.sample(events, 1000)  # duplicates, anywhere
+    rnd.shuffle(shuffled)
+    produce_events(settings, shuffled)
+    wait_until(lambda: caught_up(settings), timeout=120)
+
+    policy = MergePolicy(settings.priorities())
+    merged = expected_profiles(events, policy)
+    assert canon(changelog_profiles(settings, policy)) == canon(merged)
+    assert canon(replayed_profiles(settings, policy)) == canon(merged)
+    for customer in ("c-0", "c-7", "c-149"):
+        properties = {
+            n: p.value
+            for n, p in sorted(merged[customer].properties.items())
+            if p.value is not None
+        }
+        assert get_json(f"{worker.url}/customers/{customer}") == (200, {"properties": properties})
