@@ -26,6 +26,7 @@ from streams.kafka.topics import create_topics, ensure_topic
 from streams.logs import configure_logging
 from streams.processor.runner import WorkerService
 from streams.settings import Settings
+from tests.engines import ENGINES, EngineWorkers
 from tests.prerequisites import unavailable
 
 logger = logging.getLogger(__name__)
@@ -238,3 +239,15 @@ def _root_logger_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(params=ENGINES)
+def engine_worker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineWorkers]:
+    """The processor contract, once per engine: ``engine_worker.start(settings)`` runs
+    ``streams worker --engine E`` (the default engine's loop, or the Faust app) and waits
+    until its ``/ready`` says it serves; every worker is stopped after the test."""
+    workers = EngineWorkers(request.param, tmp_path)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()

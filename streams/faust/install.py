@@ -12,6 +12,7 @@ from streams.faust.store import TableStates
 from streams.faust.views import add_views
 from streams.kafka.topics import create_topics, verify_topics
 from streams.optional import requires
+from streams.processor.parking import state_limited
 from streams.settings import Settings
 
 with requires("faust", "the Faust engine"):
@@ -82,7 +83,9 @@ def install(app: faust.App, settings: Settings, *, create_topics: bool = True) -
         store="rocksdb://",
         options={"driver": "rocksdict"},
     )
-    batches = FaustBatches(settings, app, table)
+    # States capped to what the changelog takes, as the default worker caps them: a state
+    # the changelog refused would stop the app.
+    batches = FaustBatches(state_limited(settings), app, table)
     limit, within = settings.batch_max_events, settings.batch_max_wait_ms / 1000
 
     # One actor: batches are processed in order. A failure crashes the app (not only the
@@ -93,7 +96,7 @@ def install(app: faust.App, settings: Settings, *, create_topics: bool = True) -
         async for events in stream.take_events(limit, within):
             await batches.handle(events)
 
-    add_views(app, table, settings, batches.metrics)
+    add_views(app, table, settings, batches.metrics, batches.totals)
     logger.info(
         "faust engine installed app=%s input=%s changelog=%s kernel=%s",
         app.conf.id, settings.input_topic, settings.changelog_topic, settings.kernel,

@@ -12,6 +12,7 @@ from streams.faust.install import install
 from streams.logs import configure_logging
 from streams.optional import requires
 from streams.settings import Settings
+from streams.web.routing import worker_client_id
 
 with requires("faust", "the Faust engine"):
     import faust
@@ -48,6 +49,7 @@ def app_config(settings: Settings, *, web_port: int | None = None) -> dict[str, 
         raise ConfigError(CONFLUENT_REFUSED.format(version=faust.__version__))
     session = settings.session_timeout_ms / 1000
     scheme = DRIVER_SCHEMES[settings.faust_driver]
+    url = settings.advertised_url or _default_url(settings.web_host, port)
     config: dict[str, Any] = {
         "broker": ";".join(
             f"{scheme}://{server.strip()}"
@@ -71,7 +73,10 @@ def app_config(settings: Settings, *, web_port: int | None = None) -> dict[str, 
         "table_standby_replicas": 1,
         "web_host": settings.web_host,
         "web_port": port,
-        "canonical_url": settings.advertised_url or _default_url(settings.web_host, port),
+        "canonical_url": url,
+        # The default workers' client id: `streams serve` and `streams status` find the owner
+        # of a partition, and every worker, in the consumer group's description.
+        "broker_client_id": worker_client_id(url),
     }
     return config
 

@@ -106,7 +106,7 @@ class ProfileApi:
         try:
             token = authorize(request, self._settings)
         except web.HTTPUnauthorized as exc:
-            return _bloomreach_unauthorized(exc)
+            return bloomreach_unauthorized(exc)
         with_ts = request.query.get("include_timestamps") == "1"
         answer = await self._profile(request, request.match_info["customer_id"], with_ts, token)
         return customer_document(answer).response()
@@ -117,7 +117,7 @@ class ProfileApi:
         try:
             token = authorize(request, self._settings)
         except web.HTTPUnauthorized as exc:
-            return _bloomreach_unauthorized(exc)
+            return bloomreach_unauthorized(exc)
         try:
             kind, customer_id = export_one_customer(
                 await request.read(), self._settings.bloomreach_id_kinds
@@ -177,7 +177,8 @@ def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _bloomreach_unauthorized(exc: web.HTTPUnauthorized) -> web.Response:
+def bloomreach_unauthorized(exc: web.HTTPUnauthorized) -> web.Response:
+    """A refused token in Bloomreach's failure shape (the Faust engine's routes too)."""
     challenge = {"WWW-Authenticate": exc.headers["WWW-Authenticate"]}
     detail = "missing or invalid credentials"
     return failure_answer(401, "unauthorized", detail, challenge).response()

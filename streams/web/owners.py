@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -13,15 +14,21 @@ import aiohttp
 from streams.kafka.partitioner import partition_for
 from streams.settings import Settings
 from streams.web.answer import ProfileAnswer, unavailable
-from streams.web.routing import OwnerDirectory
 
 logger = logging.getLogger(__name__)
 
 _PASSED_HEADERS = ("Retry-After", "WWW-Authenticate")
 
 
+class Owners(Protocol):
+    """Who owns a partition: the consumer group's description (``OwnerDirectory``) or
+    the Faust engine's assignment. Blocking; called from a thread pool."""
+
+    def owner_url(self, partition: int) -> str | None: ...
+
+
 class OwnerClient:
-    def __init__(self, settings: Settings, directory: OwnerDirectory) -> None:
+    def __init__(self, settings: Settings, directory: Owners) -> None:
         self._settings = settings
         self._directory = directory
         self._session: aiohttp.ClientSession | None = None

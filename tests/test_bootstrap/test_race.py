@@ -1,9 +1,9 @@
 """Bloomreach's race, for real: a slow snapshot bootstrap while live updates flow.
 
 The import starts at 8:00 and ends at 10:00; real-time tracking updates a property at 9:00.
-With a processor worker running, every live update fresher than the snapshot survives the
-snapshot rows that arrive after it, live updates older than the snapshot lose to it, and every
-other property takes the snapshot's value.
+With a processor worker of either engine running, every live update fresher than the snapshot
+survives the snapshot rows that arrive after it, live updates older than the snapshot lose to
+it, and every other property takes the snapshot's value.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def profile(url: str, customer_id: str) -> dict[str, dict[str, object]]:
 
 
 def test_fresher_live_updates_survive_an_older_slow_bootstrap(
-    streams_settings, start_worker, write_csv, tmp_path: Path
+    streams_settings, engine_worker, write_csv, tmp_path: Path
 ) -> None:
-    settings = streams_settings(web_port=0)
-    service = start_worker(settings)
+    settings = streams_settings()
+    worker = engine_worker.start(settings)
     rows = [
         [f"c-{n}", f"Name{n}", f"u{n}@example.com", str(n), f"SnapCity{n}"]
         for n in range(CUSTOMERS)
@@ -92,15 +92,11 @@ def test_fresher_live_updates_survive_an_older_slow_bootstrap(
     assert job.snapshot_ms is not None
     assert job.snapshot_ms < live_sent_at * 1000
     expected_events = CUSTOMERS + len(OLD_LIVE) + len(FRESH_LIVE)
-    assert service.worker is not None
-    wait_until(
-        lambda: service.worker.totals.events_in - service.worker.totals.rerouted >= expected_events,
-        timeout=60,
-    )
+    wait_until(lambda: worker.processed(expected_events), timeout=60)
 
     snapshot_seconds = job.snapshot_ms / 1000
     for n in range(CUSTOMERS):
-        properties = profile(service.url, f"c-{n}")
+        properties = profile(worker.url, f"c-{n}")
         assert properties["first_name"] == {"value": f"Name{n}", "last_update": snapshot_seconds}
         assert properties["email"]["value"] == f"u{n}@example.com"
         if n in FRESH_LIVE:

@@ -24,6 +24,8 @@ def test_group_timeouts_and_the_broker_come_from_the_settings(tmp_path):
     assert config["broker_rebalance_timeout"] == 90.0
     assert config["broker_max_poll_interval"] == 90.0
     assert config["canonical_url"] == "http://127.0.0.1:6070"
+    # Named in the group as a default worker is: `streams serve` and `streams status` find it.
+    assert config["broker_client_id"] == "profile-streams-worker@http://127.0.0.1:6070"
     assert config["datadir"] == str(tmp_path / "faust")
     assert config["store"] == "rocksdb://"
 

@@ -1,10 +1,12 @@
-"""``streams worker --engine faust`` on the real broker: for the same input it writes what the
-default engine writes (upserts, stale records, dead letters, changelog states, decoded and
-compared), answers the same query, and loses no accepted change across a kill -9."""
+"""``streams worker --engine faust`` on the real broker, where it differs from the default
+engine or is compared with it: for the same input it writes what the default engine writes
+(upserts, stale records, dead letters, changelog states, decoded and compared) and answers
+alike; a changelog partitioned unlike the input stops it; a refused output stops it without a
+commit. The contract both engines keep (restarts, kill -9, replicas, bad input, queries) is
+tested once for both, by the ``engine_worker`` fixture (tests/test_processor and others)."""
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import urllib.error
@@ -24,8 +26,6 @@ from tests.test_processor.cluster import (
     canon,
     caught_up,
     changelog_profiles,
-    expected_profiles,
-    replayed_profiles,
     spawn_worker,
     workload,
 )
@@ -33,7 +33,6 @@ from tests.test_processor.cluster import (
 pytestmark = pytest.mark.slow
 
 PRIORITY = ["crm", "web"]
-TOKEN = "replica-token"
 T0 = 1_700_000_000
 # Headers that name the topic set or the moment, not the decision.
 RUN_HEADERS = frozenset({"dlq.topic", "dlq.timestamp"})
@@ -205,38 +204,6 @@ def test_the_faust_engine_writes_what_the_default_engine_writes_and_answers_alik
         assert worker.stop() == 0, worker.log.read_text()[-3000:]
 
 
-def test_kill_9_mid_stream_then_restart_loses_no_accepted_change(streams_settings, tmp_path):
-    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500)
-    events = workload(30_000, 1000, seed=12)
-    log = tmp_path / "worker.log"
-    worker = spawn_worker(settings, tmp_path / "w", log, engine="faust")
-    try:
-        wait_until(lambda: answers(worker.url), timeout=90)
-        produce_events(settings, events)
-        wait_until(lambda: _upserts(settings) > 3000, timeout=120)
-        worker.kill9()
-        assert not caught_up(settings), "the kill must land mid-stream"
-        worker = spawn_worker(settings, tmp_path / "w", log, engine="faust")
-        wait_until(lambda: caught_up(settings), timeout=240)
-        policy = MergePolicy(settings.priorities())
-        expected = canon(expected_profiles(events, policy))
-        assert canon(changelog_profiles(settings, policy)) == expected
-        assert canon(replayed_profiles(settings, policy)) == expected
-        wait_until(lambda: fetch(f"{worker.url}/customers/c-7")[0] == 200, timeout=60)
-        state = expected_profiles(events, policy)["c-7"]
-        assert fetch(f"{worker.url}/customers/c-7")[1] == {
-            "properties": {
-                n: s.value for n, s in sorted(state.properties.items()) if s.value is not None
-            }
-        }
-    finally:
-        assert worker.stop() in (0, -9), log.read_text()[-3000:]
-
-
-def _upserts(settings: Settings) -> int:
-    return len(read_topic(settings, settings.upserts_topic))
-
-
 def test_a_changelog_partitioned_unlike_the_input_stops_the_worker_before_it_starts(
     streams_settings, tmp_path
 ):
@@ -253,84 +220,3 @@ def test_a_changelog_partitioned_unlike_the_input_stops_the_worker_before_it_sta
     output = worker.log.read_text()
     assert code != 0
     assert f"topic {other.changelog_topic} has 2 partitions" in output
-
-
-# Quarantined in CI (issue 20): in the fresh-clone CI run of 2026-12-02 15:58 UTC, under the
-# whole suite's load, the surviving replica logged no rebalance in the 240 s after its peer's
-# kill -9 (its last group event: generation 3, 15:54:38), so it never took the partitions
-# over. It passes on its own; until the takeover is understood, it runs outside CI only.
-@pytest.mark.skipif(
-    os.environ.get("CI") == "true",
-    reason="quarantined: a Faust replica once did not rebalance after a kill -9 (issue 20)",
-)
-def test_two_faust_replicas_route_queries_to_the_owner_and_survive_a_kill(
-    streams_settings, tmp_path
-):
-    settings = streams_settings(source_priority=PRIORITY, batch_max_events=500, api_tokens=TOKEN)
-    events = workload(20_000, 500, seed=13)
-    policy = MergePolicy(settings.priorities())
-    a = spawn_worker(settings, tmp_path / "a", tmp_path / "a.log", engine="faust")
-    b = spawn_worker(settings, tmp_path / "b", tmp_path / "b.log", engine="faust")
-    try:
-        wait_until(lambda: answers(a.url, TOKEN) and answers(b.url, TOKEN), timeout=120)
-        produce_events(settings, events[:5000])
-        wait_until(lambda: caught_up(settings), timeout=120)
-        # Every customer answers on either worker: the owner from its table, the other
-        # through table_route (with the caller's token, checked by both).
-        status, body = fetch(f"{a.url}/customers/c-1")
-        assert (status, body["reason"]) == (401, "unauthorized")
-        expected = expected_profiles(events[:5000], policy)
-        for index in range(30):
-            customer = f"c-{index}"
-            values = {
-                n: s.value
-                for n, s in sorted(expected[customer].properties.items())
-                if s.value is not None
-            }
-            for worker in (a, b):
-                assert fetch(f"{worker.url}/customers/{customer}", TOKEN) == (
-                    200,
-                    {"properties": values},
-                ), (worker.url, customer)
-
-        before = _upserts(settings)
-        produce_events(settings, events[5000:])
-        wait_until(lambda: _upserts(settings) > before + 300, timeout=120)
-        b.kill9()
-        wait_until(lambda: caught_up(settings), timeout=240)
-        state = canon(expected_profiles(events, policy))
-        assert canon(changelog_profiles(settings, policy)) == state
-        assert canon(replayed_profiles(settings, policy)) == state
-    finally:
-        a.stop()
-        b.stop()
-
-
-def test_state_survives_a_restart_and_a_lost_data_dir_is_rebuilt_from_the_changelog(
-    streams_settings, tmp_path
-):
-    settings = streams_settings(source_priority=PRIORITY)
-    events = workload(2000, 200, seed=14)
-    log = tmp_path / "worker.log"
-    worker = spawn_worker(settings, tmp_path / "w", log, engine="faust")
-    try:
-        wait_until(lambda: answers(worker.url), timeout=90)
-        produce_events(settings, events)
-        wait_until(lambda: caught_up(settings), timeout=120)
-        answer = fetch(f"{worker.url}/customers/c-1?include_timestamps=1")
-        assert answer[0] == 200
-    finally:
-        assert worker.stop() == 0, log.read_text()[-3000:]
-    upserts = _upserts(settings)
-
-    for data_dir in (tmp_path / "w", tmp_path / "fresh"):  # the same one, then an empty one
-        worker = spawn_worker(settings, data_dir, log, engine="faust")
-        try:
-            url = f"{worker.url}/customers/c-1?include_timestamps=1"
-            wait_until(lambda: answers(worker.url), timeout=90)  # noqa: B023
-            # 503 partition_moving (Retry-After) while the table is restored.
-            wait_until(lambda: fetch(url)[0] != 503, timeout=90)  # noqa: B023
-            assert fetch(url) == answer
-        finally:
-            assert worker.stop() == 0, log.read_text()[-3000:]
-    assert _upserts(settings) == upserts, "nothing was re-emitted"

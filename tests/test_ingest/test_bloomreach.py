@@ -329,21 +329,19 @@ def test_without_an_events_topic_customer_events_are_refused(streams_settings) -
 
 
 def test_an_older_update_timestamp_after_a_newer_one_is_dropped_as_stale(
-    events_settings, client, start_worker
+    events_settings, client, engine_worker
 ) -> None:
     # Customer properties synchronization: "if an update with older timestamp is present, we
     # won't overwrite the property"
     # (https://documentation.bloomreach.com/engagement/docs/customer-properties-synchronization).
-    service = start_worker(events_settings)
+    worker = engine_worker.start(events_settings)
     ids = {"registered": "sync-1"}
     newer = {"customer_ids": ids, "properties": {"city": "Brno"}, "update_timestamp": 1570001050}
     older = {"customer_ids": ids, "properties": {"city": "Praha"}, "update_timestamp": 1570001049}
     for data in (newer, older):
         response = client.post(f"{BASE}/customers", json=data, headers=PRIVATE)
         assert (response.status_code, response.json()) == (200, {"success": True})
-    assert service.worker is not None
-    worker = service.worker
-    wait_until(lambda: worker.totals.events_in >= 2 and worker.totals.stale_events >= 1)
+    wait_until(lambda: worker.totals().events_in >= 2 and worker.totals().stale_events >= 1)
 
     upserts = read_upserts(events_settings)
     assert [(u.customer_id, u.properties["city"].value) for u in upserts] == [("sync-1", "Brno")]

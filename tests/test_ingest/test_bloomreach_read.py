@@ -1,6 +1,7 @@
 """Bloomreach's read routes over real HTTP and the real broker: a profile written through the
-Bloomreach batch route, read back from the worker itself (its tokens) and from ``streams serve``
-(Bloomreach keys, the owner found in the consumer group), in Bloomreach's shapes.
+Bloomreach batch route, read back from the worker itself (its tokens; either engine) and from
+``streams serve`` (Bloomreach keys, the owner found in the consumer group), in Bloomreach's
+shapes.
 
 - ``GET /api/customers/{id}`` and ``?include_timestamps=1``: the two formats of
   https://documentation.bloomreach.com/engagement/docs/customer-properties-synchronization
@@ -46,14 +47,15 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(streams_settings: SettingsFactory, start_worker) -> Iterator[Deployment]:
+def deployment(streams_settings: SettingsFactory, engine_worker) -> Iterator[Deployment]:
+    """A worker of each engine, and ``streams serve`` finding it in the consumer group."""
     settings: Settings = streams_settings(
         api_tokens=TOKEN, bloomreach_id_kinds=["registered", "email_id"]
     )
-    service = start_worker(settings)
+    process = engine_worker.start(settings)
     with (
         running_service(settings, SECTIONS) as url,
-        httpx.Client(base_url=service.url, timeout=30) as worker,
+        httpx.Client(base_url=process.url, timeout=30) as worker,
         httpx.Client(base_url=url, timeout=30) as serve,
     ):
         yield Deployment(worker, serve)

@@ -87,9 +87,16 @@ def limited_topics(kafka_bootstrap: str, limits: dict[str, int]) -> dict[str, st
     return names
 
 
-def applied_or_dead(service, count: int):
+def applied_or_dead(worker, count: int):
     """Until ``count`` events are applied, or the worker died (as it did of a poison record)."""
-    return lambda: not service.alive or service.worker.totals.applied >= count
+
+    def check() -> bool:
+        try:
+            return not worker.alive or worker.totals().applied >= count
+        except OSError:  # stopping
+            return not worker.alive
+
+    return check
 
 
 def assert_consistent(settings, events: list[dict[str, object]]) -> None:
@@ -102,16 +109,15 @@ def assert_consistent(settings, events: list[dict[str, object]]) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_a_record_too_large_for_its_dead_letter_is_truncated_and_the_partition_goes_on(
-    streams_settings, start_worker, size
+    streams_settings, engine_worker, size
 ):
     settings = streams_settings()
-    service = start_worker(settings)
+    worker = engine_worker.start(settings)
     good = [event("c-1", i) for i in range(1, GOOD + 1)]
     produce(settings, "c-1", [padded_event("c-1", size), *map(orjson.dumps, good)])
 
-    wait_until(applied_or_dead(service, GOOD), timeout=120)
-    assert service.alive
-    assert service.worker.error is None
+    wait_until(applied_or_dead(worker, GOOD), timeout=120)
+    assert worker.alive, worker.log_tail()
     upserts = read_upserts(settings)
     assert {u.properties["n"].value for u in upserts} == set(range(1, GOOD + 1))
     [letter] = read_topic(settings, settings.dlq_topic)
@@ -127,13 +133,13 @@ def test_a_record_too_large_for_its_dead_letter_is_truncated_and_the_partition_g
 
 
 def test_outputs_and_dead_letters_kafka_refuses_are_parked_and_the_partition_goes_on(
-    streams_settings, start_worker, kafka_bootstrap
+    streams_settings, engine_worker, kafka_bootstrap
 ):
     """The upserts topic refuses an upsert and the DLQ topic a full-size dead letter (their
     max.message.bytes below the producer's): the event is parked, the letter cut further."""
     limits = {"upserts_topic": 60_000, "dlq_topic": 200_000}
     settings = streams_settings(produce_attempts=2, **limited_topics(kafka_bootstrap, limits))
-    service = start_worker(settings)
+    worker = engine_worker.start(settings)
     # Valid (< max_event_bytes) and its upsert > 60 kB even compressed.
     wide = event("c-1", 1, note=base64.b64encode(random.Random(1).randbytes(120_000)).decode())
     good = [event("c-1", i) for i in range(2, GOOD + 2)]
@@ -144,9 +150,8 @@ def test_outputs_and_dead_letters_kafka_refuses_are_parked_and_the_partition_goe
         + [orjson.dumps(e) for e in good[1:]],
     )
 
-    wait_until(applied_or_dead(service, GOOD), timeout=120)
-    assert service.alive
-    assert service.worker.error is None
+    wait_until(applied_or_dead(worker, GOOD), timeout=120)
+    assert worker.alive, worker.log_tail()
     upserts = read_upserts(settings)
     assert {u.properties["n"].value for u in upserts} == set(range(2, GOOD + 2))
     # Retried batches may repeat a letter (at least once); each input offset has one kind.
@@ -163,17 +168,17 @@ def test_outputs_and_dead_letters_kafka_refuses_are_parked_and_the_partition_goe
     assert 0 < len(letters[2].value or b"") < 16 * 1024
     # The parked event is in neither the state nor the upserts: a replay rebuilds the state.
     assert_consistent(settings, good)
-    assert service.worker.totals.rejected == {"output_too_large": 1, "too_large": 1}
+    assert worker.totals().rejected == {"output_too_large": 1, "too_large": 1}
 
 
 def test_states_are_capped_to_what_the_changelog_topic_takes(
-    streams_settings, start_worker, kafka_bootstrap
+    streams_settings, engine_worker, kafka_bootstrap
 ):
     """The changelog takes 60 kB records: an event that would grow a state past that (less
     headroom) goes to the DLQ before its upsert is sent, so state and upserts stay equal."""
     limits = {"changelog_topic": 60_000}
     settings = streams_settings(**limited_topics(kafka_bootstrap, limits))
-    service = start_worker(settings)
+    worker = engine_worker.start(settings)
     noise = random.Random(7)
     wide = [
         event("c-1", i, **{f"w{i}": base64.b64encode(noise.randbytes(19_000)).decode()})
@@ -182,10 +187,9 @@ def test_states_are_capped_to_what_the_changelog_topic_takes(
     good = [event("c-1", i) for i in range(10, 10 + GOOD)]
     produce(settings, "c-1", [orjson.dumps(e) for e in [*wide, *good]])
 
-    wait_until(applied_or_dead(service, GOOD + 1), timeout=120)
-    assert service.alive
-    assert service.worker.error is None
-    assert service.worker.totals.rejected == {"profile_too_large": 2}
+    wait_until(applied_or_dead(worker, GOOD + 1), timeout=120)
+    assert worker.alive, worker.log_tail()
+    assert worker.totals().rejected == {"profile_too_large": 2}
     letters = read_topic(settings, settings.dlq_topic)
     assert sorted(int(r.headers["dlq.offset"]) for r in letters) == [1, 2]
     assert_consistent(settings, [wide[0], *good])

@@ -1,6 +1,6 @@
-"""The query API's tokens over real HTTP: two workers on loopback sharing the partitions, the
-one asked forwarding to the owner with the caller's token; /health open; a worker listening
-beyond loopback without tokens refuses to start."""
+"""The query API's tokens over real HTTP, on each engine: two workers on loopback sharing the
+partitions, the one asked forwarding to the owner with the caller's token; /health and /ready
+open; a worker listening beyond loopback without tokens refuses to start."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from streams.kafka.partitioner import partition_for
 from streams.settings import Settings
 from streams.testing import produce_events, wait_until
 from streams.web.auth import check_exposure, is_loopback
+from tests.engines import READY_TIMEOUT
 
 TOKENS = "token-one,token-two"
 CUSTOMERS = [f"c-{i}" for i in range(24)]
@@ -39,19 +40,22 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def test_two_workers_answer_any_customer_with_a_token_and_forward_it(
-    streams_settings, start_worker, tmp_path: Path
+    streams_settings, engine_worker, tmp_path: Path
 ) -> None:
     settings = streams_settings(api_tokens=TOKENS)
-    a = start_worker(settings)
-    b = start_worker(settings.model_copy(update={"data_dir": tmp_path / "b"}))
-    everything = set(range(settings.partitions))
-    wait_until(
-        lambda: (
-            bool(a.owned_partitions and b.owned_partitions)
-            and a.owned_partitions | b.owned_partitions == everything
-        ),
-        timeout=90,
-    )
+    a = engine_worker.start(settings, data_dir=tmp_path / "a", wait=False)
+    b = engine_worker.start(settings, data_dir=tmp_path / "b", wait=False)
+    everything = list(range(settings.partitions))
+
+    def shared() -> bool:
+        if not (a.ready() and b.ready()):
+            return False
+        return bool(a.partitions() and b.partitions()) and (
+            sorted(a.partitions() + b.partitions()) == everything
+        )
+
+    wait_until(shared, timeout=READY_TIMEOUT)
+    owned_by_b = set(b.partitions())
     events = [
         {
             "customer_id": c,
@@ -62,9 +66,7 @@ def test_two_workers_answer_any_customer_with_a_token_and_forward_it(
         for c in CUSTOMERS
     ]
     produce_events(settings, events)
-    on_b = {
-        c for c in CUSTOMERS if partition_for(c.encode(), settings.partitions) in b.owned_partitions
-    }
+    on_b = {c for c in CUSTOMERS if partition_for(c.encode(), settings.partitions) in owned_by_b}
     assert 0 < len(on_b) < len(CUSTOMERS), "the customers must span both workers"
 
     def answers_everyone() -> bool:
@@ -94,21 +96,26 @@ def test_two_workers_answer_any_customer_with_a_token_and_forward_it(
     assert get(f"{a.url}/metrics")[0] == 200
 
 
-def test_metrics_can_require_a_token(streams_settings, start_worker) -> None:
+def test_metrics_can_require_a_token(streams_settings, engine_worker) -> None:
     settings = streams_settings(api_tokens="s3cret", metrics_require_token=True)
-    worker = start_worker(settings)
+    worker = engine_worker.start(settings)
     assert get(f"{worker.url}/metrics")[0] == 401
     status, _, body = get(f"{worker.url}/metrics", bearer("s3cret"))
     assert status == 200
     assert b"streams_events_in_total" in body
+    assert get(f"{worker.url}/status")[0] == 401
+    assert get(f"{worker.url}/status", bearer("s3cret"))[0] == 200
     assert get(f"{worker.url}/health")[0] == 200
+    assert get(f"{worker.url}/ready")[0] == 200
 
 
-def test_without_tokens_a_loopback_worker_stays_open(streams_settings, start_worker) -> None:
-    worker = start_worker(streams_settings())
+def test_without_tokens_a_loopback_worker_stays_open(streams_settings, engine_worker) -> None:
+    worker = engine_worker.start(streams_settings())
     status, _, body = get(f"{worker.url}/customers/nobody")
     assert status == 404
     assert orjson.loads(body) == {"error": "customer not found", "reason": "not_found"}
+    status, headers, _ = get(f"{worker.url}/")  # the status page, reading /status
+    assert (status, headers["Content-Type"].split(";")[0]) == (200, "text/html")
 
 
 def clean_env(**variables: str) -> dict[str, str]:
