@@ -159,6 +159,22 @@ class EngineWorkers:
             wait_until(worker.ready, timeout=READY_TIMEOUT)
         return worker
 
+    def start_pair(self, settings: Settings, tmp_path: Path) -> tuple[EngineWorker, EngineWorker]:
+        """Two workers of one group (data dirs ``a`` and ``b`` under ``tmp_path``), once both
+        are ready and share every partition between them."""
+        a = self.start(settings, data_dir=tmp_path / "a", wait=False)
+        b = self.start(settings, data_dir=tmp_path / "b", wait=False)
+        everything = list(range(settings.partitions))
+
+        def shared() -> bool:
+            if not (a.ready() and b.ready()):
+                return False
+            owned_a, owned_b = a.partitions(), b.partitions()
+            return bool(owned_a and owned_b) and sorted(owned_a + owned_b) == everything
+
+        wait_until(shared, timeout=READY_TIMEOUT)
+        return a, b
+
     def __iter__(self) -> Iterator[EngineWorker]:
         return iter(self._started)
 

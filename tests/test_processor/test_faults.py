@@ -13,7 +13,6 @@ import pytest
 from streams.kafka.partitioner import partition_for
 from streams.merge import MergePolicy
 from streams.testing import produce_events, read_upserts, wait_until
-from tests.engines import READY_TIMEOUT
 from tests.test_processor.cluster import (
     canon,
     caught_up,
@@ -120,17 +119,7 @@ def test_two_replicas_share_partitions_route_queries_and_survive_a_kill(
 ):
     settings = streams_settings(source_priority=PRIORITY, batch_max_events=500, api_tokens=TOKEN)
     events = workload(30_000, 1000, seed=3)
-    a = engine_worker.start(settings, data_dir=tmp_path / "a", wait=False)
-    b = engine_worker.start(settings, data_dir=tmp_path / "b", wait=False)
-    everything = list(range(settings.partitions))
-
-    def shared() -> bool:
-        if not (a.ready() and b.ready()):
-            return False
-        owned_a, owned_b = a.partitions(), b.partitions()
-        return bool(owned_a and owned_b) and sorted(owned_a + owned_b) == everything
-
-    wait_until(shared, timeout=READY_TIMEOUT)
+    a, b = engine_worker.start_pair(settings, tmp_path)
     produce_events(settings, events[:5000])
     wait_until(lambda: caught_up(settings), timeout=120)
     # Every customer answers on either worker; the owner serves it, the other routes (with
@@ -154,7 +143,7 @@ def test_two_replicas_share_partitions_route_queries_and_survive_a_kill(
     wait_until(lambda: b.totals().events_in > 3000, timeout=120)
     b.kill9()
     wait_until(lambda: caught_up(settings), timeout=240)
-    wait_until(lambda: a.partitions() == everything, timeout=60)
+    wait_until(lambda: a.partitions() == list(range(settings.partitions)), timeout=60)
     assert_state_matches(settings, events)
 
 

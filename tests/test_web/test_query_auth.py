@@ -19,7 +19,6 @@ from streams.kafka.partitioner import partition_for
 from streams.settings import Settings
 from streams.testing import produce_events, wait_until
 from streams.web.auth import check_exposure, is_loopback
-from tests.engines import READY_TIMEOUT
 
 TOKENS = "token-one,token-two"
 CUSTOMERS = [f"c-{i}" for i in range(24)]
@@ -43,18 +42,7 @@ def test_two_workers_answer_any_customer_with_a_token_and_forward_it(
     streams_settings, engine_worker, tmp_path: Path
 ) -> None:
     settings = streams_settings(api_tokens=TOKENS)
-    a = engine_worker.start(settings, data_dir=tmp_path / "a", wait=False)
-    b = engine_worker.start(settings, data_dir=tmp_path / "b", wait=False)
-    everything = list(range(settings.partitions))
-
-    def shared() -> bool:
-        if not (a.ready() and b.ready()):
-            return False
-        return bool(a.partitions() and b.partitions()) and (
-            sorted(a.partitions() + b.partitions()) == everything
-        )
-
-    wait_until(shared, timeout=READY_TIMEOUT)
+    a, b = engine_worker.start_pair(settings, tmp_path)
     owned_by_b = set(b.partitions())
     events = [
         {
