@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from typing import Any
 
 from streams.errors import ConfigError
@@ -31,6 +32,10 @@ CONFLUENT_REFUSED = (
     "starts fetching (it learns its partitions only from the fetcher, which waits for them) "
     "and drops record headers, which dead letters need: use aiokafka (the default)"
 )
+
+# What aiokafka authenticates with by username and password (GSSAPI and OAUTHBEARER need
+# settings Profile Streams does not have).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 # A member's heartbeats per session timeout, as Kafka's clients recommend (at least three).
 HEARTBEATS_PER_SESSION = 10
@@ -82,19 +87,32 @@ def app_config(settings: Settings, *, web_port: int | None = None) -> dict[str, 
 
 
 def _credentials(settings: Settings) -> Any:
+    """The Kafka security settings as Faust's credentials (aiokafka's): TLS verifies the
+    brokers against the system's certificate authorities, as librdkafka does for the default
+    engine."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
-    if protocol == "SASL_PLAINTEXT" and settings.kafka_sasl_username:
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else "",
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+    context = ssl.create_default_context() if protocol.endswith("SSL") else None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    mechanism = settings.kafka_sasl_mechanism or "PLAIN"
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"STREAMS_KAFKA_SASL_MECHANISM={mechanism}: the Faust engine supports "
+            f"{', '.join(SASL_MECHANISMS)}; the default engine (librdkafka) supports more"
         )
-    raise ConfigError(
-        f"the Faust engine supports STREAMS_KAFKA_SECURITY_PROTOCOL=PLAINTEXT or "
-        f"SASL_PLAINTEXT, not {protocol}: use the default engine"
+    if not settings.kafka_sasl_username:
+        raise ConfigError(
+            f"STREAMS_KAFKA_SECURITY_PROTOCOL={protocol} needs STREAMS_KAFKA_SASL_USERNAME "
+            "(and STREAMS_KAFKA_SASL_PASSWORD)"
+        )
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password else "",
+        mechanism=mechanism,
+        ssl_context=context,
     )
 
 

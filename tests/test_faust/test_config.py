@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
+
+import faust
 import pytest
+from pydantic import SecretStr
 
 from streams.errors import ConfigError
 from streams.faust import app_config
@@ -35,9 +39,53 @@ def test_any_free_port_is_refused_as_other_workers_could_not_reach_it():
         app_config(Settings(web_port=0))
 
 
-def test_an_ssl_broker_is_refused_with_the_engine_to_use():
-    with pytest.raises(ConfigError, match="default engine"):
-        app_config(Settings(kafka_security_protocol="SSL", web_port=6070))
+def test_tls_verifies_the_brokers_against_the_system_authorities():
+    credentials = app_config(Settings(kafka_security_protocol="SSL", web_port=6070))[
+        "broker_credentials"
+    ]
+    assert isinstance(credentials, faust.SSLCredentials)
+    assert credentials.protocol.value == "SSL"
+    assert credentials.context.verify_mode is ssl.CERT_REQUIRED
+    assert credentials.context.check_hostname
+
+
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+@pytest.mark.parametrize("mechanism", [None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_sasl_passes_the_mechanism_and_the_secret_to_aiokafka(protocol, mechanism):
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    settings = Settings(
+        kafka_security_protocol=protocol,
+        kafka_sasl_mechanism=mechanism,
+        kafka_sasl_username="svc",
+        kafka_sasl_password=SecretStr("s3cret"),
+        web_port=6070,
+    )
+    auth = credentials_to_aiokafka_auth(app_config(settings)["broker_credentials"])
+    assert auth["security_protocol"] == protocol
+    assert auth["sasl_mechanism"] == (mechanism or "PLAIN")
+    assert (auth["sasl_plain_username"], auth["sasl_plain_password"]) == ("svc", "s3cret")
+    if protocol == "SASL_SSL":
+        assert auth["ssl_context"].verify_mode is ssl.CERT_REQUIRED
+    else:
+        assert auth["ssl_context"] is None
+
+
+def test_sasl_without_a_username_names_the_setting():
+    settings = Settings(kafka_security_protocol="SASL_SSL", web_port=6070)
+    with pytest.raises(ConfigError, match="needs STREAMS_KAFKA_SASL_USERNAME"):
+        app_config(settings)
+
+
+def test_a_mechanism_aiokafka_cannot_use_is_refused_with_the_engine_to_use():
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="GSSAPI",
+        kafka_sasl_username="svc",
+        web_port=6070,
+    )
+    with pytest.raises(ConfigError, match=r"GSSAPI: the Faust engine supports PLAIN.*default"):
+        app_config(settings)
 
 
 def test_streams_worker_runs_faust_workers_one_per_command():
