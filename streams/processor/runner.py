@@ -79,10 +79,11 @@ class WorkerService:
         )
         self._processor_thread.start()
         logger.info(
-            "worker started url=%s data_dir=%s query_auth=%s",
+            "worker started url=%s data_dir=%s queries=%s",
             self.url,
             self.settings.data_dir,
-            "tokens" if self.settings.api_tokens else "none",
+            # Not "auth=...": the log filter masks the value of any key that looks secret.
+            "token_required" if self.settings.api_tokens else "open",
         )
 
     def stop(self, timeout: float = 30.0) -> None:

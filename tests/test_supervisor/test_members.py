@@ -97,7 +97,7 @@ def test_ready_lines_are_what_the_members_log():
     configure_logging("INFO", stream=stream)
     try:
         logging.getLogger("streams.processor.runner").info(
-            "worker started url=%s data_dir=%s query_auth=%s", "http://h:6071", "d", "none"
+            "worker started url=%s data_dir=%s queries=%s", "http://h:6071", "d", "open"
         )
         logging.getLogger("streams.connect.worker").info(
             "connector=%s assigned=%s", "files", [0, 1]
@@ -106,6 +106,7 @@ def test_ready_lines_are_what_the_members_log():
         root.handlers[:] = handlers
         root.setLevel(level)
     worker_line, connector_line = stream.getvalue().splitlines()
+    assert "queries=open" in worker_line, "not masked as a secret"
     match = WORKER_READY.search(worker_line)
     assert match is not None
     assert match.group("url") == "http://h:6071"
