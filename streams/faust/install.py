@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.faust.batches import FaustBatches
+from streams.faust.rebalance import seek_before_delivering
 from streams.faust.store import TableStates
 from streams.faust.views import add_views
 from streams.kafka.topics import create_topics, verify_topics
@@ -97,6 +98,7 @@ def install(app: faust.App, settings: Settings, *, create_topics: bool = True) -
             await batches.handle(events)
 
     add_views(app, table, settings, batches.metrics, batches.totals)
+    seek_before_delivering(app)
     logger.info(
         "faust engine installed app=%s input=%s changelog=%s kernel=%s",
         app.conf.id, settings.input_topic, settings.changelog_topic, settings.kernel,

@@ -3,7 +3,6 @@ event, and any replica answers any customer."""
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 
@@ -93,27 +92,6 @@ def test_kill_9_mid_stream_then_restart_loses_no_accepted_change(streams_setting
     }
 
 
-# The Faust case is opt-in (STREAMS_TEST_FAUST_FAILOVER=1): a known open problem of the Faust
-# engine (issue 20), not of the contract. After a peer's kill -9 the survivor failed to catch
-# up in about 1 run in 4: once (CI, 2026-12-02 15:58 UTC, under the whole suite's load) it
-# logged no rebalance in the 240 s after the kill; twice (locally, idle machine) it took every
-# partition over and processed them, but its committed offset of the partition it took over
-# stayed where the dead peer left it (/status: position 1358, end 8048).
-@pytest.mark.parametrize(
-    "engine_worker",
-    [
-        "default",
-        pytest.param(
-            "faust",
-            marks=pytest.mark.skipif(
-                os.environ.get("STREAMS_TEST_FAUST_FAILOVER") != "1",
-                reason="opt-in (STREAMS_TEST_FAUST_FAILOVER=1): the Faust engine's commits "
-                "after a peer's kill -9 are an open problem (issue 20)",
-            ),
-        ),
-    ],
-    indirect=True,
-)
 def test_two_replicas_share_partitions_route_queries_and_survive_a_kill(
     streams_settings, engine_worker, tmp_path
 ):
