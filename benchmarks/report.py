@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.common import Result
@@ -87,7 +88,8 @@ class Report:
             table.add_column(header, justify="left" if header in HEADERS[:2] else "right")
         for row in self.rows:
             style = "red" if row.result.error else None
-            table.add_row(*self.cells(row), style=style)
+            # Escaped: a note in brackets ("[best of 3]") would be read as a markup tag and dropped.
+            table.add_row(*map(escape, self.cells(row)), style=style)
         console.print(table)
         for line, met in self.targets():
             colour = "green" if met else "bold red" if met is False else "yellow"

@@ -2,7 +2,10 @@
 
 Per scenario the input is generated and produced once, before anything is timed; then each
 contender reads it with a consumer group of its own, in a subprocess of its own, one after
-another. The machine is shared and noisy, so the ratios within one run are what count.
+another. The machine is shared and noisy, so the ratios within one run are what count; the
+fast contenders (the raw passthrough, the processor, Quix Streams) take ``--repeat`` turns,
+one after another, and each one's best time counts: the least disturbed run is the closest to
+its cost, for the baseline as for the others.
 """
 
 from __future__ import annotations
@@ -71,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="a small smoke run (20k events)")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="turns of the fast contenders per scenario; the best of each counts (default 3)",
+    )
+    parser.add_argument(
         "--only",
         default=None,
         help="comma-separated contenders to run (of: "
@@ -94,6 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     if min(args.events, args.customers, args.faust_naive_events, args.faust_batch_events) < 1:
         parser.error("event and customer counts must be positive")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     return args
 
 
@@ -170,40 +181,70 @@ def run_scenario(
     if not report.rows:
         warm_up(bootstrap, topic, dataset.events, work_root / f"warm-up-{suffix}")
     ok = True
+    best: dict[str, tuple[Result, str]] = {}
+    for turn in range(args.repeat):
+        for contender in args.contenders:
+            if turn and contender not in REPEATED:
+                continue
+            run_id = f"{slug}-{contender.key}-{suffix}-{turn}"
+            result, note = _run_once(contender, dataset, args, bootstrap, topic, work_root / run_id)
+            ok &= result.error is None
+            if contender is PROCESSOR and result.error is None:
+                ok &= check_processor(name, dataset, result, report)
+            if contender is QUIX and result.error is None:
+                ok &= check_quix(name, dataset, result, report)
+            kept = best.get(contender.key)
+            if kept is None or kept[0].error is not None or _faster(result, kept[0]):
+                best[contender.key] = (result, note)
     for contender in args.contenders:
-        events, note = _share(contender, dataset, args)
-        run_id = f"{slug}-{contender.key}-{suffix}"
-        work_dir = work_root / run_id
-        work_dir.mkdir(parents=True)
-        spec = Spec(
-            bootstrap=bootstrap,
-            input_topic=topic,
-            events=events,
-            run_id=run_id,
-            work_dir=str(work_dir),
-            result_path=str(work_dir / "result.json"),
-            variant=contender.variant,
-            timeout=TIMEOUT_BASE + events / TIMEOUT_FLOOR_RATE,
-        )
-        console.print(f"  {contender.label}: {events:,} events ...", end=" ")
-        if contender is QUIX and args.quix_error is not None:
-            result = Result(0, 0.0, error=args.quix_error)
-        else:
-            python = args.quix_python if contender is QUIX else None
-            result = run_contender(contender, spec, work_dir / "contender.log", python)
-        if result.error is None:
-            console.print(f"{result.rate:,.0f} events/s in {result.seconds:.2f} s")
-            if contender is FAUST_ENGINE:
-                console.print(f"    time split: {result.details.get('phases')}")
-        else:
-            console.print("[bold red]FAILED[/bold red]")
-            ok = False
-        if contender is PROCESSOR and result.error is None:
-            ok &= check_processor(name, dataset, result, report)
-        if contender is QUIX and result.error is None:
-            ok &= check_quix(name, dataset, result, report)
+        result, note = best[contender.key]
+        if contender in REPEATED and args.repeat > 1:
+            note = ", ".join(filter(None, [note, f"best of {args.repeat}"]))
         report.rows.append(Row(name, contender, result, note))
     return ok
+
+
+# Fast enough to run several times: the rest take minutes each.
+REPEATED = (PASSTHROUGH, PROCESSOR, QUIX)
+
+
+def _faster(result: Result, than: Result) -> bool:
+    return result.error is None and result.seconds < than.seconds
+
+
+def _run_once(
+    contender: Contender,
+    dataset: Dataset,
+    args: argparse.Namespace,
+    bootstrap: str,
+    topic: str,
+    work_dir: Path,
+) -> tuple[Result, str]:
+    events, note = _share(contender, dataset, args)
+    work_dir.mkdir(parents=True)
+    spec = Spec(
+        bootstrap=bootstrap,
+        input_topic=topic,
+        events=events,
+        run_id=work_dir.name,
+        work_dir=str(work_dir),
+        result_path=str(work_dir / "result.json"),
+        variant=contender.variant,
+        timeout=TIMEOUT_BASE + events / TIMEOUT_FLOOR_RATE,
+    )
+    console.print(f"  {contender.label}: {events:,} events ...", end=" ")
+    if contender is QUIX and args.quix_error is not None:
+        result = Result(0, 0.0, error=args.quix_error)
+    else:
+        python = args.quix_python if contender is QUIX else None
+        result = run_contender(contender, spec, work_dir / "contender.log", python)
+    if result.error is None:
+        console.print(f"{result.rate:,.0f} events/s in {result.seconds:.2f} s")
+        if contender is FAUST_ENGINE:
+            console.print(f"    time split: {result.details.get('phases')}")
+    else:
+        console.print("[bold red]FAILED[/bold red]")
+    return result, note
 
 
 def warm_up(bootstrap: str, topic: str, events: int, work_dir: Path) -> None:
