@@ -12,6 +12,11 @@ def input_records(messages: list[Any], input_record: type[_Record], records: lis
     """Appends the confluent-kafka messages' input records to ``records``; False (and nothing
     appended) when a message carries an error."""
 
+def raw_records(messages: list[Any], raw_record: type[_Record], records: list[_Record]) -> bool:
+    """Appends the confluent-kafka messages' ``RawRecord``s (a connector's batch) to
+    ``records``, untracked by the cycle collector, as are the messages; False (and nothing
+    appended) when a message carries an error."""
+
 def changelog_records(
     topic: str, states: dict[int, dict[bytes, bytes]], output_record: type[_Record]
 ) -> list[_Record]:

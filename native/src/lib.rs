@@ -35,6 +35,7 @@ mod value;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
     m.add_function(wrap_pyfunction!(records::input_records, m)?)?;
+    m.add_function(wrap_pyfunction!(records::raw_records, m)?)?;
     m.add_function(wrap_pyfunction!(records::changelog_records, m)?)?;
     m.add_function(wrap_pyfunction!(copy_rows::copy_rows, m)?)?;
     m.add_function(wrap_pyfunction!(copy_rows::suspect_upserts, m)?)?;

@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
+from streams._native import raw_records
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.config import ConnectorConfig
 from streams.connect.errors import RetryableSinkError, SinkBackpressureError
@@ -35,6 +36,7 @@ from streams.errors import DeliveryError
 from streams.httpclient.backoff import Backoff
 from streams.kafka.batch_delivery import BatchDelivery
 from streams.kafka.clients import consumer_config, producer_config
+from streams.kafka.consuming import CONSUME_CHUNK, without_errors
 from streams.kafka.dead_letters import MINIMAL_LIMIT_BYTES, REASON_HEADER, dead_letter_headers
 from streams.kafka.output_records import OutputRecord, fitted_letter
 from streams.progress_log import ProgressLog
@@ -171,7 +173,7 @@ class ConnectorWorker:
         if self._batch_started is not None:
             left = batch.max_wait_ms / 1000 - (time.monotonic() - self._batch_started)
             wait = max(0.0, min(wait, left))
-        messages = self._consumer.consume(max(room, 1), wait)
+        messages = self._consumer.consume(min(max(room, 1), CONSUME_CHUNK), wait)
         self._add(messages)
         if self._in_flight is not None and (not messages or self._due()):
             self._settle()
@@ -192,25 +194,16 @@ class ConnectorWorker:
             "rejected": totals.rejected,
         }
 
-    def _add(self, messages: Sequence[Message]) -> None:
+    def _add(self, messages: list[Message]) -> None:
         raw: list[RawRecord] = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaException(error)
-                logger.warning("connector=%s consumer error: %s", self.config.name, error.str())
-                continue
-            partition, offset = message.partition() or 0, message.offset() or 0
-            self._starts.setdefault(partition, offset)
-            self._offsets[partition] = offset + 1
-            raw.append(
-                RawRecord(
-                    message.topic() or "", partition, offset, message.key(), message.value() or b""
-                )
-            )
+        if not raw_records(messages, RawRecord, raw):  # some message carries an error
+            raw_records(without_errors(messages, f"connector={self.config.name}"), RawRecord, raw)
         if not raw:
             return
+        starts, offsets = self._starts, self._offsets
+        for record in raw:
+            starts.setdefault(record.partition, record.offset)
+            offsets[record.partition] = record.offset + 1
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         self.totals.consumed += len(raw)

@@ -16,6 +16,7 @@ from streams._native import changelog_records, input_records
 from streams.errors import DeliveryError
 from streams.kafka.batch_delivery import BatchDelivery, Refusal, Reports
 from streams.kafka.clients import consumer_config, producer_config
+from streams.kafka.consuming import CONSUME_CHUNK, without_errors
 from streams.kafka.lag import Offsets, lag_of, partition_offsets
 from streams.kafka.output_records import OutputRecord
 from streams.memory import IdleTrim
@@ -31,7 +32,6 @@ from streams.state.store import StateStores
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_SECONDS = 1.0
-CONSUME_CHUNK = 500  # messages per consume call: below the collector's 700 allocations
 
 
 def _now_ms() -> int:
@@ -225,20 +225,7 @@ class ProcessorWorker:
     def _records(self, messages: list[Message], records: list[InputRecord]) -> None:
         """Appends ``messages``' records (of those without an error) to ``records``."""
         if not input_records(messages, InputRecord, records):  # some message has an error
-            input_records(self._without_errors(messages), InputRecord, records)
-
-    @staticmethod
-    def _without_errors(messages: Sequence[Message]) -> list[Message]:
-        kept = []
-        for message in messages:
-            error = message.error()
-            if error is None:
-                kept.append(message)
-            elif error.fatal():
-                raise KafkaException(error)
-            else:
-                logger.warning("consumer error: %s", error.str())
-        return kept
+            input_records(without_errors(messages, "processor"), InputRecord, records)
 
     def _settle(self, records: Sequence[InputRecord] = ()) -> bool:
         """Wait for what is in flight: the oldest batch's changelog (then it is written and

@@ -1,6 +1,6 @@
-"""``streams._native`` builds the processor's records (input records from consumed messages,
-changelog records from new states) exactly as Python would, out of the cycle collector's
-care, and leaves messages with an error to the caller."""
+"""``streams._native`` builds the processor's and the connectors' records (input records and
+raw records from consumed messages, changelog records from new states) exactly as Python
+would, out of the cycle collector's care, and leaves messages with an error to the caller."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from confluent_kafka import KafkaError, Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams._native import changelog_records, input_records
+from streams._native import changelog_records, input_records, raw_records
+from streams.connect.records import RawRecord
 from streams.kafka.dead_letters import Headers
 from streams.kafka.output_records import OutputRecord
 from streams.processor.records import InputRecord
 
 messages = st.builds(
-    lambda partition, offset, key, value, headers, timestamp: Message(
-        topic="profile-changes",
+    lambda topic, partition, offset, key, value, headers, timestamp: Message(
+        topic=topic,
         partition=partition,
         offset=offset,
         key=key,
@@ -27,6 +28,7 @@ messages = st.builds(
         headers=headers,
         timestamp=timestamp,
     ),
+    st.none() | st.sampled_from(["profile-changes", "profile-upserts", "é"]),
     st.integers(0, 100),
     st.integers(0, 2**40),
     st.none() | st.binary(max_size=20),
@@ -60,6 +62,33 @@ def test_records_are_what_python_builds(first: list[Message], second: list[Messa
     assert not any(gc.is_tracked(record) for record in records)
     assert not any(gc.is_tracked(message) for message in first + second)
     assert not gc.is_tracked(records)
+
+
+@given(first=st.lists(messages, max_size=20), second=st.lists(messages, max_size=20))
+def test_raw_records_are_what_the_connector_built_in_python(
+    first: list[Message], second: list[Message]
+) -> None:
+    records: list[RawRecord] = []
+    assert raw_records(first, RawRecord, records)
+    assert raw_records(second, RawRecord, records)
+    assert records == [
+        RawRecord(m.topic() or "", m.partition() or 0, m.offset() or 0, m.key(), m.value() or b"")
+        for m in first + second
+    ]
+    assert all(type(record) is RawRecord for record in records)
+    assert not any(gc.is_tracked(record) for record in records)
+    assert not any(gc.is_tracked(message) for message in first + second)
+    assert not gc.is_tracked(records)
+
+
+def test_a_message_with_an_error_is_left_to_the_connector() -> None:
+    failed = Message(topic="t", partition=0, offset=1, error=KafkaError(KafkaError._PARTITION_EOF))
+    good = Message(topic="t", partition=0, offset=0, value=b"{}")
+    records: list[RawRecord] = []
+    assert not raw_records([good, failed], RawRecord, records)
+    assert records == []
+    with pytest.raises(TypeError, match="named tuple of 5 fields"):
+        raw_records([good], InputRecord, [])
 
 
 def test_a_message_with_an_error_is_left_to_the_caller() -> None:
