@@ -86,41 +86,24 @@ pub fn input_records<'py>(
     let py = messages.py();
     let cls = record_class(&input_record, 6)?;
     let zero = 0_i32.into_pyobject(py)?.into_any();
-    let mut made = Vec::with_capacity(messages.len());
-    for message in messages.iter() {
-        if !message.call_method0(intern!(py, "error"))?.is_none() {
-            return Ok(false);
-        }
-        let or_zero = |value: Bound<'py, PyAny>| if value.is_none() { zero.clone() } else { value };
-        made.push(new_record(
+    append_records(&messages, &records, |message| {
+        new_record(
             &cls,
             [
-                or_zero(message.call_method0(intern!(py, "partition"))?),
-                or_zero(message.call_method0(intern!(py, "offset"))?),
-                message.call_method0(intern!(py, "key"))?,
-                message.call_method0(intern!(py, "value"))?,
-                message
-                    .call_method0(intern!(py, "timestamp"))?
-                    .get_item(1)?,
-                message.call_method0(intern!(py, "headers"))?,
+                or(call(message, intern!(py, "partition"))?, &zero),
+                or(call(message, intern!(py, "offset"))?, &zero),
+                call(message, intern!(py, "key"))?,
+                call(message, intern!(py, "value"))?,
+                call(message, intern!(py, "timestamp"))?.get_item(1)?,
+                call(message, intern!(py, "headers"))?,
             ],
-        )?);
-    }
-    for message in messages.iter() {
-        untrack(&message);
-    }
-    untrack(&records);
-    for record in made {
-        records.append(record)?;
-    }
-    Ok(true)
+        )
+    })
 }
 
 /// Appends `RawRecord(topic, partition, offset, key, value)` of each message to `records`
-/// (a connector's batch, which a sink decodes itself) and returns True; appends nothing and
-/// returns False when a message carries an error. Like `input_records`, the messages and the
-/// records are untracked: a connector keeps two batches of them alive, which the cycle
-/// collector walked in every collection (a fifth of a PostgreSQL connector's CPU).
+/// (a connector's batch, which a sink decodes itself), as `input_records` does: a connector
+/// keeps two batches of them alive, which the cycle collector walked in every collection.
 #[pyfunction]
 pub fn raw_records<'py>(
     messages: Bound<'py, PyList>,
@@ -132,37 +115,59 @@ pub fn raw_records<'py>(
     let zero = 0_i32.into_pyobject(py)?.into_any();
     let no_topic = PyString::new(py, "").into_any();
     let no_value = pyo3::types::PyBytes::new(py, b"").into_any();
-    let or = |value: Bound<'py, PyAny>, default: &Bound<'py, PyAny>| {
-        if value.is_none() {
-            default.clone()
-        } else {
-            value
-        }
-    };
-    let mut made = Vec::with_capacity(messages.len());
-    for message in messages.iter() {
-        if !message.call_method0(intern!(py, "error"))?.is_none() {
-            return Ok(false);
-        }
-        made.push(new_record(
+    append_records(&messages, &records, |message| {
+        new_record(
             &cls,
             [
-                or(message.call_method0(intern!(py, "topic"))?, &no_topic),
-                or(message.call_method0(intern!(py, "partition"))?, &zero),
-                or(message.call_method0(intern!(py, "offset"))?, &zero),
-                message.call_method0(intern!(py, "key"))?,
-                or(message.call_method0(intern!(py, "value"))?, &no_value),
+                or(call(message, intern!(py, "topic"))?, &no_topic),
+                or(call(message, intern!(py, "partition"))?, &zero),
+                or(call(message, intern!(py, "offset"))?, &zero),
+                call(message, intern!(py, "key"))?,
+                or(call(message, intern!(py, "value"))?, &no_value),
             ],
-        )?);
+        )
+    })
+}
+
+/// `make(message)` of each message appended to `records`, the messages and `records`
+/// untracked; False and nothing appended when a message carries an error.
+fn append_records<'py>(
+    messages: &Bound<'py, PyList>,
+    records: &Bound<'py, PyList>,
+    make: impl Fn(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<bool> {
+    let py = messages.py();
+    let mut made = Vec::with_capacity(messages.len());
+    for message in messages.iter() {
+        if !call(&message, intern!(py, "error"))?.is_none() {
+            return Ok(false);
+        }
+        made.push(make(&message)?);
     }
     for message in messages.iter() {
         untrack(&message);
     }
-    untrack(&records);
+    untrack(records);
     for record in made {
         records.append(record)?;
     }
     Ok(true)
+}
+
+fn call<'py>(
+    object: &Bound<'py, PyAny>,
+    method: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    object.call_method0(method)
+}
+
+/// `value`, or `default` when it is None.
+fn or<'py>(value: Bound<'py, PyAny>, default: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
+    if value.is_none() {
+        default.clone()
+    } else {
+        value
+    }
 }
 
 /// `[OutputRecord(topic, partition, key, state) for each new state]` from a batch's
