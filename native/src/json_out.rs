@@ -36,48 +36,13 @@ pub fn opt_string(text: Option<&str>, out: &mut Vec<u8>) {
     }
 }
 
-/// A finite float as orjson writes it: the shortest digits that read back the same, laid out
-/// fixed for decimal exponents -5..=15 (`1000000000000000.0`, `0.00001`) and as
-/// `d.ddde+N` / `d.ddde-N` otherwise.
+/// A finite float as orjson writes it: the shortest digits that read back the same (of two,
+/// the even one), laid out fixed for decimal exponents -5..=15 (`1000000000000000.0`,
+/// `0.00001`) and as `d.ddde+N` / `d.ddde-N` otherwise, which is what Żmij writes. Rust's
+/// `{:e}` picks the odd digit of a tie (`-1113178120592002.3`), so it is not used here.
 pub fn float(value: f64, out: &mut Vec<u8>) {
-    let sci = format!("{:e}", value.abs());
-    let (mantissa, exponent) = sci.split_once('e').expect("{:e} always has an exponent");
-    let exponent: i32 = exponent.parse().expect("{:e} writes a decimal exponent");
-    let digits: Vec<u8> = mantissa.bytes().filter(|b| *b != b'.').collect();
-    if value.is_sign_negative() {
-        out.push(b'-');
-    }
-    if (-5..16).contains(&exponent) {
-        if exponent >= 0 {
-            let whole = exponent as usize + 1;
-            if digits.len() <= whole {
-                out.extend_from_slice(&digits);
-                out.resize(out.len() + whole - digits.len(), b'0');
-                out.extend_from_slice(b".0");
-            } else {
-                out.extend_from_slice(&digits[..whole]);
-                out.push(b'.');
-                out.extend_from_slice(&digits[whole..]);
-            }
-        } else {
-            out.extend_from_slice(b"0.");
-            out.resize(out.len() + (-exponent - 1) as usize, b'0');
-            out.extend_from_slice(&digits);
-        }
-    } else {
-        out.push(digits[0]);
-        if digits.len() > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
-        }
-        out.push(b'e');
-        out.push(if exponent > 0 { b'+' } else { b'-' });
-        out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(exponent.unsigned_abs())
-                .as_bytes(),
-        );
-    }
+    assert!(value.is_finite(), "JSON has no NaN or Infinity");
+    out.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
 }
 
 pub fn value(value: &Value, out: &mut Vec<u8>) {
