@@ -35,6 +35,7 @@ from rich.table import Table
 
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.records import SinkRecord
+from streams.connect.sinks.postgres import sql as q
 from streams.connect.sinks.postgres.sink import NATIVE_PART, PostgresSink, fold
 from streams.merge import MergePolicy, apply_event, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert
@@ -308,12 +309,11 @@ def merged_state(batches: Sequence[Sequence[SinkRecord]], policy: MergePolicy) -
 
 
 def table_state(dsn: str, schema: str) -> State:
-    query = sql.SQL("SELECT customer_id, deleted_at, properties FROM {}.profiles")
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute(query.format(sql.Identifier(schema))).fetchall()
+        rows = q.stored_entries(conn, schema, "profiles")
     return {
-        customer: (deleted_at, {name: _stored(*e) for name, e in properties.items()})
-        for customer, deleted_at, properties in rows
+        customer: (deleted_at, {name: _stored(*e) for name, e in entries.items()})
+        for customer, (deleted_at, entries) in rows.items()
     }
 
 

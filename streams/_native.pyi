@@ -24,8 +24,8 @@ def changelog_records(
 
 def copy_rows(singles: dict[str, Upsert], profiles: dict[str, Profile]) -> bytes | None:
     """The PostgreSQL sink's staging rows as COPY text: one line (customer id, properties,
-    deleted_at) per row FoldedBatch.rows yields, in its order; None when a value is not one the
-    Rust code writes exactly."""
+    last_update, source, stamps, deleted_at) per row FoldedBatch.rows yields, in its order; None
+    when a value is not one the Rust code writes exactly."""
 
 def suspect_upserts(upserts: list[Upsert]) -> list[int]:
     """The positions of the upserts ``copy_rows`` might not write exactly: every one the

@@ -1,8 +1,11 @@
-//! The PostgreSQL sink's staging rows (`upsert_row` and `profile_row` in
-//! `streams/connect/sinks/postgres_sql.py`, the reference) as one buffer of COPY text: per row
-//! `customer_id`, the properties JSON `{name: [value, last_update, source]}` (a float adds its
-//! sign, 1 or -1) and `deleted_at` (or `\N`), tab separated, newline terminated, in the order
-//! `FoldedBatch.rows` yields them.
+//! The PostgreSQL sink's staging rows (`pack`, through `upsert_row` and `profile_row`, in
+//! `streams/connect/sinks/postgres/sql.py`, the reference) as one buffer of COPY text, in the
+//! order `FoldedBatch.rows` yields them. Per row, tab separated and newline terminated:
+//! `customer_id`; the properties JSON `{name: value}`; the `last_update` and `source` most of
+//! the properties share (the first seen of the most common pair; `\N` for none); the stamps
+//! JSON `{name: [last_update, source]}` of the properties with another pair, and
+//! `[last_update, source, sign]` of every float whose JSON jsonb would not read back as a
+//! float (`float_mark`), or `\N` when there are none; `deleted_at` or `\N`.
 //!
 //! The sink validated every record (`refusal`), but this reads Python objects of any shape:
 //! a value it cannot write exactly as the reference does (another type, a subclass, a
@@ -27,6 +30,9 @@ const UPSERT_FIELDS: usize = 7;
 const STATE_FIELDS: usize = 3;
 /// A first guess of a row's size: growing a buffer of megabytes copies it each time.
 const ROW_BYTES: usize = 512;
+/// From here on a float is written with an exponent and no fraction (`1e+16`), which jsonb
+/// reads as an integer.
+const FLOAT_EXPONENT_FROM: f64 = 1e16;
 
 /// A value the reference writes, read out of its Python object.
 enum Value<'a> {
@@ -72,13 +78,31 @@ pub fn copy_rows<'py>(
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let py = singles.py();
     let mut out = Vec::with_capacity(ROW_BYTES * (singles.len() + profiles.len()));
-    let written =
-        write_singles(singles, &mut out).and_then(|()| write_profiles(profiles, &mut out));
+    let mut scratch = Scratch::default();
+    let written = write_singles(singles, &mut scratch, &mut out)
+        .and_then(|()| write_profiles(profiles, &mut scratch, &mut out));
     match written {
         Ok(()) => Ok(Some(PyBytes::new(py, &out))),
         Err(Stop::Unencodable) => Ok(None),
         Err(Stop::Error(error)) => Err(error),
     }
+}
+
+/// What a row is made of, kept across rows so that a row allocates nothing.
+#[derive(Default)]
+struct Scratch<'py> {
+    properties: Vec<Property<'py>>,
+    stamps: Vec<u8>,
+}
+
+/// A property read out of its dict: the common pair is known only once all are read.
+struct Property<'py> {
+    name: Bound<'py, PyAny>,
+    value: Bound<'py, PyAny>,
+    last_update: i64,
+    source: Bound<'py, PyAny>,
+    /// The position of the row's first property with an equal source: pairs compare as ints.
+    source_key: usize,
 }
 
 /// The positions of the `upserts` (a list of `Upsert`) that this module might not write
@@ -147,6 +171,7 @@ pub(crate) fn wire_rows(wires: &[Wire<'_>], shares: usize) -> WireRows {
         placed: vec![Vec::new(); shares],
         to_fold: Vec::new(),
     };
+    let mut stamps = Vec::new();
     let mut next = 0;
     for (index, wire) in wires.iter().enumerate() {
         if wire.delete || seen[wire.customer_id.as_ref()] > 1 || !storable(wire) {
@@ -160,8 +185,11 @@ pub(crate) fn wire_rows(wires: &[Wire<'_>], shares: usize) -> WireRows {
         next += 1;
         rows.placed[share].push(index);
         let out = &mut rows.texts[share];
+        let properties = &wire.properties;
         let json = row_start(&wire.customer_id, out);
-        for (at, (name, scalar, last_update)) in wire.properties.iter().enumerate() {
+        // One source for all: the common pair is the most common update time.
+        let common = properties[most_common(properties.len(), |at| properties[at].2)].2;
+        for (at, (name, scalar, last_update)) in properties.iter().enumerate() {
             let value = match scalar {
                 Scalar::Null => Value::Null,
                 Scalar::Bool(b) => Value::Bool(*b),
@@ -169,9 +197,13 @@ pub(crate) fn wire_rows(wires: &[Wire<'_>], shares: usize) -> WireRows {
                 Scalar::Float(f) => Value::Float(*f),
                 Scalar::Str(s) => Value::Str(s),
             };
-            entry(at, name, &value, *last_update, &wire.source, out);
+            value_entry(at, name, &value, out);
+            let mark = float_mark(&value);
+            if mark.is_some() || *last_update != common {
+                stamp_entry(name, *last_update, &wire.source, mark, &mut stamps);
+            }
         }
-        row_end(json, None, out);
+        row_end(json, Some((common, &wire.source)), &mut stamps, None, out);
     }
     rows
 }
@@ -192,7 +224,11 @@ fn storable(wire: &Wire<'_>) -> bool {
         })
 }
 
-fn write_singles(singles: &Bound<'_, PyDict>, out: &mut Vec<u8>) -> Step<()> {
+fn write_singles<'py>(
+    singles: &Bound<'py, PyDict>,
+    scratch: &mut Scratch<'py>,
+    out: &mut Vec<u8>,
+) -> Step<()> {
     for upsert in singles.values().iter() {
         let upsert = upsert.cast_into::<PyTuple>().map_err(PyErr::from)?;
         if upsert.len() != UPSERT_FIELDS {
@@ -204,22 +240,30 @@ fn write_singles(singles: &Bound<'_, PyDict>, out: &mut Vec<u8>) -> Step<()> {
             continue;
         }
         let source = upsert.get_item(UPSERT_SOURCE)?;
-        let source = text(&source)?;
+        text(&source)?;
         let customer = upsert.get_item(UPSERT_CUSTOMER)?;
-        let json = row_start(text(&customer)?, out);
-        for (index, (name, state)) in properties.iter().enumerate() {
+        let customer = text(&customer)?;
+        scratch.properties.clear();
+        for (name, state) in properties.iter() {
             let state = property_state(state)?;
-            let value_obj = state.get_item(0)?;
-            let last_update = state.get_item(1)?;
-            let value = value(&value_obj)?;
-            entry(index, text(&name)?, &value, int(&last_update)?, source, out);
+            scratch.properties.push(Property {
+                name,
+                value: state.get_item(0)?,
+                last_update: int(&state.get_item(1)?)?,
+                source: source.clone(),
+                source_key: 0,
+            });
         }
-        row_end(json, None, out);
+        python_row(customer, scratch, None, out)?;
     }
     Ok(())
 }
 
-fn write_profiles(profiles: &Bound<'_, PyDict>, out: &mut Vec<u8>) -> Step<()> {
+fn write_profiles<'py>(
+    profiles: &Bound<'py, PyDict>,
+    scratch: &mut Scratch<'py>,
+    out: &mut Vec<u8>,
+) -> Step<()> {
     let py = profiles.py();
     for (customer, profile) in profiles.iter() {
         let properties = profile.getattr(pyo3::intern!(py, "properties"))?;
@@ -233,26 +277,82 @@ fn write_profiles(profiles: &Bound<'_, PyDict>, out: &mut Vec<u8>) -> Step<()> {
         if properties.is_empty() && deleted_at.is_none() {
             continue;
         }
-        let json = row_start(text(&customer)?, out);
-        for (index, (name, state)) in properties.iter().enumerate() {
+        let customer = text(&customer)?;
+        let properties_read = &mut scratch.properties;
+        properties_read.clear();
+        for (name, state) in properties.iter() {
             let state = property_state(state)?;
-            let value_obj = state.get_item(0)?;
-            let last_update = state.get_item(1)?;
+            let value = state.get_item(0)?;
+            let last_update = int(&state.get_item(1)?)?;
             let source = state.get_item(2)?;
-            let value = value(&value_obj)?;
-            let last_update = int(&last_update)?;
-            entry(
-                index,
-                text(&name)?,
-                &value,
+            let source_text = text(&source)?;
+            // Sources are few per profile and mostly one object (the fold shares them).
+            let source_key = (0..properties_read.len())
+                .find(|&at| {
+                    let seen = &properties_read[at];
+                    seen.source_key == at
+                        && (seen.source.is(&source) || text(&seen.source).ok() == Some(source_text))
+                })
+                .unwrap_or(properties_read.len());
+            properties_read.push(Property {
+                name,
+                value,
                 last_update,
-                text(&source)?,
-                out,
-            );
+                source,
+                source_key,
+            });
         }
-        row_end(json, deleted_at, out);
+        python_row(customer, scratch, deleted_at, out)?;
     }
     Ok(())
+}
+
+/// The row of the properties read into `scratch`.
+fn python_row(
+    customer_id: &str,
+    scratch: &mut Scratch<'_>,
+    deleted_at: Option<i64>,
+    out: &mut Vec<u8>,
+) -> Result<(), Unencodable> {
+    let (properties, stamps) = (&scratch.properties, &mut scratch.stamps);
+    let pair = |at: usize| (properties[at].last_update, properties[at].source_key);
+    let json = row_start(customer_id, out);
+    let common = most_common(properties.len(), pair);
+    for (at, property) in properties.iter().enumerate() {
+        let name = text(&property.name)?;
+        let value = value(&property.value)?;
+        value_entry(at, name, &value, out);
+        let mark = float_mark(&value);
+        if mark.is_some() || pair(at) != pair(common) {
+            let source = text(&property.source)?;
+            stamp_entry(name, property.last_update, source, mark, stamps);
+        }
+    }
+    let common = match properties.get(common) {
+        Some(property) => Some((property.last_update, text(&property.source)?)),
+        None => None,
+    };
+    row_end(json, common, stamps, deleted_at, out);
+    Ok(())
+}
+
+/// The position of the first property of the most common pair (`pair(at)`), the first seen
+/// of those equally common; 0 when there are none.
+fn most_common<T: PartialEq>(count: usize, pair: impl Fn(usize) -> T) -> usize {
+    let (mut best, mut best_count) = (0, 0);
+    // Counting from each position, a pair's first one counts all of them and a later one
+    // fewer, so only a pair's first one can win.
+    for at in 0..count {
+        if best_count >= count - at {
+            break;
+        }
+        let this = pair(at);
+        let this_count = (at..count).filter(|&other| pair(other) == this).count();
+        if this_count > best_count {
+            (best, best_count) = (at, this_count);
+        }
+    }
+    best
 }
 
 fn exact_dict<'a, 'py>(
@@ -315,22 +415,25 @@ fn value<'a>(object: &'a Bound<'_, PyAny>) -> Result<Value<'a>, Unencodable> {
     }
 }
 
-/// `"name":[value,last_update,"source"]`, a float's with its sign after the source (jsonb
-/// keeps numbers as decimals: the sign tells `-0.0` from `0.0` and a float from an int);
-/// after a comma unless it is the first.
-fn entry(
-    index: usize,
-    name: &str,
-    value: &Value<'_>,
-    last_update: i64,
-    source: &str,
-    json: &mut Vec<u8>,
-) {
+/// The sign a float keeps beside its value when its JSON alone would not say it is a float:
+/// jsonb reads `1e+16` as an integer and `-0.0` as `0.0`.
+fn float_mark(value: &Value<'_>) -> Option<i8> {
+    match *value {
+        Value::Float(number) if number.abs() >= FLOAT_EXPONENT_FROM => {
+            Some(if number < 0.0 { -1 } else { 1 })
+        }
+        Value::Float(number) if number == 0.0 && number.is_sign_negative() => Some(-1),
+        _ => None,
+    }
+}
+
+/// `"name":value` in the properties JSON, after a comma unless it is the first.
+fn value_entry(index: usize, name: &str, value: &Value<'_>, json: &mut Vec<u8>) {
     if index > 0 {
         json.push(b',');
     }
     json_out::string(name, json);
-    json.extend_from_slice(b":[");
+    json.push(b':');
     match value {
         Value::Null => json_out::null(json),
         Value::Bool(true) => json.extend_from_slice(b"true"),
@@ -339,16 +442,21 @@ fn entry(
         Value::Float(number) => json_out::float(*number, json),
         Value::Str(text) => json_out::string(text, json),
     }
-    json.push(b',');
+}
+
+/// `"name":[last_update,"source"]` (and the float's mark) in the stamps JSON, which starts
+/// with the first.
+fn stamp_entry(name: &str, last_update: i64, source: &str, mark: Option<i8>, json: &mut Vec<u8>) {
+    json.push(if json.is_empty() { b'{' } else { b',' });
+    json_out::string(name, json);
+    json.extend_from_slice(b":[");
     json_out::int(last_update, json);
     json.push(b',');
     json_out::string(source, json);
-    if let Value::Float(number) = value {
-        json.extend_from_slice(if number.is_sign_negative() {
-            b",-1"
-        } else {
-            b",1"
-        });
+    match mark {
+        Some(1) => json.extend_from_slice(b",1"),
+        Some(_) => json.extend_from_slice(b",-1"),
+        None => {}
     }
     json.push(b']');
 }
@@ -362,19 +470,35 @@ fn row_start(customer_id: &str, out: &mut Vec<u8>) -> usize {
     out.len() - 1
 }
 
-/// Ends the row whose properties JSON starts at `json`. JSON escapes every control
-/// character, so a backslash is the only byte of it that COPY needs escaped.
-fn row_end(json: usize, deleted_at: Option<i64>, out: &mut Vec<u8>) {
+/// Ends the row whose properties JSON starts at `json`: the common pair (None without
+/// properties), the `stamps` JSON written so far (which it empties) and the watermark.
+fn row_end(
+    json: usize,
+    common: Option<(i64, &str)>,
+    stamps: &mut Vec<u8>,
+    deleted_at: Option<i64>,
+    out: &mut Vec<u8>,
+) {
     out.push(b'}');
-    if memchr::memchr(b'\\', &out[json..]).is_some() {
-        let written = out.split_off(json);
-        let mut start = 0;
-        for at in memchr::memchr_iter(b'\\', &written) {
-            out.extend_from_slice(&written[start..=at]);
-            out.push(b'\\');
-            start = at + 1;
+    escape_json(json, out);
+    out.push(b'\t');
+    match common {
+        Some((last_update, source)) => {
+            json_out::int(last_update, out);
+            out.push(b'\t');
+            copy_field(source.as_bytes(), out);
         }
-        out.extend_from_slice(&written[start..]);
+        None => out.extend_from_slice(b"\\N\t\\N"),
+    }
+    out.push(b'\t');
+    if stamps.is_empty() {
+        out.extend_from_slice(b"\\N");
+    } else {
+        stamps.push(b'}');
+        let json = out.len();
+        out.extend_from_slice(stamps);
+        escape_json(json, out);
+        stamps.clear();
     }
     out.push(b'\t');
     match deleted_at {
@@ -382,6 +506,28 @@ fn row_end(json: usize, deleted_at: Option<i64>, out: &mut Vec<u8>) {
         None => out.extend_from_slice(b"\\N"),
     }
     out.push(b'\n');
+}
+
+/// The JSON from `json` to the end of `out` as a COPY text field, in place. JSON escapes
+/// every control character, so a backslash is the only byte of it that COPY needs escaped.
+fn escape_json(json: usize, out: &mut Vec<u8>) {
+    let backslashes = memchr::memchr_iter(b'\\', &out[json..]).count();
+    if backslashes == 0 {
+        return;
+    }
+    // Moved right from the end, each backslash doubled on the way.
+    let mut read = out.len();
+    out.resize(read + backslashes, 0);
+    let mut write = out.len();
+    while read > json {
+        read -= 1;
+        write -= 1;
+        out[write] = out[read];
+        if out[read] == b'\\' {
+            write -= 1;
+            out[write] = b'\\';
+        }
+    }
 }
 
 /// A text field in COPY text format: backslash, tab, newline and carriage return escaped.

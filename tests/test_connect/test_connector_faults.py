@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from streams.codecs.upserts import UpsertCodec
+from streams.connect.sinks.postgres import sql as q
 from streams.merge import MergePolicy, apply_event, to_upsert, upsert_as_event
 from streams.model import ChangeEvent, Op, Profile, Upsert
 from streams.testing import wait_until
@@ -101,17 +102,10 @@ def produce(settings, upserts: list[Upsert]) -> None:
 
 def table_state(dsn: str, schema: str, table: str = "profiles") -> dict[str, tuple[object, ...]]:
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            sql.SQL("SELECT customer_id, properties, deleted_at FROM {}.{}").format(
-                sql.Identifier(schema), sql.Identifier(table)
-            )
-        ).fetchall()
+        rows = q.stored_entries(conn, schema, table)
     return {
-        customer: (
-            deleted_at,
-            tuple(sorted((n, repr(p[0]), p[1]) for n, p in properties.items())),
-        )
-        for customer, properties, deleted_at in rows
+        customer: (deleted_at, tuple(sorted((n, repr(e[0]), e[1]) for n, e in entries.items())))
+        for customer, (deleted_at, entries) in rows.items()
     }
 
 

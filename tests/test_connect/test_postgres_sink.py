@@ -7,6 +7,7 @@ import itertools
 import math
 import random
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ from streams.connect.records import RawRecord, SinkRecord
 from streams.connect.sinks.postgres import sink as postgres_module
 from streams.connect.sinks.postgres import sql as q
 from streams.connect.sinks.postgres.sink import REFUSED, PostgresSink, refusal
-from streams.connect.sinks.postgres.sql import MERGE_FUNCTION, MIGRATIONS_TABLE
+from streams.connect.sinks.postgres.sql import LATEST_VERSION, MIGRATIONS_TABLE
 from streams.logs import mask_dsn
 from streams.merge import MergePolicy, apply_event, join_profiles, rank_key, upsert_as_event
 from streams.model import Op, Profile, PropertyState, Upsert, Value
@@ -128,17 +129,13 @@ def _stored(entry: list[Any]) -> tuple[int, str, str, str]:
 
 
 def table_state(query: Query, sink: PostgresSink) -> State:
-    rows = query(
-        sql.SQL("SELECT customer_id, deleted_at, properties FROM {}.{}").format(
-            sql.Identifier(sink.options.db_schema), sql.Identifier(sink.options.table)
-        )
-    )
+    """The table's rows, each property as the entry the merge compares."""
+    dsn = make_conninfo(sink.options.dsn.get_secret_value(), client_encoding="UTF8")
+    with psycopg.connect(dsn) as conn:
+        rows = q.stored_entries(conn, sink.options.db_schema, sink.options.table)
     return {
-        customer: (
-            deleted_at,
-            {name: _stored(e) for name, e in properties.items()},
-        )
-        for customer, deleted_at, properties in rows
+        customer: (deleted_at, {name: _stored(e) for name, e in entries.items()})
+        for customer, (deleted_at, entries) in rows.items()
     }
 
 
@@ -218,19 +215,33 @@ def postgres_sink(postgres_sink_factory: PostgresSinkFactory) -> PostgresSink:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(left=st.lists(upserts(), max_size=6), right=st.lists(upserts(), max_size=6))
-def test_sql_merge_function_is_the_join_of_profiles(
+def test_the_merge_statement_is_the_join_of_profiles(
     postgres_sink: PostgresSink, postgres_query: Query, left, right
 ):
+    """A row merged into a stored one leaves the join of their profiles, and the row is
+    rewritten exactly when that changes it (a replay or a stale row does not touch it)."""
     policy = postgres_sink.policy
     one, two = (_profile(history, policy) for history in (left, right))
-    function = sql.SQL("SELECT {}.{}(%s::jsonb, %s, %s::jsonb, %s, %s::jsonb)").format(
-        sql.Identifier(postgres_sink.options.db_schema), sql.Identifier(MERGE_FUNCTION)
-    )
+    if one.is_empty():
+        return
+    customer = f"c-{uuid.uuid4().hex}"
+    names = q.identifiers(postgres_sink.options.db_schema, postgres_sink.options.table)
+    upsert = q.upsert_one_row(names)
+    version = sql.SQL("SELECT xmin::text, deleted_at FROM {schema}.{table} WHERE customer_id = %s")
     priorities = q.priorities_json(policy.priorities)
-    merged = postgres_query(function, (*_row(one), *_row(two), priorities))[0][0]
+    for profile in (one, two):
+        _, properties, last_update, source, stamps, deleted_at = q.profile_row(customer, profile)
+        row = {"customer_id": customer, "properties": properties, "last_update": last_update}
+        row |= {"source": source, "stamps": stamps, "deleted_at": deleted_at}
+        before = postgres_query(version.format(**names), (customer,))
+        postgres_query(upsert, {**row, "priorities": priorities})
+    after = postgres_query(version.format(**names), (customer,))
     joined = join_profiles(one, two, policy)
-    expected = {name: _state(state) for name, state in joined.properties.items()}
-    assert {name: _stored(e) for name, e in merged.items()} == expected
+    stored = table_state(postgres_query, postgres_sink)[customer]
+    expected = (joined.deleted_at, {n: _state(s) for n, s in joined.properties.items()})
+    assert stored == expected
+    unchanged = expected == (one.deleted_at, {n: _state(s) for n, s in one.properties.items()})
+    assert (after == before) == unchanged
 
 
 def _profile(history: list[Upsert], policy: MergePolicy) -> Profile:
@@ -240,9 +251,8 @@ def _profile(history: list[Upsert], policy: MergePolicy) -> Profile:
     return profile
 
 
-def _row(profile: Profile) -> tuple[str, int | None]:
-    _, properties, deleted_at = q.profile_row("c-1", profile)
-    return properties, deleted_at
+def _row(profile: Profile) -> tuple[Any, ...]:
+    return q.profile_row("c-1", profile)[1:]
 
 
 @BOTH_FORMS
@@ -474,7 +484,7 @@ def test_a_row_the_server_refuses_is_isolated(
 
 
 @pytest.mark.parametrize("sessions", [1, 2])
-def test_a_row_the_merge_statement_refuses_is_isolated(
+def test_a_row_the_staging_table_refuses_is_isolated(
     postgres_sink_factory: PostgresSinkFactory,
     postgres_query: Query,
     monkeypatch: pytest.MonkeyPatch,
@@ -484,7 +494,7 @@ def test_a_row_the_merge_statement_refuses_is_isolated(
     sink = postgres_sink_factory(sessions=sessions)
     first = [change("c-1", city=("Brno", 5)), change("c-2", city=("Zlin", 5))]
     write_all(sink, [records(first)])
-    # Copied fine (jsonb takes any number); the merge's bigint cast of "t" refuses it.
+    # Its timestamp is not an integer: the staging table's bigint refuses it.
     too_late = change("c-1", city=("Praha", 5.5))  # type: ignore[arg-type]
     good = [change("c-2", city=("Olomouc", 6)), change("c-3", city=("Jihlava", 1))]
     # (The avro codec refuses it too: the record carries no bytes, only the upsert.)
@@ -644,7 +654,7 @@ def test_migrations_are_idempotent(
             sql.Identifier(sink.options.db_schema), sql.Identifier(MIGRATIONS_TABLE)
         )
     )
-    assert rows == [(sink.options.table, 1), (sink.options.table, 2)]
+    assert rows == [(sink.options.table, v) for v in range(1, LATEST_VERSION + 1)]
 
 
 def test_replicas_starting_together_migrate_once(
@@ -667,7 +677,7 @@ def test_replicas_starting_together_migrate_once(
             sql.Identifier(postgres_schema), sql.Identifier(MIGRATIONS_TABLE)
         )
     )
-    assert rows == [("together", 1), ("together", 2)]
+    assert rows == [("together", v) for v in range(1, LATEST_VERSION + 1)]
 
 
 def test_a_missing_schema_is_created(
@@ -806,7 +816,7 @@ def test_the_sql_winner_is_the_processor_winner(
     """The stored entries compare in SQL exactly like ``MergePolicy.rank``: ties on every kind
     of value, float signs, priorities (negative too), sources; equal writes never win."""
     function = sql.SQL("SELECT {}.{}(%s::jsonb, %s::jsonb, %s::jsonb)").format(
-        sql.Identifier(postgres_sink.options.db_schema), sql.Identifier(q.WINS_FUNCTION)
+        sql.Identifier(postgres_sink.options.db_schema), sql.Identifier(q.BEATS_FUNCTION)
     )
     priorities = q.priorities_json(TIE_POLICY.priorities)
     for a, b in pairs:
@@ -819,14 +829,46 @@ def test_the_sql_winner_is_the_processor_winner(
             assert wins == (TIE_POLICY.rank(entry) > TIE_POLICY.rank(stored)), (entry, stored)
 
 
-def test_version_1_tables_are_rewritten_to_version_2(
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(properties=st.dictionaries(st.sampled_from([*NAMES, "é", "a b"]), states(), max_size=6))
+def test_a_row_reads_back_as_its_entries_and_packs_back_to_them(
+    postgres_sink: PostgresSink, postgres_query: Query, properties: dict[str, PropertyState]
+):
+    """The stored row loses nothing the merge compares: every value's kind (1e+16 and -0.0
+    included), timestamp and source; and the server's own packing of entries (after a merge)
+    reads back the same."""
+    schema = sql.Identifier(postgres_sink.options.db_schema)
+    names = {
+        "schema": schema,
+        "entries": sql.Identifier(q.ENTRIES_FUNCTION),
+        "pack": sql.Identifier(q.PACK_FUNCTION),
+    }
+    read = sql.SQL(
+        "SELECT e, {schema}.{entries}(p.properties, p.stamps, p.last_update, p.source)"
+        " FROM (SELECT {schema}.{entries}(%s::jsonb, %s::jsonb, %s::bigint, %s::text) AS e) AS x,"
+        " {schema}.{pack}(x.e) AS p"
+    ).format(**names)
+    _, values, last_update, source, stamps, _ = q.profile_row("c-1", Profile(properties))
+    [(entries, repacked)] = postgres_query(read, (values, stamps, last_update, source))
+    expected = {name: _state(state) for name, state in properties.items()}
+    assert {name: _stored(e) for name, e in entries.items()} == expected
+    assert repacked == entries
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_tables_are_rewritten_to_the_latest_version(
     postgres_dsn: str,
     postgres_schema: str,
     postgres_sink_factory: PostgresSinkFactory,
     postgres_query: Query,
+    version: int,
 ):
-    """A table written by version 1 ({"v", "t", "k"} entries) reads the same after the upgrade,
-    and merges on from there like the processor."""
+    """A table written by an older version (1: {"v", "t", "k"} entries; 2: [value, t, source]
+    entries) reads the same after the upgrade, and merges on from there like the processor."""
     policy = MergePolicy({"crm": 2, "web": 1})
     history = [
         change("c-1", "crm", first_name=("Marian", 10), score=(-0.0, 10), city=(None, 3)),
@@ -835,10 +877,11 @@ def test_version_1_tables_are_rewritten_to_version_2(
         change("c-3", "é", zero=(0.0, 1), one=(1, 1), text=("", 1)),
         delete("c-4", 7),
     ]
-    table = "upgraded"
+    table = f"upgraded_from_{version}"
+    rows = _old_rows(history, policy, version)
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        q.migrate(conn, postgres_schema, table, up_to=1)
-        for customer, (deleted_at, profile) in _v1_rows(history, policy).items():
+        q.migrate(conn, postgres_schema, table, up_to=version)
+        for customer, (deleted_at, profile) in rows.items():
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {}.{} (customer_id, properties, deleted_at) VALUES (%s, %s, %s)"
@@ -853,10 +896,11 @@ def test_version_1_tables_are_rewritten_to_version_2(
     assert _values(postgres_query, sink)["c-3"] == {"zero": 0.0, "one": 1, "text": ""}
 
 
-def _v1_rows(
-    history: list[Upsert], policy: MergePolicy
+def _old_rows(
+    history: list[Upsert], policy: MergePolicy, version: int
 ) -> dict[str, tuple[int | None, dict[str, Any]]]:
-    """What version 1 stored for this history: {"v", "t", "k": hex rank key at t=0}."""
+    """What an older version stored for this history: 1, {"v", "t", "k": hex rank key at
+    t=0}; 2, [value, t, source(, a float's sign)]."""
     profiles = processor_profiles(history, policy)
     return {
         customer: (
@@ -867,6 +911,8 @@ def _v1_rows(
                     "t": state.last_update,
                     "k": rank_key(state._replace(last_update=0), policy).hex(),
                 }
+                if version == 1
+                else q.entry(state.value, state.last_update, state.source)
                 for name, state in profile.properties.items()
             },
         )

@@ -1,8 +1,8 @@
 """The Rust staging rows (``_native.copy_rows``) against the reference (``FoldedBatch.rows``,
 the PostgreSQL sink's ``sql.upsert_row`` and ``sql.profile_row``): for generated shares, the COPY
-text read back gives the same rows, the properties JSON byte for byte, in the same order; a
-value the Rust code does not write exactly gives None (the sink then encodes in Python), never a
-crash."""
+text read back gives the same rows, the properties and stamps JSON byte for byte, in the same
+order; a value the Rust code does not write exactly gives None (the sink then encodes in Python),
+never a crash."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from streams._native import copy_rows, suspect_upserts
 from streams.connect.records import SinkRecord
 from streams.connect.sinks.postgres.sink import FoldedBatch, fold, refusal
+from streams.connect.sinks.postgres.sql import Row
 from streams.merge import MergePolicy
 from streams.model import Op, Profile, PropertyState, Upsert
 
@@ -31,11 +32,13 @@ storable_text = st.text(st.characters(exclude_characters="\x00", exclude_categor
 texts = storable_text | st.sampled_from(
     ['"', "\\", "\\\\N", "\t", "\n", "\r", "\r\n", "\x01\x1f\x7f", "\u2028", "😀", "\\.", "x" * 300]
 )
+# Around 1e16, where a float's JSON loses its fraction, and -0.0: the floats stamps mark.
+MARKED_FLOATS = [1e16, -1e16, 1.5e17, -1.5e17, -0.0, 1e300, -5e300]
+UNMARKED_FLOATS = [0.0, 5e-324, -2.2e-308, 1e15, 9999999999999998.0, -9999999999999998.0, 0.1]
 # Halfway between two shortest decimals: orjson writes the even one.
 TIED_FLOATS = [-1113178120592002.2, -233891771783429.62, 2152548015248394.2]
-EDGE_FLOATS = [0.0, -0.0, 5e-324, -2.2e-308, 1e16, 1e15, 9999999999999998.0, 1e-7, 1e-5, 0.1]
 floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
-    [*EDGE_FLOATS, 1.5e-7, 1e300, *TIED_FLOATS]
+    [*UNMARKED_FLOATS, *TIED_FLOATS, 1e-7, 1e-5, 1.5e-7, *MARKED_FLOATS]
 )
 values = st.one_of(
     st.none(),
@@ -54,7 +57,15 @@ customers = (
 )
 
 
-states = st.dictionaries(names, st.builds(PropertyState, values, timestamps, sources), max_size=9)
+# Few (last_update, source) pairs, so that rows have a common pair, ties and stamps; equal
+# sources as distinct objects too (a profile's need not be the same object).
+few_timestamps = st.sampled_from([1, 2, 3, I64_MAX])
+few_sources = st.sampled_from(["crm", "web", "a\tb\\c", "\\N"]).map(lambda s: "".join(list(s)))
+states = st.dictionaries(
+    names, st.builds(PropertyState, values, timestamps, sources), max_size=9
+) | st.dictionaries(
+    names, st.builds(PropertyState, values, few_timestamps, few_sources), max_size=20
+)
 
 
 @st.composite
@@ -84,19 +95,30 @@ def _field(text: str) -> str:
     return _COPY_ESCAPE.sub(lambda match: _COPY_CHARS[match.group(1)], text)
 
 
-def read_copy_text(data: bytes) -> list[tuple[str, str, int | None]]:
+def _text(field: str) -> str | None:
+    return None if field == r"\N" else _field(field)
+
+
+def _int(field: str) -> int | None:
+    return None if field == r"\N" else int(field)
+
+
+def read_copy_text(data: bytes) -> list[Row]:
     """COPY text format back into rows (every special character in a field is escaped)."""
     text = data.decode()
     assert text == "" or text.endswith("\n")
-    rows = []
+    rows: list[Row] = []
     for line in text.split("\n")[:-1]:
         assert "\r" not in line  # PostgreSQL would end the line there
-        customer_id, properties, deleted_at = line.split("\t")
+        customer_id, properties, last_update, source, stamps, deleted_at = line.split("\t")
         rows.append(
             (
                 _field(customer_id),
                 _field(properties),
-                None if deleted_at == r"\N" else int(deleted_at),
+                _int(last_update),
+                _text(source),
+                _text(stamps),
+                _int(deleted_at),
             )
         )
     return rows
@@ -113,8 +135,18 @@ def _typed(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-def _parsed(rows: list[tuple[str, str, int | None]]) -> list[tuple[str, Any, int | None]]:
-    return [(customer_id, _typed(orjson.loads(text)), at) for customer_id, text, at in rows]
+def _parsed(rows: list[Row]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            customer_id,
+            _typed(orjson.loads(values)),
+            at,
+            source,
+            stamps and _typed(orjson.loads(stamps)),
+            deleted_at,
+        )
+        for customer_id, values, at, source, stamps, deleted_at in rows
+    ]
 
 
 @hypothesis_settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -138,7 +170,25 @@ def test_an_empty_share_is_no_text() -> None:
 def test_a_watermark_without_properties_is_a_row() -> None:
     share = FoldedBatch([])
     share.profiles["c\t1"] = Profile({}, -5)
-    assert copy_rows(share.singles, share.profiles) == b"c\\t1\t{}\t-5\n"
+    assert copy_rows(share.singles, share.profiles) == b"c\\t1\t{}\t\\N\t\\N\t\\N\t-5\n"
+
+
+def test_the_first_of_the_most_common_pairs_is_the_rows_and_the_others_are_stamped() -> None:
+    share = FoldedBatch([])
+    share.profiles["c-1"] = Profile(
+        {
+            "a": PropertyState("x", 5, "web"),
+            "b": PropertyState(1e16, 6, "crm"),
+            "c": PropertyState(-0.0, 5, "web"),
+            "d": PropertyState(2.5, 6, "crm"),
+        }
+    )
+    text = copy_rows(share.singles, share.profiles)
+    assert text == (
+        b'c-1\t{"a":"x","b":1e+16,"c":-0.0,"d":2.5}\t5\tweb'
+        b'\t{"b":[6,"crm",1],"c":[5,"web",-1],"d":[6,"crm"]}\t\\N\n'
+    )
+    assert read_copy_text(text) == list(share.rows())
 
 
 class _Int(int):

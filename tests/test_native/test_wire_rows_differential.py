@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from streams.codecs.upserts import UpsertCodec
 from streams.connect.records import RawRecord, SinkRecord
 from streams.connect.sinks.postgres.sink import FoldedBatch, PostgresSink, fold
+from streams.connect.sinks.postgres.sql import Row
 from streams.model import Op, PropertyState, Upsert
 from streams.settings import Settings
 from tests.test_native.test_copy_rows_differential import read_copy_text
@@ -27,7 +28,7 @@ values = st.one_of(
     st.booleans(),
     st.integers(-(2**63), 2**63 - 1),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0.0, -0.0, 1e16, 5e-324]),
+    st.sampled_from([0.0, -0.0, 1e16, -1e16, 1.5e17, 9999999999999998.0, 5e-324]),
     st.sampled_from(TEXTS),
 )
 
@@ -40,8 +41,10 @@ def upserts(draw: st.DrawFn) -> Upsert:
     if draw(st.integers(0, 7)) == 0:
         return Upsert(customer, Op.DELETE, {}, at, source, None, 0)
     names = st.sampled_from(["city", "é", "n\x00", "score", "a\\b"])
+    # Per-property times: rows with stamps and ties for the common one.
+    last_updates = st.sampled_from([at, at + 1, at - 3])
     properties = draw(
-        st.dictionaries(names, st.builds(PropertyState, values, st.just(at), st.just(source)))
+        st.dictionaries(names, st.builds(PropertyState, values, last_updates, st.just(source)))
     )
     return Upsert(customer, Op.UPSERT, properties, None, source, draw(st.none() | st.just("e")), 0)
 
@@ -51,11 +54,11 @@ def _sink(sessions: int) -> PostgresSink:
     return PostgresSink(options, name="wire", settings=Settings())
 
 
-def _rows(shares: list[FoldedBatch]) -> list[tuple[str, str, int | None]]:
+def _rows(shares: list[FoldedBatch]) -> list[Row]:
     rows = []
     for share in shares:
         rows += read_copy_text(share.text)
-        rows += [(c, text, at) for c, text, at in share.rows()]
+        rows += share.rows()
     return sorted(rows)
 
 

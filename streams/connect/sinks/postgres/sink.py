@@ -12,9 +12,9 @@ values PostgreSQL may refuse) are decoded and folded in Python, their rows writt
 decoding, ``fold`` and ``sql``'s ``upsert_row`` and ``profile_row``, which also write any
 part holding a value the Rust code does not write exactly.
 
-The table keeps, per customer and property, the value, its timestamp and its tie-break rank,
-so the database keeps the same winner as the processor whatever order, duplicates or replays
-the batches arrive in. The stored format and the SQL live in ``sql``.
+The table keeps, per customer and property, the value, its timestamp and its source, so the
+database keeps the same winner as the processor whatever order, duplicates or replays the
+batches arrive in. The stored format and the SQL live in ``sql``.
 """
 
 from __future__ import annotations
@@ -528,12 +528,17 @@ class PostgresSink(RawBatchingSink):
         """Upsert one row in a savepoint; the server's reason when it refuses the row."""
         try:
             with cursor.connection.transaction():
-                _, properties, deleted_at = q.profile_row(customer_id, profile)
+                _, properties, last_update, source, stamps, deleted_at = q.profile_row(
+                    customer_id, profile
+                )
                 cursor.execute(
                     self._upsert_one_sql,
                     {
                         "customer_id": customer_id,
                         "properties": properties,
+                        "last_update": last_update,
+                        "source": source,
+                        "stamps": stamps,
                         "deleted_at": deleted_at,
                         **self._priorities,
                     },

@@ -1,20 +1,21 @@
 """What the PostgreSQL sink stores, and the SQL that merges it (migrations, upsert).
 
-A profile row keeps ``properties`` as ``{name: [value, last_update_ms, source]}``, floats as
-``[value, last_update_ms, source, sign]``: jsonb keeps numbers as decimals, so the fourth item
-tells a float from an integer (``1e16`` from ``10000000000000000``) and ``-0.0`` from ``0.0``.
-An entry wins against the stored one when its timestamp is greater; on equal timestamps
-(rare: ties and replays) a SQL function ranks the two exactly like ``MergePolicy.rank``:
-source priority (the sink's current ``source_priority``, passed with each statement), the
-value's kind, the value, the source. Nothing per entry is derived from the value, so an
-entry is little more than the value itself.
+A profile row keeps ``properties`` as plain values ``{name: value}`` (null: unset), the
+``last_update`` (ms) and ``source`` most of its properties share, and ``stamps``, ``{name:
+[last_update, source]}``, for the properties whose own differ. jsonb keeps numbers as decimals,
+so the few floats whose value would read back as an integer or as 0.0 (``1e+16``, ``-0.0``)
+add their sign to their stamp: ``[last_update, source, sign]``. A property wins against the
+stored one when its timestamp is greater; on equal timestamps (rare: ties and replays) a SQL
+function ranks the two exactly like ``MergePolicy.rank``: source priority (the sink's current
+``source_priority``, passed with each statement), the value's kind, the value, the source.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -29,9 +30,13 @@ with requires("psycopg", "the PostgreSQL sink"):
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_TABLE = "profile_streams_migrations"
-MERGE_FUNCTION = "profile_streams_merge"
-WINS_FUNCTION = "profile_streams_wins"
 TIE_FUNCTION = "profile_streams_tie"
+BEATS_FUNCTION = "profile_streams_beats"
+JOIN_FUNCTION = "profile_streams_join"
+ENTRY_FUNCTION = "profile_streams_entry"
+ENTRIES_FUNCTION = "profile_streams_entries"
+PACK_FUNCTION = "profile_streams_pack"
+MERGE_ROWS_FUNCTION = "profile_streams_merge_rows"
 STAGING_TABLE = "profile_streams_staging"
 VALUES_VIEW_SUFFIX = "_values"
 # Serializes migrations of concurrently starting replicas (any constant; "ps" + "migr").
@@ -253,6 +258,130 @@ DROP FUNCTION IF EXISTS {schema}.profile_streams_v1_entry(jsonb),
     {schema}.{merge}(jsonb, bigint, jsonb, bigint)
 """
 
+# --- version 3: plain values, the (last_update, source) most properties share, stamps -------
+# A row keeps ``properties`` as plain values ``{name: value}`` (null: unset), ``last_update``
+# and ``source`` shared by most of its properties, and ``stamps`` ``{name: [last_update,
+# source]}`` for the others; a float whose value jsonb would read as an integer or as 0.0
+# (1e+16, -0.0) adds its sign: ``[last_update, source, sign]``. A backfill's row is its values
+# and two scalars, so the server parses and stores about half of version 2's bytes. The merge
+# compares entries of version 2's form, built from the row (``{entry}``); the functions of
+# version 2 that its statements call are replaced, so a replica of version 2 fails loudly.
+
+_ADD_V3_COLUMNS = """
+ALTER TABLE {schema}.{table}
+    ADD COLUMN IF NOT EXISTS last_update bigint,
+    ADD COLUMN IF NOT EXISTS source text COLLATE "C",
+    ADD COLUMN IF NOT EXISTS stamps jsonb
+"""
+
+# A property as version 2's entry. A number with a fraction in jsonb's text is a float (an
+# integer never has one); other floats carry their sign in the stamp.
+_CREATE_ENTRY_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.{entry}(
+    value jsonb, stamp jsonb, last_update bigint, source text
+) RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $entry$
+SELECT jsonb_build_array(
+           value,
+           coalesce(stamp -> 0, to_jsonb(last_update)),
+           coalesce(stamp -> 1, to_jsonb(source)))
+    || CASE WHEN stamp -> 2 IS NOT NULL THEN jsonb_build_array(stamp -> 2)
+            WHEN jsonb_typeof(value) = 'number' AND strpos(value::text, '.') > 0
+            THEN jsonb_build_array(CASE WHEN value::numeric < 0 THEN -1 ELSE 1 END)
+            ELSE '[]'::jsonb END
+$entry$
+"""
+
+_CREATE_ENTRIES_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.{entries}(
+    properties jsonb, stamps jsonb, last_update bigint, source text
+) RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $entries$
+SELECT coalesce(
+    jsonb_object_agg(p.key, {schema}.{entry}(p.value, stamps -> p.key, last_update, source)),
+    '{{}}'::jsonb)
+  FROM jsonb_each(properties) AS p
+$entries$
+"""
+
+# Entries back into a row: the most common (last_update, source) becomes the row's.
+_CREATE_PACK_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.{pack}(
+    entries jsonb,
+    OUT properties jsonb, OUT last_update bigint, OUT source text, OUT stamps jsonb
+) LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $pack$
+BEGIN
+    SELECT (e.value ->> 1)::bigint, e.value ->> 2 INTO last_update, source
+      FROM jsonb_each(entries) AS e
+     GROUP BY e.value ->> 1, e.value ->> 2
+     ORDER BY count(*) DESC, (e.value ->> 1)::bigint DESC, (e.value ->> 2) COLLATE "C"
+     LIMIT 1;
+    SELECT coalesce(jsonb_object_agg(e.key, e.value -> 0), '{{}}'::jsonb),
+           jsonb_object_agg(
+               e.key,
+               CASE WHEN m.mark THEN jsonb_build_array(e.value -> 1, e.value -> 2, e.value -> 3)
+                    ELSE jsonb_build_array(e.value -> 1, e.value -> 2) END
+           ) FILTER (WHERE m.mark
+                        OR (e.value ->> 1)::bigint <> last_update
+                        OR (e.value ->> 2) COLLATE "C" <> source)
+      INTO properties, stamps
+      FROM jsonb_each(entries) AS e,
+           LATERAL (SELECT jsonb_array_length(e.value) > 3
+                       AND (strpos((e.value -> 0)::text, '.') = 0
+                            OR (e.value ->> 3 = '-1' AND (e.value -> 0)::numeric = 0))
+                       AS mark) AS m;
+END
+$pack$
+"""
+
+# Version 2's comparison and join under new names: its statements call the old ones, which
+# are dropped.
+_CREATE_BEATS_FUNCTION = _CREATE_WINS_FUNCTION.replace("{wins}", "{beats}")
+_CREATE_JOIN_FUNCTION = _CREATE_MERGE_FUNCTION.replace("{merge}", "{join}").replace(
+    "{wins}", "{beats}"
+)
+
+# The stored row merged with a new one, through their entries (the upsert statement merges
+# the common case, a new row newer than everything stored, without it).
+_CREATE_MERGE_ROWS_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.{merge_rows}(
+    old_properties jsonb, old_last_update bigint, old_source text, old_stamps jsonb,
+    old_deleted_at bigint,
+    new_properties jsonb, new_last_update bigint, new_source text, new_stamps jsonb,
+    new_deleted_at bigint,
+    priorities jsonb,
+    OUT properties jsonb, OUT last_update bigint, OUT source text, OUT stamps jsonb,
+    OUT deleted_at bigint
+) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $merge_rows$
+SELECT p.properties, p.last_update, p.source, p.stamps, greatest(old_deleted_at, new_deleted_at)
+  FROM {schema}.{pack}({schema}.{join}(
+      {schema}.{entries}(old_properties, old_stamps, old_last_update, old_source),
+      old_deleted_at,
+      {schema}.{entries}(new_properties, new_stamps, new_last_update, new_source),
+      new_deleted_at,
+      priorities)) AS p
+$merge_rows$
+"""
+
+# Rewrites every stored entry of version 2 into a row of version 3.
+_REWRITE_V2_ENTRIES = """
+UPDATE {schema}.{table} AS t
+   SET (properties, last_update, source, stamps) = (
+       SELECT p.properties, p.last_update, p.source, p.stamps
+         FROM {schema}.{pack}(t.properties) AS p)
+ WHERE t.properties <> '{{}}'::jsonb
+"""
+
+# Plain values; a null value means "unset" and is left out (values are never objects).
+_CREATE_V3_VALUES_VIEW = """
+CREATE OR REPLACE VIEW {schema}.{view} AS
+SELECT customer_id, jsonb_strip_nulls(properties) AS properties, deleted_at, updated_at
+  FROM {schema}.{table}
+"""
+
+_DROP_V2_FUNCTIONS = """
+DROP FUNCTION IF EXISTS {schema}.{wins}(jsonb, jsonb, jsonb),
+    {schema}.{merge}(jsonb, bigint, jsonb, bigint, jsonb)
+"""
+
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (_CREATE_TABLE, _V1_NEWER, _V1_MERGE, _V1_VALUES_VIEW)),
     # Rewrites every stored entry once; version 1 replicas then fail loudly (their functions
@@ -269,6 +398,21 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             _DROP_V1_FUNCTIONS,
         ),
     ),
+    (
+        3,
+        (
+            _ADD_V3_COLUMNS,
+            _CREATE_ENTRY_FUNCTION,
+            _CREATE_ENTRIES_FUNCTION,
+            _CREATE_PACK_FUNCTION,
+            _CREATE_BEATS_FUNCTION,
+            _CREATE_JOIN_FUNCTION,
+            _CREATE_MERGE_ROWS_FUNCTION,
+            _REWRITE_V2_ENTRIES,
+            _CREATE_V3_VALUES_VIEW,
+            _DROP_V2_FUNCTIONS,
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -276,58 +420,97 @@ CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (
     customer_id text COLLATE "C" NOT NULL,
     properties jsonb NOT NULL,
+    last_update bigint,
+    source text COLLATE "C",
+    stamps jsonb,
     deleted_at bigint
 ) ON COMMIT DELETE ROWS
 """
 
-COPY_STAGING = "COPY {staging} (customer_id, properties, deleted_at) FROM STDIN"
+COPY_STAGING = (
+    "COPY {staging} (customer_id, properties, last_update, source, stamps, deleted_at) FROM STDIN"
+)
 
 # One statement per batch (per session's share of it). Rows are unique per customer (the batch
 # is folded first) and go in customer order, so racing replicas lock rows in the same order.
-# The WHERE skips rows the merge would leave as they are (replays, stale writes): no dead
-# tuples, no new updated_at.
-# SET inlines the common cases (every incoming entry wins; some lose) and calls the function
-# only when the watermark rises. %(priorities)s is the source priorities as a JSON object.
+# A new customer's row goes in as it is. A stored one is merged: when the new row does not
+# raise the watermark and every property of it is newer than everything stored (a live update),
+# by overlaying the values, the stored properties it leaves keeping their own (last_update,
+# source) as stamps; otherwise by ``{merge_rows}``. The WHERE skips rows the merge would leave
+# as they are (replays, stale writes: no dead tuples, no new updated_at): it compares the
+# timestamps as stored, tells a replay (the same value, text, source and float sign) from its
+# text, and builds entries only for ties. Expressions, not SQL functions: the planner inlines
+# no function with a subquery.
+# %(priorities)s is the source priorities as a JSON object.
+_RISES = "coalesce(excluded.deleted_at > t.deleted_at, excluded.deleted_at IS NOT NULL)"
+_NEWER = """coalesce(NOT {rises}
+    AND least(excluded.last_update,
+              (SELECT min((s.value ->> 0)::bigint) FROM jsonb_each(excluded.stamps) AS s))
+      > greatest(t.last_update, t.deleted_at,
+                 (SELECT max((s.value ->> 0)::bigint) FROM jsonb_each(t.stamps) AS s)), false)"""
 _UPSERT = """
-INSERT INTO {schema}.{table} AS t (customer_id, properties, deleted_at, updated_at)
+INSERT INTO {schema}.{table} AS t
+    (customer_id, properties, last_update, source, stamps, deleted_at, updated_at)
 {rows}
 ON CONFLICT (customer_id) DO UPDATE SET
-    properties = CASE
-        WHEN coalesce(excluded.deleted_at > t.deleted_at, excluded.deleted_at IS NOT NULL)
-        THEN {schema}.{merge}(
-            t.properties, t.deleted_at, excluded.properties, excluded.deleted_at,
-            %(priorities)s::jsonb
-        )
-        WHEN NOT EXISTS (
-            SELECT FROM jsonb_each(excluded.properties) AS n
-             WHERE (n.value ->> 1)::bigint <= t.deleted_at
-                OR NOT {schema}.{wins}(n.value, t.properties -> n.key, %(priorities)s::jsonb)
-        )
-        THEN t.properties || excluded.properties
-        ELSE t.properties || coalesce((
-            SELECT jsonb_object_agg(n.key, n.value)
-              FROM jsonb_each(excluded.properties) AS n
-             WHERE (t.deleted_at IS NULL OR (n.value ->> 1)::bigint > t.deleted_at)
-               AND {schema}.{wins}(n.value, t.properties -> n.key, %(priorities)s::jsonb)
-        ), '{{}}'::jsonb)
-    END,
-    deleted_at = greatest(t.deleted_at, excluded.deleted_at),
+    (properties, last_update, source, stamps, deleted_at) = (
+        SELECT t.properties || excluded.properties, excluded.last_update, excluded.source,
+               nullif(
+                   coalesce(t.stamps, '{{}}'::jsonb)
+                       - ARRAY(SELECT jsonb_object_keys(excluded.properties))
+                   || coalesce(excluded.stamps, '{{}}'::jsonb)
+                   || coalesce((
+                       SELECT jsonb_object_agg(k, jsonb_build_array(t.last_update, t.source))
+                         FROM jsonb_object_keys(t.properties) AS k
+                        WHERE NOT excluded.properties ? k
+                          AND NOT coalesce(t.stamps ? k, false)), '{{}}'::jsonb),
+                   '{{}}'::jsonb),
+               t.deleted_at
+         WHERE {newer}
+        UNION ALL
+        SELECT m.properties, m.last_update, m.source, m.stamps, m.deleted_at
+          FROM {schema}.{merge_rows}(
+              t.properties, t.last_update, t.source, t.stamps, t.deleted_at,
+              excluded.properties, excluded.last_update, excluded.source, excluded.stamps,
+              excluded.deleted_at, %(priorities)s::jsonb) AS m
+         WHERE NOT {newer}),
     updated_at = excluded.updated_at
-WHERE coalesce(excluded.deleted_at > t.deleted_at, excluded.deleted_at IS NOT NULL)
+WHERE {rises}
    OR EXISTS (
-       SELECT FROM jsonb_each(excluded.properties) AS n
-        WHERE (t.deleted_at IS NULL OR (n.value ->> 1)::bigint > t.deleted_at)
-          AND {schema}.{wins}(n.value, t.properties -> n.key, %(priorities)s::jsonb)
-   )
+       SELECT FROM jsonb_each(excluded.properties) AS n,
+            LATERAL (
+                SELECT coalesce((excluded.stamps -> n.key ->> 0)::bigint, excluded.last_update)
+                           AS at,
+                       coalesce((t.stamps -> n.key ->> 0)::bigint, t.last_update) AS stored_at
+            ) AS x
+        WHERE (t.deleted_at IS NULL OR x.at > t.deleted_at)
+          AND (NOT t.properties ? n.key
+               OR x.at > x.stored_at
+               OR (x.at = x.stored_at
+                   AND NOT (n.value::text = (t.properties -> n.key)::text
+                            AND coalesce(excluded.stamps -> n.key ->> 1, excluded.source)
+                                = coalesce(t.stamps -> n.key ->> 1, t.source)
+                            AND (excluded.stamps -> n.key -> 2)
+                                IS NOT DISTINCT FROM (t.stamps -> n.key -> 2))
+                   AND {schema}.{beats}(
+                   {schema}.{entry}(
+                       n.value, excluded.stamps -> n.key, excluded.last_update, excluded.source),
+                   {schema}.{entry}(
+                       t.properties -> n.key, t.stamps -> n.key, t.last_update, t.source),
+                   %(priorities)s::jsonb))))
 """
 
 _FROM_STAGING = """
-SELECT customer_id, properties, deleted_at, now()
+SELECT customer_id, properties, last_update, source, stamps, deleted_at, now()
   FROM {staging}
  ORDER BY customer_id
 """
 
-_ONE_ROW = "SELECT %(customer_id)s::text, %(properties)s::jsonb, %(deleted_at)s::bigint, now()"
+# Through text, so a timestamp that is not an integer is refused as COPY refuses it, not rounded.
+_ONE_ROW = (
+    "SELECT %(customer_id)s::text, %(properties)s::jsonb, %(last_update)s::text::bigint,"
+    " %(source)s::text, %(stamps)s::jsonb, %(deleted_at)s::text::bigint, now()"
+)
 
 
 def identifiers(schema: str, table: str) -> dict[str, sql.Composable]:
@@ -337,9 +520,15 @@ def identifiers(schema: str, table: str) -> dict[str, sql.Composable]:
         "table": sql.Identifier(table),
         "view": sql.Identifier(table + VALUES_VIEW_SUFFIX),
         "migrations": sql.Identifier(MIGRATIONS_TABLE),
-        "merge": sql.Identifier(MERGE_FUNCTION),
-        "wins": sql.Identifier(WINS_FUNCTION),
+        "merge": sql.Identifier("profile_streams_merge"),
+        "wins": sql.Identifier("profile_streams_wins"),
         "tie": sql.Identifier(TIE_FUNCTION),
+        "beats": sql.Identifier(BEATS_FUNCTION),
+        "join": sql.Identifier(JOIN_FUNCTION),
+        "entry": sql.Identifier(ENTRY_FUNCTION),
+        "entries": sql.Identifier(ENTRIES_FUNCTION),
+        "pack": sql.Identifier(PACK_FUNCTION),
+        "merge_rows": sql.Identifier(MERGE_ROWS_FUNCTION),
         "staging": sql.Identifier("pg_temp", STAGING_TABLE),
     }
 
@@ -348,12 +537,18 @@ def statement(template: str, names: dict[str, sql.Composable]) -> sql.Composed:
     return sql.SQL(template).format(**names)
 
 
+def _upsert(rows: sql.Composable, names: dict[str, sql.Composable]) -> sql.Composed:
+    rises = sql.SQL(_RISES)
+    newer = sql.SQL(_NEWER).format(rises=rises)
+    return sql.SQL(_UPSERT).format(rows=rows, newer=newer, rises=rises, **names)
+
+
 def upsert_from_staging(names: dict[str, sql.Composable]) -> sql.Composed:
-    return sql.SQL(_UPSERT).format(rows=statement(_FROM_STAGING, names), **names)
+    return _upsert(statement(_FROM_STAGING, names), names)
 
 
 def upsert_one_row(names: dict[str, sql.Composable]) -> sql.Composed:
-    return sql.SQL(_UPSERT).format(rows=sql.SQL(_ONE_ROW), **names)
+    return _upsert(sql.SQL(_ONE_ROW), names)
 
 
 def priorities_json(priorities: Mapping[str, int]) -> str:
@@ -385,33 +580,101 @@ def migrate(
             logger.info("postgres sink migrated target=%s.%s version=%d", schema, table, version)
 
 
-Row = tuple[str, str, int | None]
+# customer_id, properties, last_update, source, stamps, deleted_at: the staging columns.
+_READ_ENTRIES = """
+SELECT customer_id, deleted_at, {schema}.{entries}(properties, stamps, last_update, source)
+  FROM {schema}.{table}
+"""
+
+
+def stored_entries(
+    conn: Connection[TupleRow], schema: str, table: str
+) -> dict[str, tuple[int | None, dict[str, list[Any]]]]:
+    """Every row as ``{customer_id: (deleted_at, {name: entry})}``, each property as the
+    entry the merge compares (``entry``'s form): for checks and tests."""
+    rows = conn.execute(statement(_READ_ENTRIES, identifiers(schema, table))).fetchall()
+    return {customer: (deleted_at, entries) for customer, deleted_at, entries in rows}
+
+
+Row = tuple[str, str, int | None, str | None, str | None, int | None]
+# A float from here on is written with an exponent and no fraction (1e+16), which jsonb reads
+# back as an integer.
+FLOAT_EXPONENT_FROM = 1e16
 
 
 def entry(value: Value, last_update: int, source: str) -> list[Any]:
-    """A stored property: a float carries its sign, which also marks it as a float."""
+    """A property in version 2's form (the merge functions compare these): a float carries
+    its sign, which also marks it as a float."""
     if type(value) is float:
         return [value, last_update, source, -1 if math.copysign(1.0, value) < 0 else 1]
     return [value, last_update, source]
 
 
+def float_mark(value: Value) -> int | None:
+    """The sign a stored float keeps beside its value, when the value alone would not say it
+    is a float: jsonb reads 1e+16 as an integer and -0.0 as 0.0 (any other float keeps a
+    fraction, ``1.0``, which tells it from an integer)."""
+    if type(value) is not float:
+        return None
+    if abs(value) >= FLOAT_EXPONENT_FROM:
+        return -1 if value < 0 else 1
+    if value == 0.0 and math.copysign(1.0, value) < 0:
+        return -1
+    return None
+
+
+def pack(
+    customer_id: str,
+    properties: Iterable[tuple[str, Value, int, str]],
+    deleted_at: int | None,
+) -> Row:
+    """A row of version 3: the plain values, the (last_update, source) most of them share
+    (the first seen of the most common), and ``stamps`` for the others and marked floats."""
+    items = list(properties)
+    counts: Counter[tuple[int, str]] = Counter((at, source) for _, _, at, source in items)
+    if not counts:
+        return customer_id, "{}", None, None, None, deleted_at
+    common_at, common_source = max(counts, key=counts.__getitem__)
+    stamps: dict[str, list[Any]] = {}
+    for name, value, at, source in items:
+        mark = float_mark(value)
+        if mark is not None:
+            stamps[name] = [at, source, mark]
+        elif at != common_at or source != common_source:
+            stamps[name] = [at, source]
+    values = orjson.dumps({name: value for name, value, _, _ in items}).decode()
+    return (
+        customer_id,
+        values,
+        common_at,
+        common_source,
+        orjson.dumps(stamps).decode() if stamps else None,
+        deleted_at,
+    )
+
+
 def profile_row(customer_id: str, profile: Profile) -> Row:
-    """A folded profile as a table row ``(customer_id, properties json, deleted_at)``. With
-    ``upsert_row``, the reference of ``streams._native.copy_rows`` (native/src/copy_rows.rs),
-    which the sink uses by default."""
-    properties = {
-        name: entry(state.value, state.last_update, state.source)
-        for name, state in profile.properties.items()
-    }
-    return customer_id, orjson.dumps(properties).decode(), profile.deleted_at
+    """A folded profile as a staging row. With ``upsert_row``, the reference of
+    ``streams._native.copy_rows`` (native/src/copy_rows.rs), which the sink uses by default."""
+    return pack(
+        customer_id,
+        (
+            (name, state.value, state.last_update, state.source)
+            for name, state in profile.properties.items()
+        ),
+        profile.deleted_at,
+    )
 
 
 def upsert_row(upsert: Upsert) -> Row:
     """The row of a customer's only upsert in a batch: every property is the upsert's source's
     (``profile_row`` of the profile it would fold into, without building it)."""
     source = upsert.source
-    properties = {
-        name: entry(value, last_update, source)
-        for name, (value, last_update, _) in upsert.properties.items()
-    }
-    return upsert.customer_id, orjson.dumps(properties).decode(), None
+    return pack(
+        upsert.customer_id,
+        (
+            (name, value, last_update, source)
+            for name, (value, last_update, _) in upsert.properties.items()
+        ),
+        None,
+    )
