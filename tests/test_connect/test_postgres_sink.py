@@ -119,6 +119,14 @@ def _state(state: PropertyState) -> tuple[int, str, str, str]:
     return state.last_update, state.source, type(state.value).__name__, repr(state.value)
 
 
+def _entry(value: Value, last_update: int, source: str) -> list[Any]:
+    """A property in version 2's form, which the SQL merge functions compare (and version 2
+    stored): a float carries its sign, which also marks it as a float."""
+    if type(value) is float:
+        return [value, last_update, source, -1 if math.copysign(1.0, value) < 0 else 1]
+    return [value, last_update, source]
+
+
 def _stored(entry: list[Any]) -> tuple[int, str, str, str]:
     """A stored entry as ``_state``: jsonb keeps numbers as decimals (1e300 reads back as an
     int, -0.0 as 0.0), so a float is told by its fourth item, the sign."""
@@ -230,9 +238,7 @@ def test_the_merge_statement_is_the_join_of_profiles(
     version = sql.SQL("SELECT xmin::text, deleted_at FROM {schema}.{table} WHERE customer_id = %s")
     priorities = q.priorities_json(policy.priorities)
     for profile in (one, two):
-        _, properties, last_update, source, stamps, deleted_at = q.profile_row(customer, profile)
-        row = {"customer_id": customer, "properties": properties, "last_update": last_update}
-        row |= {"source": source, "stamps": stamps, "deleted_at": deleted_at}
+        row = q.row_parameters(q.profile_row(customer, profile))
         before = postgres_query(version.format(**names), (customer,))
         postgres_query(upsert, {**row, "priorities": priorities})
     after = postgres_query(version.format(**names), (customer,))
@@ -822,7 +828,7 @@ def test_the_sql_winner_is_the_processor_winner(
     for a, b in pairs:
         for entry, stored in ((a, b), (b, a), (a, a)):
             encoded = [
-                orjson.dumps(q.entry(state.value, state.last_update, state.source)).decode()
+                orjson.dumps(_entry(state.value, state.last_update, state.source)).decode()
                 for state in (entry, stored)
             ]
             [(wins,)] = postgres_query(function, (*encoded, priorities))
@@ -912,7 +918,7 @@ def _old_rows(
                     "k": rank_key(state._replace(last_update=0), policy).hex(),
                 }
                 if version == 1
-                else q.entry(state.value, state.last_update, state.source)
+                else _entry(state.value, state.last_update, state.source)
                 for name, state in profile.properties.items()
             },
         )

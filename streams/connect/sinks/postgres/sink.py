@@ -528,21 +528,8 @@ class PostgresSink(RawBatchingSink):
         """Upsert one row in a savepoint; the server's reason when it refuses the row."""
         try:
             with cursor.connection.transaction():
-                _, properties, last_update, source, stamps, deleted_at = q.profile_row(
-                    customer_id, profile
-                )
-                cursor.execute(
-                    self._upsert_one_sql,
-                    {
-                        "customer_id": customer_id,
-                        "properties": properties,
-                        "last_update": last_update,
-                        "source": source,
-                        "stamps": stamps,
-                        "deleted_at": deleted_at,
-                        **self._priorities,
-                    },
-                )
+                row = q.row_parameters(q.profile_row(customer_id, profile))
+                cursor.execute(self._upsert_one_sql, {**row, **self._priorities})
         except _ROW_ERRORS as exc:
             return f"{exc.sqlstate}: {exc.diag.message_primary or type(exc).__name__}"
         return None

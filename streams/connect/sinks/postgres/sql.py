@@ -580,7 +580,6 @@ def migrate(
             logger.info("postgres sink migrated target=%s.%s version=%d", schema, table, version)
 
 
-# customer_id, properties, last_update, source, stamps, deleted_at: the staging columns.
 _READ_ENTRIES = """
 SELECT customer_id, deleted_at, {schema}.{entries}(properties, stamps, last_update, source)
   FROM {schema}.{table}
@@ -591,23 +590,18 @@ def stored_entries(
     conn: Connection[TupleRow], schema: str, table: str
 ) -> dict[str, tuple[int | None, dict[str, list[Any]]]]:
     """Every row as ``{customer_id: (deleted_at, {name: entry})}``, each property as the
-    entry the merge compares (``entry``'s form): for checks and tests."""
+    entry the merge functions compare, ``[value, last_update, source]`` (a float adds its
+    sign): for checks and tests."""
     rows = conn.execute(statement(_READ_ENTRIES, identifiers(schema, table))).fetchall()
     return {customer: (deleted_at, entries) for customer, deleted_at, entries in rows}
 
 
+ROW_COLUMNS = ("customer_id", "properties", "last_update", "source", "stamps", "deleted_at")
+# The staging columns, in ROW_COLUMNS' order.
 Row = tuple[str, str, int | None, str | None, str | None, int | None]
 # A float from here on is written with an exponent and no fraction (1e+16), which jsonb reads
 # back as an integer.
 FLOAT_EXPONENT_FROM = 1e16
-
-
-def entry(value: Value, last_update: int, source: str) -> list[Any]:
-    """A property in version 2's form (the merge functions compare these): a float carries
-    its sign, which also marks it as a float."""
-    if type(value) is float:
-        return [value, last_update, source, -1 if math.copysign(1.0, value) < 0 else 1]
-    return [value, last_update, source]
 
 
 def float_mark(value: Value) -> int | None:
@@ -651,6 +645,11 @@ def pack(
         orjson.dumps(stamps).decode() if stamps else None,
         deleted_at,
     )
+
+
+def row_parameters(row: Row) -> dict[str, Any]:
+    """A row as the named parameters of ``upsert_one_row``'s statement (priorities aside)."""
+    return dict(zip(ROW_COLUMNS, row, strict=True))
 
 
 def profile_row(customer_id: str, profile: Profile) -> Row:
