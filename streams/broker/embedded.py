@@ -236,6 +236,11 @@ class EmbeddedKafka:
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
+            # A partition's index files are sparse and memory-mapped: a first write faults in
+            # the device's whole readahead window of zeroes (8 MiB on some VMs), twice per
+            # partition, again whenever the page cache drops them. 1 MiB bounds it; a segment
+            # still takes over 300 MiB of records before its indexes are full.
+            "log.index.size.max.bytes": "1048576",
         }
 
     def _java_command(self, java: str, classpath: str, main_class: str) -> list[str]:

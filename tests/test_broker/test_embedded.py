@@ -129,6 +129,22 @@ def test_restart_on_same_data_dir_keeps_topic_and_record(
     assert message.value() == b"kept"
 
 
+def test_index_files_are_capped_at_one_mib(kafka_libs_dir: Path, tmp_path: Path) -> None:
+    # Kafka's 10 MiB default makes the first write to each sparse, mapped index fault in the
+    # device's whole readahead window of zeroes.
+    topic = _unique("index")
+    with EmbeddedKafka(
+        data_dir=tmp_path / "kafka", libs_dir=kafka_libs_dir, heap=SMALL_HEAP
+    ) as broker:
+        _create_topic(broker.bootstrap_servers, topic)
+        _produce(broker.bootstrap_servers, topic, b"k", b"v")
+        indexes = sorted((broker.log_dir / f"{topic}-0").glob("*index"))
+
+        assert [path.suffix for path in indexes] == [".index", ".timeindex"]
+        # The time index is trimmed to a whole number of its 12-byte entries.
+        assert [path.stat().st_size for path in indexes] == [1 << 20, (1 << 20) // 12 * 12]
+
+
 def test_jvm_exit_during_start_fails_fast_with_the_log_tail(
     kafka_libs_dir: Path, tmp_path: Path
 ) -> None:
