@@ -2,7 +2,9 @@
 //! states, building the output records), with the GIL released for all of it.
 
 use std::collections::HashMap;
+use std::mem::take;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -52,10 +54,13 @@ const FILL_PARKED: u8 = 0;
 const FILL_REJECTED: u8 = 1;
 const FILL_REROUTE: u8 = 2;
 
+/// Where a record's bytes lie in `Merged::bytes`.
+type Span = std::ops::Range<usize>;
+
 /// What the merge of one accepted record put out, in order.
 enum Emitted {
-    Stale(usize, Vec<u8>),
-    Upsert(usize, Vec<u8>),
+    Stale(usize, Span),
+    Upsert(usize, Span),
     TooLarge(usize, Reject),
 }
 
@@ -67,10 +72,16 @@ struct MergeCounts {
     too_large: u64,
 }
 
-/// A customer's profile slot and its new state bytes.
-type SlotState = (usize, Vec<u8>);
+/// A customer's profile slot and where its new state bytes lie.
+type SlotState = (usize, Span);
+
+/// The output buffer a batch keeps for the next one up to this size: a batch writes tens of
+/// MiB, and memory freed after every batch came back as fresh pages to fault in.
+const KEPT_BUFFER_BYTES: usize = 64 << 20;
 
 struct Merged {
+    /// Every upsert, stale record and state of the batch, back to back.
+    bytes: Vec<u8>,
     emitted: Vec<Emitted>,
     counts: MergeCounts,
     /// Partitions in the order of their first change, each with its customers in that order.
@@ -90,6 +101,8 @@ pub struct Kernel {
     output_record: Py<PyType>,
     upserts_topic: Py<PyString>,
     stale_topic: Py<PyString>,
+    /// The last batch's `Merged::bytes`, emptied, for the next batch to write into.
+    buffer: Mutex<Vec<u8>>,
 }
 
 #[pymethods]
@@ -158,6 +171,7 @@ impl Kernel {
             output_record,
             upserts_topic,
             stale_topic,
+            buffer: Mutex::new(Vec::new()),
         })
     }
 
@@ -383,12 +397,26 @@ impl Kernel {
                 })
                 .collect()
         };
-        let first = self.merge_pass(records, outcomes, record_slot, keys, load()?, now_ms, &[]);
+        let buffer = self
+            .buffer
+            .lock()
+            .map(|mut kept| take(&mut *kept))
+            .unwrap_or_default();
+        let first = self.merge_pass(
+            records,
+            outcomes,
+            record_slot,
+            keys,
+            load()?,
+            now_ms,
+            &[],
+            buffer,
+        );
         let oversized: Vec<bool> = {
             let mut flags = vec![false; keys.len()];
             for (_, states) in &first.states {
-                for (slot, bytes) in states {
-                    flags[*slot] = bytes.len() > self.max_state_bytes;
+                for (slot, span) in states {
+                    flags[*slot] = span.len() > self.max_state_bytes;
                 }
             }
             flags
@@ -405,6 +433,7 @@ impl Kernel {
             load()?,
             now_ms,
             &oversized,
+            first.bytes,
         ))
     }
 
@@ -418,8 +447,11 @@ impl Kernel {
         mut profiles: Vec<Profile>,
         now_ms: i64,
         guarded: &[bool],
+        mut bytes: Vec<u8>,
     ) -> Merged {
+        bytes.clear();
         let mut out = Merged {
+            bytes,
             emitted: Vec::new(),
             counts: MergeCounts::default(),
             states: Vec::new(),
@@ -453,9 +485,9 @@ impl Kernel {
             };
             out.contributors.push((slot, records[i].offset));
             for stale in &merged.stale {
-                let mut bytes = Vec::with_capacity(256);
-                upsert_out::stale_json(event, stale, now_ms, &mut bytes);
-                out.emitted.push(Emitted::Stale(i, bytes));
+                let start = out.bytes.len();
+                upsert_out::stale_json(event, stale, now_ms, &mut out.bytes);
+                out.emitted.push(Emitted::Stale(i, start..out.bytes.len()));
             }
             out.counts.stale_writes += merged.stale.len() as u64;
             if !merged.accepted() {
@@ -463,12 +495,14 @@ impl Kernel {
                 continue;
             }
             out.counts.applied += 1;
-            let mut bytes = Vec::with_capacity(128);
+            let start = out.bytes.len();
             match &self.upsert_header {
-                Some(header) => upsert_out::upsert_avro(header, event, &merged, now_ms, &mut bytes),
-                None => upsert_out::upsert_json(event, &merged, now_ms, &mut bytes),
+                Some(header) => {
+                    upsert_out::upsert_avro(header, event, &merged, now_ms, &mut out.bytes)
+                }
+                None => upsert_out::upsert_json(event, &merged, now_ms, &mut out.bytes),
             }
-            out.emitted.push(Emitted::Upsert(i, bytes));
+            out.emitted.push(Emitted::Upsert(i, start..out.bytes.len()));
             if !changed_slots[slot] {
                 changed_slots[slot] = true;
                 let partition = records[i].partition;
@@ -478,15 +512,16 @@ impl Kernel {
                 }
             }
         }
+        let bytes = &mut out.bytes;
         out.states = state_order
             .into_iter()
             .map(|(partition, slots)| {
                 let states = slots
                     .into_iter()
                     .map(|slot| {
-                        let mut bytes = Vec::with_capacity(256);
-                        state::encode(&profiles[slot], &mut bytes);
-                        (slot, bytes)
+                        let start = bytes.len();
+                        state::encode(&profiles[slot], bytes);
+                        (slot, start..bytes.len())
                     })
                     .collect();
                 (partition, states)
@@ -557,10 +592,10 @@ impl Kernel {
                     outputs.append(&none)?;
                     continue;
                 }
-                Emitted::Stale(i, bytes) => (i, &self.stale_topic, bytes),
-                Emitted::Upsert(i, bytes) => {
+                Emitted::Stale(i, span) => (i, &self.stale_topic, span),
+                Emitted::Upsert(i, span) => {
                     upserts_out += 1;
-                    (i, &self.upserts_topic, bytes)
+                    (i, &self.upserts_topic, span)
                 }
             };
             let record = &records[i];
@@ -581,7 +616,7 @@ impl Kernel {
                     topic.bind(py).clone().into_any(),
                     record.partition.into_pyobject(py)?.into_any(),
                     key.into_any(),
-                    PyBytes::new(py, &bytes).into_any(),
+                    PyBytes::new(py, &merged.bytes[bytes]).into_any(),
                     none.bind(py).clone(),
                     none.bind(py).clone(),
                     origin.into_any(),
@@ -592,10 +627,20 @@ impl Kernel {
         let states = PyDict::new(py);
         for (partition, entries) in &merged.states {
             let per_partition = PyDict::new(py);
-            for (slot, bytes) in entries {
-                per_partition.set_item(&key_objects[*slot], PyBytes::new(py, bytes))?;
+            for (slot, span) in entries {
+                per_partition.set_item(
+                    &key_objects[*slot],
+                    PyBytes::new(py, &merged.bytes[span.clone()]),
+                )?;
             }
             states.set_item(partition, per_partition)?;
+        }
+        let mut bytes = merged.bytes;
+        if bytes.capacity() <= KEPT_BUFFER_BYTES {
+            bytes.clear();
+            if let Ok(mut kept) = self.buffer.lock() {
+                *kept = bytes;
+            }
         }
         let counts = merged.counts;
         if counts.too_large > 0 {

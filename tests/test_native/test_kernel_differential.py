@@ -85,6 +85,25 @@ def test_the_kernel_equals_the_reference(
     assert_same(expected, actual)
 
 
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    settings=configurations,
+    batches=st.lists(records(PARTITIONS), min_size=2, max_size=4),
+    stored=stored_states(),
+)
+def test_one_kernel_equals_the_reference_batch_after_batch(
+    settings: Settings, batches: list[list[InputRecord]], stored: dict[bytes, bytes]
+) -> None:
+    # The kernel writes a batch's outputs into the buffer the batch before left it.
+    def load(_partition: int, keys: list[bytes]) -> list[bytes | None]:
+        return [stored.get(key) for key in keys]
+
+    reference = BatchProcessor(settings, load, lambda: NOW_MS)
+    kernel = NativeBatchProcessor(settings, load, lambda: NOW_MS)
+    for batch in batches:
+        assert_same(reference.process(batch), kernel.process(batch))
+
+
 @hypothesis_settings(max_examples=100, deadline=None)
 @given(batch=records(PARTITIONS), stored=stored_states(), data=st.data())
 def test_parked_records_are_dead_lettered_alike(
