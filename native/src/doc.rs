@@ -68,10 +68,12 @@ pub fn parse_json(data: &[u8]) -> Parsed {
         return Parsed::Unusual;
     }
     let wide = Cell::new(false);
-    let mut deserializer = serde_json::Deserializer::from_slice(data);
-    let parsed = DocSeed { wide: &wide }
-        .deserialize(&mut deserializer)
-        .and_then(|doc| deserializer.end().map(|()| doc));
+    // Text checked as UTF-8 once is not checked again string by string; other bytes are read
+    // as bytes, for serde_json to say where they go wrong.
+    let parsed = match std::str::from_utf8(data) {
+        Ok(text) => read_doc(serde_json::Deserializer::from_str(text), &wide),
+        Err(_) => read_doc(serde_json::Deserializer::from_slice(data), &wide),
+    };
     match parsed {
         Ok(doc) => Parsed::Doc(doc, wide.get()),
         Err(err) => {
@@ -82,6 +84,15 @@ pub fn parse_json(data: &[u8]) -> Parsed {
             Parsed::BadJson(text)
         }
     }
+}
+
+fn read_doc<'de, R: serde_json::de::Read<'de>>(
+    mut deserializer: serde_json::Deserializer<R>,
+    wide: &Cell<bool>,
+) -> serde_json::Result<Doc> {
+    let doc = DocSeed { wide }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(doc)
 }
 
 /// Builds a `Doc` straight from serde_json's events (no intermediate `serde_json::Value`).
@@ -147,9 +158,8 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
-        let mut out = DocMap::default();
         let Some(first) = map.next_key::<String>()? else {
-            return Ok(Doc::Map(out));
+            return Ok(Doc::Map(DocMap::default()));
         };
         // arbitrary_precision hands a number over as a one-entry map under this key; the
         // input itself cannot hold the key (see parse_json).
@@ -157,6 +167,8 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
             let text: String = map.next_value()?;
             return number(&text, self.wide).map_err(de::Error::custom);
         }
+        // An event's object has about this many fields: room for them at once.
+        let mut out = DocMap::with_capacity(8);
         out.insert(first, map.next_value_seed(self)?);
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(self)?;

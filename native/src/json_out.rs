@@ -18,10 +18,25 @@ pub fn opt_int(value: Option<i64>, out: &mut Vec<u8>) {
     }
 }
 
+/// The bytes a JSON string escapes: '"', '\\' and controls below 0x20.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 pub fn string(text: &str, out: &mut Vec<u8>) {
-    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    let bytes = text.as_bytes();
+    if !bytes.iter().any(|&b| ESCAPED[usize::from(b)]) {
+        out.reserve(bytes.len() + 2);
         out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(bytes);
         out.push(b'"');
         return;
     }

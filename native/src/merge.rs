@@ -103,6 +103,11 @@ pub fn apply_event<'e>(
         apply_delete(profile, event, &mut result);
         return result;
     }
+    result.changed.reserve(event.properties.len());
+    if profile.properties.is_empty() {
+        // A new customer (every row of a backfill): sized once instead of grown and rehashed.
+        profile.properties.reserve(event.properties.len());
+    }
     let watermark = profile.deleted_at;
     for (index, (name, value)) in event.properties.iter().enumerate() {
         let timestamp = event_timestamp(event, name);

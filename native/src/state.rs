@@ -94,7 +94,8 @@ fn property(entry: Doc) -> Result<PropertyState, String> {
 /// batch's reading is its stored states). None for any other layout or a value this reader
 /// does not type as the reference does; `decode` reads those as documents.
 fn decode_as_written(data: &[u8]) -> Option<Profile> {
-    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    // Checked as UTF-8 once, not string by string; `decode` judges any other bytes.
+    let mut deserializer = serde_json::Deserializer::from_str(std::str::from_utf8(data).ok()?);
     let profile = ProfileSeed.deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;
     Some(profile)
