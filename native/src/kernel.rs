@@ -397,21 +397,25 @@ impl Kernel {
                 })
                 .collect()
         };
+        let pass = |guarded: &[bool], bytes: Vec<u8>| -> Result<Merged, String> {
+            let profiles = load()?;
+            Ok(self.merge_pass(
+                records,
+                outcomes,
+                record_slot,
+                keys,
+                profiles,
+                now_ms,
+                guarded,
+                bytes,
+            ))
+        };
         let buffer = self
             .buffer
             .lock()
             .map(|mut kept| take(&mut *kept))
             .unwrap_or_default();
-        let first = self.merge_pass(
-            records,
-            outcomes,
-            record_slot,
-            keys,
-            load()?,
-            now_ms,
-            &[],
-            buffer,
-        );
+        let first = pass(&[], buffer)?;
         let oversized: Vec<bool> = {
             let mut flags = vec![false; keys.len()];
             for (_, states) in &first.states {
@@ -425,16 +429,7 @@ impl Kernel {
             return Ok(first);
         }
         // Rare: merge again, checking those customers event by event.
-        Ok(self.merge_pass(
-            records,
-            outcomes,
-            record_slot,
-            keys,
-            load()?,
-            now_ms,
-            &oversized,
-            first.bytes,
-        ))
+        pass(&oversized, first.bytes)
     }
 
     #[allow(clippy::too_many_arguments)]
