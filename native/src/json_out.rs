@@ -2,6 +2,7 @@
 //! string escapes, the same float layout. Tests compare the two on generated values.
 
 use crate::value::Value;
+use crate::words::json_plain;
 
 pub fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(b"null");
@@ -18,22 +19,9 @@ pub fn opt_int(value: Option<i64>, out: &mut Vec<u8>) {
     }
 }
 
-/// The bytes a JSON string escapes: '"', '\\' and controls below 0x20.
-const ESCAPED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
-        byte += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
 pub fn string(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
-    if !bytes.iter().any(|&b| ESCAPED[usize::from(b)]) {
+    if json_plain(bytes) {
         out.reserve(bytes.len() + 2);
         out.push(b'"');
         out.extend_from_slice(bytes);

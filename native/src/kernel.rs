@@ -101,7 +101,8 @@ pub struct Kernel {
     output_record: Py<PyType>,
     upserts_topic: Py<PyString>,
     stale_topic: Py<PyString>,
-    /// The last batch's `Merged::bytes`, emptied, for the next batch to write into.
+    /// The last batch's `Merged::bytes`, for the next batch to write into (`merge_pass`
+    /// empties it).
     buffer: Mutex<Vec<u8>>,
 }
 
@@ -574,7 +575,7 @@ impl Kernel {
         let mut upserts_out = 0_u64;
         let mut origins: Vec<Option<Bound<'py, PyTuple>>> = vec![None; records.len()];
         for emitted in merged.emitted {
-            let (i, topic, bytes) = match emitted {
+            let (i, topic, span) = match emitted {
                 Emitted::TooLarge(i, reject) => {
                     *rejected.entry(reject.reason).or_default() += 1;
                     fills.append((
@@ -611,7 +612,7 @@ impl Kernel {
                     topic.bind(py).clone().into_any(),
                     record.partition.into_pyobject(py)?.into_any(),
                     key.into_any(),
-                    PyBytes::new(py, &merged.bytes[bytes]).into_any(),
+                    PyBytes::new(py, &merged.bytes[span]).into_any(),
                     none.bind(py).clone(),
                     none.bind(py).clone(),
                     origin.into_any(),
@@ -630,11 +631,9 @@ impl Kernel {
             }
             states.set_item(partition, per_partition)?;
         }
-        let mut bytes = merged.bytes;
-        if bytes.capacity() <= KEPT_BUFFER_BYTES {
-            bytes.clear();
+        if merged.bytes.capacity() <= KEPT_BUFFER_BYTES {
             if let Ok(mut kept) = self.buffer.lock() {
-                *kept = bytes;
+                *kept = merged.bytes;
             }
         }
         let counts = merged.counts;

@@ -30,6 +30,7 @@ mod upsert_in;
 mod upsert_out;
 mod validate;
 mod value;
+mod words;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {

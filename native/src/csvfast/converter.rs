@@ -11,7 +11,7 @@ use super::keyindex::KeyIndex;
 use super::memo::{Found, Table, Value};
 use super::out::Out;
 use super::parse::{Cell, CellKind, Format, Input, Parsed};
-use super::words::{hash_bytes, json_plain};
+use crate::words::{hash_bytes, json_plain};
 
 /// `which` of `miss(which, cells)` for the removal flags and the modified-at times (memo
 /// slots are named by their index).

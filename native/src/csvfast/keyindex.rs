@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::sequence_items;
-use super::words::{hash_bytes, same_bytes};
+use crate::words::{hash_bytes, same_bytes};
 
 const FIRST_SLOTS: usize = 1024;
 const KEY_LENGTH: usize = std::mem::size_of::<usize>();

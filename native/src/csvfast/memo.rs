@@ -1,7 +1,7 @@
 //! Memo tables: a column's cell bytes -> what the Python converter made of them, looked up for
 //! every row without the GIL and filled (with it) one distinct value at a time.
 
-use super::words::{hash_bytes, same_bytes};
+use crate::words::{hash_bytes, same_bytes};
 
 /// Key and text bytes kept in the slot itself.
 const INLINE: usize = 26;

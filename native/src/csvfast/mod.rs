@@ -40,7 +40,6 @@ mod keyindex;
 mod memo;
 mod out;
 mod parse;
-mod words;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};

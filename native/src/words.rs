@@ -1,4 +1,5 @@
-//! Eight bytes at a time: hashing, comparing and checking the short cells of a row.
+//! Eight bytes at a time: hashing, comparing and checking short texts (a row's cells, JSON
+//! strings).
 //!
 //! Words are read little-endian whatever the machine, so the same code (and the same byte
 //! positions from `trailing_zeros`) serves every target: there is no byte-at-a-time variant.
