@@ -22,6 +22,13 @@ def changelog_records(
 ) -> list[_Record]:
     """A batch's new states as the changelog's records (output records of ``topic``)."""
 
+def produce_records(
+    produce: Callable[..., None], records: list[Any], on_delivery: Callable[..., None], start: int
+) -> int:
+    """``produce(topic, value, key, partition, on_delivery)`` for ``records[start:]`` (output
+    records) in order, up to the first with headers or a timestamp or whose ``produce`` raised;
+    returns its index, ``len(records)`` when all were produced."""
+
 def copy_rows(singles: dict[str, Upsert], profiles: dict[str, Profile]) -> bytes | None:
     """The PostgreSQL sink's staging rows as COPY text: one line (customer id, properties,
     last_update, source, stamps, deleted_at) per row FoldedBatch.rows yields, in its order; None

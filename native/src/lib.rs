@@ -23,6 +23,7 @@ mod json_out;
 mod kernel;
 mod merge;
 mod partition;
+mod produce;
 mod records;
 mod state;
 mod timestamps;
@@ -38,6 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(records::input_records, m)?)?;
     m.add_function(wrap_pyfunction!(records::raw_records, m)?)?;
     m.add_function(wrap_pyfunction!(records::changelog_records, m)?)?;
+    m.add_function(wrap_pyfunction!(produce::produce_records, m)?)?;
     m.add_function(wrap_pyfunction!(copy_rows::copy_rows, m)?)?;
     m.add_function(wrap_pyfunction!(copy_rows::suspect_upserts, m)?)?;
     m.add_class::<kernel::Kernel>()?;

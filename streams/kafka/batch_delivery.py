@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple, cast
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streams._native import produce_records
 from streams.errors import DeliveryError
 from streams.kafka.dead_letters import is_unavailable
 from streams.kafka.output_records import OutputRecord
@@ -83,6 +85,8 @@ class Reports:
             self.unavailable.append(error)
 
 
+Callback = Callable[[KafkaError | None, Message], None]
+
 _Identity = tuple[str, int | None, bytes | None, bytes | None]
 
 
@@ -90,13 +94,17 @@ def _identity(record: OutputRecord) -> _Identity:
     return record.topic, record.partition, record.key, record.value
 
 
+_partition_of = itemgetter(0, 1)  # an output record's (topic, partition)
+
+
 class BatchDelivery:
     """Wraps an idempotent producer; every call ends with all its records acknowledged or
     refused.
 
-    ``offsets_producer``, when given, takes the records whose offsets are tracked (it must
-    report every delivery); ``producer`` may then report failures only
-    (``delivery.report.only.error``), which spares a Python callback per record."""
+    ``offsets_producer``, when given, reports every delivery and takes the records whose
+    offsets are tracked: all of them with ``one_at_a_time``, otherwise the last of each
+    partition. ``producer`` may then report failures only (``delivery.report.only.error``),
+    which spares a Python callback per record."""
 
     def __init__(
         self,
@@ -123,7 +131,9 @@ class BatchDelivery:
     def send_tracking_offsets(
         self, records: Iterable[OutputRecord], *, one_at_a_time: bool = False
     ) -> tuple[dict[int, int], list[Refusal]]:
-        """Like ``send``; also returns the highest acknowledged offset per partition."""
+        """Like ``send``; also returns an acknowledged offset per partition, above those of
+        every earlier call: the highest with ``one_at_a_time``, otherwise possibly below some
+        of this call's own records (see ``start``)."""
         return self._send(records, one_at_a_time, track_offsets=True)
 
     def start(self, records: Iterable[OutputRecord], *, track_offsets: bool) -> Reports:
@@ -132,8 +142,24 @@ class BatchDelivery:
         the next batch is merged."""
         batch = records if isinstance(records, list) else list(records)
         reports = Reports(batch)
-        callback = reports.on_delivery if track_offsets else reports.on_error_only
-        self._produce(batch, reports, callback, track_offsets=track_offsets)
+        if not track_offsets:
+            self._produce(self._producer, batch, reports, reports.on_error_only)
+        elif self._offsets_producer is self._producer:
+            self._produce(self._producer, batch, reports, reports.on_delivery)
+        else:
+            # A report per record costs a Python call and a copy of the record: only the last
+            # record of each partition is reported (its offset, the checkpoint), the others
+            # only if they fail. The two producers do not order their records between them,
+            # so the checkpoint may precede other records of the call; a restore from it
+            # replays them, which changes nothing (states are joined).
+            last = dict(zip(map(_partition_of, batch), range(len(batch)), strict=True))
+            reported = sorted(last.values())
+            rest = batch.copy()
+            for index in reversed(reported):
+                del rest[index]
+            self._produce(self._producer, rest, reports, reports.on_error_only)
+            tracked = [batch[index] for index in reported]
+            self._produce(self._offsets_producer, tracked, reports, reports.on_delivery)
         return reports
 
     def wait(self, *reports: Reports) -> None:
@@ -154,53 +180,23 @@ class BatchDelivery:
             self.wait(reports)
             return reports.offsets, reports.refused
         reports = Reports(batch)
+        producer = self._offsets_producer if track_offsets else self._producer
         callback = reports.on_delivery if track_offsets else reports.on_error_only
         for record in batch:
-            self._produce((record,), reports, callback, track_offsets=track_offsets)
+            self._produce(producer, [record], reports, callback)
             self._wait(reports)
         return reports.offsets, reports.refused
 
+    @staticmethod
     def _produce(
-        self,
-        records: Iterable[OutputRecord],
-        reports: Reports,
-        callback: Callable[[KafkaError | None, Message], None],
-        *,
-        track_offsets: bool,
+        producer: Producer, records: list[OutputRecord], reports: Reports, callback: Callback
     ) -> None:
-        producer = self._offsets_producer if track_offsets else self._producer
-        produce = producer.produce
-        for record in records:
-            topic, partition, key, value, headers, timestamp, _ = record
-            try:
-                try:
-                    # Positional arguments: keyword parsing costs as much as the rest of the
-                    # call, and most records carry no headers nor timestamp of their own.
-                    if headers is None and timestamp is None:
-                        produce(topic, value, key, partition, callback)
-                    else:
-                        produce(
-                            topic,
-                            value,
-                            key,
-                            partition,
-                            callback,
-                            timestamp=timestamp or 0,
-                            headers=cast("list[tuple[str, str | bytes | None]]", headers),
-                        )
-                except BufferError:
-                    produce_when_room(
-                        producer,
-                        topic,
-                        value,
-                        key,
-                        partition,
-                        callback,
-                        timestamp=timestamp or 0,
-                        headers=headers,
-                    )
-            except KafkaException as exc:  # refused before queueing (too large, say)
-                reports.failed(record, exc.args[0])
+        """Every record in order: the native loop produces the common ones, and
+        ``_produce_one`` each it stops at (headers, a timestamp, a full queue, a refusal)."""
+        index = 0
+        while (index := produce_records(producer.produce, records, callback, index)) < len(records):
+            _produce_one(producer, records[index], reports, callback)
+            index += 1
 
     def _wait(self, reports: Reports) -> None:
         self._check(reports, self._flush())
@@ -221,3 +217,20 @@ class BatchDelivery:
             )
         if remaining:
             raise DeliveryError(f"{remaining} records still unacknowledged after flush timeout")
+
+
+def _produce_one(
+    producer: Producer, record: OutputRecord, reports: Reports, callback: Callback
+) -> None:
+    """One record (the reference of ``produce_records``): waits for room in a full queue,
+    and reports a record refused before it was queued (too large, say)."""
+    topic, partition, key, value, headers, timestamp, _ = record
+    args: tuple[Any, ...] = (topic, value, key, partition, callback)
+    options: dict[str, Any] = {"timestamp": timestamp or 0, "headers": headers}
+    try:
+        try:
+            producer.produce(*args, **options)
+        except BufferError:
+            produce_when_room(producer, *args, **options)
+    except KafkaException as exc:  # refused before queueing (too large, say)
+        reports.failed(record, exc.args[0])

@@ -49,9 +49,11 @@ class ProcessorWorker:
     its changelog records.
 
     Under load (full batches) the merge runs on a thread of its own: the kernel releases the
-    GIL for most of it, so this thread produces the previous batch's outputs and consumes the
-    next batch meanwhile. Stores and batches in flight change only while no merge runs; a
-    batch that is not full is handed off at once, so a quiet input waits for no next batch."""
+    GIL for most of it, so this thread meanwhile moves the batches in flight on (their
+    acknowledgements, changelog records, local writes and commits), produces the previous
+    batch's outputs and consumes the next batch. The merge reads states as they are then (see
+    ``_load_states``); a batch that is not full is handed off at once, so a quiet input waits
+    for no next batch."""
 
     def __init__(
         self,
@@ -189,13 +191,16 @@ class ProcessorWorker:
         result = None
         if previous is not None:
             result = self._merged(previous)
-            if not self._settle([*previous.records, *records]):
-                return
             self._handing = result.states
         self._merging = _Merging(
             records, time.perf_counter(), self._merger.submit(self._batch.process, records)
         )
         if previous is not None and result is not None:
+            # While the merge runs: batches in flight move on (what _load_states reads stays
+            # true meanwhile), then the previous batch joins them.
+            if not self._settle([*previous.records, *records]):
+                self._discard_merge()
+                return
             self._send(previous, result)
         if len(records) < self.settings.batch_max_events:
             self._finish_merge()  # the input keeps up: no next batch to overlap with
@@ -205,6 +210,15 @@ class ProcessorWorker:
         reports = self._delivery.start(result.outputs, track_offsets=False)
         self._flight.append(_InFlight(merged.records, result, merged.started, reports))
         self._handing = {}
+
+    def _discard_merge(self) -> None:
+        """The batch being merged was merged on top of batches Kafka refused: it is consumed
+        again (``_abandon`` rewound the consumer), so its result is dropped."""
+        merging, self._merging = self._merging, None
+        self._handing = {}
+        if merging is not None:
+            with contextlib.suppress(Exception):  # it is redone, failing again if it must
+                merging.future.result()
 
     @staticmethod
     def _merged(merging: _Merging) -> BatchResult:
@@ -329,9 +343,11 @@ class ProcessorWorker:
 
     def _load_states(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
         """From the local store, or from a batch in flight (the newest has it): its states are
-        written once Kafka has them. Runs on the merge thread: the batch being handed off is
-        read before the batches in flight, which it joins before it stops being handed off,
-        and both before the store, which a batch is written to before it leaves the flight."""
+        written once Kafka has them. Runs on the merge thread while this one moves batches on:
+        the batch being handed off is read before the batches in flight, which it joins before
+        it stops being handed off, and both before the store, which a batch is written to
+        before it leaves the flight. A batch refused meanwhile makes the merge's result moot
+        (``_discard_merge``)."""
         handing = self._handing.get(partition)
         layers = [
             states for flight in self._flight if (states := flight.result.states.get(partition))
