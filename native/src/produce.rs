@@ -1,7 +1,7 @@
 //! The delivery loop's common case: `produce` called for each record of a batch from here,
-//! not from a Python loop, whose own steps per record (unpacking the record, the checks, the
-//! call) cost about half of what librdkafka's `produce` does. `BatchDelivery._produce_one` is
-//! the reference: it produces each record this loop leaves to it.
+//! sparing the Python loop's own steps per record (unpacking the record, the checks, the
+//! call) on the worker's thread. `BatchDelivery._produce_one` is the reference: it produces
+//! each record this loop leaves to it.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};

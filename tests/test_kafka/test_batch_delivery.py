@@ -158,14 +158,11 @@ def test_checkpoints_are_the_offsets_of_each_partitions_last_record(streams_sett
 
     assert refused == refused_too == []
     offsets = {r.value: (r.partition, r.offset) for r in read_topic(settings, topic)}
+    first_values = {record.value for record in first}
     for partition in range(3):
         last_first, last_second = first[-3 + partition], second[-3 + partition]
         assert last_first.partition == last_second.partition == partition
         assert offsets[last_first.value] == (partition, before[partition])
         assert offsets[last_second.value] == (partition, after[partition])
-        earlier = [o for v, (p, o) in offsets.items() if p == partition and v in _values(first)]
+        earlier = [o for v, (p, o) in offsets.items() if p == partition and v in first_values]
         assert after[partition] > max(earlier)
-
-
-def _values(records: list[OutputRecord]) -> set[bytes | None]:
-    return {record.value for record in records}
