@@ -35,6 +35,9 @@ _CHANGELOG_OFFSET_KEY = b"\x00meta:changelog-offset"
 # memtables are flushed (and their memory freed) early, large ones write fewer small files.
 MEMTABLES_PER_BUDGET = 4
 BLOOM_BITS_PER_KEY = 10  # a query or event for a new customer skips the files without it
+# The same for the memtables, whose skip list a lookup otherwise searches: a backfill looks up
+# customers that are new. Its filter takes this share of each memtable's budget.
+MEMTABLE_BLOOM_RATIO = 0.1
 MIB = 1024 * 1024
 
 
@@ -80,6 +83,8 @@ class _SharedMemory:
             max(self.memory.write_buffer_bytes // MEMTABLES_PER_BUDGET, MIB)
         )
         options.set_max_write_buffer_number(2)
+        options.set_memtable_whole_key_filtering(True)
+        options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
         options.set_max_open_files(self.memory.max_open_files)
         return options
 
