@@ -1,7 +1,6 @@
 """The crate's allocator and the operating system: its memory must not ask for transparent huge
 pages. A region advised ``MADV_HUGEPAGE`` is zeroed 2 MiB at a time on its first touch, and the
-processor's batches touch fresh memory all the time: that zeroing was a third of the merge
-thread's CPU on backfill events."""
+processor's batches touch fresh memory all the time."""
 
 from __future__ import annotations
 
