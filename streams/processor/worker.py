@@ -198,7 +198,7 @@ class ProcessorWorker:
         if previous is not None and result is not None:
             # While the merge runs: batches in flight move on (what _load_states reads stays
             # true meanwhile), then the previous batch joins them.
-            if not self._settle([*previous.records, *records]):
+            if not self._settle(previous.records, records):
                 self._discard_merge()
                 return
             self._send(previous, result)
@@ -241,12 +241,12 @@ class ProcessorWorker:
         if not input_records(messages, InputRecord, records):  # some message has an error
             input_records(without_errors(messages, "processor"), InputRecord, records)
 
-    def _settle(self, records: Sequence[InputRecord] = ()) -> bool:
+    def _settle(self, *merged: Sequence[InputRecord]) -> bool:
         """Wait for what is in flight: the oldest batch's changelog (then it is written and
         committed) and the newest batch's outputs (then its changelog goes out). False, with
         the consumer rewound to the first record not committed, when Kafka refused anything
-        or is unavailable: those batches (and ``records``, merged on top of them) are done
-        again one at a time, where refusals are handled."""
+        or is unavailable: those batches (and the ``merged`` ones, merged on top of them, oldest
+        first) are done again one at a time, where refusals are handled."""
         if not self._flight:
             return True
         try:
@@ -254,11 +254,11 @@ class ProcessorWorker:
         except DeliveryError as exc:
             self.metrics.delivery_failures.inc()
             logger.error("delivery failed, replaying the batches in flight: %s", exc)
-            self._abandon(records)
+            self._abandon(merged)
             self._stop.wait(self._retry_backoff)
             return False
         if any(flight.reports.refused for flight in self._flight):
-            self._abandon(records)
+            self._abandon(merged)
             return False
         pending: list[_InFlight] = []
         for flight in self._flight:
@@ -282,13 +282,14 @@ class ProcessorWorker:
         while self._flight and self._settle():
             pass
 
-    def _abandon(self, records: Sequence[InputRecord]) -> None:
+    def _abandon(self, merged: tuple[Sequence[InputRecord], ...]) -> None:
         first: dict[int, int] = {}
         for flight in self._flight:
             for record in flight.records:
                 first.setdefault(record.partition, record.offset)
-        for record in records:
-            first.setdefault(record.partition, record.offset)
+        for records in merged:
+            for record in records:
+                first.setdefault(record.partition, record.offset)
         self._flight = []
         self._careful = True
         self._seek(first)
